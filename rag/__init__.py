@@ -1,0 +1,30 @@
+"""rag: index a folder with an encoder-only embedder, retrieve, and answer with a pluggable generator.
+
+Heavy libraries (torch, transformers, faiss) load on first use, so importing rag is cheap.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+__version__ = "0.1.0"
+
+__all__ = ["Index", "BuildReport", "Document", "Chunk", "Passage", "Embedder", "RagError"]
+
+if TYPE_CHECKING:
+    from .documents import Chunk, Document, Passage
+    from .embedder import Embedder
+    from .errors import RagError
+    from .index import BuildReport, Index
+
+_LAZY = {
+    "Index": "index", "BuildReport": "index", "Document": "documents", "Chunk": "documents",
+    "Passage": "documents", "Embedder": "embedder", "RagError": "errors",
+}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module 'rag' has no attribute {name!r}")
