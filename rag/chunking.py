@@ -53,16 +53,18 @@ def chunk_offsets(
         raise ValueError(f"chunk overlap must be between 0 and size-1 ({size - 1}) tokens, got {overlap}")
     n = len(offsets)
     ranges: list[tuple[int, int]] = []
-    start = 0
+    start, prev_end = 0, 0
     while start < n:
         limit = start + size
         if limit >= n:
             ranges.append((start, n))
             break
-        # Cut somewhere in the second half of the window, at the strongest boundary, latest on ties.
-        lo = start + max(1, size // 2)
+        # Cut in the second half of the window (and past the previous cut, so no chunk is contained
+        # in the one before), at the strongest boundary, latest on ties.
+        lo = max(start + max(1, size // 2), prev_end + 1)
         end = max(range(lo, limit + 1), key=lambda j: (_boundary_strength(text, offsets, j), j))
         ranges.append((start, end))
+        prev_end = end
         # Start the next chunk inside the overlap, at the strongest boundary, earliest on ties.
         lo = max(end - overlap, start + 1)
         start = max(range(lo, end + 1), key=lambda j: (_boundary_strength(text, offsets, j), -j))

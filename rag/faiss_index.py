@@ -17,7 +17,7 @@ PQ_BITS = 8
 
 
 def ivfpq_lists(n: int) -> int:
-    return max(1, min(65536, int(4 * math.sqrt(n))))
+    return max(1, min(65536, int(math.sqrt(n))))
 
 
 def ivfpq_min_chunks(n: int) -> int:

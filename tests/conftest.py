@@ -61,3 +61,18 @@ def make_pdf(lines: list[str]) -> bytes:
         out += b"%010d 00000 n \n" % offset
     out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref)
     return bytes(out)
+
+
+@pytest.fixture(scope="session")
+def corpus_index(tmp_path_factory, embedder):
+    """The shipped corpus, indexed once per test session with the default settings."""
+    from rag.index import Index
+
+    return Index.build(CORPUS / "docs", tmp_path_factory.mktemp("corpus") / "idx", embedder=embedder, warn=lambda m: None)
+
+
+@pytest.fixture(scope="session")
+def qa_items() -> list[dict]:
+    import json
+
+    return [json.loads(line) for line in (CORPUS / "qa.jsonl").read_text(encoding="utf-8").splitlines() if line.strip()]
