@@ -8,17 +8,23 @@ from typing import TYPE_CHECKING
 
 __version__ = "0.1.0"
 
-__all__ = ["Index", "BuildReport", "Document", "Chunk", "Passage", "Embedder", "RagError"]
+__all__ = [
+    "Index", "BuildReport", "Document", "Chunk", "Passage", "Embedder", "RagError",
+    "Pipeline", "Answer", "load_generator",
+]
 
 if TYPE_CHECKING:
     from .documents import Chunk, Document, Passage
     from .embedder import Embedder
     from .errors import RagError
+    from .generators import Answer, load_generator
     from .index import BuildReport, Index
+    from .pipeline import Pipeline
 
 _LAZY = {
     "Index": "index", "BuildReport": "index", "Document": "documents", "Chunk": "documents",
     "Passage": "documents", "Embedder": "embedder", "RagError": "errors",
+    "Pipeline": "pipeline", "Answer": "generators", "load_generator": "generators",
 }
 
 

@@ -144,5 +144,257 @@ def info(index_dir: Path | None, as_json: bool) -> None:
         click.echo(f"{key + ':':<14}{value}")
 
 
+# -- answering ------------------------------------------------------------------------------------
+
+
+def _generation_options(f):
+    f = click.option("--seed", type=int, default=None, help="Seed for sampling (with --temperature).")(f)
+    f = click.option("--temperature", type=click.FloatRange(min=0.0), default=0.0, show_default=True,
+                     help="0 is greedy and deterministic; above 0 samples.")(f)
+    f = click.option("--max-new-tokens", type=click.IntRange(min=1), default=64, show_default=True,
+                     help="Room kept for the answer.")(f)
+    f = click.option("-k", "k", default=5, show_default=True, type=int, help="Passages to retrieve.")(f)
+    return f
+
+
+def _settings(max_new_tokens: int, temperature: float, seed: int | None):
+    from .pipeline import GenerationSettings
+
+    return GenerationSettings(max_new_tokens=max_new_tokens, temperature=temperature, seed=seed)
+
+
+def _check_question(question: str, k: int) -> None:
+    if not question.strip():
+        raise RagError("the question is empty: ask something")
+    if k < 1:
+        raise RagError(f"-k must be at least 1, got {k}")
+
+
+def _load_generator(name: str):
+    from .generators import ModelNotAvailable, load_generator
+
+    try:
+        return load_generator(name)
+    except ModelNotAvailable as e:
+        raise RagError(str(e)) from None
+
+
+@main.command()
+@click.argument("question")
+@click.option("--generator", "-g", default=None, help="Preset name, Hugging Face id, local folder or .gguf file (default: the best available here).")
+@_generation_options
+@_index_option
+@click.option("--show-passages", is_flag=True, help="Print the passages given to the generator.")
+@click.option("--stream/--no-stream", default=True, help="Print the answer as it is generated (on a terminal).")
+@click.option("--verbose", "-v", is_flag=True, help="Print timings and the context budget.")
+@click.option("--json", "as_json", is_flag=True, help="Print the whole Answer as JSON.")
+def ask(question, generator, k, max_new_tokens, temperature, seed, index_dir, show_passages, stream, verbose, as_json) -> None:
+    """Answer QUESTION from the indexed documents, citing its sources."""
+    from .generators import BudgetError, default_generator_name
+    from .index import Index
+    from .pipeline import Pipeline
+
+    _check_question(question, k)
+    index = Index.load(index_dir)
+    name = generator or default_generator_name()
+    gen = _load_generator(name)
+    if not as_json:
+        click.secho(f"generator: {gen.name} ({gen.family})", err=True, dim=True)
+    streaming = stream and not as_json and sys.stdout.isatty()
+    pipeline = Pipeline(index, gen, k=k, settings=_settings(max_new_tokens, temperature, seed))
+    try:
+        answer = pipeline.ask(question, on_text=(lambda t: click.echo(t, nl=False)) if streaming else None)
+    except BudgetError as e:
+        raise RagError(str(e)) from None
+    if as_json:
+        click.echo(json.dumps(answer.to_dict(), indent=2))
+        return
+    if streaming:
+        click.echo()
+    else:
+        click.echo(answer.text)
+    if not answer.text:
+        click.secho("(the generator gave an empty answer)", err=True, fg="yellow")
+    click.echo("\nSources:")
+    for n, passage in enumerate(answer.passages, start=1):
+        click.echo(f"  [{n}] {passage.citation}")
+        if show_passages:
+            click.echo(_indent(" ".join(passage.text.split()), shutil.get_terminal_size((100, 20)).columns))
+    if verbose:
+        _print_timings(answer)
+
+
+def _print_timings(answer) -> None:
+    t = answer.timings
+    click.echo(
+        f"\nretrieval {t.get('retrieval_ms', 0):.0f} ms, generation {t.get('generation_ms', 0):.0f} ms, "
+        f"{t.get('tokens_per_s', 0):.1f} tokens/s, prompt {answer.prompt_tokens} tokens, "
+        f"answer {answer.output_tokens} tokens, passages cut or dropped: {answer.passages_cut}"
+    )
+    for item in answer.budget:
+        click.echo(f"  #{item.rank} {item.citation}: {item.status} ({item.tokens} tokens)")
+
+
+@main.command()
+@click.argument("question")
+@click.option("--generators", "-g", "names", default=None,
+              help="Comma-separated generators (default: one of each family available here).")
+@_generation_options
+@_index_option
+@click.option("--json", "as_json", is_flag=True, help="Print every answer as JSON.")
+def compare(question, names, k, max_new_tokens, temperature, seed, index_dir, as_json) -> None:
+    """Give the same retrieved passages to several generators and compare their answers."""
+    from .index import Index
+    from .pipeline import compare as run_compare
+    from .pipeline import default_comparison
+
+    _check_question(question, k)
+    index = Index.load(index_dir)
+    chosen = [n.strip() for n in names.split(",") if n.strip()] if names else default_comparison()
+    if not chosen:
+        raise RagError("no generator is available here: see `rag models`")
+    passages, retrieval_ms, results = run_compare(
+        index, question, chosen, k=k, settings=_settings(max_new_tokens, temperature, seed)
+    )
+    if as_json:
+        click.echo(json.dumps({
+            "question": question,
+            "retrieval_ms": retrieval_ms,
+            "passages": [p.to_dict() for p in passages],
+            "results": [
+                {"generator": r.name, "error": r.error, "load_ms": r.load_ms,
+                 "answer": r.answer.to_dict() if r.answer else None}
+                for r in results
+            ],
+        }, indent=2))
+        return
+    click.echo(f"Question: {question}")
+    click.echo(f"Retrieved {len(passages)} passages in {retrieval_ms:.0f} ms: "
+               + ", ".join(f"[{p.rank}] {p.citation}" for p in passages))
+    click.echo(_comparison_table(results))
+    for r in results:
+        if r.error:
+            click.secho(f"{r.name}: {r.error}", fg="yellow", err=True)
+
+
+def _comparison_table(results) -> str:
+    width = shutil.get_terminal_size((120, 20)).columns
+    header = ("generator", "family", "answer", "latency", "prompt tok", "cut")
+    rows = []
+    for r in results:
+        if r.answer is None:
+            rows.append((r.name, "-", "(not available)", "-", "-", "-"))
+            continue
+        a = r.answer
+        rows.append((r.name, a.family, " ".join(a.text.split()) or "(empty)", f"{a.timings.get('generation_ms', 0):.0f} ms",
+                     str(a.prompt_tokens), str(a.passages_cut)))
+    fixed = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(header)]
+    answer_width = max(20, width - sum(w for i, w in enumerate(fixed) if i != 2) - 3 * (len(header) - 1))
+    fixed[2] = min(fixed[2], answer_width)
+
+    def line(cells) -> str:
+        cells = [c if len(c) <= fixed[i] else c[: fixed[i] - 1] + "…" for i, c in enumerate(cells)]
+        return " | ".join(c.ljust(fixed[i]) if i < len(cells) - 1 else c for i, c in enumerate(cells))
+
+    return "\n".join([line(header), "-+-".join("-" * w for w in fixed), *(line(row) for row in rows)])
+
+
+@main.group(invoke_without_command=True)
+@click.pass_context
+def models(ctx) -> None:
+    """List generator presets: family, source, size, and whether each is available here."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from .generators import list_models
+
+    infos = list_models()
+    rows = [("name", "family", "size", "available", "source")]
+    rows += [(m.name, m.family, m.size, "yes" if m.available else "no", m.source) for m in infos]
+    widths = [max(len(str(r[i])) for r in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        click.echo("  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip())
+    missing = [m.name for m in infos if not m.available]
+    if missing:
+        click.echo(f"\nNot available offline: {', '.join(missing)}. While online: rag models pull NAME.")
+
+
+@models.command()
+@click.argument("name")
+def pull(name: str) -> None:
+    """Make a generator available offline: download Hub weights (needs the network) or convert a GGUF once."""
+    from .generators import ModelNotAvailable, pull_model
+
+    try:
+        path = pull_model(name)
+    except ModelNotAvailable as e:
+        raise RagError(str(e)) from None
+    click.echo(f"{name}: ready at {path}")
+
+
+# -- benchmarking ---------------------------------------------------------------------------------
+
+
+def _int_list(value: str, option: str) -> list[int]:
+    try:
+        numbers = [int(part) for part in value.split(",") if part.strip()]
+    except ValueError:
+        raise RagError(f"{option} takes comma-separated whole numbers, like 1,3,5; got {value!r}") from None
+    if not numbers or min(numbers) < 1:
+        raise RagError(f"{option} takes numbers of at least 1, like 1,3,5; got {value!r}")
+    return numbers
+
+
+@main.command()
+@click.argument("dataset", type=click.Path(path_type=Path))
+@click.option("--generators", "-g", "names", default=None,
+              help="Comma-separated generators: presets, Hub ids or model folders (default: one of each family available here).")
+@click.option("-k", "ks", default="1,3,5", show_default=True, help="Comma-separated cut-offs for recall@k.")
+@click.option("--passages", default=5, show_default=True, type=click.IntRange(min=1),
+              help="Top retrieved passages (chunks) offered to each generator; its budget may cut some.")
+@click.option("--limit", type=click.IntRange(min=1), default=None, help="A fixed random sample of N questions.")
+@click.option("--sample-seed", type=int, default=0, show_default=True, help="Seed of the --limit sample.")
+@click.option("--out", type=click.Path(path_type=Path, file_okay=False), default=None,
+              help="Output folder (default: bench-out/<dataset>-<timestamp>); an existing one is resumed.")
+@click.option("--oracle", is_flag=True, help="Give each generator the gold document instead of retrieved passages.")
+@click.option("--retrieval-only", is_flag=True, help="Score retrieval only; load no generator.")
+@click.option("--format", "fmt", type=click.Choice(["qa-jsonl", "squad", "beir"]), default=None,
+              help="Dataset format (default: detected).")
+@click.option("--split", default="test", show_default=True, help="BEIR qrels split.")
+@click.option("--max-new-tokens", type=click.IntRange(min=1), default=64, show_default=True, help="Answer length cap.")
+@click.option("--index-cache", type=click.Path(path_type=Path, file_okay=False), default=None,
+              help="Index folder for the corpus (default: a cache folder keyed by corpus, embedder and chunking).")
+@click.option("--embedder", default=None, help="sentence-transformers model name or folder (default: all-MiniLM-L6-v2).")
+@click.option("--chunk-tokens", default=DEFAULT_CHUNK_TOKENS, show_default=True, type=click.IntRange(min=8))
+@click.option("--overlap", default=DEFAULT_CHUNK_OVERLAP, show_default=True, type=click.IntRange(min=0))
+@click.option("--quiet", "-q", is_flag=True, help="No progress bars or status lines.")
+def bench(dataset, names, ks, passages, limit, sample_seed, out, oracle, retrieval_only, fmt, split,
+          max_new_tokens, index_cache, embedder, chunk_tokens, overlap, quiet) -> None:
+    """Benchmark retrieval and generators on DATASET (qa.jsonl, SQuAD v1.1 JSON or a BEIR folder)."""
+    import shlex
+
+    from .bench.report import text_table
+    from .bench.runner import BenchConfig, run_bench
+
+    config = BenchConfig(
+        dataset=dataset, generators=[n.strip() for n in names.split(",") if n.strip()] if names else None,
+        ks=_int_list(ks, "-k"), passages=passages, limit=limit, sample_seed=sample_seed, out=out, oracle=oracle,
+        retrieval_only=retrieval_only, format=fmt, split=split, index_cache=index_cache, embedder=embedder,
+        chunk_tokens=chunk_tokens, overlap=overlap, max_new_tokens=max_new_tokens, progress=_show_progress(quiet),
+        command=shlex.join(["rag", *sys.argv[1:]]),
+        echo=(lambda m: None) if quiet else (lambda m: click.echo(m, err=True)),
+        warn=(lambda m: None) if quiet else _warn,
+    )
+    if names is not None and not config.generators:
+        raise RagError("--generators is empty: name at least one generator, or use --retrieval-only")
+    try:
+        run = run_bench(config)
+    except KeyboardInterrupt:
+        if config.out is not None:
+            click.echo(f"interrupted: run the same command with --out {config.out} to resume", err=True)
+        raise
+    click.echo(text_table(run.summary))
+    click.echo(f"\nWrote {', '.join(p.name for p in run.files)} in {run.out}")
+
+
 if __name__ == "__main__":
     main()

@@ -76,3 +76,19 @@ def qa_items() -> list[dict]:
     import json
 
     return [json.loads(line) for line in (CORPUS / "qa.jsonl").read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+@pytest.fixture(scope="session")
+def tiny_t5(tmp_path_factory) -> str:
+    """A tiny random-weight encoder-decoder (T5 config) saved to a folder, loaded by path like a user's."""
+    from tiny_models import build_tiny_t5
+
+    return str(build_tiny_t5(tmp_path_factory.mktemp("models") / "tiny-t5"))
+
+
+@pytest.fixture(scope="session")
+def tiny_gpt2(tmp_path_factory) -> str:
+    """A tiny random-weight decoder-only model (GPT-2 config) saved to a folder."""
+    from tiny_models import build_tiny_gpt2
+
+    return str(build_tiny_gpt2(tmp_path_factory.mktemp("models") / "tiny-gpt2"))

