@@ -10,7 +10,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Index", "BuildReport", "Document", "Chunk", "Passage", "Embedder", "RagError",
-    "Pipeline", "Answer", "load_generator",
+    "Pipeline", "Answer", "load_generator", "Retriever",
 ]
 
 if TYPE_CHECKING:
@@ -20,11 +20,12 @@ if TYPE_CHECKING:
     from .generators import Answer, load_generator
     from .index import BuildReport, Index
     from .pipeline import Pipeline
+    from .retrieve import Retriever
 
 _LAZY = {
     "Index": "index", "BuildReport": "index", "Document": "documents", "Chunk": "documents",
     "Passage": "documents", "Embedder": "embedder", "RagError": "errors",
-    "Pipeline": "pipeline", "Answer": "generators", "load_generator": "generators",
+    "Pipeline": "pipeline", "Answer": "generators", "load_generator": "generators", "Retriever": "retrieve",
 }
 
 

@@ -9,8 +9,12 @@ from pathlib import Path
 
 import click
 
-from .config import DEFAULT_BATCH_SIZE, DEFAULT_CHUNK_OVERLAP, DEFAULT_CHUNK_TOKENS, INDEX_TYPES, default_index_dir
+from .config import (
+    DEFAULT_BATCH_SIZE, DEFAULT_BM25_WEIGHT, DEFAULT_CHUNK_OVERLAP, DEFAULT_CHUNK_TOKENS, DEFAULT_POOL, DEFAULT_RRF_K,
+    INDEX_TYPES, default_index_dir,
+)
 from .errors import RagError
+
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
@@ -20,6 +24,27 @@ def _index_option(f):
         "--index", "index_dir", type=click.Path(path_type=Path), default=None,
         help="Index folder (default: $RAG_INDEX, else .rag/ here).",
     )(f)
+
+
+def _retriever_options(f):
+    """--retriever, --pool, --rrf-k and --mmr, gathered into one `retriever` argument."""
+    f = click.option("--mmr", type=float, default=None, metavar="LAMBDA",
+                     help="Re-rank by maximal marginal relevance (1: relevance only, 0: novelty only), e.g. 0.7.")(f)
+    f = click.option("--bm25-weight", type=float, default=DEFAULT_BM25_WEIGHT, show_default=True,
+                     help="Weight of the BM25 ranking in hybrid fusion (the dense ranking weighs 1).")(f)
+    f = click.option("--rrf-k", type=float, default=DEFAULT_RRF_K, show_default=True,
+                     help="Reciprocal rank fusion constant of --retriever hybrid.")(f)
+    f = click.option("--pool", type=int, default=DEFAULT_POOL, show_default=True,
+                     help="Candidates taken from each ranking for hybrid fusion and MMR.")(f)
+    f = click.option("--retriever", type=click.Choice(["dense", "bm25", "hybrid"]), default="dense", show_default=True,
+                     help="Dense (embedder + FAISS), BM25, or both fused by reciprocal rank fusion.")(f)
+    return f
+
+
+def _retriever(retriever: str, pool: int, rrf_k: float, bm25_weight: float, mmr: float | None):
+    from .retrieve import Retriever
+
+    return Retriever(kind=retriever, pool=pool, rrf_k=rrf_k, bm25_weight=bm25_weight, mmr=mmr)
 
 
 def _show_progress(quiet: bool) -> bool:
@@ -79,18 +104,21 @@ def index(folder: Path, index_dir: Path | None, embedder, chunk_tokens, overlap,
 @click.option("-k", "k", default=5, show_default=True, type=int, help="How many passages.")
 @_index_option
 @click.option("--embedder", default=None, help="Must match the index's embedder (default: the one in its manifest).")
+@_retriever_options
 @click.option("--json", "as_json", is_flag=True, help="Print JSON with whole passages.")
-def search(query: str, k: int, index_dir: Path | None, embedder, as_json: bool) -> None:
-    """Print the passages most similar to QUERY."""
+def search(query: str, k: int, index_dir: Path | None, embedder, retriever, pool, rrf_k, bm25_weight, mmr, as_json: bool) -> None:
+    """Print the passages that best match QUERY."""
     from .index import Index
 
     if not query.strip():
         raise RagError("the query is empty: give some text to search for")
     if k < 1:
         raise RagError(f"-k must be at least 1, got {k}")
-    passages = Index.load(index_dir, embedder=embedder).search(query, k)
+    how = _retriever(retriever, pool, rrf_k, bm25_weight, mmr)
+    passages = Index.load(index_dir, embedder=embedder).search(query, k, retriever=how)
     if as_json:
-        click.echo(json.dumps({"query": query, "k": k, "passages": [p.to_dict() for p in passages]}, indent=2))
+        click.echo(json.dumps({"query": query, "k": k, "retriever": how.to_dict(),
+                               "passages": [p.to_dict() for p in passages]}, indent=2))
         return
     width = shutil.get_terminal_size((100, 20)).columns
     shorten = sys.stdout.isatty()
@@ -126,7 +154,8 @@ def info(index_dir: Path | None, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(manifest, indent=2))
         return
-    size = sum(f.stat().st_size for f in folder.iterdir() if f.is_file())
+    size = sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
+    bm25 = manifest.get("bm25")
     rows = [
         ("index", str(folder)),
         ("source", manifest.get("source", "?")),
@@ -135,6 +164,8 @@ def info(index_dir: Path | None, as_json: bool) -> None:
         ("embedder", f"{manifest['embedder']} ({manifest['dimension']} dims, normalised, {manifest['metric']})"),
         ("index type", f"{manifest['index_type']} {manifest.get('index_params') or ''}".strip()),
         ("chunking", f"{manifest['chunking']['tokens']} tokens, overlap {manifest['chunking']['overlap']}"),
+        ("bm25", f"{bm25['library']} {bm25['version']}, {bm25['method']} k1={bm25['k1']} b={bm25['b']}, {bm25['tokenizer']}"
+         if bm25 else "none (built before BM25 support): run `rag index FOLDER` again to add it"),
         ("format", manifest["format_version"]),
         ("size on disk", f"{size / 1e6:.1f} MB"),
         ("created", manifest.get("created")),
@@ -183,25 +214,28 @@ def _load_generator(name: str):
 @click.argument("question")
 @click.option("--generator", "-g", default=None, help="Preset name, Hugging Face id, local folder or .gguf file (default: the best available here).")
 @_generation_options
+@_retriever_options
 @_index_option
 @click.option("--show-passages", is_flag=True, help="Print the passages given to the generator.")
 @click.option("--stream/--no-stream", default=True, help="Print the answer as it is generated (on a terminal).")
 @click.option("--verbose", "-v", is_flag=True, help="Print timings and the context budget.")
 @click.option("--json", "as_json", is_flag=True, help="Print the whole Answer as JSON.")
-def ask(question, generator, k, max_new_tokens, temperature, seed, index_dir, show_passages, stream, verbose, as_json) -> None:
+def ask(question, generator, k, max_new_tokens, temperature, seed, retriever, pool, rrf_k, bm25_weight, mmr, index_dir, show_passages,
+        stream, verbose, as_json) -> None:
     """Answer QUESTION from the indexed documents, citing its sources."""
     from .generators import BudgetError, default_generator_name
     from .index import Index
     from .pipeline import Pipeline
 
     _check_question(question, k)
+    how = _retriever(retriever, pool, rrf_k, bm25_weight, mmr)
     index = Index.load(index_dir)
     name = generator or default_generator_name()
     gen = _load_generator(name)
     if not as_json:
         click.secho(f"generator: {gen.name} ({gen.family})", err=True, dim=True)
     streaming = stream and not as_json and sys.stdout.isatty()
-    pipeline = Pipeline(index, gen, k=k, settings=_settings(max_new_tokens, temperature, seed))
+    pipeline = Pipeline(index, gen, k=k, settings=_settings(max_new_tokens, temperature, seed), retriever=how)
     try:
         answer = pipeline.ask(question, on_text=(lambda t: click.echo(t, nl=False)) if streaming else None)
     except BudgetError as e:
@@ -240,25 +274,28 @@ def _print_timings(answer) -> None:
 @click.option("--generators", "-g", "names", default=None,
               help="Comma-separated generators (default: one of each family available here).")
 @_generation_options
+@_retriever_options
 @_index_option
 @click.option("--json", "as_json", is_flag=True, help="Print every answer as JSON.")
-def compare(question, names, k, max_new_tokens, temperature, seed, index_dir, as_json) -> None:
+def compare(question, names, k, max_new_tokens, temperature, seed, retriever, pool, rrf_k, bm25_weight, mmr, index_dir, as_json) -> None:
     """Give the same retrieved passages to several generators and compare their answers."""
     from .index import Index
     from .pipeline import compare as run_compare
     from .pipeline import default_comparison
 
     _check_question(question, k)
+    how = _retriever(retriever, pool, rrf_k, bm25_weight, mmr)
     index = Index.load(index_dir)
     chosen = [n.strip() for n in names.split(",") if n.strip()] if names else default_comparison()
     if not chosen:
         raise RagError("no generator is available here: see `rag models`")
     passages, retrieval_ms, results = run_compare(
-        index, question, chosen, k=k, settings=_settings(max_new_tokens, temperature, seed)
+        index, question, chosen, k=k, settings=_settings(max_new_tokens, temperature, seed), retriever=how
     )
     if as_json:
         click.echo(json.dumps({
             "question": question,
+            "retriever": how.to_dict(),
             "retrieval_ms": retrieval_ms,
             "passages": [p.to_dict() for p in passages],
             "results": [
@@ -269,7 +306,7 @@ def compare(question, names, k, max_new_tokens, temperature, seed, index_dir, as
         }, indent=2))
         return
     click.echo(f"Question: {question}")
-    click.echo(f"Retrieved {len(passages)} passages in {retrieval_ms:.0f} ms: "
+    click.echo(f"Retrieved {len(passages)} passages ({how.describe()}) in {retrieval_ms:.0f} ms: "
                + ", ".join(f"[{p.rank}] {p.citation}" for p in passages))
     click.echo(_comparison_table(results))
     for r in results:
@@ -366,9 +403,10 @@ def _int_list(value: str, option: str) -> list[int]:
 @click.option("--embedder", default=None, help="sentence-transformers model name or folder (default: all-MiniLM-L6-v2).")
 @click.option("--chunk-tokens", default=DEFAULT_CHUNK_TOKENS, show_default=True, type=click.IntRange(min=8))
 @click.option("--overlap", default=DEFAULT_CHUNK_OVERLAP, show_default=True, type=click.IntRange(min=0))
+@_retriever_options
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars or status lines.")
 def bench(dataset, names, ks, passages, limit, sample_seed, out, oracle, retrieval_only, fmt, split,
-          max_new_tokens, index_cache, embedder, chunk_tokens, overlap, quiet) -> None:
+          max_new_tokens, index_cache, embedder, chunk_tokens, overlap, retriever, pool, rrf_k, bm25_weight, mmr, quiet) -> None:
     """Benchmark retrieval and generators on DATASET (qa.jsonl, SQuAD v1.1 JSON or a BEIR folder)."""
     import shlex
 
@@ -380,6 +418,7 @@ def bench(dataset, names, ks, passages, limit, sample_seed, out, oracle, retriev
         ks=_int_list(ks, "-k"), passages=passages, limit=limit, sample_seed=sample_seed, out=out, oracle=oracle,
         retrieval_only=retrieval_only, format=fmt, split=split, index_cache=index_cache, embedder=embedder,
         chunk_tokens=chunk_tokens, overlap=overlap, max_new_tokens=max_new_tokens, progress=_show_progress(quiet),
+        retriever=_retriever(retriever, pool, rrf_k, bm25_weight, mmr),
         command=shlex.join(["rag", *sys.argv[1:]]),
         echo=(lambda m: None) if quiet else (lambda m: click.echo(m, err=True)),
         warn=(lambda m: None) if quiet else _warn,

@@ -10,6 +10,10 @@ DEFAULT_CHUNK_TOKENS = 200
 DEFAULT_CHUNK_OVERLAP = 40
 DEFAULT_BATCH_SIZE = 64
 INDEX_TYPES = ("flat", "hnsw", "ivfpq")
+# Hybrid retrieval (see rag/retrieve.py and BENCHMARKS.md for how these were chosen).
+DEFAULT_POOL = 50
+DEFAULT_RRF_K = 60.0
+DEFAULT_BM25_WEIGHT = 1.0
 
 
 def default_index_dir() -> Path:

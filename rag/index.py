@@ -16,13 +16,14 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from . import faiss_index, store
+from . import faiss_index, lexical, store
 from .chunking import chunk_document
 from .config import DEFAULT_CHUNK_OVERLAP, DEFAULT_CHUNK_TOKENS, default_index_dir
 from .documents import Chunk, Document, Passage
 from .embedder import Embedder, canonical_name
 from .errors import IndexError_, LoadError, RagError
 from .loaders import SUPPORTED_SUFFIXES, load_text, walk
+from .retrieve import Hits, Retriever, as_retriever, rank
 
 
 @dataclass
@@ -47,13 +48,14 @@ class BuildReport:
     documents: int = 0
     chunks: int = 0
     seconds: float = 0.0
+    notes: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
         return (
             f"{self.documents} documents, {self.chunks} chunks: {self.added} added, {self.changed} changed, "
             f"{self.removed} removed, {self.unchanged} unchanged, {len(self.skipped)} skipped; "
             f"{self.chunks_embedded} chunks embedded in {self.seconds:.1f}s"
-        )
+        ) + "".join(f"; {note}" for note in self.notes)
 
 
 def folder_sources(folder: Path, skip: Sequence[Path] = ()) -> Iterable[Source]:
@@ -92,6 +94,7 @@ class Index:
         self.db = db
         self.embedder = embedder
         self.build_report: BuildReport | None = None
+        self._bm25: lexical.Bm25 | None = None  # loaded on first lexical search
 
     # -- building -------------------------------------------------------------------------------
 
@@ -202,7 +205,10 @@ class Index:
                 raise RagError(f"no supported documents in {source}: rag reads {', '.join(sorted(SUPPORTED_SUFFIXES))}")
             if not fresh and not keep and not old_docs:
                 raise RagError(f"none of the {len(seen)} supported files in {source} could be read (see the warnings)")
-            if old_manifest and not fresh and not report.removed and not rechunk and old_manifest["index_type"] == index_type:
+            if old_manifest and not old_manifest.get("bm25"):
+                report.notes.append("BM25 index added (built before BM25 existed)")
+            if (old_manifest and not fresh and not report.removed and not rechunk
+                    and old_manifest["index_type"] == index_type and old_manifest.get("bm25")):
                 old_db.close()
                 report.documents, report.chunks = old_manifest["counts"]["documents"], old_manifest["counts"]["chunks"]
                 return cls._loaded(index_dir, emb, report, started)  # nothing changed: keep the files as they are
@@ -239,6 +245,7 @@ class Index:
                 import faiss
 
                 faiss.write_index(index, str(tmp / store.FAISS_FILE))
+                lexical.build(ids, store.all_texts(db), tmp)
                 report.documents = db.execute("SELECT COUNT(*) FROM documents").fetchone()[0]
                 report.chunks = len(ids)
                 db.close()
@@ -252,6 +259,7 @@ class Index:
                     "index_type": index_type,
                     "index_params": params,
                     "chunking": chunking,
+                    "bm25": lexical.settings(),
                     "source": source,
                     "counts": {"documents": report.documents, "chunks": report.chunks},
                     "created": (old_manifest or {}).get("created", now),
@@ -306,20 +314,54 @@ class Index:
                 f"{self.path} holds {self.manifest['dimension']}-dimensional ones: rebuild the index with this embedder"
             )
 
-    def search(self, query: str, k: int = 5) -> list[Passage]:
-        """The k chunks most similar to `query`, best first."""
-        return self.search_many([query], k)[0]
+    def search(self, query: str, k: int = 5, retriever: Retriever | str | None = None) -> list[Passage]:
+        """The k best chunks for `query`, best first (dense by default; see `rag.retrieve`)."""
+        return self.search_many([query], k, retriever=retriever)[0]
 
-    def search_many(self, queries: Sequence[str], k: int = 5, progress: bool = False) -> list[list[Passage]]:
-        """Batched search: one encode call for all queries, one FAISS search."""
+    def search_many(
+        self, queries: Sequence[str], k: int = 5, progress: bool = False, retriever: Retriever | str | None = None
+    ) -> list[list[Passage]]:
+        """Batched search: one encode call for all queries, one FAISS search, one BM25 pass."""
         if k < 1:
             raise RagError(f"k must be at least 1, got {k}")
         if any(not q.strip() for q in queries):
             raise RagError("the query is empty: give some text to search for")
+        hits = rank(self, list(queries), k, as_retriever(retriever), progress)
+        return [self.passages([i for i, _ in row], [s for _, s in row]) for row in hits]
+
+    # The primitives `rag.retrieve` combines.
+
+    def embed_queries(self, queries: Sequence[str], progress: bool = False):
         self.check_embedder()
-        vectors = self.embedder.encode(list(queries), show_progress=progress)
+        return self.embedder.encode(list(queries), show_progress=progress)
+
+    def dense_hits(self, vectors, k: int) -> list[Hits]:
+        """Per query vector, the k nearest chunks by cosine similarity."""
         scores, ids = self.faiss.search(vectors, min(k, max(self.faiss.ntotal, 1)))
-        return [self.passages(row_ids, row_scores) for row_ids, row_scores in zip(ids, scores)]
+        return [[(int(i), float(s)) for i, s in zip(row_ids, row_scores) if i >= 0] for row_ids, row_scores in zip(ids, scores)]
+
+    @property
+    def has_bm25(self) -> bool:
+        return bool(self.manifest.get("bm25"))
+
+    def lexical_hits(self, queries: Sequence[str], k: int) -> list[Hits]:
+        """Per query, the k best chunks by BM25."""
+        if self._bm25 is None:
+            self._bm25 = lexical.Bm25.load(self.path) if self.has_bm25 else None
+            if self._bm25 is None:
+                raise IndexError_(
+                    f"index {self.path} was built before BM25 support and has dense vectors only: "
+                    "run `rag index FOLDER` on it again to add BM25 (nothing is re-embedded), or use --retriever dense"
+                )
+        return self._bm25.search_many(queries, k)
+
+    def chunk_vectors(self, ids: Sequence[int]):
+        """The stored unit vectors of chunks, in the order of `ids`."""
+        import numpy as np
+
+        marks = ",".join("?" * len(ids))
+        rows = dict(self.db.execute(f"SELECT id, vector FROM chunks WHERE id IN ({marks})", [int(i) for i in ids]))
+        return np.stack([np.frombuffer(rows[int(i)], dtype=np.float32) for i in ids])
 
     def passages(self, ids: Sequence[int], scores: Sequence[float]) -> list[Passage]:
         """Passages for FAISS ids (in the given order; -1 ids are ignored)."""

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from .documents import Passage
 from .generators.base import Answer, BudgetError, Generator, ModelNotAvailable
 from .index import Index
+from .retrieve import Retriever
 
 
 @dataclass
@@ -29,10 +30,11 @@ class Pipeline:
     generator: Generator
     k: int = 5
     settings: GenerationSettings | None = None
+    retriever: Retriever | str | None = None  # dense by default; see `rag.retrieve`
 
     def retrieve(self, question: str, k: int | None = None) -> tuple[list[Passage], float]:
         start = time.perf_counter()
-        passages = self.index.search(question, k or self.k)
+        passages = self.index.search(question, k or self.k, retriever=self.retriever)
         return passages, (time.perf_counter() - start) * 1000
 
     def ask(
@@ -87,6 +89,7 @@ def compare(
     k: int = 5,
     settings: GenerationSettings | None = None,
     load: Callable[[str], Generator] | None = None,
+    retriever: Retriever | str | None = None,
 ) -> tuple[list[Passage], float, list[Comparison]]:
     """Retrieve once, then let each generator answer from the same passages.
 
@@ -96,7 +99,7 @@ def compare(
 
     load = load or load_generator
     start = time.perf_counter()
-    passages = index.search(question, k)
+    passages = index.search(question, k, retriever=retriever)
     retrieval_ms = (time.perf_counter() - start) * 1000
     results = []
     for name in generator_names:

@@ -124,9 +124,10 @@ def staged_folder(index_dir: Path):
 
 
 def _fsync_folder(folder: Path) -> None:
-    for path in folder.iterdir():
-        with open(path, "rb") as f:
-            os.fsync(f.fileno())
+    for path in folder.rglob("*"):
+        if path.is_file():
+            with open(path, "rb") as f:
+                os.fsync(f.fileno())
 
 
 def create_meta(folder: Path) -> sqlite3.Connection:
@@ -148,6 +149,11 @@ def write_manifest(folder: Path, manifest: dict) -> None:
 
 def vector_blob(vector: np.ndarray) -> bytes:
     return np.asarray(vector, dtype=np.float32).tobytes()
+
+
+def all_texts(db: sqlite3.Connection) -> list[str]:
+    """Every chunk's text, in id order (the order of `all_vectors`)."""
+    return [row[0] for row in db.execute("SELECT text FROM chunks ORDER BY id")]
 
 
 def all_vectors(db: sqlite3.Connection, dimension: int) -> tuple[np.ndarray, np.ndarray]:

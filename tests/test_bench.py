@@ -266,3 +266,36 @@ def test_beir_set_is_benchmarked_retrieval_only(tmp_path, beir_set, embedder):
     assert "| ndcg@10 |" in (out / "report.md").read_text()
     assert (out / "recall_at_k.png").read_bytes()[:8] == PNG_MAGIC and not (out / "quality_latency.png").exists()
     assert os.path.basename(summary["index"]["path"]).startswith("minibeir-")
+
+
+def test_retriever_is_recorded_and_keys_the_run(tmp_path, qa_set, embedder):
+    from rag.bench.runner import _load_set, _run_key
+    from rag.retrieve import Retriever
+
+    runs = {}
+    for kind in ("dense", "bm25", "hybrid"):
+        out = tmp_path / kind
+        runs[kind] = run_bench(config(qa_set, out, embedder, retrieval_only=True, retriever=Retriever(kind=kind))).summary
+        assert runs[kind]["settings"]["retriever"]["kind"] == kind
+        assert f"retriever {kind}" in (out / "report.md").read_text()
+    # every question names its document's subject (BERT, GPT-2, T5, FAISS): all three rank it first
+    assert [runs[k]["retrieval"]["recall@1"] for k in ("dense", "bm25", "hybrid")] == [1.0, 1.0, 1.0]
+    assert runs["bm25"]["retrieval"]["mrr@10"] == 1.0
+
+    base = config(qa_set, tmp_path / "x", embedder)
+    bench = _load_set(base)
+    dense_key = _run_key("k", bench, base)
+    hybrid = config(qa_set, tmp_path / "x", embedder, retriever=Retriever(kind="hybrid"))
+    assert _run_key("k", bench, hybrid) != dense_key  # answers from other passages are not resumed
+    oracle = config(qa_set, tmp_path / "x", embedder, oracle=True)
+    oracle_hybrid = config(qa_set, tmp_path / "x", embedder, oracle=True, retriever=Retriever(kind="hybrid"))
+    assert _run_key("k", bench, oracle) == _run_key("k", bench, oracle_hybrid)  # oracle ignores the retriever
+
+
+def test_cli_bench_takes_retriever_options(tmp_path, qa_set):
+    result = CliRunner().invoke(main, ["bench", str(qa_set), "--retrieval-only", "--retriever", "hybrid", "--rrf-k", "5",
+                                       "--out", str(tmp_path / "o"), "-q"])
+    assert result.exit_code == 0, result.output
+    assert "retriever hybrid (RRF c=5" in result.output
+    summary = json.loads((tmp_path / "o" / "summary.json").read_text())
+    assert summary["settings"]["retriever"]["rrf_k"] == 5.0

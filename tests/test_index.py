@@ -44,7 +44,7 @@ def test_build_search_and_load(corpus, tmp_path, embedder):
     assert (report.added, report.changed, report.removed, report.unchanged) == (5, 0, 0, 0)
     assert sorted(p for p, _ in report.skipped) == ["empty.txt", "noise.bin.txt"]
     assert index.documents() == ["bert.md", "faiss.html", "gpt2.txt", "rag.pdf", "t5/t5.rst"]
-    assert {f.name for f in (tmp_path / "idx").iterdir()} == {"index.faiss", "meta.sqlite", "manifest.json"}
+    assert {f.name for f in (tmp_path / "idx").iterdir()} == {"index.faiss", "meta.sqlite", "manifest.json", "bm25"}
     manifest = json.loads((tmp_path / "idx" / "manifest.json").read_text())
     assert manifest["embedder"] == "sentence-transformers/all-MiniLM-L6-v2"
     assert (manifest["dimension"], manifest["metric"], manifest["normalized"]) == (384, "inner_product", True)

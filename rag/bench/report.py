@@ -41,7 +41,8 @@ def build_summary(
         "sample": {"questions": len(questions), "limit": config.limit, "seed": config.sample_seed,
                    "question_ids": [q.id for q in questions] if len(questions) <= 100 else None},
         "settings": {"mode": mode, "generators": list(names), "ks": list(ks), "passages": config.passages,
-                     "max_new_tokens": config.max_new_tokens, "decoding": "greedy (temperature 0)"},
+                     "max_new_tokens": config.max_new_tokens, "decoding": "greedy (temperature 0)",
+                     "retriever": config.retriever.to_dict()},
         "index": index_info,
         "retrieval": retrieval_summary(retrieval, questions, ks, config.passages),
         "generators": generators,
@@ -178,6 +179,12 @@ def retrieval_rows(summary: dict) -> list[list[str]]:
     return rows
 
 
+def _retriever_text(settings: dict) -> str:
+    from rag.retrieve import Retriever
+
+    return Retriever(**settings["retriever"]).describe() if settings.get("retriever") else "dense"
+
+
 def _f(value, digits: int = 3) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "-"
@@ -210,7 +217,8 @@ def _headline(summary: dict) -> str:
     mode = {"retrieval-only": "retrieval only", "oracle": "oracle: gold passages given",
             "retrieved": f"top {st['passages']} retrieved passages given"}[st["mode"]]
     sample = f", sample seed {s['seed']}" if s["limit"] and s["questions"] < d["questions"] else ""
-    return f"{d['name']} ({d['format']}): {s['questions']} of {d['questions']} questions{sample}; {mode}"
+    return (f"{d['name']} ({d['format']}): {s['questions']} of {d['questions']} questions{sample}; {mode}; "
+            f"retriever {_retriever_text(st)}")
 
 
 def _md_table(header: list[str], rows: list[list[str]], numeric_from: int = 1) -> list[str]:
@@ -245,7 +253,8 @@ def markdown(summary: dict, plots: Sequence[str] = ()) -> str:
         _headline(summary) + ".", "",
         f"Dataset `{summary['dataset']['path']}`. Index: {idx['documents']} documents, {idx['chunks']} chunks "
         f"of at most {idx['chunk_tokens']} tokens (overlap {idx['overlap']}), embedder `{idx['embedder']}`, "
-        f"{idx['index_type']} index. Decoding: {st['decoding']}, at most {st['max_new_tokens']} new tokens.", "",
+        f"{idx['index_type']} index; retriever {_retriever_text(st)}. "
+        f"Decoding: {st['decoding']}, at most {st['max_new_tokens']} new tokens.", "",
         "## Retrieval", "",
         *_md_table(["metric", "value"], retrieval_rows(summary)),
     ]

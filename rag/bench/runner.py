@@ -38,6 +38,7 @@ from rag.bench.results import RESULTS, SESSIONS, JsonlLog
 from rag.config import DEFAULT_CHUNK_OVERLAP, DEFAULT_CHUNK_TOKENS, cache_dir
 from rag.documents import Passage
 from rag.errors import RagError
+from rag.retrieve import Retriever
 
 DEFAULT_KS = (1, 3, 5)
 DEFAULT_PASSAGES = 5
@@ -65,6 +66,7 @@ class BenchConfig:
     chunk_tokens: int = DEFAULT_CHUNK_TOKENS
     overlap: int = DEFAULT_CHUNK_OVERLAP
     max_new_tokens: int = 64
+    retriever: Retriever = field(default_factory=Retriever)  # dense, bm25 or hybrid (+ MMR)
     progress: bool = False
     command: str | None = None
     load: Callable[[str], object] | None = None  # how to load a generator (tests count calls)
@@ -133,8 +135,8 @@ def run_bench(config: BenchConfig) -> BenchRun:
         f"({'reused' if index_info['reused'] else 'built'} in {index_info['seconds']:.1f}s) at {index_info['path']}"
     )
     depth = max(max(ks), RANKING_DEPTH, config.passages)
-    retrieval = retrieve(index, questions, depth, ks, progress=config.progress)
-    done = {(r.get("generator"), r.get("question_id")) for r in existing}
+    retrieval = retrieve(index, questions, depth, ks, progress=config.progress, retriever=config.retriever)
+    done = {(r.get("generator"), r.get("question_id")) for r in existing if r.get("run") == run_key}
 
     if retrieval_only:
         for q in questions:
@@ -258,7 +260,10 @@ def open_index(bench: BenchSet, config: BenchConfig, emb, key: str) -> tuple[obj
 # --- retrieval -------------------------------------------------------------------------------
 
 
-def retrieve(index, questions: Sequence[BenchQuestion], depth: int, ks: Sequence[int], progress: bool = False) -> Retrieval:
+def retrieve(
+    index, questions: Sequence[BenchQuestion], depth: int, ks: Sequence[int], progress: bool = False,
+    retriever: Retriever | None = None,
+) -> Retrieval:
     """Search all questions in one batch, deep enough for `depth` distinct documents each.
 
     A chunked index can return several chunks of one document, and metrics are per document
@@ -270,11 +275,11 @@ def retrieve(index, questions: Sequence[BenchQuestion], depth: int, ks: Sequence
     texts = [q.question for q in questions]
     k = max(1, min(total, 2 * depth))
     start = time.perf_counter()
-    found = index.search_many(texts, k, progress=progress) if texts else []
+    found = index.search_many(texts, k, progress=progress, retriever=retriever) if texts else []
     short = [i for i, chunks in enumerate(found) if len(dedupe(p.doc_path for p in chunks)) < depth]
     while short and k < total:
         k = min(total, k * 4)
-        for i, chunks in zip(short, index.search_many([texts[i] for i in short], k)):
+        for i, chunks in zip(short, index.search_many([texts[i] for i in short], k, retriever=retriever)):
             found[i] = chunks
         short = [i for i in short if len(dedupe(p.doc_path for p in found[i])) < depth]
     seconds = time.perf_counter() - start
@@ -285,7 +290,7 @@ def retrieve(index, questions: Sequence[BenchQuestion], depth: int, ks: Sequence
         result.chunks[q.id] = chunks
         result.ranked[q.id] = ranked
         result.scores[q.id] = retrieval_scores(ranked, q.gold, ks)
-    result.latency_ms = probe_latency(index, texts[:LATENCY_PROBE], min(total, 2 * depth))
+    result.latency_ms = probe_latency(index, texts[:LATENCY_PROBE], min(total, 2 * depth), retriever)
     return result
 
 
@@ -296,15 +301,15 @@ def retrieval_scores(ranked: Sequence[str], gold: dict[str, int], ks: Sequence[i
     return scores
 
 
-def probe_latency(index, texts: Sequence[str], k: int) -> list[float]:
+def probe_latency(index, texts: Sequence[str], k: int, retriever: Retriever | None = None) -> list[float]:
     """Milliseconds of single `search` calls (after one warm-up), as a user's question costs."""
     if not texts:
         return []
-    index.search(texts[0], k)
+    index.search(texts[0], k, retriever=retriever)
     times = []
     for text in texts:
         start = time.perf_counter()
-        index.search(text, k)
+        index.search(text, k, retriever=retriever)
         times.append((time.perf_counter() - start) * 1000)
     return times
 
@@ -474,14 +479,17 @@ def _progress(items: Sequence[BenchQuestion], name: str, enabled: bool, running:
 def _run_key(index_key: str, bench: BenchSet, config: BenchConfig) -> str:
     """What makes stored answers reusable: the corpus/index, the questions and the generation settings."""
     questions = _sha([[q.id, q.question, q.answers, sorted(q.gold.items())] for q in bench.questions])
-    return _sha({"index": index_key, "questions": questions, "oracle": config.oracle, "passages": config.passages,
-                 "max_new_tokens": config.max_new_tokens, "temperature": 0.0})[:12]
+    key = {"index": index_key, "questions": questions, "oracle": config.oracle, "passages": config.passages,
+           "max_new_tokens": config.max_new_tokens, "temperature": 0.0}
+    if config.retriever != Retriever() and not config.oracle:  # the default keeps keys of runs made before retrievers
+        key["retriever"] = config.retriever.to_dict()
+    return _sha(key)[:12]
 
 
 def _check_resumable(existing: Sequence[dict], run_key: str, out: Path) -> None:
     other = next((r for r in existing if r.get("generator") is not None and r.get("run") != run_key), None)
     if other is not None:
         raise RagError(
-            f"{out / RESULTS} holds answers from another setup (dataset, corpus, embedder, chunking, "
+            f"{out / RESULTS} holds answers from another setup (dataset, corpus, embedder, chunking, retriever, "
             "--oracle, --passages or --max-new-tokens differ): choose another --out"
         )

@@ -1,0 +1,135 @@
+"""How passages are found: dense (the encoder-only embedder and FAISS), BM25, or both fused.
+
+Hybrid retrieval takes a pool of candidates from each ranking and fuses them with reciprocal
+rank fusion (RRF): a chunk's score is the sum of 1 / (c + rank) over the rankings that hold it.
+RRF needs no score calibration between cosine similarities and BM25 scores, only ranks.
+Maximal marginal relevance (MMR) can then re-rank the candidates so the k passages handed to
+a generator are not near-duplicates of each other (overlapping chunks often are).
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from .config import DEFAULT_BM25_WEIGHT, DEFAULT_POOL, DEFAULT_RRF_K
+from .errors import RagError
+
+RETRIEVERS = ("dense", "bm25", "hybrid")
+
+Hits = list[tuple[int, float]]  # (chunk id, score), best first
+
+
+@dataclass(frozen=True)
+class Retriever:
+    """Which ranking to use and how to fuse and diversify it."""
+
+    kind: str = "dense"
+    pool: int = DEFAULT_POOL  # candidates taken from each ranking before fusing or MMR (at least k)
+    rrf_k: float = DEFAULT_RRF_K  # RRF's constant c: larger flattens the weight of the top ranks
+    bm25_weight: float = DEFAULT_BM25_WEIGHT  # the BM25 ranking's weight in the fusion; dense weighs 1
+    mmr: float | None = None  # MMR's lambda: 1 ranks by relevance only, 0 by novelty only
+
+    def __post_init__(self):
+        if self.kind not in RETRIEVERS:
+            raise RagError(f"unknown retriever {self.kind!r}: use one of {', '.join(RETRIEVERS)}")
+        if self.pool < 1:
+            raise RagError(f"--pool must be at least 1, got {self.pool}")
+        if self.rrf_k < 0:
+            raise RagError(f"--rrf-k must be 0 or more, got {self.rrf_k}")
+        if self.bm25_weight < 0:
+            raise RagError(f"--bm25-weight must be 0 or more, got {self.bm25_weight}")
+        if self.mmr is not None and not 0.0 <= self.mmr <= 1.0:
+            raise RagError(f"--mmr takes a lambda between 0 and 1, got {self.mmr}")
+
+    @property
+    def needs_bm25(self) -> bool:
+        return self.kind in ("bm25", "hybrid")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def describe(self) -> str:
+        text = self.kind
+        if self.kind == "hybrid":
+            text += f" (RRF c={self.rrf_k:g}, BM25 weight {self.bm25_weight:g}, pool {self.pool})"
+        if self.mmr is not None:
+            text += f", MMR lambda {self.mmr:g}"
+        return text
+
+
+def as_retriever(value: Retriever | str | None) -> Retriever:
+    if value is None:
+        return Retriever()
+    return value if isinstance(value, Retriever) else Retriever(kind=value)
+
+
+def rrf(rankings: Sequence[Sequence[int]], c: float = DEFAULT_RRF_K, weights: Sequence[float] | None = None) -> Hits:
+    """Reciprocal rank fusion of id rankings (best first): sum of weight / (c + rank).
+
+    Ties go to the best single rank, then the smaller id, so the order is deterministic.
+    """
+    scores: dict[int, float] = {}
+    best: dict[int, int] = {}
+    for ranking, weight in zip(rankings, weights or [1.0] * len(rankings)):
+        for rank, item in enumerate(ranking, start=1):
+            scores[item] = scores.get(item, 0.0) + weight / (c + rank)
+            best[item] = min(best.get(item, rank), rank)
+    return sorted(scores.items(), key=lambda kv: (-kv[1], best[kv[0]], kv[0]))
+
+
+def mmr(query: np.ndarray, candidates: np.ndarray, k: int, lam: float) -> list[int]:
+    """Indices of k candidates chosen by maximal marginal relevance over unit vectors.
+
+    Each step takes the candidate maximising lam * sim(query, d) - (1 - lam) * max sim(d, chosen).
+    """
+    n = len(candidates)
+    if n == 0:
+        return []
+    relevance = candidates @ query
+    similarity = candidates @ candidates.T
+    chosen = [int(np.argmax(relevance))]
+    redundancy = similarity[chosen[0]].copy()
+    left = np.ones(n, dtype=bool)
+    left[chosen[0]] = False
+    while len(chosen) < min(k, n):
+        score = lam * relevance - (1.0 - lam) * redundancy
+        score[~left] = -np.inf
+        pick = int(np.argmax(score))
+        chosen.append(pick)
+        left[pick] = False
+        redundancy = np.maximum(redundancy, similarity[pick])
+    return chosen
+
+
+def rank(index, queries: Sequence[str], k: int, retriever: Retriever, progress: bool = False) -> list[Hits]:
+    """Per query, the k best (chunk id, score): cosine for dense, BM25 score for bm25, RRF score for hybrid.
+
+    With MMR the order is MMR's and the score stays the retriever's.
+    """
+    depth = max(k, retriever.pool) if (retriever.kind == "hybrid" or retriever.mmr is not None) else k
+    vectors = None
+    if retriever.kind != "bm25" or retriever.mmr is not None:
+        vectors = index.embed_queries(queries, progress)
+    dense = index.dense_hits(vectors, depth) if retriever.kind != "bm25" else None
+    lexical = index.lexical_hits(queries, depth) if retriever.needs_bm25 else None
+    if retriever.kind == "dense":
+        hits = dense
+    elif retriever.kind == "bm25":
+        hits = lexical
+    else:
+        hits = [
+            rrf([[i for i, _ in d], [i for i, _ in b]], retriever.rrf_k, (1.0, retriever.bm25_weight))[:depth]
+            for d, b in zip(dense, lexical)
+        ]
+    if retriever.mmr is not None:
+        hits = [_diversify(index, v, h[: retriever.pool], k, retriever.mmr) for v, h in zip(vectors, hits)]
+    return [h[:k] for h in hits]
+
+
+def _diversify(index, query: np.ndarray, hits: Hits, k: int, lam: float) -> Hits:
+    if not hits:
+        return hits
+    candidates = index.chunk_vectors([i for i, _ in hits])
+    return [hits[i] for i in mmr(query, candidates, k, lam)]
