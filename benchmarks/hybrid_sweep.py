@@ -1,4 +1,4 @@
-"""Recall of hybrid retrieval over a grid of RRF constants and pool sizes, from one search pass.
+"""Recall of hybrid retrieval over a grid of RRF constants, BM25 weights and pool sizes, from one search pass.
 
 Dense and BM25 rankings are computed once for every question (deep enough for the largest
 pool), then fused for each setting exactly as `rag.retrieve.rank` fuses them. The grid shows
@@ -19,8 +19,9 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 SQUAD = ROOT.parent / "shared" / "datasets" / "squad" / "dev-v1.1-part-a.json"
-POOLS = (10, 20, 50, 100, 200)
-CONSTANTS = (1, 10, 30, 60, 100)
+POOLS = (20, 50, 100)
+CONSTANTS = (1, 10, 30, 60)
+BM25_WEIGHTS = (1.0, 1.5, 2.0, 3.0)
 
 
 def main() -> None:
@@ -30,15 +31,11 @@ def main() -> None:
     if not args.dataset.exists():
         sys.exit(f"{args.dataset} is missing: this benchmark reads SQuAD from ../shared/datasets/")
 
-    from rag.bench.metrics import mrr_at_k, recall_at_k
-    from rag.bench.runner import BenchConfig, _load_set, index_key, open_index
-    from rag.embedder import Embedder
+    from rag.bench.metrics import mrr_at_k, ndcg_at_k, recall_at_k
+    from rag.bench.runner import BenchConfig, dataset_index
     from rag.retrieve import rrf
 
-    config = BenchConfig(dataset=args.dataset, progress=True)
-    bench = _load_set(config)
-    emb = Embedder(None)
-    index, info = open_index(bench, config, emb, index_key(bench, config, emb.name))
+    bench, index, info = dataset_index(BenchConfig(dataset=args.dataset, progress=True))
     questions = bench.questions
     texts = [q.question for q in questions]
     depth = max(POOLS)
@@ -47,32 +44,32 @@ def main() -> None:
     doc_of = dict(index.db.execute("SELECT id, doc_path FROM chunks"))
 
     def scores(rankings: list[list[int]]) -> tuple[float, ...]:
-        r1 = r5 = r10 = mrr = 0.0
+        totals = [0.0] * 5
         for q, ids in zip(questions, rankings):
             docs = [doc_of[i] for i in ids]
-            r1 += recall_at_k(docs, q.gold, 1)
-            r5 += recall_at_k(docs, q.gold, 5)
-            r10 += recall_at_k(docs, q.gold, 10)
-            mrr += mrr_at_k(docs, q.gold, 10)
-        n = len(questions)
-        return r1 / n, r5 / n, r10 / n, mrr / n
+            for j, value in enumerate((recall_at_k(docs, q.gold, 1), recall_at_k(docs, q.gold, 5),
+                                       recall_at_k(docs, q.gold, 10), mrr_at_k(docs, q.gold, 10),
+                                       ndcg_at_k(docs, q.gold, 10))):
+                totals[j] += value
+        return tuple(t / len(questions) for t in totals)
 
     print(f"{len(questions)} questions, {info['documents']} documents, {info['chunks']} chunks")
-    print(f"{'retriever':<28}{'R@1':>7}{'R@5':>7}{'R@10':>7}{'MRR@10':>8}")
+    print(f"{'retriever':<34}{'R@1':>7}{'R@5':>7}{'R@10':>7}{'MRR@10':>8}{'nDCG@10':>9}")
 
     def row(label: str, rankings: list[list[int]]) -> None:
-        r1, r5, r10, mrr = scores(rankings)
-        print(f"{label:<28}{r1:>7.3f}{r5:>7.3f}{r10:>7.3f}{mrr:>8.3f}")
+        r1, r5, r10, mrr, ndcg = scores(rankings)
+        print(f"{label:<34}{r1:>7.3f}{r5:>7.3f}{r10:>7.3f}{mrr:>8.3f}{ndcg:>9.3f}", flush=True)
 
     row("dense", [[i for i, _ in h] for h in dense])
     row("bm25", [[i for i, _ in h] for h in lexical])
     for pool in POOLS:
         for c in CONSTANTS:
-            fused = [
-                [i for i, _ in rrf([[i for i, _ in d[:pool]], [i for i, _ in b[:pool]]], c)]
-                for d, b in zip(dense, lexical)
-            ]
-            row(f"hybrid pool={pool} c={c}", fused)
+            for w in BM25_WEIGHTS:
+                fused = [
+                    [i for i, _ in rrf([[i for i, _ in d[:pool]], [i for i, _ in b[:pool]]], c, (1.0, w))]
+                    for d, b in zip(dense, lexical)
+                ]
+                row(f"hybrid pool={pool} c={c:g} bm25 w={w:g}", fused)
 
 
 if __name__ == "__main__":

@@ -37,14 +37,10 @@ def main() -> None:
     if not args.dataset.exists():
         sys.exit(f"{args.dataset} is missing: this benchmark reads SQuAD from ../shared/datasets/")
 
-    from rag.bench.runner import BenchConfig, index_key, open_index, _load_set
-    from rag.embedder import Embedder
+    from rag.bench.runner import BenchConfig, dataset_index
     from rag.retrieve import Retriever
 
-    config = BenchConfig(dataset=args.dataset, progress=True)
-    bench = _load_set(config)
-    emb = Embedder(None)
-    index, info = open_index(bench, config, emb, index_key(bench, config, emb.name))
+    bench, index, info = dataset_index(BenchConfig(dataset=args.dataset, progress=True))
     print(f"index: {info['documents']} documents, {info['chunks']} chunks ({'reused' if info['reused'] else 'built'})")
     questions = [q.question for q in bench.questions[: args.questions]]
     retrievers = {name: Retriever(kind=name) for name in ("dense", "bm25", "hybrid")}

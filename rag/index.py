@@ -207,8 +207,10 @@ class Index:
                 raise RagError(f"none of the {len(seen)} supported files in {source} could be read (see the warnings)")
             if old_manifest and not old_manifest.get("bm25"):
                 report.notes.append("BM25 index added (built before BM25 existed)")
+            elif old_manifest and not lexical.compatible(old_manifest["bm25"]):
+                report.notes.append("BM25 index rebuilt with the current tokeniser and parameters")
             if (old_manifest and not fresh and not report.removed and not rechunk
-                    and old_manifest["index_type"] == index_type and old_manifest.get("bm25")):
+                    and old_manifest["index_type"] == index_type and lexical.compatible(old_manifest.get("bm25"))):
                 old_db.close()
                 report.documents, report.chunks = old_manifest["counts"]["documents"], old_manifest["counts"]["chunks"]
                 return cls._loaded(index_dir, emb, report, started)  # nothing changed: keep the files as they are
@@ -352,6 +354,12 @@ class Index:
                 raise IndexError_(
                     f"index {self.path} was built before BM25 support and has dense vectors only: "
                     "run `rag index FOLDER` on it again to add BM25 (nothing is re-embedded), or use --retriever dense"
+                )
+            if not lexical.compatible(self.manifest["bm25"]):
+                self._bm25 = None
+                raise IndexError_(
+                    f"index {self.path} has a BM25 index built with other settings ({self.manifest['bm25'].get('tokenizer')}): "
+                    "run `rag index FOLDER` on it again to rebuild BM25 (nothing is re-embedded), or use --retriever dense"
                 )
         return self._bm25.search_many(queries, k)
 

@@ -6,8 +6,10 @@ it is rebuilt from the chunk texts on each save; tokenising is cheap next to emb
 
 Tokenisation, chosen by principle rather than per question: lower-case word characters
 (numbers and one-letter tokens kept, since years and figures are often what a question
-names), the English stop words of Lucene, then the Snowball English stemmer so "encoders"
-matches "encoder".
+names), NLTK's English stop words (which include the question words what, which, who, when:
+they say what kind of answer is wanted, not where it is), then the Snowball English stemmer
+so "encoders" matches "encoder". BM25 runs with k1 = 0.9 and b = 0.4, Anserini's defaults
+for passage retrieval. BENCHMARKS.md compares these choices with Lucene's.
 """
 from __future__ import annotations
 
@@ -20,8 +22,8 @@ import numpy as np
 
 FOLDER = "bm25"
 IDS_FILE = "chunk_ids.npy"
-TOKENIZER = "lower-words-lucene-stopwords-snowball-english"
-K1, B, METHOD = 1.5, 0.75, "lucene"
+TOKENIZER = "lower-words-nltk-stopwords-snowball-english"
+K1, B, METHOD = 0.9, 0.4, "lucene"
 
 _WORD = re.compile(r"\w+")
 _stemmer = None
@@ -34,9 +36,9 @@ def tokenize(text: str) -> list[str]:
         import Stemmer
 
         _stemmer = Stemmer.Stemmer("english")
-    from bm25s.stopwords import STOPWORDS_EN
+    from bm25s.stopwords import STOPWORDS_EN_PLUS
 
-    words = [w for w in _WORD.findall(text.lower()) if w not in STOPWORDS_EN]
+    words = [w for w in _WORD.findall(text.lower()) if w not in STOPWORDS_EN_PLUS]
     return _stemmer.stemWords(words)
 
 
@@ -46,6 +48,12 @@ def settings() -> dict:
 
     return {"library": "bm25s", "version": bm25s.__version__, "tokenizer": TOKENIZER,
             "method": METHOD, "k1": K1, "b": B}
+
+
+def compatible(recorded: dict | None) -> bool:
+    """Whether a BM25 index recorded in a manifest was built the way this code queries it."""
+    current = settings()
+    return bool(recorded) and all(recorded.get(key) == current[key] for key in ("tokenizer", "method", "k1", "b"))
 
 
 def build(ids: np.ndarray, texts: Sequence[str], folder: Path) -> None:

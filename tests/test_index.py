@@ -100,7 +100,7 @@ def test_unreadable_file_keeps_its_previous_version(corpus, tmp_path, embedder):
 def test_exception_mid_save_leaves_previous_index_whole(corpus, tmp_path, embedder, monkeypatch):
     idx = tmp_path / "idx"
     before = rows(build(corpus, idx, embedder))
-    files_before = {f.name: f.read_bytes() for f in idx.iterdir()}
+    files_before = {f.relative_to(idx): f.read_bytes() for f in idx.rglob("*") if f.is_file()}
     (corpus / "gpt2.txt").write_text("Changed text about something else entirely.\n")
 
     def boom(*args, **kwargs):
@@ -109,7 +109,7 @@ def test_exception_mid_save_leaves_previous_index_whole(corpus, tmp_path, embedd
     monkeypatch.setattr(faiss_index, "build", boom)
     with pytest.raises(RuntimeError, match="disk on fire"):
         build(corpus, idx, embedder)
-    assert {f.name: f.read_bytes() for f in idx.iterdir()} == files_before
+    assert {f.relative_to(idx): f.read_bytes() for f in idx.rglob("*") if f.is_file()} == files_before
     assert rows(Index.load(idx, embedder=embedder)) == before
     assert not store.temp_paths(idx)  # the half-written folder is cleaned up
 

@@ -102,7 +102,7 @@ def test_bm25_finds_an_exact_rare_term_that_dense_misses(rare_index):
 
 
 def test_bm25_terms_are_stemmed_lowercased_and_stopword_free(rare_index):
-    assert lexical.tokenize("The Encoders were encoding 1802 a") == ["encod", "were", "encod", "1802"]
+    assert lexical.tokenize("Which Encoders were encoding 1802 a?") == ["encod", "encod", "1802"]
     [hit] = rare_index.search("Cooling FANS stopping", k=1, retriever="bm25")
     assert hit.doc_path == "e1147.md"
     assert rare_index.search("the of and", k=3, retriever="bm25") == []  # only stop words: nothing matches
@@ -188,17 +188,33 @@ def test_index_built_before_bm25_still_loads_and_gets_bm25_on_reindex(tmp_path, 
     assert again.has_bm25 and again.search(RARE_QUESTION, k=1, retriever="bm25")[0].doc_path == "e1147.md"
 
 
+def test_bm25_built_with_other_settings_is_refused_then_rebuilt(tmp_path, embedder):
+    folder = write_docs(tmp_path / "docs", RARE)
+    idx = tmp_path / "idx"
+    build(folder, idx, embedder)
+    manifest = json.loads((idx / store.MANIFEST).read_text())
+    manifest["bm25"]["tokenizer"] = "some-older-tokenizer"
+    store.write_manifest(idx, manifest)
+
+    with pytest.raises(IndexError_, match="BM25 index built with other settings .some-older-tokenizer."):
+        Index.load(idx, embedder=embedder).search(RARE_QUESTION, k=1, retriever="hybrid")
+    again = build(folder, idx, embedder)
+    assert again.build_report.chunks_embedded == 0 and "BM25 index rebuilt" in again.build_report.summary()
+    assert again.manifest["bm25"] == lexical.settings()
+    assert again.search(RARE_QUESTION, k=1, retriever="bm25")[0].doc_path == "e1147.md"
+
+
 def test_cli_retriever_options(tmp_path, rare_index):
     runner = CliRunner()
     idx = str(rare_index.path)
     result = runner.invoke(main, ["search", RARE_QUESTION, "--index", idx, "--retriever", "hybrid",
-                                  "--rrf-k", "10", "--pool", "3", "-k", "2", "--json"])
+                                  "--rrf-k", "10", "--bm25-weight", "1.5", "--pool", "3", "-k", "2", "--json"])
     assert result.exit_code == 0, result.output
     data = json.loads(result.output)
-    assert data["retriever"] == {"kind": "hybrid", "pool": 3, "rrf_k": 10.0, "bm25_weight": 1.0, "mmr": None}
+    assert data["retriever"] == {"kind": "hybrid", "pool": 3, "rrf_k": 10.0, "bm25_weight": 1.5, "mmr": None}
     dense = [p.chunk_id for p in rare_index.search(RARE_QUESTION, k=3)]
     bm25 = [p.chunk_id for p in rare_index.search(RARE_QUESTION, k=3, retriever="bm25")]
-    expected = rrf([dense, bm25], c=10)[:2]
+    expected = rrf([dense, bm25], c=10, weights=(1.0, 1.5))[:2]
     assert [(p["chunk_id"], p["score"]) for p in data["passages"]] == [(i, pytest.approx(s)) for i, s in expected]
     bad = runner.invoke(main, ["search", "x", "--index", idx, "--mmr", "2"])
     assert bad.exit_code == 1 and "--mmr takes a lambda between 0 and 1, got 2.0" in bad.output

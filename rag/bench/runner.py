@@ -236,6 +236,16 @@ def index_key(bench: BenchSet, config: BenchConfig, embedder_name: str) -> str:
                  "chunk_tokens": config.chunk_tokens, "overlap": config.overlap, "index_type": "flat"})[:16]
 
 
+def dataset_index(config: BenchConfig) -> tuple[BenchSet, object, dict]:
+    """The set, and its corpus index as `rag bench` builds or reuses it (for scripts in benchmarks/)."""
+    from rag.embedder import Embedder
+
+    bench = _load_set(config)
+    emb = config.embedder if isinstance(config.embedder, Embedder) else Embedder(config.embedder)
+    index, info = open_index(bench, config, emb, index_key(bench, config, emb.name))
+    return bench, index, info
+
+
 def open_index(bench: BenchSet, config: BenchConfig, emb, key: str) -> tuple[object, dict]:
     """Build or reuse the set's index, cached under its key (so a second run embeds nothing)."""
     from rag.index import Index
