@@ -31,6 +31,7 @@ demo: $(STAMP)
 	$(BIN)/rag index $(CORPUS) --index $(DEMO_INDEX)
 	$(BIN)/rag info --index $(DEMO_INDEX)
 	$(BIN)/rag search "Which objective is BERT pre-trained with?" -k 3 --index $(DEMO_INDEX)
+	$(BIN)/rag search "Which paper did Vaswani publish in 2017?" -k 3 --retriever hybrid --index $(DEMO_INDEX)
 	$(BIN)/rag models
 	$(BIN)/rag compare "Which objective is BERT pre-trained with?" --index $(DEMO_INDEX)
 
