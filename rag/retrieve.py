@@ -79,15 +79,15 @@ def rrf(rankings: Sequence[Sequence[int]], c: float = DEFAULT_RRF_K, weights: Se
     return sorted(scores.items(), key=lambda kv: (-kv[1], best[kv[0]], kv[0]))
 
 
-def mmr(query: np.ndarray, candidates: np.ndarray, k: int, lam: float) -> list[int]:
-    """Indices of k candidates chosen by maximal marginal relevance over unit vectors.
+def mmr(relevance: np.ndarray, candidates: np.ndarray, k: int, lam: float) -> list[int]:
+    """Indices of k candidates chosen by maximal marginal relevance; `candidates` are unit vectors.
 
-    Each step takes the candidate maximising lam * sim(query, d) - (1 - lam) * max sim(d, chosen).
+    Each step takes the candidate maximising lam * relevance(d) - (1 - lam) * max cos(d, chosen).
     """
     n = len(candidates)
     if n == 0:
         return []
-    relevance = candidates @ query
+    relevance = np.asarray(relevance, dtype=np.float32)
     similarity = candidates @ candidates.T
     chosen = [int(np.argmax(relevance))]
     redundancy = similarity[chosen[0]].copy()
@@ -109,10 +109,8 @@ def rank(index, queries: Sequence[str], k: int, retriever: Retriever, progress: 
     With MMR the order is MMR's and the score stays the retriever's.
     """
     depth = max(k, retriever.pool) if (retriever.kind == "hybrid" or retriever.mmr is not None) else k
-    vectors = None
-    if retriever.kind != "bm25" or retriever.mmr is not None:
-        vectors = index.embed_queries(queries, progress)
-    dense = index.dense_hits(vectors, depth) if retriever.kind != "bm25" else None
+    vectors = index.embed_queries(queries, progress) if retriever.kind != "bm25" else None
+    dense = index.dense_hits(vectors, depth) if vectors is not None else None
     lexical = index.lexical_hits(queries, depth) if retriever.needs_bm25 else None
     if retriever.kind == "dense":
         hits = dense
@@ -124,12 +122,19 @@ def rank(index, queries: Sequence[str], k: int, retriever: Retriever, progress: 
             for d, b in zip(dense, lexical)
         ]
     if retriever.mmr is not None:
-        hits = [_diversify(index, v, h[: retriever.pool], k, retriever.mmr) for v, h in zip(vectors, hits)]
+        hits = [_diversify(index, h[: retriever.pool], k, retriever.mmr, retriever.kind == "dense") for h in hits]
     return [h[:k] for h in hits]
 
 
-def _diversify(index, query: np.ndarray, hits: Hits, k: int, lam: float) -> Hits:
+def _diversify(index, hits: Hits, k: int, lam: float, cosine: bool) -> Hits:
+    """MMR over the retriever's own candidates and relevance, so it diversifies that ranking
+    rather than replacing it: dense scores are cosines already; BM25 and RRF scores are scaled
+    to [0, 1] over the candidates, the range of the cosine similarities they are weighed against."""
     if not hits:
         return hits
+    relevance = np.array([s for _, s in hits], dtype=np.float32)
+    if not cosine:
+        low, high = relevance.min(), relevance.max()
+        relevance = (relevance - low) / (high - low) if high > low else np.ones_like(relevance)
     candidates = index.chunk_vectors([i for i, _ in hits])
-    return [hits[i] for i in mmr(query, candidates, k, lam)]
+    return [hits[i] for i in mmr(relevance, candidates, k, lam)]

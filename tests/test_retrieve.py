@@ -67,9 +67,12 @@ def test_mmr_skips_near_duplicates():
     query = unit([1, 0, 0])
     a, a_twin, b = unit([1, 0.05, 0]), unit([1, 0.06, 0.01]), unit([0.6, 0, 0.8])
     candidates = np.stack([a, a_twin, b])
-    assert mmr(query, candidates, 3, lam=1.0) == [0, 1, 2]  # relevance only
-    assert mmr(query, candidates, 2, lam=0.5) == [0, 2]  # the twin is redundant with the first pick
-    assert mmr(query, candidates[:0], 3, lam=0.5) == []
+    relevance = candidates @ query
+    assert mmr(relevance, candidates, 3, lam=1.0) == [0, 1, 2]  # relevance only
+    assert mmr(relevance, candidates, 2, lam=0.5) == [0, 2]  # the twin is redundant with the first pick
+    assert mmr(relevance[:0], candidates[:0], 3, lam=0.5) == []
+    # relevance need not be a cosine: a lexical ranking's order leads, diversity still applies
+    assert mmr(np.array([0.2, 1.0, 0.9]), candidates, 2, lam=0.5) == [1, 2]
 
 
 def test_retriever_settings_are_checked():
@@ -117,6 +120,13 @@ def test_mmr_gives_distinct_passages(tmp_path, embedder):
     assert {p.doc_path for p in plain} == {"a.md", "b.md"}
     assert diverse[0].doc_path == plain[0].doc_path and diverse[1].doc_path == "c.md"
     assert [p.rank for p in diverse] == [1, 2]
+
+
+def test_mmr_keeps_the_hybrid_ranking_in_the_lead(rare_index):
+    hybrid = rare_index.search(RARE_QUESTION, k=3, retriever="hybrid")
+    diverse = rare_index.search(RARE_QUESTION, k=3, retriever=Retriever(kind="hybrid", mmr=0.7))
+    assert hybrid[0].doc_path == diverse[0].doc_path == "e1147.md"  # dense would put another first
+    assert {p.chunk_id for p in diverse} <= {p.chunk_id for p in rare_index.search(RARE_QUESTION, k=50, retriever="hybrid")}
 
 
 def test_incremental_update_keeps_bm25_in_step(tmp_path, embedder):
