@@ -122,7 +122,7 @@ def rank(index, queries: Sequence[str], k: int, retriever: Retriever, progress: 
             for d, b in zip(dense, lexical)
         ]
     if retriever.mmr is not None:
-        hits = [_diversify(index, h[: retriever.pool], k, retriever.mmr, retriever.kind == "dense") for h in hits]
+        hits = [_diversify(index, h, k, retriever.mmr, retriever.kind == "dense") for h in hits]
     return [h[:k] for h in hits]
 
 
