@@ -1,6 +1,7 @@
 """The `rag` command: a thin layer that parses options, calls the library and prints."""
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
@@ -15,7 +16,6 @@ from .config import (
 )
 from .errors import RagError
 
-
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
@@ -26,8 +26,17 @@ def _index_option(f):
     )(f)
 
 
-def _retriever_options(f):
-    """--retriever, --pool, --rrf-k and --mmr, gathered into one `retriever` argument."""
+def _retriever_options(command):
+    """--retriever, --pool, --rrf-k, --bm25-weight and --mmr, gathered into one `retriever` argument
+    (a `rag.retrieve.Retriever`, whose checks turn bad values into one-line errors)."""
+
+    @functools.wraps(command)
+    def f(*args, retriever, pool, rrf_k, bm25_weight, mmr, **kwargs):
+        from .retrieve import Retriever
+
+        how = Retriever(kind=retriever, pool=pool, rrf_k=rrf_k, bm25_weight=bm25_weight, mmr=mmr)
+        return command(*args, retriever=how, **kwargs)
+
     f = click.option("--mmr", type=float, default=None, metavar="LAMBDA",
                      help="Re-rank by maximal marginal relevance (1: relevance only, 0: novelty only), e.g. 0.7.")(f)
     f = click.option("--bm25-weight", type=float, default=DEFAULT_BM25_WEIGHT, show_default=True,
@@ -39,12 +48,6 @@ def _retriever_options(f):
     f = click.option("--retriever", type=click.Choice(["dense", "bm25", "hybrid"]), default="dense", show_default=True,
                      help="Dense (embedder + FAISS), BM25, or both fused by reciprocal rank fusion.")(f)
     return f
-
-
-def _retriever(retriever: str, pool: int, rrf_k: float, bm25_weight: float, mmr: float | None):
-    from .retrieve import Retriever
-
-    return Retriever(kind=retriever, pool=pool, rrf_k=rrf_k, bm25_weight=bm25_weight, mmr=mmr)
 
 
 def _show_progress(quiet: bool) -> bool:
@@ -106,7 +109,7 @@ def index(folder: Path, index_dir: Path | None, embedder, chunk_tokens, overlap,
 @click.option("--embedder", default=None, help="Must match the index's embedder (default: the one in its manifest).")
 @_retriever_options
 @click.option("--json", "as_json", is_flag=True, help="Print JSON with whole passages.")
-def search(query: str, k: int, index_dir: Path | None, embedder, retriever, pool, rrf_k, bm25_weight, mmr, as_json: bool) -> None:
+def search(query: str, k: int, index_dir: Path | None, embedder, retriever, as_json: bool) -> None:
     """Print the passages that best match QUERY."""
     from .index import Index
 
@@ -114,10 +117,9 @@ def search(query: str, k: int, index_dir: Path | None, embedder, retriever, pool
         raise RagError("the query is empty: give some text to search for")
     if k < 1:
         raise RagError(f"-k must be at least 1, got {k}")
-    how = _retriever(retriever, pool, rrf_k, bm25_weight, mmr)
-    passages = Index.load(index_dir, embedder=embedder).search(query, k, retriever=how)
+    passages = Index.load(index_dir, embedder=embedder).search(query, k, retriever=retriever)
     if as_json:
-        click.echo(json.dumps({"query": query, "k": k, "retriever": how.to_dict(),
+        click.echo(json.dumps({"query": query, "k": k, "retriever": retriever.to_dict(),
                                "passages": [p.to_dict() for p in passages]}, indent=2))
         return
     width = shutil.get_terminal_size((100, 20)).columns
@@ -220,7 +222,7 @@ def _load_generator(name: str):
 @click.option("--stream/--no-stream", default=True, help="Print the answer as it is generated (on a terminal).")
 @click.option("--verbose", "-v", is_flag=True, help="Print timings and the context budget.")
 @click.option("--json", "as_json", is_flag=True, help="Print the whole Answer as JSON.")
-def ask(question, generator, k, max_new_tokens, temperature, seed, retriever, pool, rrf_k, bm25_weight, mmr, index_dir, show_passages,
+def ask(question, generator, k, max_new_tokens, temperature, seed, retriever, index_dir, show_passages,
         stream, verbose, as_json) -> None:
     """Answer QUESTION from the indexed documents, citing its sources."""
     from .generators import BudgetError, default_generator_name
@@ -228,14 +230,13 @@ def ask(question, generator, k, max_new_tokens, temperature, seed, retriever, po
     from .pipeline import Pipeline
 
     _check_question(question, k)
-    how = _retriever(retriever, pool, rrf_k, bm25_weight, mmr)
     index = Index.load(index_dir)
     name = generator or default_generator_name()
     gen = _load_generator(name)
     if not as_json:
         click.secho(f"generator: {gen.name} ({gen.family})", err=True, dim=True)
     streaming = stream and not as_json and sys.stdout.isatty()
-    pipeline = Pipeline(index, gen, k=k, settings=_settings(max_new_tokens, temperature, seed), retriever=how)
+    pipeline = Pipeline(index, gen, k=k, settings=_settings(max_new_tokens, temperature, seed), retriever=retriever)
     try:
         answer = pipeline.ask(question, on_text=(lambda t: click.echo(t, nl=False)) if streaming else None)
     except BudgetError as e:
@@ -277,25 +278,24 @@ def _print_timings(answer) -> None:
 @_retriever_options
 @_index_option
 @click.option("--json", "as_json", is_flag=True, help="Print every answer as JSON.")
-def compare(question, names, k, max_new_tokens, temperature, seed, retriever, pool, rrf_k, bm25_weight, mmr, index_dir, as_json) -> None:
+def compare(question, names, k, max_new_tokens, temperature, seed, retriever, index_dir, as_json) -> None:
     """Give the same retrieved passages to several generators and compare their answers."""
     from .index import Index
     from .pipeline import compare as run_compare
     from .pipeline import default_comparison
 
     _check_question(question, k)
-    how = _retriever(retriever, pool, rrf_k, bm25_weight, mmr)
     index = Index.load(index_dir)
     chosen = [n.strip() for n in names.split(",") if n.strip()] if names else default_comparison()
     if not chosen:
         raise RagError("no generator is available here: see `rag models`")
     passages, retrieval_ms, results = run_compare(
-        index, question, chosen, k=k, settings=_settings(max_new_tokens, temperature, seed), retriever=how
+        index, question, chosen, k=k, settings=_settings(max_new_tokens, temperature, seed), retriever=retriever
     )
     if as_json:
         click.echo(json.dumps({
             "question": question,
-            "retriever": how.to_dict(),
+            "retriever": retriever.to_dict(),
             "retrieval_ms": retrieval_ms,
             "passages": [p.to_dict() for p in passages],
             "results": [
@@ -306,7 +306,7 @@ def compare(question, names, k, max_new_tokens, temperature, seed, retriever, po
         }, indent=2))
         return
     click.echo(f"Question: {question}")
-    click.echo(f"Retrieved {len(passages)} passages ({how.describe()}) in {retrieval_ms:.0f} ms: "
+    click.echo(f"Retrieved {len(passages)} passages ({retriever.describe()}) in {retrieval_ms:.0f} ms: "
                + ", ".join(f"[{p.rank}] {p.citation}" for p in passages))
     click.echo(_comparison_table(results))
     for r in results:
@@ -406,7 +406,7 @@ def _int_list(value: str, option: str) -> list[int]:
 @_retriever_options
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars or status lines.")
 def bench(dataset, names, ks, passages, limit, sample_seed, out, oracle, retrieval_only, fmt, split,
-          max_new_tokens, index_cache, embedder, chunk_tokens, overlap, retriever, pool, rrf_k, bm25_weight, mmr, quiet) -> None:
+          max_new_tokens, index_cache, embedder, chunk_tokens, overlap, retriever, quiet) -> None:
     """Benchmark retrieval and generators on DATASET (qa.jsonl, SQuAD v1.1 JSON or a BEIR folder)."""
     import shlex
 
@@ -418,7 +418,7 @@ def bench(dataset, names, ks, passages, limit, sample_seed, out, oracle, retriev
         ks=_int_list(ks, "-k"), passages=passages, limit=limit, sample_seed=sample_seed, out=out, oracle=oracle,
         retrieval_only=retrieval_only, format=fmt, split=split, index_cache=index_cache, embedder=embedder,
         chunk_tokens=chunk_tokens, overlap=overlap, max_new_tokens=max_new_tokens, progress=_show_progress(quiet),
-        retriever=_retriever(retriever, pool, rrf_k, bm25_weight, mmr),
+        retriever=retriever,
         command=shlex.join(["rag", *sys.argv[1:]]),
         echo=(lambda m: None) if quiet else (lambda m: click.echo(m, err=True)),
         warn=(lambda m: None) if quiet else _warn,

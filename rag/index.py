@@ -242,12 +242,12 @@ class Index:
                         ],
                     )
                 db.commit()
-                ids, all_vectors = store.all_vectors(db, dimension)
+                ids, all_vectors, all_texts = store.all_chunks(db, dimension)
                 index, params = faiss_index.build(index_type, ids, all_vectors, dimension)
                 import faiss
 
                 faiss.write_index(index, str(tmp / store.FAISS_FILE))
-                lexical.build(ids, store.all_texts(db), tmp)
+                lexical.build(ids, all_texts, tmp)
                 report.documents = db.execute("SELECT COUNT(*) FROM documents").fetchone()[0]
                 report.chunks = len(ids)
                 db.close()
@@ -349,18 +349,17 @@ class Index:
     def lexical_hits(self, queries: Sequence[str], k: int) -> list[Hits]:
         """Per query, the k best chunks by BM25."""
         if self._bm25 is None:
-            self._bm25 = lexical.Bm25.load(self.path) if self.has_bm25 else None
-            if self._bm25 is None:
+            if not self.has_bm25:
                 raise IndexError_(
                     f"index {self.path} was built before BM25 support and has dense vectors only: "
                     "run `rag index FOLDER` on it again to add BM25 (nothing is re-embedded), or use --retriever dense"
                 )
             if not lexical.compatible(self.manifest["bm25"]):
-                self._bm25 = None
                 raise IndexError_(
                     f"index {self.path} has a BM25 index built with other settings ({self.manifest['bm25'].get('tokenizer')}): "
                     "run `rag index FOLDER` on it again to rebuild BM25 (nothing is re-embedded), or use --retriever dense"
                 )
+            self._bm25 = lexical.Bm25.load(self.path)
         return self._bm25.search_many(queries, k)
 
     def chunk_vectors(self, ids: Sequence[int]):

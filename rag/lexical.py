@@ -27,19 +27,18 @@ K1, B, METHOD = 0.9, 0.4, "lucene"
 
 _WORD = re.compile(r"\w+")
 _stemmer = None
+_stopwords: frozenset[str] = frozenset()
 
 
 def tokenize(text: str) -> list[str]:
     """The BM25 terms of a text (the same for chunks and queries)."""
-    global _stemmer
+    global _stemmer, _stopwords
     if _stemmer is None:
         import Stemmer
+        from bm25s.stopwords import STOPWORDS_EN_PLUS
 
-        _stemmer = Stemmer.Stemmer("english")
-    from bm25s.stopwords import STOPWORDS_EN_PLUS
-
-    words = [w for w in _WORD.findall(text.lower()) if w not in STOPWORDS_EN_PLUS]
-    return _stemmer.stemWords(words)
+        _stemmer, _stopwords = Stemmer.Stemmer("english"), frozenset(STOPWORDS_EN_PLUS)  # bm25s ships a tuple
+    return _stemmer.stemWords([w for w in _WORD.findall(text.lower()) if w not in _stopwords])
 
 
 def settings() -> dict:
@@ -78,11 +77,13 @@ class Bm25:
     model: object | None
 
     @classmethod
-    def load(cls, folder: Path) -> Bm25 | None:
-        """The BM25 index in an index folder, or None for an index built before BM25 existed."""
+    def load(cls, folder: Path) -> Bm25:
+        """The BM25 index in an index folder (whose manifest records one)."""
         target = folder / FOLDER
         if not (target / IDS_FILE).is_file():
-            return None
+            from .errors import IndexError_
+
+            raise IndexError_(f"index {folder} is damaged: {target / IDS_FILE} is missing; rebuild it with `rag index FOLDER`")
         ids = np.load(target / IDS_FILE, allow_pickle=False)
         if len(ids) == 0:
             return cls(ids, None)

@@ -151,14 +151,10 @@ def vector_blob(vector: np.ndarray) -> bytes:
     return np.asarray(vector, dtype=np.float32).tobytes()
 
 
-def all_texts(db: sqlite3.Connection) -> list[str]:
-    """Every chunk's text, in id order (the order of `all_vectors`)."""
-    return [row[0] for row in db.execute("SELECT text FROM chunks ORDER BY id")]
-
-
-def all_vectors(db: sqlite3.Connection, dimension: int) -> tuple[np.ndarray, np.ndarray]:
-    """(ids int64, vectors float32 (n, dimension)) of every chunk, in id order."""
-    rows = db.execute("SELECT id, vector FROM chunks ORDER BY id").fetchall()
+def all_chunks(db: sqlite3.Connection, dimension: int) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """(ids int64, vectors float32 (n, dimension), texts) of every chunk, in id order, in one pass:
+    the vectors feed FAISS and the texts BM25."""
+    rows = db.execute("SELECT id, vector, text FROM chunks ORDER BY id").fetchall()
     ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
     vectors = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32).reshape(len(rows), dimension)
-    return ids, vectors
+    return ids, vectors, [r[2] for r in rows]

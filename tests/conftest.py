@@ -34,6 +34,11 @@ def write_docs(folder: Path, files: dict[str, str | bytes]) -> Path:
     return folder
 
 
+def folder_bytes(folder: Path) -> dict[Path, bytes]:
+    """Every file under `folder` (relative path -> content): to show an index was left untouched."""
+    return {f.relative_to(folder): f.read_bytes() for f in folder.rglob("*") if f.is_file()}
+
+
 def make_pdf(lines: list[str]) -> bytes:
     """A minimal valid one-page PDF whose text layer holds `lines` (no PDF library needed)."""
     text_ops = ["BT", "/F1 12 Tf", "72 720 Td", "14 TL"]

@@ -12,7 +12,7 @@ from rag import faiss_index, store
 from rag.errors import IndexError_, IndexLocked, RagError
 from rag.index import Index
 
-from conftest import ROOT, make_pdf, write_docs
+from conftest import ROOT, folder_bytes, make_pdf, write_docs
 
 DOCS = {
     "bert.md": "# BERT\n\nBERT is an encoder-only transformer pre-trained with masked language modelling.\n",
@@ -100,7 +100,7 @@ def test_unreadable_file_keeps_its_previous_version(corpus, tmp_path, embedder):
 def test_exception_mid_save_leaves_previous_index_whole(corpus, tmp_path, embedder, monkeypatch):
     idx = tmp_path / "idx"
     before = rows(build(corpus, idx, embedder))
-    files_before = {f.relative_to(idx): f.read_bytes() for f in idx.rglob("*") if f.is_file()}
+    files_before = folder_bytes(idx)
     (corpus / "gpt2.txt").write_text("Changed text about something else entirely.\n")
 
     def boom(*args, **kwargs):
@@ -109,7 +109,7 @@ def test_exception_mid_save_leaves_previous_index_whole(corpus, tmp_path, embedd
     monkeypatch.setattr(faiss_index, "build", boom)
     with pytest.raises(RuntimeError, match="disk on fire"):
         build(corpus, idx, embedder)
-    assert {f.relative_to(idx): f.read_bytes() for f in idx.rglob("*") if f.is_file()} == files_before
+    assert folder_bytes(idx) == files_before
     assert rows(Index.load(idx, embedder=embedder)) == before
     assert not store.temp_paths(idx)  # the half-written folder is cleaned up
 

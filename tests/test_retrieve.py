@@ -15,7 +15,7 @@ from rag.errors import IndexError_, RagError
 from rag.index import Index
 from rag.retrieve import Retriever, mmr, rrf
 
-from conftest import write_docs
+from conftest import folder_bytes, write_docs
 
 # Dense retrieval matches meaning: a question about an error code lands on the documents that
 # talk about error codes in general. Only one short document holds the exact code.
@@ -127,6 +127,9 @@ def test_mmr_keeps_the_hybrid_ranking_in_the_lead(rare_index):
     diverse = rare_index.search(RARE_QUESTION, k=3, retriever=Retriever(kind="hybrid", mmr=0.7))
     assert hybrid[0].doc_path == diverse[0].doc_path == "e1147.md"  # dense would put another first
     assert {p.chunk_id for p in diverse} <= {p.chunk_id for p in rare_index.search(RARE_QUESTION, k=50, retriever="hybrid")}
+    # k above the pool: MMR chooses among max(k, pool) candidates, so k passages still come back
+    wide = rare_index.search(RARE_QUESTION, k=4, retriever=Retriever(kind="hybrid", pool=2, mmr=0.5))
+    assert len(wide) == 4
 
 
 def test_incremental_update_keeps_bm25_in_step(tmp_path, embedder):
@@ -154,7 +157,7 @@ def test_failure_while_writing_bm25_leaves_previous_index_whole(tmp_path, embedd
     folder = write_docs(tmp_path / "docs", RARE)
     idx = tmp_path / "idx"
     build(folder, idx, embedder)
-    before = {p.relative_to(idx): p.read_bytes() for p in idx.rglob("*") if p.is_file()}
+    before = folder_bytes(idx)
     (folder / "new.md").write_text("Something new about E1147.\n")
 
     def boom(*args, **kwargs):
@@ -163,7 +166,7 @@ def test_failure_while_writing_bm25_leaves_previous_index_whole(tmp_path, embedd
     monkeypatch.setattr(lexical, "build", boom)
     with pytest.raises(OSError, match="disk full"):
         build(folder, idx, embedder)
-    assert {p.relative_to(idx): p.read_bytes() for p in idx.rglob("*") if p.is_file()} == before
+    assert folder_bytes(idx) == before
     assert not store.temp_paths(idx)
 
 
