@@ -80,26 +80,38 @@ def main() -> None:
 @main.command()
 @click.argument("folder", type=click.Path(path_type=Path, file_okay=False))
 @_index_option
-@click.option("--embedder", default=None, help="sentence-transformers model name or folder (default: all-MiniLM-L6-v2, packaged).")
-@click.option("--chunk-tokens", default=DEFAULT_CHUNK_TOKENS, show_default=True, type=click.IntRange(min=8), help="Chunk size in embedder tokens.")
-@click.option("--overlap", default=DEFAULT_CHUNK_OVERLAP, show_default=True, type=click.IntRange(min=0), help="Tokens shared by consecutive chunks.")
-@click.option("--index-type", type=click.Choice(INDEX_TYPES), default="flat", show_default=True, help="FAISS index: exact flat, HNSW graph, or compressed IVF-PQ.")
+@click.option("--embedder", default=None, help="sentence-transformers model name or folder (default: the index's, else all-MiniLM-L6-v2, packaged).")
+@click.option("--chunk-tokens", default=None, type=click.IntRange(min=8),
+              help=f"Chunk size in embedder tokens (default: the index's, else {DEFAULT_CHUNK_TOKENS}).")
+@click.option("--overlap", default=None, type=click.IntRange(min=0),
+              help=f"Tokens shared by consecutive chunks (default: the index's, else {DEFAULT_CHUNK_OVERLAP}).")
+@click.option("--index-type", type=click.Choice(INDEX_TYPES), default=None,
+              help="FAISS index: exact flat, HNSW graph, or compressed IVF-PQ (default: the index's, else flat).")
 @click.option("--batch-size", default=DEFAULT_BATCH_SIZE, show_default=True, type=click.IntRange(min=1))
+@click.option("--rehash", is_flag=True, help="Read and hash every file, even those whose size and mtime are unchanged.")
+@click.option("--rebuild", is_flag=True, help="Discard the index's contents and build it again from FOLDER.")
+@click.option("--json", "as_json", is_flag=True, help="Print the build report as JSON.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars or warnings.")
-def index(folder: Path, index_dir: Path | None, embedder, chunk_tokens, overlap, index_type, batch_size, quiet) -> None:
+def index(folder: Path, index_dir: Path | None, embedder, chunk_tokens, overlap, index_type, batch_size, rehash,
+          rebuild, as_json, quiet) -> None:
     """Index (or update the index of) the documents under FOLDER."""
-    from .embedder import Embedder
-    from .index import Index
+    from .build import BuildOptions, build, folder_sources
 
+    if str(folder).strip() == "":
+        raise RagError("the folder is empty: give the folder of documents to index")
     if not folder.exists():
         raise RagError(f"folder {folder} does not exist: give the folder of documents to index")
-    index_dir = index_dir or default_index_dir()
-    built = Index.build(
-        folder, index_dir, embedder=Embedder(embedder, batch_size=batch_size), chunk_tokens=chunk_tokens,
-        overlap=overlap, index_type=index_type, progress=_show_progress(quiet),
-        warn=(lambda m: None) if quiet else _warn,
+    index_dir = index_dir if index_dir is not None else default_index_dir()
+    options = BuildOptions(
+        embedder=embedder, chunk_tokens=chunk_tokens, overlap=overlap, index_type=index_type, batch_size=batch_size,
+        rehash=rehash, rebuild=rebuild, progress=_show_progress(quiet), warn=(lambda m: None) if quiet else _warn,
+        notify=(lambda m: None) if quiet else (lambda m: click.echo(m, err=True)),
     )
-    click.echo(f"Indexed {folder} into {index_dir}: {built.build_report.summary()}")
+    report = build(folder_sources(folder), index_dir, str(folder.resolve()), options)
+    if as_json:
+        click.echo(json.dumps({"folder": str(folder), "index": str(index_dir), **report.to_dict()}, indent=2))
+    else:
+        click.echo(f"Indexed {folder} into {index_dir}: {report.summary()}")
 
 
 @main.command()
@@ -142,39 +154,43 @@ def _indent(text: str, width: int) -> str:
 
 @main.command()
 @_index_option
+@click.option("--check", is_flag=True, help="Also verify every file's checksum and every stored row (reads it all).")
 @click.option("--json", "as_json", is_flag=True, help="Print the manifest as JSON.")
-def info(index_dir: Path | None, as_json: bool) -> None:
-    """Print an index's manifest and counts."""
-    from . import store
-    from .errors import IndexError_
+def info(index_dir: Path | None, check: bool, as_json: bool) -> None:
+    """Print an index's manifest and counts, after checking them."""
+    from .index import Index
 
-    index_dir = index_dir or default_index_dir()
-    folder = store.find_index(index_dir)
-    if folder is None:
-        raise IndexError_(f"no index at {index_dir}: build one with `rag index FOLDER --index {index_dir}`")
-    manifest = store.read_manifest(folder)
+    index = Index.load(index_dir)  # checks counts and sizes; a damaged index is one line and exit 1
+    problems = index.verify() if check else []
+    m = index.manifest
     if as_json:
-        click.echo(json.dumps(manifest, indent=2))
-        return
-    size = sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
-    bm25 = manifest.get("bm25")
-    rows = [
-        ("index", str(folder)),
-        ("source", manifest.get("source", "?")),
-        ("documents", manifest["counts"]["documents"]),
-        ("chunks", manifest["counts"]["chunks"]),
-        ("embedder", f"{manifest['embedder']} ({manifest['dimension']} dims, normalised, {manifest['metric']})"),
-        ("index type", f"{manifest['index_type']} {manifest.get('index_params') or ''}".strip()),
-        ("chunking", f"{manifest['chunking']['tokens']} tokens, overlap {manifest['chunking']['overlap']}"),
-        ("bm25", f"{bm25['library']} {bm25['version']}, {bm25['method']} k1={bm25['k1']} b={bm25['b']}, {bm25['tokenizer']}"
-         if bm25 else "none (built before BM25 support): run `rag index FOLDER` again to add it"),
-        ("format", manifest["format_version"]),
-        ("size on disk", f"{size / 1e6:.1f} MB"),
-        ("created", manifest.get("created")),
-        ("updated", manifest.get("updated")),
-    ]
-    for key, value in rows:
-        click.echo(f"{key + ':':<14}{value}")
+        click.echo(json.dumps({**m.to_dict(), "path": str(index.path), "problems": problems if check else None}, indent=2))
+    else:
+        bm25 = m.bm25
+        rows = [
+            ("index", f"{index.path} (generation {m.generation})"),
+            ("source", m.source),
+            ("documents", m.counts["documents"]),
+            ("chunks", m.counts["chunks"]),
+            ("embedder", f"{m.embedder} ({m.dimension} dims, normalised, {m.metric})"),
+            ("index type", f"{m.index_type} {m.index_params or ''}".strip()),
+            ("chunking", f"{m.chunking['tokens']} tokens, overlap {m.chunking['overlap']}"),
+            ("bm25", f"{bm25.get('method')} k1={bm25.get('k1')} b={bm25.get('b')}, {bm25.get('tokenizer')}, "
+                     f"{m.counts['terms']} terms"),
+            ("format", f"{m.format} {m.format_version}"),
+            ("size on disk", f"{index.size_on_disk() / 1e6:.1f} MB"),
+            ("created", m.created),
+            ("updated", m.updated),
+            ("checked", "every checksum and row: healthy" if check and not problems else
+             "DAMAGED" if problems else "file sizes and counts (`rag info --check` verifies checksums)"),
+        ]
+        for key, value in rows:
+            click.echo(f"{key + ':':<14}{value}")
+    index.close()
+    if problems:
+        for problem in problems:
+            click.secho(f"damaged: {problem}", fg="red", err=True)
+        raise RagError(f"index {index.path} is damaged: run `rag index FOLDER --index {index.path}` again to repair it")
 
 
 # -- answering ------------------------------------------------------------------------------------

@@ -1,19 +1,26 @@
-"""FAISS index types over unit vectors with inner product (= cosine similarity).
+"""FAISS index types over unit vectors with inner product (= cosine similarity), and their files.
 
-flat is exact and the default; hnsw is a graph index for larger corpora; ivfpq
-compresses vectors and must be trained on enough of them.
+flat is exact and the default; hnsw is a graph index for larger corpora; ivfpq compresses
+vectors and must be trained on enough of them. An update starts from the previous
+generation's index: flat and ivfpq remove and add ids in place; hnsw adds in place but cannot
+remove, so an update that deletes chunks rebuilds it from the stored vectors; ivfpq is
+retrained when the corpus has grown or shrunk fourfold since it was trained.
 """
 from __future__ import annotations
 
+import hashlib
 import math
+from pathlib import Path
 
 import numpy as np
 
 from .errors import RagError
 
+FILE = "index.faiss"
 HNSW_NEIGHBOURS = 32
 HNSW_EF_SEARCH = 64
 PQ_BITS = 8
+RETRAIN_FACTOR = 4
 
 
 def ivfpq_lists(n: int) -> int:
@@ -31,12 +38,12 @@ def build(index_type: str, ids: np.ndarray, vectors: np.ndarray, dimension: int)
 
     n = len(ids)
     if index_type == "flat":
-        index = faiss.IndexIDMap2(faiss.IndexFlatIP(dimension))
+        index = faiss.IndexIDMap(faiss.IndexFlatIP(dimension))
         params: dict = {}
     elif index_type == "hnsw":
         inner = faiss.IndexHNSWFlat(dimension, HNSW_NEIGHBOURS, faiss.METRIC_INNER_PRODUCT)
         inner.hnsw.efSearch = HNSW_EF_SEARCH
-        index = faiss.IndexIDMap2(inner)
+        index = faiss.IndexIDMap(inner)
         params = {"M": HNSW_NEIGHBOURS, "efSearch": HNSW_EF_SEARCH}
     elif index_type == "ivfpq":
         if n < ivfpq_min_chunks(n):
@@ -50,12 +57,31 @@ def build(index_type: str, ids: np.ndarray, vectors: np.ndarray, dimension: int)
         index = faiss.IndexIVFPQ(quantizer, dimension, nlist, m, PQ_BITS, faiss.METRIC_INNER_PRODUCT)
         index.train(vectors)
         index.nprobe = min(nlist, 16)
-        params = {"nlist": nlist, "m": m, "nbits": PQ_BITS, "nprobe": index.nprobe}
+        params = {"nlist": nlist, "m": m, "nbits": PQ_BITS, "nprobe": index.nprobe, "trained_on": n}
     else:
         raise RagError(f"unknown index type {index_type!r}: use flat, hnsw or ivfpq")
     if n:
         index.add_with_ids(vectors, ids)
     return index, params
+
+
+def can_update(index_type: str, params: dict, removed: int, total_after: int) -> bool:
+    """Whether the previous index can be updated in place rather than rebuilt."""
+    if index_type == "hnsw":
+        return removed == 0
+    if index_type == "ivfpq":
+        trained = params.get("trained_on", 0)
+        return trained > 0 and trained / RETRAIN_FACTOR <= total_after <= trained * RETRAIN_FACTOR
+    return True
+
+
+def update(index, removed: np.ndarray, ids: np.ndarray, vectors: np.ndarray):
+    """Remove the ids `removed` and add `vectors` under `ids`, in place."""
+    if len(removed):
+        index.remove_ids(np.asarray(removed, dtype=np.int64))
+    if len(ids):
+        index.add_with_ids(np.ascontiguousarray(vectors, dtype=np.float32), np.asarray(ids, dtype=np.int64))
+    return index
 
 
 def configure(index, index_type: str, params: dict) -> None:
@@ -66,3 +92,48 @@ def configure(index, index_type: str, params: dict) -> None:
         faiss.extract_index_ivf(index).nprobe = params["nprobe"]
     elif index_type == "hnsw" and "efSearch" in params:
         faiss.downcast_index(index.index).hnsw.efSearch = params["efSearch"]
+
+
+def id_sum(index) -> int | None:
+    """The sum of the ids an IDMap index holds (mod 2**63): a cheap check that the file belongs to
+    this index's chunks. None for index types that keep ids elsewhere (ivfpq)."""
+    import faiss
+
+    if not hasattr(index, "id_map"):
+        return None
+    ids = faiss.vector_to_array(index.id_map)
+    return int(ids.astype(np.uint64).sum() % (1 << 63)) if len(ids) else 0
+
+
+def ids_of(index) -> np.ndarray | None:
+    import faiss
+
+    return faiss.vector_to_array(index.id_map) if hasattr(index, "id_map") else None
+
+
+def write(index, path: Path, write_file) -> dict:
+    """Write `index` to `path` through `write_file` (which hashes and fsyncs); its size and hash."""
+    import faiss
+
+    def save(f) -> None:
+        faiss.write_index(index, faiss.PyCallbackIOWriter(lambda data: f.write(data) or len(data)))
+
+    return write_file(path, save)
+
+
+def read(path: Path, sha256: str | None = None):
+    """Read an index file; with `sha256`, also prove the bytes are those recorded (one pass)."""
+    import faiss
+
+    if sha256 is None:
+        return faiss.read_index(str(path)), None
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+
+        def read_block(n: int) -> bytes:
+            data = f.read(n)
+            digest.update(data)
+            return data
+
+        index = faiss.read_index(faiss.PyCallbackIOReader(read_block, 1 << 20))
+    return index, digest.hexdigest()

@@ -1,279 +1,63 @@
-"""Build, update, save, load and search an index of a document folder.
+"""A loaded index: one generation's FAISS vectors, BM25 postings and chunk rows, searchable by text.
 
-Building is incremental: a file whose content hash is unchanged keeps its chunks
-and vectors; only new and changed files are chunked and embedded, and chunks of
-deleted files are dropped. Every save goes through `store.staged_folder`, so the
-previous index survives any interruption.
+Building and updating live in `rag.build`; the folder and its SQLite store in `rag.store`.
+Loading checks what is cheap on every load (the generation's files are there with their
+recorded sizes, FAISS holds the recorded number of vectors under the recorded ids) and
+`verify` checks everything (`rag info --check`). Any damage is one line naming the file.
 """
 from __future__ import annotations
 
-import hashlib
 import sqlite3
-import sys
-import time
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from . import faiss_index, lexical, store
-from .chunking import chunk_document
-from .config import DEFAULT_CHUNK_OVERLAP, DEFAULT_CHUNK_TOKENS, default_index_dir
-from .documents import Chunk, Document, Passage
-from .embedder import Embedder, canonical_name
-from .errors import IndexError_, LoadError, RagError
-from .loaders import SUPPORTED_SUFFIXES, load_text, walk
+from .build import BuildOptions, BuildReport, Source, build, document_sources, folder_sources
+from .config import default_index_dir
+from .documents import Document, Passage
+from .embedder import Embedder
+from .errors import IndexError_, RagError
+from .manifest import Manifest
 from .retrieve import Hits, Retriever, as_retriever, rank
 
-
-@dataclass
-class Source:
-    """One document to index: its id (relative path), content hash, and how to get its text."""
-
-    path: str
-    sha256: str
-    size: int
-    mtime: float
-    load: Callable[[], str]
-
-
-@dataclass
-class BuildReport:
-    added: int = 0
-    changed: int = 0
-    removed: int = 0
-    unchanged: int = 0
-    skipped: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
-    chunks_embedded: int = 0
-    documents: int = 0
-    chunks: int = 0
-    seconds: float = 0.0
-    notes: list[str] = field(default_factory=list)
-
-    def summary(self) -> str:
-        return (
-            f"{self.documents} documents, {self.chunks} chunks: {self.added} added, {self.changed} changed, "
-            f"{self.removed} removed, {self.unchanged} unchanged, {len(self.skipped)} skipped; "
-            f"{self.chunks_embedded} chunks embedded in {self.seconds:.1f}s"
-        ) + "".join(f"; {note}" for note in self.notes)
-
-
-def folder_sources(folder: Path, skip: Sequence[Path] = ()) -> Iterable[Source]:
-    """Sources for the supported files under `folder`; unreadable files still yield (they fail on load)."""
-    for path in walk(folder, tuple(skip)):
-        rel = path.relative_to(folder).as_posix()
-        try:
-            data = path.read_bytes()
-            stat = path.stat()
-            digest, size, mtime = hashlib.sha256(data).hexdigest(), stat.st_size, stat.st_mtime
-        except OSError as e:
-            reason = "permission denied" if isinstance(e, PermissionError) else (e.strerror or str(e))
-            yield Source(rel, "", 0, 0.0, lambda reason=reason: _raise(LoadError(reason)))
-            continue
-        yield Source(rel, digest, size, mtime, lambda path=path: load_text(path))
-
-
-def _raise(error: Exception):
-    raise error
-
-
-def document_sources(documents: Iterable[Document]) -> Iterable[Source]:
-    """Sources for in-memory documents (benchmark corpora): the id is `Document.path`."""
-    for doc in documents:
-        data = doc.text.encode("utf-8")
-        yield Source(doc.path, hashlib.sha256(data).hexdigest(), len(data), 0.0, lambda text=doc.text: text)
+__all__ = ["Index", "BuildOptions", "BuildReport", "Source", "folder_sources", "document_sources"]
 
 
 class Index:
-    """A loaded index: FAISS vectors plus chunk metadata, searchable by text."""
+    """One generation of an index, opened for searching."""
 
-    def __init__(self, path: Path, manifest: dict, faiss, db: sqlite3.Connection, embedder: Embedder):
+    def __init__(self, path: Path, manifest: Manifest, faiss, db: sqlite3.Connection, embedder: Embedder):
         self.path = path
         self.manifest = manifest
         self.faiss = faiss
         self.db = db
         self.embedder = embedder
+        self.folder = store.gen_dir(path, manifest.generation)
         self.build_report: BuildReport | None = None
-        self._bm25: lexical.Bm25 | None = None  # loaded on first lexical search
+        self._postings: lexical.Postings | None = None  # loaded on first lexical search
 
     # -- building -------------------------------------------------------------------------------
 
     @classmethod
-    def build(
-        cls,
-        folder: str | Path,
-        index_dir: str | Path | None = None,
-        *,
-        embedder: str | Embedder | None = None,
-        chunk_tokens: int = DEFAULT_CHUNK_TOKENS,
-        overlap: int = DEFAULT_CHUNK_OVERLAP,
-        index_type: str = "flat",
-        progress: bool = False,
-        warn: Callable[[str], None] | None = None,
-    ) -> Index:
-        """Index (or update the index of) every supported file under `folder`."""
+    def build(cls, folder: str | Path, index_dir: str | Path | None = None, **options) -> Index:
+        """Index (or update the index of) every supported file under `folder`; `options` are
+        `BuildOptions` fields (embedder, chunk_tokens, overlap, index_type, rehash, rebuild, ...)."""
         folder = Path(folder)
-        if not folder.is_dir():
+        if str(folder).strip() == "" or not folder.is_dir():
             raise RagError(f"{folder} is not a folder: give the folder of documents to index")
-        index_dir = Path(index_dir) if index_dir is not None else default_index_dir()
-        skip = [index_dir, store.old_path(index_dir), *store.temp_paths(index_dir)]
-        return cls.build_from_sources(
-            folder_sources(folder, skip), index_dir, source=str(folder.resolve()), embedder=embedder,
-            chunk_tokens=chunk_tokens, overlap=overlap, index_type=index_type, progress=progress, warn=warn,
-        )
+        index_dir = index_dir if index_dir is not None else default_index_dir()
+        report = build(folder_sources(folder), Path(index_dir), str(folder.resolve()), BuildOptions(**options))
+        return cls._loaded(index_dir, options.get("embedder"), report)
 
     @classmethod
     def build_from_documents(cls, documents: Iterable[Document], index_dir: str | Path, **options) -> Index:
         """Index in-memory documents (e.g. a benchmark's paragraphs), incrementally like a folder."""
-        return cls.build_from_sources(document_sources(documents), Path(index_dir), source="<documents>", **options)
+        report = build(document_sources(documents), Path(index_dir), "<documents>", BuildOptions(**options))
+        return cls._loaded(index_dir, options.get("embedder"), report)
 
     @classmethod
-    def build_from_sources(
-        cls,
-        sources: Iterable[Source],
-        index_dir: Path,
-        *,
-        source: str,
-        embedder: str | Embedder | None = None,
-        chunk_tokens: int = DEFAULT_CHUNK_TOKENS,
-        overlap: int = DEFAULT_CHUNK_OVERLAP,
-        index_type: str = "flat",
-        progress: bool = False,
-        warn: Callable[[str], None] | None = None,
-    ) -> Index:
-        started = time.perf_counter()
-        warn = warn or (lambda message: print(f"warning: {message}", file=sys.stderr))
-        emb = embedder if isinstance(embedder, Embedder) else Embedder(embedder)
-        if index_type not in faiss_index_types():
-            raise RagError(f"unknown index type {index_type!r}: use one of {', '.join(faiss_index_types())}")
-        if not 0 <= overlap < chunk_tokens:
-            raise RagError(f"--overlap must be at least 0 and below --chunk-tokens ({chunk_tokens}), got {overlap}")
-        chunking = {"tokens": chunk_tokens, "overlap": overlap, "tokenizer": emb.name}
-
-        with store.write_lock(index_dir):
-            previous = store.find_index(index_dir)
-            old_manifest = store.read_manifest(previous) if previous else None
-            if old_manifest and old_manifest["counts"]["documents"] and old_manifest.get("source") != source:
-                raise IndexError_(
-                    f"index {index_dir} holds documents from {old_manifest.get('source')}, not {source}: "
-                    "choose another --index folder for this one, or delete the old index first"
-                )
-            if old_manifest and old_manifest["embedder"] != emb.name:
-                raise IndexError_(
-                    f"index {index_dir} was built with embedder {old_manifest['embedder']!r}, not {emb.name!r}: "
-                    "pass the same --embedder, or choose another --index folder"
-                )
-            old_db = store.open_meta(previous) if previous else None
-            rechunk = old_manifest is not None and old_manifest.get("chunking") != chunking
-            old_docs = {} if old_db is None else {
-                row[0]: row[1] for row in old_db.execute("SELECT path, sha256 FROM documents")
-            }
-            report = BuildReport()
-            keep: list[str] = []          # documents whose chunks are copied as they are
-            fresh: list[tuple[Source, list[Chunk]]] = []
-            seen: set[str] = set()
-            bar = _progress(sources, "Reading", progress)
-            for src in bar:
-                seen.add(src.path)
-                old_hash = old_docs.get(src.path)
-                if old_hash is not None and old_hash == src.sha256 and not rechunk:
-                    keep.append(src.path)
-                    report.unchanged += 1
-                    continue
-                try:
-                    text = src.load()
-                except LoadError as e:
-                    report.skipped.append((src.path, str(e)))
-                    if old_hash is not None:
-                        keep.append(src.path)
-                        warn(f"skipped {src.path}: {e} (kept its previously indexed version)")
-                    else:
-                        warn(f"skipped {src.path}: {e}")
-                    continue
-                chunks = chunk_document(Document(src.path, text), emb.tokenizer, chunk_tokens, overlap)
-                if not chunks:
-                    report.skipped.append((src.path, "no text in it"))
-                    warn(f"skipped {src.path}: no text in it")
-                    continue
-                fresh.append((src, chunks))
-                if old_hash is None:
-                    report.added += 1
-                else:
-                    report.changed += 1
-            report.removed = len(set(old_docs) - seen)
-            if not seen and not old_docs:
-                raise RagError(f"no supported documents in {source}: rag reads {', '.join(sorted(SUPPORTED_SUFFIXES))}")
-            if not fresh and not keep and not old_docs:
-                raise RagError(f"none of the {len(seen)} supported files in {source} could be read (see the warnings)")
-            if old_manifest and not old_manifest.get("bm25"):
-                report.notes.append("BM25 index added (built before BM25 existed)")
-            elif old_manifest and not lexical.compatible(old_manifest["bm25"]):
-                report.notes.append("BM25 index rebuilt with the current tokeniser and parameters")
-            if (old_manifest and not fresh and not report.removed and not rechunk
-                    and old_manifest["index_type"] == index_type and lexical.compatible(old_manifest.get("bm25"))):
-                old_db.close()
-                report.documents, report.chunks = old_manifest["counts"]["documents"], old_manifest["counts"]["chunks"]
-                return cls._loaded(index_dir, emb, report, started)  # nothing changed: keep the files as they are
-            texts = [c.text for _, chunks in fresh for c in chunks]
-            if texts and chunk_tokens + 2 > emb.max_tokens:
-                warn(f"chunks of {chunk_tokens} tokens exceed the embedder's {emb.max_tokens}-token input: the rest is truncated")
-            vectors = emb.encode(texts, show_progress=progress)
-            report.chunks_embedded = len(texts)
-            dimension = old_manifest["dimension"] if old_manifest and not texts else emb.dimension
-
-            with store.staged_folder(index_dir) as tmp:
-                db = store.create_meta(tmp)
-                if old_db is not None:
-                    _copy_documents(db, previous / store.META, keep)
-                    old_db.close()
-                rows = iter(vectors)
-                for src, chunks in fresh:
-                    db.execute(
-                        "INSERT INTO documents(path, sha256, size, mtime, chunks) VALUES (?,?,?,?,?)",
-                        (src.path, src.sha256, src.size, src.mtime, len(chunks)),
-                    )
-                    db.executemany(
-                        'INSERT INTO chunks(doc_path, start, "end", first_line, last_line, text, sha256, vector) '
-                        "VALUES (?,?,?,?,?,?,?,?)",
-                        [
-                            (c.doc_path, c.start, c.end, c.first_line, c.last_line, c.text,
-                             hashlib.sha256(c.text.encode()).hexdigest(), store.vector_blob(next(rows)))
-                            for c in chunks
-                        ],
-                    )
-                db.commit()
-                ids, all_vectors, all_texts = store.all_chunks(db, dimension)
-                index, params = faiss_index.build(index_type, ids, all_vectors, dimension)
-                import faiss
-
-                faiss.write_index(index, str(tmp / store.FAISS_FILE))
-                lexical.build(ids, all_texts, tmp)
-                report.documents = db.execute("SELECT COUNT(*) FROM documents").fetchone()[0]
-                report.chunks = len(ids)
-                db.close()
-                now = datetime.now(timezone.utc).isoformat(timespec="seconds")
-                manifest = {
-                    "format_version": store.FORMAT_VERSION,
-                    "embedder": emb.name,
-                    "dimension": dimension,
-                    "normalized": True,
-                    "metric": "inner_product",
-                    "index_type": index_type,
-                    "index_params": params,
-                    "chunking": chunking,
-                    "bm25": lexical.settings(),
-                    "source": source,
-                    "counts": {"documents": report.documents, "chunks": report.chunks},
-                    "created": (old_manifest or {}).get("created", now),
-                    "updated": now,
-                }
-                store.write_manifest(tmp, manifest)
-        return cls._loaded(index_dir, emb, report, started)
-
-    @classmethod
-    def _loaded(cls, index_dir: Path, emb: Embedder, report: BuildReport, started: float) -> Index:
-        report.seconds = time.perf_counter() - started
-        index = cls.load(index_dir, embedder=emb)
+    def _loaded(cls, index_dir, embedder, report: BuildReport) -> Index:
+        index = cls.load(index_dir, embedder=embedder if isinstance(embedder, Embedder) else None)
         index.build_report = report
         return index
 
@@ -281,39 +65,36 @@ class Index:
 
     @classmethod
     def load(cls, index_dir: str | Path | None = None, embedder: str | Embedder | None = None) -> Index:
-        """Open an index; refuses one built with another embedder or format version."""
-        index_dir = Path(index_dir) if index_dir is not None else default_index_dir()
-        folder = store.find_index(index_dir)
-        if folder is None:
-            raise IndexError_(f"no index at {index_dir}: build one with `rag index FOLDER --index {index_dir}`")
-        manifest = store.read_manifest(folder)
-        if embedder is None:
-            emb = Embedder(manifest["embedder"])
-        else:
-            emb = embedder if isinstance(embedder, Embedder) else Embedder(embedder)
-            if emb.name != manifest["embedder"]:
-                raise IndexError_(
-                    f"index {index_dir} was built with embedder {manifest['embedder']!r}, not {emb.name!r}: "
-                    "search it without --embedder, or rebuild it with the embedder you want"
-                )
-        import faiss
-
+        """Open the newest generation of an index; refuses one built with another embedder, and
+        names the damaged file when something does not check out."""
+        given = index_dir if index_dir is not None else default_index_dir()
+        path = store.resolve(given)
+        _check_folder(path, given)
+        db = store.connect(path)
         try:
-            vectors = faiss.read_index(str(folder / store.FAISS_FILE))
-        except RuntimeError:
-            raise IndexError_(f"cannot read {folder / store.FAISS_FILE}: rebuild the index with `rag index FOLDER`") from None
-        if vectors.d != manifest["dimension"]:
-            raise IndexError_(f"index {index_dir} is damaged: its vectors have {vectors.d} dimensions, the manifest says {manifest['dimension']}")
-        faiss_index.configure(vectors, manifest["index_type"], manifest.get("index_params", {}))
-        return cls(folder, manifest, vectors, store.open_meta(folder), emb)
+            for attempt in range(3):  # a writer may retire the generation between reading its number and its files
+                manifest = _current(db, path)
+                try:
+                    vectors = _read_faiss(path, manifest)
+                    break
+                except FileNotFoundError:
+                    again = _current(db, path)
+                    if again.generation == manifest.generation or attempt == 2:
+                        raise store.damaged(path, f"{store.gen_dir(path, manifest.generation).name}/{faiss_index.FILE}",
+                                            "missing") from None
+            emb = _embedder_for(manifest, embedder, given)
+        except BaseException:
+            db.close()
+            raise
+        return cls(path, manifest, vectors, db, emb)
 
     # -- searching ------------------------------------------------------------------------------
 
     def check_embedder(self) -> None:
-        if self.embedder.dimension != self.manifest["dimension"]:
+        if self.embedder.dimension != self.manifest.dimension:
             raise IndexError_(
                 f"embedder {self.embedder.name!r} gives {self.embedder.dimension}-dimensional vectors, but index "
-                f"{self.path} holds {self.manifest['dimension']}-dimensional ones: rebuild the index with this embedder"
+                f"{self.path} holds {self.manifest.dimension}-dimensional ones: rebuild the index with this embedder"
             )
 
     def search(self, query: str, k: int = 5, retriever: Retriever | str | None = None) -> list[Passage]:
@@ -344,84 +125,241 @@ class Index:
 
     @property
     def has_bm25(self) -> bool:
-        return bool(self.manifest.get("bm25"))
+        return bool(self.manifest.bm25)
 
     def lexical_hits(self, queries: Sequence[str], k: int) -> list[Hits]:
         """Per query, the k best chunks by BM25."""
-        if self._bm25 is None:
-            if not self.has_bm25:
-                raise IndexError_(
-                    f"index {self.path} was built before BM25 support and has dense vectors only: "
-                    "run `rag index FOLDER` on it again to add BM25 (nothing is re-embedded), or use --retriever dense"
-                )
-            if not lexical.compatible(self.manifest["bm25"]):
-                raise IndexError_(
-                    f"index {self.path} has a BM25 index built with other settings ({self.manifest['bm25'].get('tokenizer')}): "
-                    "run `rag index FOLDER` on it again to rebuild BM25 (nothing is re-embedded), or use --retriever dense"
-                )
-            self._bm25 = lexical.Bm25.load(self.path)
-        return self._bm25.search_many(queries, k)
+        if not lexical.compatible(self.manifest.bm25):
+            raise IndexError_(
+                f"index {self.path} has a BM25 index built with other settings ({self.manifest.bm25.get('tokenizer')}): "
+                "run `rag index FOLDER` on it again to rebuild BM25 (nothing is re-embedded), or use --retriever dense"
+            )
+        postings = self.postings()
+        terms = [lexical.tokenize(q) for q in queries]
+        ids = self._term_ids({t for query in terms for t in query})
+        return postings.search([[ids[t] for t in query if t in ids] for query in terms], k)
+
+    def postings(self) -> lexical.Postings:
+        """This generation's BM25 postings (memory-mapped on first use; counts checked)."""
+        if self._postings is None:
+            try:
+                postings = lexical.Postings.load(self.folder)
+            except FileNotFoundError as e:
+                raise self._gone_or_damaged(f"{lexical.FOLDER}/{Path(e.filename or '').name}") from None
+            except (OSError, ValueError) as e:
+                raise store.damaged(self.path, f"{self.folder.name}/{lexical.FOLDER}", e) from None
+            problem = postings.check()
+            if problem is None and len(postings) != self.manifest.counts["chunks"]:
+                problem = f"it has {len(postings)} rows, the manifest says {self.manifest.counts['chunks']} chunks"
+            if problem is None and self.manifest.id_sum is not None and _id_sum(postings.chunk_ids) != self.manifest.id_sum:
+                problem = "its chunk ids are not this index's"
+            if problem:
+                raise store.damaged(self.path, f"{self.folder.name}/{lexical.FOLDER}", problem)
+            self._postings = postings
+        return self._postings
+
+    def _term_ids(self, terms: set[str]) -> dict[str, int]:
+        listed = sorted(terms)
+        if not listed:
+            return {}
+        return dict(self._query(f"SELECT term, id FROM terms WHERE term IN ({','.join('?' * len(listed))})", listed))
 
     def chunk_vectors(self, ids: Sequence[int]):
         """The stored unit vectors of chunks, in the order of `ids`."""
         import numpy as np
 
         marks = ",".join("?" * len(ids))
-        rows = dict(self.db.execute(f"SELECT id, vector FROM chunks WHERE id IN ({marks})", [int(i) for i in ids]))
+        rows = dict(self._query(
+            f"SELECT c.id, v.vector FROM chunks c JOIN vectors v ON v.sha256 = c.sha256 WHERE c.id IN ({marks})",
+            [int(i) for i in ids]))
+        if len(rows) < len(set(int(i) for i in ids)):
+            raise self._gone_or_damaged(store.META)
         return np.stack([np.frombuffer(rows[int(i)], dtype=np.float32) for i in ids])
 
     def passages(self, ids: Sequence[int], scores: Sequence[float]) -> list[Passage]:
-        """Passages for FAISS ids (in the given order; -1 ids are ignored)."""
+        """Passages for chunk ids (in the given order; -1 ids are ignored)."""
         wanted = [int(i) for i in ids if i >= 0]
         if not wanted:
             return []
         marks = ",".join("?" * len(wanted))
         rows = {
             row[0]: row
-            for row in self.db.execute(
+            for row in self._query(
                 f'SELECT id, doc_path, text, start, "end", first_line, last_line FROM chunks WHERE id IN ({marks})',
                 wanted,
             )
         }
+        if len(rows) < len(set(wanted)):
+            raise self._gone_or_damaged(store.META)
         out = []
         for i, score in zip(ids, scores):
-            if int(i) in rows:
+            if int(i) >= 0:
                 cid, path, text, start, end, first, last = rows[int(i)]
                 out.append(Passage(cid, path, text, start, end, first, last, float(score), len(out) + 1))
         return out
+
+    def _query(self, sql: str, args: Sequence = ()) -> list[tuple]:
+        try:
+            return self.db.execute(sql, args).fetchall()
+        except sqlite3.DatabaseError as e:
+            raise store.damaged(self.path, store.META, e) from None
+
+    def _gone_or_damaged(self, name: str) -> IndexError_:
+        """Rows or files of this generation are missing: retired by a newer one, or damage."""
+        try:
+            newest = store.current_generation(self.db)
+        except sqlite3.DatabaseError:
+            newest = None
+        if newest is not None and newest[0] > self.manifest.generation + 1:
+            return IndexError_(
+                f"index {self.path} was updated by another process while this one was using it "
+                f"(generation {self.manifest.generation} is gone, {newest[0]} is current): run the command again"
+            )
+        return store.damaged(self.path, name, "rows or files of the current generation are missing")
 
     # -- describing -----------------------------------------------------------------------------
 
     def __len__(self) -> int:
         return int(self.faiss.ntotal)
 
+    def live_ids(self) -> list[int]:
+        g = self.manifest.generation
+        return [row[0] for row in self._query(
+            "SELECT id FROM chunks WHERE gen_added <= ? AND (gen_removed IS NULL OR gen_removed > ?) ORDER BY id", (g, g))]
+
     def documents(self) -> list[str]:
-        return [row[0] for row in self.db.execute("SELECT path FROM documents ORDER BY path")]
+        g = self.manifest.generation
+        return [row[0] for row in self._query(
+            "SELECT DISTINCT doc_path FROM chunks WHERE gen_added <= ? AND (gen_removed IS NULL OR gen_removed > ?) "
+            "ORDER BY doc_path", (g, g))]
+
+    def size_on_disk(self) -> int:
+        files = [self.path / store.META, *(p for p in self.folder.rglob("*") if p.is_file())]
+        return sum(f.stat().st_size for f in files if f.exists())
+
+    def verify(self) -> list[str]:
+        """Everything `rag info --check` checks; each problem names its file. Empty when healthy."""
+        import hashlib
+
+        problems: list[str] = []
+        g = self.manifest.generation
+        try:
+            result = self.db.execute("PRAGMA quick_check").fetchall()
+            if result != [("ok",)]:
+                problems.append(f"{store.META}: {'; '.join(r[0] for r in result[:3])}")
+        except sqlite3.DatabaseError as e:
+            return [f"{store.META}: {e}"]
+        for name, info in sorted(self.manifest.files.items()):
+            path = self.folder / name
+            try:
+                if store.file_sha256(path) != info.get("sha256"):
+                    problems.append(f"{self.folder.name}/{name}: its checksum differs from the one recorded")
+            except OSError as e:
+                problems.append(f"{self.folder.name}/{name}: {e.strerror or e}")
+        try:
+            live = self.live_ids()
+            bad_rows = 0
+            for cid, path, start, end, first, last, text, sha, digest in self.db.execute(
+                    'SELECT id, doc_path, start, "end", first_line, last_line, text, sha256, digest FROM chunks '
+                    "WHERE gen_added <= ? AND (gen_removed IS NULL OR gen_removed > ?)", (g, g)):
+                if (hashlib.sha256(text.encode()).hexdigest() != sha
+                        or store.chunk_digest(path, start, end, first, last, sha) != digest):
+                    bad_rows += 1
+            bad_vectors = sum(
+                1 for vector, terms, digest in self.db.execute(
+                    "SELECT vector, terms, digest FROM vectors WHERE sha256 IN (SELECT sha256 FROM chunks WHERE "
+                    "gen_added <= ? AND (gen_removed IS NULL OR gen_removed > ?))", (g, g))
+                if store.vector_digest(vector, terms) != digest)
+        except sqlite3.DatabaseError as e:
+            return problems + [f"{store.META}: {e}"]
+        if bad_rows:
+            problems.append(f"{store.META}: {bad_rows} chunk rows do not match their checksums")
+        if bad_vectors:
+            problems.append(f"{store.META}: {bad_vectors} stored vectors do not match their checksums")
+        if len(live) != self.manifest.counts["chunks"]:
+            problems.append(f"{store.META}: {len(live)} live chunks, the manifest says {self.manifest.counts['chunks']}")
+        faiss_ids = faiss_index.ids_of(self.faiss)
+        if faiss_ids is not None and sorted(faiss_ids.tolist()) != live:
+            problems.append(f"{self.folder.name}/{faiss_index.FILE}: its ids are not the chunks in {store.META}")
+        try:
+            postings = lexical.Postings.load(self.folder)
+            problem = postings.check() or (None if sorted(postings.chunk_ids.tolist()) == live
+                                           else f"its chunk ids are not the chunks in {store.META}")
+            if problem:
+                problems.append(f"{self.folder.name}/{lexical.FOLDER}: {problem}")
+        except (OSError, ValueError) as e:
+            problems.append(f"{self.folder.name}/{lexical.FOLDER}: {e}")
+        return problems
 
     def close(self) -> None:
         self.db.close()
 
 
-def faiss_index_types() -> tuple[str, ...]:
-    from .config import INDEX_TYPES
-
-    return INDEX_TYPES
-
-
-def _copy_documents(db: sqlite3.Connection, old_meta: Path, paths: list[str]) -> None:
-    """Copy the rows of unchanged documents and their chunks (with vectors) from the previous index."""
-    db.execute("ATTACH DATABASE ? AS old", (str(old_meta),))
-    db.execute("CREATE TEMP TABLE keep(path TEXT PRIMARY KEY)")
-    db.executemany("INSERT INTO keep VALUES (?)", [(p,) for p in paths])
-    db.execute("INSERT INTO documents SELECT * FROM old.documents WHERE path IN (SELECT path FROM keep)")
-    db.execute("INSERT INTO chunks SELECT * FROM old.chunks WHERE doc_path IN (SELECT path FROM keep)")
-    db.commit()
-    db.execute("DETACH DATABASE old")
+def _check_folder(path: Path, given) -> None:
+    if not path.exists():
+        raise IndexError_(f"no index at {given}: build one with `rag index FOLDER --index {given}`")
+    if not path.is_dir():
+        raise IndexError_(f"{given} is a file, not an index: give the index folder with --index")
+    if store.is_ours(path):
+        return
+    if store.is_legacy(path):
+        raise IndexError_(
+            f"index {given} was made by an older rag (format 1): run `rag index FOLDER --index {given}` once to "
+            "upgrade it (stored vectors are reused, nothing is embedded again)"
+        )
+    raise IndexError_(f"{given} is not a rag index (it has no {store.MARKER}): build one with `rag index FOLDER --index {given}`")
 
 
-def _progress(items: Iterable, desc: str, enabled: bool):
-    if not enabled:
-        return items
-    from tqdm.auto import tqdm
+def _current(db: sqlite3.Connection, path: Path) -> Manifest:
+    try:
+        row = store.current_generation(db)
+    except sqlite3.DatabaseError as e:
+        raise store.damaged(path, store.META, e) from None
+    if row is None:
+        raise IndexError_(
+            f"index {path} has no complete generation yet (its first build was interrupted): "
+            f"run `rag index FOLDER --index {path}` again; it resumes where it stopped"
+        )
+    try:
+        return Manifest.from_json(row[1])
+    except ValueError as e:
+        raise store.damaged(path, f"{store.META} (the manifest of generation {row[0]})", e) from None
 
-    return tqdm(items, desc=desc, unit="file", leave=False)
+
+def _read_faiss(path: Path, manifest: Manifest):
+    name = f"{store.gen_dir(path, manifest.generation).name}/{faiss_index.FILE}"
+    file = store.gen_dir(path, manifest.generation) / faiss_index.FILE
+    recorded = manifest.files.get(faiss_index.FILE, {}).get("size")
+    size = file.stat().st_size  # FileNotFoundError: the caller looks for a newer generation
+    if size != recorded:
+        raise store.damaged(path, name, f"it has {size} bytes, the manifest says {recorded}")
+    try:
+        vectors, _ = faiss_index.read(file)
+    except RuntimeError:
+        raise store.damaged(path, name, "FAISS cannot read it") from None
+    if vectors.ntotal != manifest.counts["chunks"] or vectors.d != manifest.dimension:
+        raise store.damaged(path, name, f"it holds {vectors.ntotal} vectors of {vectors.d} dimensions, the manifest "
+                                        f"says {manifest.counts['chunks']} of {manifest.dimension}")
+    if manifest.id_sum is not None and faiss_index.id_sum(vectors) != manifest.id_sum:
+        raise store.damaged(path, name, "its ids are not this index's chunks (copied from another index?)")
+    faiss_index.configure(vectors, manifest.index_type, manifest.index_params)
+    return vectors
+
+
+def _embedder_for(manifest: Manifest, embedder: str | Embedder | None, given) -> Embedder:
+    if embedder is None:
+        return Embedder(manifest.embedder)
+    emb = embedder if isinstance(embedder, Embedder) else Embedder(embedder)
+    if emb.name != manifest.embedder:
+        raise IndexError_(
+            f"index {given} was built with embedder {manifest.embedder!r}, not {emb.name!r}: "
+            "search it without --embedder, or rebuild it with the embedder you want"
+        )
+    return emb
+
+
+def _id_sum(ids) -> int:
+    import numpy as np
+
+    ids = np.asarray(ids)
+    return int(ids.astype(np.uint64).sum() % (1 << 63)) if len(ids) else 0

@@ -1,8 +1,7 @@
-"""BM25 over the same chunks as the dense index, with bm25s, saved in the index folder.
+"""BM25 over the same chunks as the dense index: postings kept per generation, scored at query time.
 
 A lexical ranking catches what an encoder-only retriever blurs: exact names, numbers and
-rare words. Its statistics (document frequencies, average length) depend on every chunk, so
-it is rebuilt from the chunk texts on each save; tokenising is cheap next to embedding.
+rare words.
 
 Tokenisation, chosen by principle rather than per question: lower-case word characters
 (numbers and one-letter tokens kept, since years and figures are often what a question
@@ -10,9 +9,17 @@ names), NLTK's English stop words (which include the question words what, which,
 they say what kind of answer is wanted, not where it is), then the Snowball English stemmer
 so "encoders" matches "encoder". BM25 runs with k1 = 0.9 and b = 0.4, Anserini's defaults
 for passage retrieval. BENCHMARKS.md compares these choices with Lucene's.
+
+Scoring is Lucene's BM25 (bm25s's `lucene` method, which the tests check against):
+idf(t) = ln(1 + (N - df + 0.5) / (df + 0.5)), and each query term adds
+idf * tf / (tf + k1 * (1 - b + b * len / avg_len)). It is computed at query time from raw term
+frequencies, so the global statistics (N, df, avg_len) are never baked into stored numbers:
+an update removes the rows of deleted chunks and appends new ones without touching the rest,
+and no chunk is ever tokenised twice (its terms are kept in meta.sqlite).
 """
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -21,32 +28,41 @@ from pathlib import Path
 import numpy as np
 
 FOLDER = "bm25"
-IDS_FILE = "chunk_ids.npy"
+FILES = ("chunk_ids.npy", "lengths.npy", "term_ptr.npy", "rows.npy", "tfs.npy")
 TOKENIZER = "lower-words-nltk-stopwords-snowball-english"
 K1, B, METHOD = 0.9, 0.4, "lucene"
 
+# NLTK's English stop words (as bm25s ships them in STOPWORDS_EN_PLUS), kept here so that
+# tokenising imports neither bm25s nor scipy.
+STOPWORDS = frozenset("""
+a about above after again against ain all am an and any are aren aren't as at be because been before being below
+between both but by can couldn couldn't d did didn didn't do does doesn doesn't doing don don't down during each
+few for from further had hadn hadn't has hasn hasn't have haven haven't having he her here hers herself him
+himself his how i if in into is isn isn't it it's its itself just ll m ma me mightn mightn't more most mustn
+mustn't my myself needn needn't no nor not now o of off on once only or other our ours ourselves out over own re
+s same shan shan't she she's should should've shouldn shouldn't so some such t than that that'll the their
+theirs them themselves then there these they this those through to too under until up ve very was wasn wasn't we
+were weren weren't what when where which while who whom why will with won won't wouldn wouldn't y you you'd
+you'll you're you've your yours yourself yourselves
+""".split())
+
 _WORD = re.compile(r"\w+")
 _stemmer = None
-_stopwords: frozenset[str] = frozenset()
 
 
 def tokenize(text: str) -> list[str]:
     """The BM25 terms of a text (the same for chunks and queries)."""
-    global _stemmer, _stopwords
+    global _stemmer
     if _stemmer is None:
         import Stemmer
-        from bm25s.stopwords import STOPWORDS_EN_PLUS
 
-        _stemmer, _stopwords = Stemmer.Stemmer("english"), frozenset(STOPWORDS_EN_PLUS)  # bm25s ships a tuple
-    return _stemmer.stemWords([w for w in _WORD.findall(text.lower()) if w not in _stopwords])
+        _stemmer = Stemmer.Stemmer("english")
+    return _stemmer.stemWords([w for w in _WORD.findall(text.lower()) if w not in STOPWORDS])
 
 
 def settings() -> dict:
     """What the manifest records about the BM25 index."""
-    import bm25s
-
-    return {"library": "bm25s", "version": bm25s.__version__, "tokenizer": TOKENIZER,
-            "method": METHOD, "k1": K1, "b": B}
+    return {"library": "rag", "tokenizer": TOKENIZER, "method": METHOD, "k1": K1, "b": B}
 
 
 def compatible(recorded: dict | None) -> bool:
@@ -55,51 +71,127 @@ def compatible(recorded: dict | None) -> bool:
     return bool(recorded) and all(recorded.get(key) == current[key] for key in ("tokenizer", "method", "k1", "b"))
 
 
-def build(ids: np.ndarray, texts: Sequence[str], folder: Path) -> None:
-    """Write a BM25 index of `texts` (chunk `ids`, same order) into `folder/bm25/`."""
-    import bm25s
-
-    target = folder / FOLDER
-    target.mkdir()
-    np.save(target / IDS_FILE, np.asarray(ids, dtype=np.int64), allow_pickle=False)
-    if len(ids) == 0:
-        return  # an empty index: nothing to score; `Bm25.search` answers with nothing
-    model = bm25s.BM25(method=METHOD, k1=K1, b=B)
-    model.index([tokenize(t) for t in texts], show_progress=False)
-    model.save(str(target), show_progress=False)
-
-
 @dataclass
-class Bm25:
-    """A loaded BM25 index: chunk ids by row, and the bm25s scorer (None when empty)."""
+class Postings:
+    """An inverted index: for term id t, `rows[term_ptr[t]:term_ptr[t+1]]` are the rows (in
+    increasing order) whose chunk holds t, `tfs` the counts; row r is chunk `chunk_ids[r]`
+    with `lengths[r]` terms."""
 
-    ids: np.ndarray
-    model: object | None
+    chunk_ids: np.ndarray  # int64 (N,)
+    lengths: np.ndarray  # int32 (N,)
+    term_ptr: np.ndarray  # int64 (V + 1,)
+    rows: np.ndarray  # int32 (nnz,)
+    tfs: np.ndarray  # int32 (nnz,)
 
     @classmethod
-    def load(cls, folder: Path) -> Bm25:
-        """The BM25 index in an index folder (whose manifest records one)."""
+    def build(cls, ids: Sequence[int], terms: Sequence[np.ndarray]) -> Postings:
+        """From scratch: chunk `ids[i]` holds the term ids `terms[i]` (with repeats)."""
+        empty = cls(np.zeros(0, np.int64), np.zeros(0, np.int32), np.zeros(1, np.int64),
+                    np.zeros(0, np.int32), np.zeros(0, np.int32))
+        return empty.update(np.zeros(0, np.int64), ids, terms)
+
+    def update(self, removed: Sequence[int], ids: Sequence[int], terms: Sequence[np.ndarray]) -> Postings:
+        """A new Postings without the chunks `removed` and with the chunks `ids` (holding `terms`)
+        appended: a few linear passes over the arrays, nothing re-tokenised."""
+        vocab = len(self.term_ptr) - 1
+        keep = ~np.isin(self.chunk_ids, np.asarray(removed, dtype=np.int64))
+        counts = np.diff(self.term_ptr)
+        rows, tfs = np.asarray(self.rows), np.asarray(self.tfs)
+        if not keep.all():
+            renumber = (np.cumsum(keep) - 1).astype(np.int32)
+            term_of = np.repeat(np.arange(vocab, dtype=np.int32), counts)
+            kept = keep[rows]
+            rows, tfs, term_of = renumber[rows[kept]], tfs[kept], term_of[kept]
+            counts = np.bincount(term_of, minlength=vocab)
+        live = int(keep.sum())
+        # The new chunks' postings, as (term, row, tf) sorted by term then row.
+        new_terms, new_rows, new_tfs, lengths = [], [], [], []
+        for i, term_ids in enumerate(terms):
+            unique, tf = np.unique(np.asarray(term_ids, dtype=np.int64), return_counts=True)
+            new_terms.append(unique)
+            new_rows.append(np.full(len(unique), live + i, dtype=np.int32))
+            new_tfs.append(tf.astype(np.int32))
+            lengths.append(len(term_ids))
+        t = np.concatenate(new_terms) if new_terms else np.zeros(0, np.int64)
+        r = np.concatenate(new_rows) if new_rows else np.zeros(0, np.int32)
+        f = np.concatenate(new_tfs) if new_tfs else np.zeros(0, np.int32)
+        order = np.argsort(t, kind="stable")  # rows are already increasing within each term
+        t, r, f = t[order], r[order], f[order]
+        vocab2 = max(vocab, int(t.max()) + 1 if len(t) else 0)
+        counts = np.concatenate([counts, np.zeros(vocab2 - vocab, dtype=counts.dtype)])
+        ends = np.cumsum(counts)  # new rows go after each term's old postings: they are the highest
+        rows = np.insert(rows, ends[t], r)
+        tfs = np.insert(tfs, ends[t], f)
+        counts = counts + np.bincount(t, minlength=vocab2)
+        return Postings(
+            chunk_ids=np.concatenate([np.asarray(self.chunk_ids)[keep], np.asarray(ids, dtype=np.int64)]),
+            lengths=np.concatenate([np.asarray(self.lengths)[keep], np.asarray(lengths, dtype=np.int32)]),
+            term_ptr=np.concatenate([[0], np.cumsum(counts)]).astype(np.int64),
+            rows=rows.astype(np.int32, copy=False),
+            tfs=tfs.astype(np.int32, copy=False),
+        )
+
+    def save(self, folder: Path, write) -> dict[str, dict]:
+        """Write the arrays into `folder/bm25/` with `write(path, save_fn)`; their sizes and hashes."""
         target = folder / FOLDER
-        if not (target / IDS_FILE).is_file():
-            from .errors import IndexError_
+        target.mkdir()
+        files = {}
+        for name in FILES:
+            array = np.ascontiguousarray(getattr(self, name[:-4]))
+            files[f"{FOLDER}/{name}"] = write(target / name, lambda f, a=array: np.save(f, a, allow_pickle=False))
+        return files
 
-            raise IndexError_(f"index {folder} is damaged: {target / IDS_FILE} is missing; rebuild it with `rag index FOLDER`")
-        ids = np.load(target / IDS_FILE, allow_pickle=False)
-        if len(ids) == 0:
-            return cls(ids, None)
-        import bm25s
+    @classmethod
+    def load(cls, folder: Path) -> Postings:
+        """The arrays of a generation folder, memory-mapped: a search reads only the postings it needs."""
+        target = folder / FOLDER
+        arrays = {name[:-4]: np.load(target / name, mmap_mode="r", allow_pickle=False) for name in FILES}
+        return cls(**arrays)
 
-        return cls(ids, bm25s.BM25.load(str(target), load_corpus=False, allow_pickle=False, show_progress=False))
+    def __len__(self) -> int:
+        return len(self.chunk_ids)
 
-    def search_many(self, queries: Sequence[str], k: int) -> list[list[tuple[int, float]]]:
-        """Per query, up to k (chunk id, BM25 score) best first; chunks sharing no term are left out."""
-        k = min(k, len(self.ids))
-        out: list[list[tuple[int, float]]] = [[] for _ in queries]
-        terms = [tokenize(q) for q in queries]
-        asked = [i for i, t in enumerate(terms) if t]  # a query of stop words only matches nothing
-        if self.model is None or k < 1 or not asked:
-            return out
-        rows, scores = self.model.retrieve([terms[i] for i in asked], k=k, show_progress=False, n_threads=0)
-        for i, row, row_scores in zip(asked, rows, scores):
-            out[i] = [(int(self.ids[r]), float(s)) for r, s in zip(row, row_scores) if s > 0]
+    def check(self) -> str | None:
+        """What is inconsistent in the arrays, or None: a cheap check on every load."""
+        n, nnz = len(self.chunk_ids), len(self.rows)
+        if len(self.lengths) != n or len(self.tfs) != nnz or len(self.term_ptr) < 1:
+            return "its arrays have different lengths"
+        if int(self.term_ptr[0]) != 0 or int(self.term_ptr[-1]) != nnz:
+            return "its term pointers do not cover its postings"
+        return None
+
+    def search(self, query_terms: Sequence[Sequence[int]], k: int) -> list[list[tuple[int, float]]]:
+        """Per query (a list of term ids, repeats counting again), up to k (chunk id, score) best
+        first; chunks sharing no term with the query are left out; ties go to the older chunk."""
+        n = len(self.chunk_ids)
+        out: list[list[tuple[int, float]]] = []
+        if n == 0:
+            return [[] for _ in query_terms]
+        lengths = np.asarray(self.lengths, dtype=np.float64)
+        norm = K1 * (1 - B + B * lengths / max(lengths.mean(), 1e-9))
+        vocab = len(self.term_ptr) - 1
+        for term_ids in query_terms:
+            scores = np.zeros(n, dtype=np.float64)
+            for t in term_ids:
+                if not 0 <= t < vocab:
+                    continue  # a term this generation has never seen
+                start, end = int(self.term_ptr[t]), int(self.term_ptr[t + 1])
+                if start == end:
+                    continue
+                df = end - start
+                idf = math.log(1 + (n - df + 0.5) / (df + 0.5))
+                rows = np.asarray(self.rows[start:end])
+                tf = np.asarray(self.tfs[start:end], dtype=np.float64)
+                scores[rows] += idf * tf / (tf + norm[rows])
+            out.append(_top(scores, self.chunk_ids, k))
         return out
+
+
+def _top(scores: np.ndarray, chunk_ids: np.ndarray, k: int) -> list[tuple[int, float]]:
+    """The k best positive scores as (chunk id, score), ties broken by row (older chunks first)."""
+    candidates = np.flatnonzero(scores > 0)
+    if len(candidates) > k:
+        threshold = np.partition(scores[candidates], len(candidates) - k)[len(candidates) - k]
+        candidates = candidates[scores[candidates] >= threshold]
+    order = np.lexsort((candidates, -scores[candidates]))[:k]
+    return [(int(chunk_ids[candidates[i]]), float(scores[candidates[i]])) for i in order]

@@ -13,6 +13,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 from .errors import LoadError
+from .store import MARKER as INDEX_MARKER  # a folder holding it is a rag index: never indexed itself
 
 TEXT_SUFFIXES = {".txt", ".md", ".markdown", ".rst"}
 HTML_SUFFIXES = {".html", ".htm"}
@@ -20,14 +21,18 @@ PDF_SUFFIXES = {".pdf"}
 SUPPORTED_SUFFIXES = TEXT_SUFFIXES | HTML_SUFFIXES | PDF_SUFFIXES
 
 
+
+
 def walk(folder: Path, skip: tuple[Path, ...] = ()) -> Iterator[Path]:
-    """Supported files under `folder`, sorted, skipping hidden folders/files and `skip` paths."""
+    """Supported files under `folder`, sorted, skipping hidden folders/files, rag index folders
+    and `skip` paths."""
     skip_resolved = {p.resolve() for p in skip}
     for root, dirs, files in os.walk(folder):
         root_path = Path(root)
         dirs[:] = sorted(
             d for d in dirs
             if not d.startswith(".") and (root_path / d).resolve() not in skip_resolved
+            and not (root_path / d / INDEX_MARKER).exists()
         )
         for name in sorted(files):
             path = root_path / name
@@ -37,13 +42,23 @@ def walk(folder: Path, skip: tuple[Path, ...] = ()) -> Iterator[Path]:
 
 def load_text(path: Path) -> str:
     """The text of a supported file; raises LoadError saying why it cannot be read."""
-    suffix = path.suffix.lower()
     try:
         data = path.read_bytes()
     except PermissionError:
         raise LoadError("permission denied") from None
     except OSError as e:
         raise LoadError(e.strerror or str(e)) from None
+    return text_of(data, path.suffix.lower())
+
+
+def decode_file(path: Path):
+    """`bytes -> text` for the file type of `path` (for a caller that has read the bytes already)."""
+    suffix = path.suffix.lower()
+    return lambda data: text_of(data, suffix)
+
+
+def text_of(data: bytes, suffix: str) -> str:
+    """The text of a file's bytes, by its suffix; raises LoadError saying why there is none."""
     if not data.strip():
         raise LoadError("empty file")
     if suffix in PDF_SUFFIXES:

@@ -1,0 +1,675 @@
+"""Build or update an index: plan what changed, embed only what must be, commit one generation.
+
+1. plan: a file whose size and modification time are as recorded is unchanged without being
+   read (`rehash` reads every file). Others are hashed; new and changed ones are loaded and
+   chunked, and their chunks go into meta.sqlite as pending rows, invisible to readers.
+2. embed: each pending chunk whose text has no vector in this index yet is embedded. Vectors
+   are kept by chunk text, so a moved file, or the unchanged paragraphs of an edited one, cost
+   nothing. Batches are committed as they finish: a build killed after N batches resumes with
+   them.
+3. write: the next generation's FAISS and BM25 files are made from the previous generation's
+   (removing the chunks of changed and deleted files, adding the pending ones) and fsynced;
+   then one SQLite transaction makes the pending rows live, retires the replaced ones and
+   records the generation with its manifest. That commit is the switch; generations older than
+   the previous one are deleted after it.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import sqlite3
+import stat
+import sys
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+from . import faiss_index, lexical, store
+from .chunking import chunk_document
+from .config import DEFAULT_BATCH_SIZE, DEFAULT_CHUNK_OVERLAP, DEFAULT_CHUNK_TOKENS, INDEX_TYPES
+from .documents import Document
+from .embedder import Embedder, canonical_name
+from .errors import IndexError_, LoadError, RagError
+from .loaders import SUPPORTED_SUFFIXES, decode_file, walk
+from .manifest import Manifest
+
+EMBED_BATCH = 512  # chunks embedded and committed together: the granularity of resuming
+PLAN_COMMIT = 2000  # pending chunk rows per transaction while planning
+RACY_NS = 2_000_000_000  # a file modified this close to when it was hashed is hashed again
+LEGACY_DB = "legacy-v1.sqlite"  # a format-1 index's meta.sqlite while it is being upgraded
+
+
+@dataclass
+class Source:
+    """One document to index: its id (relative path), size and mtime, and how to read it."""
+
+    path: str
+    size: int
+    mtime_ns: int
+    read: Callable[[], bytes]  # the raw bytes (raises LoadError)
+    decode: Callable[[bytes], str]  # the text of those bytes (raises LoadError)
+
+
+@dataclass
+class BuildOptions:
+    """How to build. None means: as the index records it, else the default."""
+
+    embedder: str | Embedder | None = None
+    chunk_tokens: int | None = None
+    overlap: int | None = None
+    index_type: str | None = None
+    batch_size: int = DEFAULT_BATCH_SIZE
+    rehash: bool = False  # read and hash every file, even those whose size and mtime are unchanged
+    rebuild: bool = False  # discard the index's contents and build from the documents alone
+    progress: bool = False
+    warn: Callable[[str], None] | None = None
+    notify: Callable[[str], None] | None = None  # one-line notices: what a changed option rebuilds
+
+
+@dataclass
+class BuildReport:
+    added: int = 0
+    changed: int = 0
+    removed: int = 0
+    unchanged: int = 0
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
+    chunks_embedded: int = 0
+    chunks_reused: int = 0  # new chunk rows whose text already had a vector
+    documents: int = 0
+    chunks: int = 0
+    generation: int = 0
+    seconds: float = 0.0
+    notes: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        return (
+            f"{self.documents} documents, {self.chunks} chunks: {self.added} added, {self.changed} changed, "
+            f"{self.removed} removed, {self.unchanged} unchanged, {len(self.skipped)} skipped; "
+            f"{self.chunks_embedded} chunks embedded, {self.chunks_reused} reused, in {self.seconds:.1f}s"
+        ) + "".join(f"; {note}" for note in self.notes)
+
+    def to_dict(self) -> dict:
+        from dataclasses import asdict
+
+        return asdict(self)
+
+
+# -- sources --------------------------------------------------------------------------------------
+
+
+def folder_sources(folder: Path, skip: Iterable[Path] = ()) -> Iterable[Source]:
+    """Sources for the supported files under `folder` (never inside a rag index folder).
+    A file that cannot be stat'ed, or is not a regular file (a FIFO, a device), still yields:
+    it fails when read, and is skipped with its reason."""
+    for path in walk(folder, tuple(skip)):
+        rel = path.relative_to(folder).as_posix()
+        try:
+            info = path.stat()
+        except OSError as e:
+            yield Source(rel, -1, -1, _failing(_os_reason(e)), decode_file(path))
+            continue
+        if not stat.S_ISREG(info.st_mode):
+            yield Source(rel, -1, -1, _failing("not a regular file (a FIFO, socket or device)"), decode_file(path))
+            continue
+        yield Source(rel, info.st_size, info.st_mtime_ns, lambda path=path: _read(path), decode_file(path))
+
+
+def document_sources(documents: Iterable[Document]) -> Iterable[Source]:
+    """Sources for in-memory documents (benchmark corpora): the id is `Document.path`."""
+    for doc in documents:
+        data = doc.text.encode("utf-8")
+        yield Source(doc.path, len(data), 0, lambda data=data: data, lambda data: data.decode("utf-8"))
+
+
+def _read(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as e:
+        raise LoadError(_os_reason(e)) from None
+
+
+def _os_reason(error: OSError) -> str:
+    return "permission denied" if isinstance(error, PermissionError) else (error.strerror or str(error))
+
+
+def _failing(reason: str) -> Callable[[], bytes]:
+    def read() -> bytes:
+        raise LoadError(reason)
+
+    return read
+
+
+# -- the build ------------------------------------------------------------------------------------
+
+
+def build(sources: Iterable[Source], index_dir: Path, source: str, options: BuildOptions) -> BuildReport:
+    """Index `sources` into `index_dir` (created, or updated incrementally); see the module doc."""
+    started = time.perf_counter()
+    path = store.resolve(index_dir)
+    store.claim(path)
+    with store.write_lock(path):
+        builder = _Builder(path, source, options)
+        try:
+            report = builder.run(sources)
+        except sqlite3.DatabaseError as e:
+            builder.close()
+            if store.is_disk_full(e):
+                raise builder.disk_full() from None
+            if not store.is_corrupt(e) or builder.fresh:
+                raise
+            # A meta.sqlite that turns out damaged mid-way: start again from the documents alone.
+            builder.warn(f"{path / store.META} is damaged ({e}): rebuilding the index from {source}")
+            builder = _Builder(path, source, BuildOptions(**{**options.__dict__, "rebuild": True}))
+            report = builder.run(sources)
+        except OSError as e:
+            builder.close()
+            if store.is_disk_full(e):
+                raise builder.disk_full() from None
+            raise
+        finally:
+            builder.close()
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+class _Builder:
+    """One write to one index, under its lock."""
+
+    def __init__(self, path: Path, source: str, options: BuildOptions) -> None:
+        self.path, self.source, self.options = path, source, options
+        self.warn = options.warn or (lambda message: print(f"warning: {message}", file=sys.stderr))
+        self.notify = options.notify or (lambda message: print(message, file=sys.stderr))
+        self.report = BuildReport()
+        self.db: sqlite3.Connection | None = None
+        self.fresh = False  # meta.sqlite was created by this run
+        self.prev: Manifest | None = None
+        self.new_gen_dir: Path | None = None
+
+    def close(self) -> None:
+        if self.db is not None:
+            self.db.close()
+            self.db = None
+
+    def disk_full(self) -> IndexError_:
+        if self.new_gen_dir is not None:
+            store.remove_gen_dir(self.new_gen_dir)
+        where = f"generation {self.prev.generation}" if self.prev else "no generation yet"
+        return IndexError_(
+            f"no space left on the device of {self.path} while updating the index: free some space and run "
+            f"`rag index` again (the index is unchanged: {where})"
+        )
+
+    # -- opening and recovering ---------------------------------------------------------------
+
+    def open(self) -> None:
+        path = self.path
+        if self.options.rebuild:
+            self._wipe()
+        if (path / store.LEGACY_MANIFEST).is_file() and (path / store.META).is_file() and not (path / LEGACY_DB).exists():
+            os.replace(path / store.META, path / LEGACY_DB)  # a format-1 index: see _upgrade_legacy
+        if not (path / store.META).exists():
+            self._create()
+        else:
+            self.db = store.connect(path, writer=True)
+            try:
+                row = store.current_generation(self.db)
+                self.prev = Manifest.from_json(row[1]) if row else None
+            except ValueError as e:
+                self.close()
+                self.warn(f"the manifest in {path / store.META} is damaged ({e}): rebuilding the index from {self.source}")
+                self._wipe()
+                self._create()
+        db = self.db
+        # A killed run leaves pending rows (dropped: the plan makes them again) and the vectors it
+        # embedded (kept: they are the checkpoint), and asks for a sweep of unused vectors after.
+        self.sweep_vectors = db.execute("SELECT 1 FROM state WHERE key = 'building'").fetchone() is not None
+        with store.transaction(db):
+            db.execute("DELETE FROM chunks WHERE gen_added IS NULL")
+        current = self.prev.generation if self.prev else 0
+        for number, folder in store.gen_dirs(path).items():
+            if number > current or number < current - 1:  # a killed run's, or one a crash left behind
+                store.remove_gen_dir(folder)
+        self._upgrade_legacy()
+
+    def _create(self) -> None:
+        self.fresh = True
+        for folder in store.gen_dirs(self.path).values():
+            store.remove_gen_dir(folder)
+        self.db = store.connect(self.path, create=True)
+        store.seed_chunk_ids(self.db)
+        self.prev = None
+
+    def _wipe(self) -> None:
+        """Remove rag's own files from the (marked) index folder: a rebuild from the documents."""
+        self.close()
+        for folder in store.gen_dirs(self.path).values():
+            store.remove_gen_dir(folder)
+        for name in (store.META, store.META + "-journal"):
+            (self.path / name).unlink(missing_ok=True)
+
+    def _upgrade_legacy(self) -> None:
+        """A format-1 index in this folder: take its vectors (by chunk text) and settings, then
+        remove its files, so the first format-2 build embeds nothing that was embedded before."""
+        legacy_db = self.path / LEGACY_DB
+        manifest_path = self.path / store.LEGACY_MANIFEST
+        if not legacy_db.exists() and not manifest_path.is_file():
+            return
+        if manifest_path.is_file():
+            try:
+                legacy = json.loads(manifest_path.read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                legacy = {}
+            with store.transaction(self.db):
+                self.db.execute("INSERT OR REPLACE INTO state(key, value) VALUES ('legacy_manifest', ?)",
+                                (json.dumps(legacy),))
+        if legacy_db.exists():
+            try:
+                old = sqlite3.connect(f"{legacy_db.as_uri()}?mode=ro", uri=True)
+                rows = old.execute("SELECT sha256, vector, text FROM chunks").fetchall()
+                old.close()
+            except sqlite3.DatabaseError:
+                rows = []
+            with store.transaction(self.db):
+                self.db.executemany(
+                    "INSERT OR IGNORE INTO vectors(sha256, vector, terms, digest) VALUES (?,?,?,?)",
+                    [(sha, vec, terms, store.vector_digest(vec, terms))
+                     for sha, vec, text in rows for terms in [" ".join(lexical.tokenize(text))]],
+                )
+        for name in ("index.faiss", "bm25", store.LEGACY_MANIFEST):
+            target = self.path / name
+            if target.is_dir():
+                shutil.rmtree(target, ignore_errors=True)
+            else:
+                target.unlink(missing_ok=True)
+        self.report.notes.append("upgraded from index format 1 (stored vectors reused)")
+
+    def recorded(self) -> dict:
+        """The settings the index was built with: its manifest's, or a format-1 index's."""
+        if self.prev is not None:
+            m = self.prev
+            return {"embedder": m.embedder, "chunk_tokens": m.chunking["tokens"], "overlap": m.chunking["overlap"],
+                    "index_type": m.index_type, "source": m.source, "documents": m.counts["documents"]}
+        row = self.db.execute("SELECT value FROM state WHERE key = 'legacy_manifest'").fetchone()
+        if row is None:
+            return {}
+        legacy = json.loads(row[0]) or {}
+        chunking = legacy.get("chunking") or {}
+        return {"embedder": legacy.get("embedder"), "chunk_tokens": chunking.get("tokens"),
+                "overlap": chunking.get("overlap"), "index_type": legacy.get("index_type"),
+                "source": legacy.get("source"), "documents": (legacy.get("counts") or {}).get("documents", 0)}
+
+    # -- settings -----------------------------------------------------------------------------
+
+    def settle(self) -> None:
+        """Resolve the options against what the index records, and say what a change costs."""
+        o, rec = self.options, self.recorded()
+        given = o.embedder.name if isinstance(o.embedder, Embedder) else o.embedder
+        name = canonical_name(given if given is not None else rec.get("embedder"))
+        if rec.get("embedder") and name != rec["embedder"]:
+            raise IndexError_(
+                f"index {self.path} was built with embedder {rec['embedder']!r}, not {name!r}: "
+                "pass the same --embedder, or choose another --index folder"
+            )
+        if rec.get("documents") and rec.get("source") != self.source:
+            raise IndexError_(
+                f"index {self.path} holds documents from {rec.get('source')}, not {self.source}: "
+                "choose another --index folder for this one"
+            )
+        self.emb = o.embedder if isinstance(o.embedder, Embedder) else Embedder(name, batch_size=o.batch_size)
+        self.chunk_tokens = _choose(o.chunk_tokens, rec.get("chunk_tokens"), DEFAULT_CHUNK_TOKENS)
+        self.overlap = _choose(o.overlap, rec.get("overlap"), DEFAULT_CHUNK_OVERLAP)
+        self.index_type = _choose(o.index_type, rec.get("index_type"), "flat")
+        if self.index_type not in INDEX_TYPES:
+            raise RagError(f"unknown index type {self.index_type!r}: use one of {', '.join(INDEX_TYPES)}")
+        if self.chunk_tokens < 1 or not 0 <= self.overlap < self.chunk_tokens:
+            raise RagError(f"--overlap must be at least 0 and below --chunk-tokens ({self.chunk_tokens}), got {self.overlap}")
+        self.chunking = {"tokens": self.chunk_tokens, "overlap": self.overlap, "tokenizer": self.emb.name}
+        self.rechunk = bool(rec) and (rec.get("chunk_tokens"), rec.get("overlap")) != (self.chunk_tokens, self.overlap)
+        if self.rechunk and self.prev is not None:
+            self.notify(
+                f"--chunk-tokens {self.chunk_tokens} --overlap {self.overlap} differ from the index's "
+                f"{rec['chunk_tokens']}/{rec['overlap']}: every document is chunked again, and chunks whose text "
+                "changed are embedded again"
+            )
+        if self.prev is not None and self.index_type != rec.get("index_type"):
+            self.notify(
+                f"--index-type {self.index_type} differs from the index's {rec['index_type']}: the FAISS index is "
+                "rebuilt from the stored vectors (nothing is embedded again)"
+            )
+
+    # -- 1. plan --------------------------------------------------------------------------------
+
+    def run(self, sources: Iterable[Source]) -> BuildReport:
+        self.open()
+        self.settle()
+        db, report = self.db, self.report
+        old_docs = {row[0]: row[1:] for row in db.execute("SELECT path, sha256, size, mtime_ns, seen_ns FROM documents")}
+        self.old_documents = len(old_docs)
+        seen: set[str] = set()
+        self.replaced: list[str] = []  # documents whose live chunks this update retires
+        self.doc_rows: list[tuple] = []  # documents rows to write at the commit
+        self.touched: list[tuple] = []  # (mtime_ns, size, seen_ns, path) of unchanged files re-hashed
+        pending, since_commit = 0, 0
+        db.execute("BEGIN IMMEDIATE")
+        for src in _progress(sources, "Reading", self.options.progress, "file"):
+            seen.add(src.path)
+            old = old_docs.get(src.path)
+            if (old is not None and not self.rechunk and not self.options.rehash and old[1] == src.size
+                    and old[2] == src.mtime_ns and 0 < src.mtime_ns < old[3] - RACY_NS):
+                report.unchanged += 1
+                continue
+            now = time.time_ns()
+            try:
+                data = src.read()
+                digest = hashlib.sha256(data).hexdigest()
+                if old is not None and old[0] == digest and not self.rechunk:
+                    report.unchanged += 1
+                    self.touched.append((src.mtime_ns, src.size, now, src.path))
+                    continue
+                text = src.decode(data)
+            except LoadError as e:
+                report.skipped.append((src.path, str(e)))
+                self.warn(f"skipped {src.path}: {e}" + (" (kept its previously indexed version)" if old else ""))
+                continue
+            del data
+            chunks = chunk_document(Document(src.path, text), self.emb.tokenizer, self.chunk_tokens, self.overlap)
+            if old is not None:
+                self.replaced.append(src.path)
+            if not chunks:
+                report.skipped.append((src.path, "no text in it"))
+                self.warn(f"skipped {src.path}: no text in it")
+                continue
+            db.executemany(
+                'INSERT INTO chunks(doc_path, start, "end", first_line, last_line, text, sha256, digest) '
+                "VALUES (?,?,?,?,?,?,?,?)",
+                [(c.doc_path, c.start, c.end, c.first_line, c.last_line, c.text, sha,
+                  store.chunk_digest(c.doc_path, c.start, c.end, c.first_line, c.last_line, sha))
+                 for c in chunks for sha in [_text_sha(c.text)]],
+            )
+            self.doc_rows.append((src.path, digest, src.size, src.mtime_ns, now, len(chunks)))
+            report.changed += old is not None
+            report.added += old is None
+            pending += len(chunks)
+            since_commit += len(chunks)
+            if since_commit >= PLAN_COMMIT:
+                db.execute("COMMIT")
+                db.execute("BEGIN IMMEDIATE")
+                since_commit = 0
+        db.execute("COMMIT")
+        gone = sorted(set(old_docs) - seen)
+        self.replaced += gone
+        report.removed = len(gone)
+        if not seen and not old_docs:
+            raise RagError(f"no supported documents in {self.source}: rag reads {', '.join(sorted(SUPPORTED_SUFFIXES))}")
+        if pending == 0 and not old_docs and report.skipped and len(report.skipped) == len(seen):
+            raise RagError(f"none of the {len(seen)} supported files in {self.source} could be read (see the warnings)")
+        self.embed(pending)
+        return self.write()
+
+    # -- 2. embed -------------------------------------------------------------------------------
+
+    def embed(self, pending: int) -> None:
+        """Embed the pending chunks whose text has no vector yet, committing each batch."""
+        db = self.db
+        missing = [row[0] for row in db.execute(
+            "SELECT DISTINCT c.sha256 FROM chunks c WHERE c.gen_added IS NULL "
+            "AND NOT EXISTS (SELECT 1 FROM vectors v WHERE v.sha256 = c.sha256)")]
+        self.report.chunks_embedded = len(missing)
+        self.report.chunks_reused = pending - len(missing)
+        if not missing:
+            return
+        if self.chunk_tokens + 2 > self.emb.max_tokens:
+            self.warn(f"chunks of {self.chunk_tokens} tokens exceed the embedder's {self.emb.max_tokens}-token input: the rest is truncated")
+        bar = _bar(len(missing), "Embedding", self.options.progress, "chunk")
+        for start in range(0, len(missing), EMBED_BATCH):
+            shas = missing[start:start + EMBED_BATCH]
+            texts = [db.execute("SELECT text FROM chunks WHERE sha256 = ? LIMIT 1", (sha,)).fetchone()[0] for sha in shas]
+            vectors = self.emb.encode(texts)
+            rows = []
+            for sha, text, vector in zip(shas, texts, vectors):
+                blob, terms = store.vector_blob(vector), " ".join(lexical.tokenize(text))
+                rows.append((sha, blob, terms, store.vector_digest(blob, terms)))
+            with store.transaction(db):
+                db.executemany("INSERT OR REPLACE INTO vectors(sha256, vector, terms, digest) VALUES (?,?,?,?)", rows)
+                db.execute("INSERT OR REPLACE INTO state(key, value) VALUES ('building', ?)", (_now(),))
+            if bar is not None:
+                bar.update(len(shas))
+        if bar is not None:
+            bar.close()
+
+    # -- 3. write -------------------------------------------------------------------------------
+
+    def write(self) -> BuildReport:
+        db, prev, report = self.db, self.prev, self.report
+        removed = self._live_ids_of(self.replaced)
+        new = db.execute(
+            "SELECT c.id, v.vector, v.terms FROM chunks c JOIN vectors v ON v.sha256 = c.sha256 "
+            "WHERE c.gen_added IS NULL ORDER BY c.id").fetchall()
+        prev_ok = prev is not None and self._files_present(prev)
+        bm25_ok = prev_ok and lexical.compatible(prev.bm25)
+        same_type = prev is not None and prev.index_type == self.index_type
+        if prev is not None and not new and not len(removed) and bm25_ok and same_type and not self.rechunk:
+            self._finish(prev.generation)  # nothing changed: no new generation
+            report.documents, report.chunks = prev.counts["documents"], prev.counts["chunks"]
+            report.generation = prev.generation
+            return report
+        if prev is not None and not bm25_ok and prev_ok:
+            report.notes.append("BM25 index rebuilt with the current tokeniser and parameters")
+        gen = (prev.generation if prev else 0) + 1
+        folder = self.new_gen_dir = store.new_gen_dir(self.path, gen)
+        new_ids = np.array([r[0] for r in new], dtype=np.int64)
+        new_vectors = (np.frombuffer(b"".join(r[1] for r in new), dtype=np.float32).reshape(len(new), -1)
+                       if new else np.zeros((0, self._dimension()), dtype=np.float32))
+        new_terms = self._term_ids([r[2] for r in new])
+        del new
+        files: dict[str, dict] = {}
+        total = (prev.counts["chunks"] if prev else 0) - len(removed) + len(new_ids)
+
+        # FAISS: the previous generation's index, updated; or built from every stored vector.
+        index, params = None, {}
+        if same_type and prev_ok and faiss_index.can_update(self.index_type, prev.index_params, len(removed), total):
+            index, params = self._previous_faiss(prev), dict(prev.index_params)
+        if index is not None:
+            faiss_index.update(index, removed, new_ids, new_vectors)
+        else:
+            ids, vectors = self._all_live_vectors(removed, new_ids, new_vectors)
+            index, params = faiss_index.build(self.index_type, ids, vectors, self._dimension())
+            del ids, vectors
+        files[faiss_index.FILE] = faiss_index.write(index, folder / faiss_index.FILE, store.write_file)
+        id_sum, n_vectors = faiss_index.id_sum(index), int(index.ntotal)
+        del index
+
+        # BM25: the previous generation's postings, updated; or built from every stored term list.
+        postings = self._previous_postings(prev) if bm25_ok else None
+        if postings is not None:
+            postings = postings.update(removed, new_ids, new_terms)
+        else:
+            ids, terms = self._all_live_terms(removed)
+            postings = lexical.Postings.build(np.concatenate([ids, new_ids]), terms + new_terms)
+        files.update(postings.save(folder, store.write_file))
+        n_rows, vocab = len(postings), len(postings.term_ptr) - 1
+        del postings
+        if n_vectors != total or n_rows != total:
+            raise IndexError_(f"index {self.path}: the new generation holds {n_vectors} vectors and {n_rows} BM25 rows, "
+                              f"expected {total}: run `rag index FOLDER --rebuild` (nothing was changed)")
+        store.fsync_tree(folder)
+        store.fsync_dir(self.path)
+
+        documents = self.old_documents - len(self.replaced) + len(self.doc_rows)
+        now = _now()
+        manifest = Manifest(
+            generation=gen, embedder=self.emb.name, dimension=self._dimension(), index_type=self.index_type,
+            index_params=params, chunking=self.chunking, bm25=lexical.settings(), source=self.source,
+            counts={"documents": documents, "chunks": total, "terms": vocab}, files=files, id_sum=id_sum,
+            created=prev.created if prev else now, updated=now,
+        )
+        self._commit(gen, removed, manifest)
+        report.documents, report.chunks, report.generation = documents, total, gen
+        self._finish(gen)
+        return report
+
+    def _commit(self, gen: int, removed: np.ndarray, manifest: Manifest) -> None:
+        """The switch: one transaction makes generation `gen` current."""
+        db = self.db
+        with store.transaction(db):
+            db.executemany("UPDATE chunks SET gen_removed = ? WHERE id = ?", [(gen, int(i)) for i in removed])
+            db.execute("UPDATE chunks SET gen_added = ? WHERE gen_added IS NULL", (gen,))
+            db.executemany("DELETE FROM documents WHERE path = ?", [(p,) for p in self.replaced])
+            db.executemany("INSERT OR REPLACE INTO documents(path, sha256, size, mtime_ns, seen_ns, chunks) "
+                           "VALUES (?,?,?,?,?,?)", self.doc_rows)
+            db.executemany("UPDATE documents SET mtime_ns = ?, size = ?, seen_ns = ? WHERE path = ?", self.touched)
+            db.execute("INSERT INTO generations(gen, manifest) VALUES (?, ?)", (gen, manifest.to_json()))
+            db.execute("DELETE FROM state WHERE key IN ('building', 'legacy_manifest')")
+        self.touched = []
+        self.new_gen_dir = None
+        self.prev = manifest
+
+    def _finish(self, gen: int) -> None:
+        """After the commit: record re-hashed files, drop what no reader of `gen` or `gen - 1` needs."""
+        db = self.db
+        try:
+            with store.transaction(db):
+                db.executemany("UPDATE documents SET mtime_ns = ?, size = ?, seen_ns = ? WHERE path = ?", self.touched)
+                db.execute("DELETE FROM state WHERE key = 'building'")
+                stale = [row[0] for row in db.execute(
+                    "SELECT DISTINCT sha256 FROM chunks WHERE gen_removed IS NOT NULL AND gen_removed < ?", (gen,))]
+                db.execute("DELETE FROM chunks WHERE gen_removed IS NOT NULL AND gen_removed < ?", (gen,))
+                db.execute("DELETE FROM generations WHERE gen < ?", (gen - 1,))
+                if self.sweep_vectors:
+                    db.execute("DELETE FROM vectors WHERE sha256 NOT IN (SELECT sha256 FROM chunks)")
+                else:
+                    db.executemany("DELETE FROM vectors WHERE sha256 = ? AND NOT EXISTS "
+                                   "(SELECT 1 FROM chunks WHERE chunks.sha256 = vectors.sha256)", [(s,) for s in stale])
+            for number, folder in store.gen_dirs(self.path).items():
+                if number < gen - 1 or number > gen:
+                    store.remove_gen_dir(folder)
+            legacy = self.path / LEGACY_DB
+            if legacy.exists():
+                legacy.unlink()
+            store.fsync_dir(self.path)
+        except (OSError, sqlite3.Error) as e:  # the new generation is committed; cleaning up can wait
+            self.warn(f"could not clean up old generations in {self.path} ({e}): the next `rag index` will")
+
+    # -- helpers ----------------------------------------------------------------------------------
+
+    def _dimension(self) -> int:
+        if self.prev is not None and self.prev.embedder == self.emb.name:
+            return self.prev.dimension
+        row = self.db.execute("SELECT vector FROM vectors LIMIT 1").fetchone()
+        return len(row[0]) // 4 if row else self.emb.dimension
+
+    def _live_ids_of(self, paths: list[str]) -> np.ndarray:
+        ids: list[int] = []
+        for path in paths:
+            ids += [row[0] for row in self.db.execute(
+                "SELECT id FROM chunks WHERE doc_path = ? AND gen_removed IS NULL AND gen_added IS NOT NULL", (path,))]
+        return np.array(sorted(ids), dtype=np.int64)
+
+    def _files_present(self, prev: Manifest) -> bool:
+        folder = store.gen_dir(self.path, prev.generation)
+        for name, info in prev.files.items():
+            try:
+                if (folder / name).stat().st_size != info.get("size"):
+                    raise OSError("size differs")
+            except OSError:
+                self.warn(f"{folder / name} is missing or damaged: the index's FAISS and BM25 files are rebuilt "
+                          "from the stored vectors (nothing is embedded again)")
+                return False
+        return True
+
+    def _previous_faiss(self, prev: Manifest):
+        path = store.gen_dir(self.path, prev.generation) / faiss_index.FILE
+        try:
+            index, digest = faiss_index.read(path, sha256=prev.files[faiss_index.FILE]["sha256"])
+        except (RuntimeError, KeyError, OSError):
+            digest, index = None, None
+        if index is None or digest != prev.files[faiss_index.FILE]["sha256"]:
+            self.warn(f"{path} is damaged: the FAISS index is rebuilt from the stored vectors")
+            return None
+        return index
+
+    def _previous_postings(self, prev: Manifest):
+        folder = store.gen_dir(self.path, prev.generation)
+        try:
+            for name in lexical.FILES:
+                rel = f"{lexical.FOLDER}/{name}"
+                if store.file_sha256(folder / rel) != prev.files[rel]["sha256"]:
+                    raise ValueError(f"{rel} differs from its checksum")
+            postings = lexical.Postings.load(folder)
+            if postings.check():
+                raise ValueError(postings.check())
+            return postings
+        except (OSError, ValueError, KeyError) as e:
+            self.warn(f"the BM25 files of {folder} are damaged ({e}): BM25 is rebuilt from the stored terms")
+            return None
+
+    def _all_live_vectors(self, removed: np.ndarray, new_ids: np.ndarray, new_vectors: np.ndarray):
+        rows = self.db.execute(
+            "SELECT c.id, v.vector FROM chunks c JOIN vectors v ON v.sha256 = c.sha256 "
+            "WHERE c.gen_added IS NOT NULL AND c.gen_removed IS NULL ORDER BY c.id").fetchall()
+        gone = set(removed.tolist())
+        rows = [r for r in rows if r[0] not in gone]
+        ids = np.array([r[0] for r in rows], dtype=np.int64)
+        vectors = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32).reshape(len(rows), -1) if rows \
+            else np.zeros((0, self._dimension()), dtype=np.float32)
+        return np.concatenate([ids, new_ids]), np.concatenate([vectors, new_vectors])
+
+    def _all_live_terms(self, removed: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
+        rows = self.db.execute(
+            "SELECT c.id, v.terms FROM chunks c JOIN vectors v ON v.sha256 = c.sha256 "
+            "WHERE c.gen_added IS NOT NULL AND c.gen_removed IS NULL ORDER BY c.id").fetchall()
+        gone = set(removed.tolist())
+        rows = [r for r in rows if r[0] not in gone]
+        return np.array([r[0] for r in rows], dtype=np.int64), self._term_ids([r[1] for r in rows])
+
+    def _term_ids(self, term_lists: list[str]) -> list[np.ndarray]:
+        """Term ids for space-separated term lists; new terms join the (append-only) vocabulary."""
+        db = self.db
+        words = {w for terms in term_lists for w in terms.split()}
+        known: dict[str, int] = {}
+        listed = sorted(words)
+        for start in range(0, len(listed), 500):
+            part = listed[start:start + 500]
+            known.update(db.execute(f"SELECT term, id FROM terms WHERE term IN ({','.join('?' * len(part))})", part))
+        fresh = [w for w in listed if w not in known]
+        if fresh:
+            with store.transaction(db):
+                db.executemany("INSERT INTO terms(term) VALUES (?)", [(w,) for w in fresh])
+            for start in range(0, len(fresh), 500):
+                part = fresh[start:start + 500]
+                known.update(db.execute(f"SELECT term, id FROM terms WHERE term IN ({','.join('?' * len(part))})", part))
+        return [np.array([known[w] for w in terms.split()], dtype=np.int64) for terms in term_lists]
+
+
+def _choose(given, recorded, default):
+    return given if given is not None else (recorded if recorded is not None else default)
+
+
+def _text_sha(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _progress(items: Iterable, desc: str, enabled: bool, unit: str):
+    if not enabled:
+        return items
+    from tqdm.auto import tqdm
+
+    return tqdm(items, desc=desc, unit=unit, leave=False)
+
+
+def _bar(total: int, desc: str, enabled: bool, unit: str):
+    if not enabled:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, unit=unit, leave=False)
