@@ -216,13 +216,14 @@ class _Builder:
         if not (path / store.META).exists():
             self._create()
         else:
-            self.db = store.connect(path, writer=True)
             try:
+                self.db = store.connect(path, writer=True)
                 row = store.current_generation(self.db)
                 self.prev = Manifest.from_json(row[1]) if row else None
-            except ValueError as e:
-                self.close()
-                self.warn(f"the manifest in {path / store.META} is damaged ({e}): rebuilding the index from {self.source}")
+            except (IndexError_, ValueError, sqlite3.DatabaseError) as e:
+                if isinstance(e, sqlite3.DatabaseError) and not store.is_corrupt(e):
+                    raise
+                self.warn(f"{path / store.META} is damaged ({e}): rebuilding the index from {self.source}")
                 self._wipe()
                 self._create()
         db = self.db

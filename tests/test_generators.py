@@ -222,11 +222,22 @@ def test_list_models():
     assert by_name["flan-t5-small"].available == hub_cached("google/flan-t5-small")
     if not by_name["flan-t5-small"].available:
         assert "rag models pull flan-t5-small" in by_name["flan-t5-small"].note
-    default = default_generator_name()
-    assert default in PRESETS
-    if by_name[default].available:
-        better = [r.name for r in rows if r.available]
-        assert default in better
+    available_here = [r.name for r in rows if r.available]  # rows come best first
+    assert default_generator_name() == (available_here[0] if available_here else "flan-t5-small")
+
+
+def test_default_generator_follows_the_preference_order(monkeypatch):
+    import rag.generators.loading as loading
+
+    def only(*names):
+        monkeypatch.setattr(loading, "preset_available", lambda preset: preset.name in names)
+        return loading.default_generator_name()
+
+    assert only("gpt2", "smollm2", "distilgpt2") == "smollm2"
+    assert only("gpt2", "t5-small") == "t5-small"
+    assert only("distilgpt2", "flan-t5-base", "smollm2") == "flan-t5-base"
+    assert only("distilgpt2") == "distilgpt2"
+    assert only() == "flan-t5-small"  # nothing here: the one whose error says how to pull it
 
 
 def test_listing_does_not_import_torch():

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +14,7 @@ from rag.errors import IndexError_, RagError
 from rag.index import Index
 from rag.retrieve import Retriever, mmr, rrf
 
-from conftest import folder_bytes, write_docs
+from conftest import write_docs
 
 # Dense retrieval matches meaning: a question about an error code lands on the documents that
 # talk about error codes in general. Only one short document holds the exact code.
@@ -91,17 +90,21 @@ def test_retriever_settings_are_checked():
 
 
 def test_bm25_finds_an_exact_rare_term_that_dense_misses(rare_index):
-    dense = rare_index.search(RARE_QUESTION, k=4, retriever="dense")
-    bm25 = rare_index.search(RARE_QUESTION, k=4, retriever="bm25")
-    hybrid = rare_index.search(RARE_QUESTION, k=4, retriever="hybrid")
-    assert dense[0].doc_path != "e1147.md"
-    assert bm25[0].doc_path == "e1147.md"
-    assert [p.rank for p in bm25] == list(range(1, len(bm25) + 1))
-    assert [p.score for p in bm25] == sorted((p.score for p in bm25), reverse=True) and bm25[0].score > 0
-    # hybrid keeps the document both rankings agree on, and lifts the rare-term match above dense's rank
-    dense_rank = next(p.rank for p in dense if p.doc_path == "e1147.md")
-    assert next(p.rank for p in hybrid if p.doc_path == "e1147.md") <= dense_rank
-    assert {p.doc_path for p in hybrid} == set(RARE)
+    dense = rare_index.search(RARE_QUESTION, k=2, retriever="dense")
+    bm25 = rare_index.search(RARE_QUESTION, k=3, retriever="bm25")
+    hybrid = rare_index.search(RARE_QUESTION, k=2, retriever="hybrid")
+    assert "e1147.md" not in {p.doc_path for p in dense}  # the index has 4 chunks; dense's top 2 miss it
+    assert bm25[0].doc_path == "e1147.md" and hybrid[0].doc_path == "e1147.md"
+    # BM25's ranking and scores are those of bm25s (Lucene's BM25), an independent implementation
+    import bm25s
+
+    texts = {p.chunk_id: p.text for p in rare_index.search(RARE_QUESTION, k=4, retriever="dense")}
+    ids = sorted(texts)
+    reference = bm25s.BM25(method="lucene", k1=lexical.K1, b=lexical.B)
+    reference.index([lexical.tokenize(texts[i]) for i in ids], show_progress=False)
+    rows, scores = reference.retrieve([lexical.tokenize(RARE_QUESTION)], k=3, show_progress=False)
+    assert [(p.chunk_id, p.rank) for p in bm25] == [(ids[r], n) for n, r in enumerate(rows[0], start=1)]
+    assert [p.score for p in bm25] == pytest.approx([float(s) for s in scores[0]], rel=1e-5)
 
 
 def test_bm25_terms_are_stemmed_lowercased_and_stopword_free(rare_index):
@@ -126,7 +129,10 @@ def test_mmr_keeps_the_hybrid_ranking_in_the_lead(rare_index):
     hybrid = rare_index.search(RARE_QUESTION, k=3, retriever="hybrid")
     diverse = rare_index.search(RARE_QUESTION, k=3, retriever=Retriever(kind="hybrid", mmr=0.7))
     assert hybrid[0].doc_path == diverse[0].doc_path == "e1147.md"  # dense would put another first
-    assert {p.chunk_id for p in diverse} <= {p.chunk_id for p in rare_index.search(RARE_QUESTION, k=50, retriever="hybrid")}
+    # MMR picks among the pool's candidates only: with a pool of 3 the fourth chunk never appears
+    narrow = rare_index.search(RARE_QUESTION, k=3, retriever=Retriever(kind="hybrid", pool=3, mmr=0.1))
+    top3 = {p.chunk_id for p in rare_index.search(RARE_QUESTION, k=3, retriever="hybrid")}
+    assert len(narrow) == 3 and {p.chunk_id for p in narrow} == top3 and len(rare_index) == 4
     # k above the pool: MMR chooses among max(k, pool) candidates, so k passages still come back
     wide = rare_index.search(RARE_QUESTION, k=4, retriever=Retriever(kind="hybrid", pool=2, mmr=0.5))
     assert len(wide) == 4
@@ -142,78 +148,52 @@ def test_incremental_update_keeps_bm25_in_step(tmp_path, embedder):
     index = build(folder, idx, embedder)
     assert (index.build_report.added, index.build_report.changed, index.build_report.removed) == (1, 1, 1)
 
-    bm25 = lexical.Bm25.load(index.path)
-    chunk_ids = [row[0] for row in index.db.execute("SELECT id FROM chunks ORDER BY id")]
     import faiss
 
-    assert bm25.ids.tolist() == chunk_ids == sorted(faiss.vector_to_array(index.faiss.id_map).tolist())
+    live = index.live_ids()
+    assert sorted(index.postings().chunk_ids.tolist()) == live == sorted(faiss.vector_to_array(index.faiss.id_map).tolist())
     assert index.search("Zephyrine Oduya", k=1, retriever="bm25")[0].doc_path == "new.md"
     assert index.search("Quillonby", k=1, retriever="bm25")[0].doc_path == "manual.md"
     assert index.search("full disk E1417", k=5, retriever="bm25") == []  # the deleted document's words are gone
     assert index.search("occurs", k=5, retriever="bm25") == []  # and the changed one's old words
 
 
-def test_failure_while_writing_bm25_leaves_previous_index_whole(tmp_path, embedder, monkeypatch):
+def test_failure_while_writing_bm25_leaves_previous_generation(tmp_path, embedder, monkeypatch):
     folder = write_docs(tmp_path / "docs", RARE)
     idx = tmp_path / "idx"
     build(folder, idx, embedder)
-    before = folder_bytes(idx)
     (folder / "new.md").write_text("Something new about E1147.\n")
 
     def boom(*args, **kwargs):
-        raise OSError("disk full")
+        raise OSError("the disk said no")
 
-    monkeypatch.setattr(lexical, "build", boom)
-    with pytest.raises(OSError, match="disk full"):
+    monkeypatch.setattr(lexical.Postings, "save", boom)
+    with pytest.raises(OSError, match="the disk said no"):
         build(folder, idx, embedder)
-    assert folder_bytes(idx) == before
-    assert not store.temp_paths(idx)
-
-
-def make_pre_bm25(index_dir: Path) -> None:
-    """Turn an index into one written before BM25 existed: no bm25/ folder, no manifest entry."""
-    shutil.rmtree(index_dir / lexical.FOLDER)
-    manifest = json.loads((index_dir / store.MANIFEST).read_text())
-    del manifest["bm25"]
-    store.write_manifest(index_dir, manifest)
-
-
-def test_index_built_before_bm25_still_loads_and_gets_bm25_on_reindex(tmp_path, embedder):
-    folder = write_docs(tmp_path / "docs", RARE)
-    idx = tmp_path / "idx"
-    build(folder, idx, embedder)
-    make_pre_bm25(idx)
-
-    old = Index.load(idx, embedder=embedder)
-    assert not old.has_bm25
-    assert old.search(RARE_QUESTION, k=2)  # dense still works
-    for kind in ("bm25", "hybrid"):
-        with pytest.raises(IndexError_, match=r"built before BM25 support.*run `rag index FOLDER` on it again"):
-            old.search(RARE_QUESTION, k=2, retriever=kind)
-    result = CliRunner().invoke(main, ["search", "E1147", "--index", str(idx), "--retriever", "bm25"])
-    assert result.exit_code == 1 and "built before BM25 support" in result.output
-    assert len(result.output.strip().splitlines()) == 1
-    info = CliRunner().invoke(main, ["info", "--index", str(idx)])
-    assert info.exit_code == 0 and "bm25:" in info.output and "run `rag index FOLDER` again" in info.output
-
-    again = build(folder, idx, embedder)  # nothing changed but BM25 is missing: added without re-embedding
-    assert again.build_report.chunks_embedded == 0 and "BM25 index added" in again.build_report.summary()
-    assert again.has_bm25 and again.search(RARE_QUESTION, k=1, retriever="bm25")[0].doc_path == "e1147.md"
+    monkeypatch.undo()
+    index = Index.load(idx)
+    assert index.manifest.generation == 1 and index.documents() == sorted(RARE) and index.verify() == []
+    assert index.search("Something new", k=1, retriever="bm25")[0].doc_path != "new.md"
 
 
 def test_bm25_built_with_other_settings_is_refused_then_rebuilt(tmp_path, embedder):
+    import sqlite3
+
     folder = write_docs(tmp_path / "docs", RARE)
     idx = tmp_path / "idx"
     build(folder, idx, embedder)
-    manifest = json.loads((idx / store.MANIFEST).read_text())
+    db = sqlite3.connect(idx / store.META)
+    manifest = json.loads(db.execute("SELECT manifest FROM generations").fetchone()[0])
     manifest["bm25"]["tokenizer"] = "some-older-tokenizer"
-    store.write_manifest(idx, manifest)
+    db.execute("UPDATE generations SET manifest = ?", (json.dumps(manifest),))
+    db.commit()
+    db.close()
 
     with pytest.raises(IndexError_, match="BM25 index built with other settings .some-older-tokenizer."):
         Index.load(idx, embedder=embedder).search(RARE_QUESTION, k=1, retriever="hybrid")
     again = build(folder, idx, embedder)
     assert again.build_report.chunks_embedded == 0 and "BM25 index rebuilt" in again.build_report.summary()
-    assert again.manifest["bm25"] == lexical.settings()
+    assert again.manifest.bm25 == lexical.settings()
     assert again.search(RARE_QUESTION, k=1, retriever="bm25")[0].doc_path == "e1147.md"
 
 

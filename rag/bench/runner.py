@@ -118,7 +118,7 @@ def run_bench(config: BenchConfig) -> BenchRun:
 
     questions = sample_questions(bench.questions, config.limit, config.sample_seed)
     out = config.out = config.out or default_out(bench.name)  # kept, so a caller can say where to resume
-    out.mkdir(parents=True, exist_ok=True)
+    claim_out(out)
     config.echo(f"bench: {len(questions)} of {len(bench.questions)} questions from {bench.name} ({bench.format}); writing to {out}")
     results, sessions = JsonlLog(out / RESULTS), JsonlLog(out / SESSIONS)
     existing = results.read()
@@ -211,6 +211,34 @@ def default_out(dataset_name: str) -> Path:
     return Path("bench-out") / f"{_safe(dataset_name)}-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
 
 
+OUT_MARKER = "rag-bench.json"
+
+
+def claim_out(out: Path) -> None:
+    """Make `out` a folder `rag bench` writes to, or prove it is one (it holds rag-bench.json).
+    A folder holding anything else is refused untouched: resuming truncates a torn last line of
+    results.jsonl and rewrites report.md, which must never happen to a user's own files."""
+    marker = out / OUT_MARKER
+    if out.exists() and not out.is_dir():
+        raise RagError(f"--out {out} is a file: give a new or empty folder for the results")
+    if out.is_dir():
+        try:
+            ours = json.loads(marker.read_text(encoding="utf-8")).get("format") == "rag-bench"
+        except (OSError, ValueError, AttributeError):
+            ours = False
+        if ours:
+            return
+        entries = sorted(p.name for p in out.iterdir())
+        if entries:
+            raise RagError(
+                f"--out {out} holds {len(entries)} entries ({', '.join(entries[:3])}{', ...' if len(entries) > 3 else ''}) "
+                f"that `rag bench` did not write (no {OUT_MARKER}): choose a new or empty folder (nothing was changed)"
+            )
+    out.mkdir(parents=True, exist_ok=True)
+    marker.write_text(json.dumps({"format": "rag-bench", "created": datetime.now(timezone.utc).isoformat(timespec="seconds")}) + "\n",
+                      encoding="utf-8")
+
+
 def _safe(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._") or "dataset"
 
@@ -223,17 +251,35 @@ def _sha(value: object) -> str:
 
 
 def index_key(bench: BenchSet, config: BenchConfig, embedder_name: str) -> str:
-    """A hash of what the index holds: the corpus (paths and content hashes), embedder and chunking."""
-    from rag.index import document_sources, folder_sources
-
+    """A hash of what the index holds: the corpus (paths and content hashes), embedder and chunking.
+    It keys the results (a changed corpus is never resumed into old answers), not the index folder."""
     if bench.corpus_dir is not None:
+        from rag.build import folder_sources
+        from rag.errors import LoadError
+
         source = str(bench.corpus_dir.resolve())
-        hashes = sorted((s.path, s.sha256) for s in folder_sources(bench.corpus_dir))
+        hashes = []
+        for src in folder_sources(bench.corpus_dir):
+            try:
+                hashes.append((src.path, hashlib.sha256(src.read()).hexdigest()))
+            except LoadError as e:
+                hashes.append((src.path, f"unreadable: {e}"))
     else:
         source = "<documents>"
-        hashes = sorted((s.path, s.sha256) for s in document_sources(bench.documents))
-    return _sha({"source": source, "documents": hashes, "embedder": embedder_name,
+        hashes = [(d.path, hashlib.sha256(d.text.encode("utf-8")).hexdigest()) for d in bench.documents]
+    return _sha({"source": source, "documents": sorted(hashes), "embedder": embedder_name,
                  "chunk_tokens": config.chunk_tokens, "overlap": config.overlap, "index_type": "flat"})[:16]
+
+
+def index_folder(bench: BenchSet, config: BenchConfig, embedder_name: str) -> Path:
+    """The cached index of a set: one per dataset, embedder and chunking, updated in place when the
+    corpus changes (rather than a new folder per content that piles up in the cache)."""
+    if config.index_cache is not None:
+        return config.index_cache
+    where = str(Path(config.dataset).resolve())
+    key = _sha({"dataset": where, "embedder": embedder_name, "chunk_tokens": config.chunk_tokens,
+                "overlap": config.overlap})[:12]
+    return cache_dir() / "bench-index" / f"{_safe(bench.name)}-{key}"
 
 
 def dataset_index(config: BenchConfig) -> tuple[BenchSet, object, dict]:
@@ -247,12 +293,12 @@ def dataset_index(config: BenchConfig) -> tuple[BenchSet, object, dict]:
 
 
 def open_index(bench: BenchSet, config: BenchConfig, emb, key: str) -> tuple[object, dict]:
-    """Build or reuse the set's index, cached under its key (so a second run embeds nothing)."""
+    """Build, update or reuse the set's index (a second run embeds nothing)."""
     from rag.index import Index
 
-    folder = config.index_cache or cache_dir() / "bench-index" / f"{_safe(bench.name)}-{key}"
-    options = dict(embedder=emb, chunk_tokens=config.chunk_tokens, overlap=config.overlap,
-                   progress=config.progress, warn=config.warn)
+    folder = index_folder(bench, config, emb.name)
+    options = dict(embedder=emb, chunk_tokens=config.chunk_tokens, overlap=config.overlap, index_type="flat",
+                   progress=config.progress, warn=config.warn, notify=config.echo)
     if bench.corpus_dir is not None:
         index = Index.build(bench.corpus_dir, folder, **options)
     else:
@@ -261,8 +307,8 @@ def open_index(bench: BenchSet, config: BenchConfig, emb, key: str) -> tuple[obj
     info = {
         "path": str(folder), "key": key, "documents": report.documents, "chunks": report.chunks,
         "reused": report.chunks_embedded == 0, "chunks_embedded": report.chunks_embedded,
-        "seconds": report.seconds, "embedder": emb.name, "chunk_tokens": config.chunk_tokens,
-        "overlap": config.overlap, "index_type": index.manifest.get("index_type", "flat"),
+        "chunks_reused": report.chunks_reused, "seconds": report.seconds, "embedder": emb.name,
+        "chunk_tokens": config.chunk_tokens, "overlap": config.overlap, "index_type": index.manifest.index_type,
     }
     return index, info
 
@@ -282,6 +328,7 @@ def retrieve(
     per question, which a batch does not show.
     """
     total = len(index)
+    depth = min(depth, index.manifest.counts["documents"])  # never more distinct documents than there are
     texts = [q.question for q in questions]
     k = max(1, min(total, 2 * depth))
     start = time.perf_counter()
