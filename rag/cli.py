@@ -19,9 +19,22 @@ from .errors import RagError
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
+def _path(what: str):
+    """A click callback: the value as a Path, refusing an empty string (which Path would read as '.')."""
+
+    def convert(ctx, param, value):
+        if value is None:
+            return None
+        if not value.strip():
+            raise RagError(f"the {what} is empty: give a path")
+        return Path(value)
+
+    return convert
+
+
 def _index_option(f):
     return click.option(
-        "--index", "index_dir", type=click.Path(path_type=Path), default=None,
+        "--index", "index_dir", default=None, callback=_path("--index path"),
         help="Index folder (default: $RAG_INDEX, else .rag/ here).",
     )(f)
 
@@ -78,7 +91,7 @@ def main() -> None:
 
 
 @main.command()
-@click.argument("folder", type=click.Path(path_type=Path, file_okay=False))
+@click.argument("folder", callback=_path("folder"))
 @_index_option
 @click.option("--embedder", default=None, help="sentence-transformers model name or folder (default: the index's, else all-MiniLM-L6-v2, packaged).")
 @click.option("--chunk-tokens", default=None, type=click.IntRange(min=8),
@@ -97,10 +110,10 @@ def index(folder: Path, index_dir: Path | None, embedder, chunk_tokens, overlap,
     """Index (or update the index of) the documents under FOLDER."""
     from .build import BuildOptions, build, folder_sources
 
-    if str(folder).strip() == "":
-        raise RagError("the folder is empty: give the folder of documents to index")
     if not folder.exists():
         raise RagError(f"folder {folder} does not exist: give the folder of documents to index")
+    if not folder.is_dir():
+        raise RagError(f"{folder} is a file, not a folder: give the folder of documents to index")
     index_dir = index_dir if index_dir is not None else default_index_dir()
     options = BuildOptions(
         embedder=embedder, chunk_tokens=chunk_tokens, overlap=overlap, index_type=index_type, batch_size=batch_size,

@@ -299,3 +299,37 @@ def test_cli_bench_takes_retriever_options(tmp_path, qa_set):
     assert "retriever hybrid (RRF c=5" in result.output
     summary = json.loads((tmp_path / "o" / "summary.json").read_text())
     assert summary["settings"]["retriever"]["rrf_k"] == 5.0
+
+
+# --- folders that are not rag's ------------------------------------------------------------------
+
+
+def test_out_folder_holding_a_users_files_is_refused_untouched(tmp_path, qa_set, embedder):
+    from conftest import folder_bytes
+
+    mine = write_docs(tmp_path / "mine", {"results.jsonl": '{"my": "data"}\n{"torn', "report.md": "# My report\n"})
+    before = folder_bytes(mine)
+    result = CliRunner().invoke(main, ["bench", str(qa_set), "--retrieval-only", "--out", str(mine)])
+    assert result.exit_code == 1 and "that `rag bench` did not write" in result.output
+    assert len(result.output.strip().splitlines()) == 1
+    assert folder_bytes(mine) == before
+    a_file = tmp_path / "file"
+    a_file.write_text("x")
+    with pytest.raises(RagError, match="is a file"):
+        run_bench(config(qa_set, a_file, embedder, retrieval_only=True))
+    run = run_bench(config(qa_set, tmp_path / "ours", embedder, retrieval_only=True))  # a new folder is marked ...
+    assert (run.out / "rag-bench.json").exists()
+    run_bench(config(qa_set, tmp_path / "ours", embedder, retrieval_only=True))  # ... and resumed
+
+
+def test_bench_index_is_one_folder_per_dataset_updated_in_place(tmp_path, embedder, monkeypatch):
+    monkeypatch.setenv("RAG_CACHE", str(tmp_path / "cache"))
+    root = tmp_path / "set"
+    write_docs(root / "docs", DOCS)
+    (root / "qa.jsonl").write_text("".join(json.dumps(q) + "\n" for q in QUESTIONS), encoding="utf-8")
+    first = run_bench(config(root / "qa.jsonl", tmp_path / "o1", embedder, retrieval_only=True))
+    (root / "docs" / "extra.md").write_text("An extra document about nothing in particular.\n")
+    second = run_bench(config(root / "qa.jsonl", tmp_path / "o2", embedder, retrieval_only=True))
+    assert first.summary["index"]["path"] == second.summary["index"]["path"]
+    assert second.summary["index"]["chunks_embedded"] == 1 and second.summary["index"]["documents"] == len(DOCS) + 1
+    assert len(list((tmp_path / "cache" / "bench-index").iterdir())) == 1

@@ -60,12 +60,36 @@ def test_errors_are_one_line_and_non_zero(tmp_path):
         (["search", "x", "-k", "0", "--index", str(tmp_path / "none")], "-k must be at least 1"),
         (["index", str(tmp_path / "missing-folder"), "--index", str(tmp_path / "i")], "does not exist"),
         (["index", str(tmp_path), "--index", str(tmp_path / "i"), "--overlap", "300"], "--overlap must be"),
+        (["index", "", "--index", str(tmp_path / "i")], "the folder is empty"),
+        (["index", str(tmp_path), "--index", ""], "the --index path is empty"),
     ]
     for args, message in cases:
         result = run(*args)
         assert result.exit_code != 0, args
         assert message in result.output, (args, result.output)
         assert "Traceback" not in result.output and len(result.output.strip().splitlines()) == 1, result.output
+
+
+def test_index_into_a_users_folder_is_refused_and_nothing_changes(tmp_path, embedder):
+    from conftest import folder_bytes
+
+    docs = write_docs(tmp_path / "docs", {"a.md": "Some text.\n"})
+    thesis = write_docs(tmp_path / "thesis", {"thesis.tex": "\\chapter{One}", "figures/plot.png": b"\x89PNG"})
+    before = folder_bytes(thesis)
+    result = run("index", str(docs), "--index", str(thesis))
+    assert result.exit_code == 1 and len(result.output.strip().splitlines()) == 1
+    assert "is a folder of 2 entries (figures, thesis.tex) that is not a rag index" in result.output
+    assert folder_bytes(thesis) == before and sorted(p.name for p in thesis.rglob("*")) == ["figures", "plot.png", "thesis.tex"]
+
+
+def test_index_json_reports_embedded_and_reused_chunks(tmp_path, embedder):
+    docs = write_docs(tmp_path / "docs", {"a.md": "Alpha text.\n", "b.md": "Beta text.\n"})
+    idx = str(tmp_path / "idx")
+    first = json.loads(run("index", str(docs), "--index", idx, "--json", "-q").output)
+    assert (first["added"], first["chunks_embedded"], first["chunks_reused"], first["generation"]) == (2, 2, 0, 1)
+    (docs / "b.md").rename(docs / "c.md")
+    second = json.loads(run("index", str(docs), "--index", idx, "--json", "-q").output)
+    assert (second["added"], second["removed"], second["chunks_embedded"], second["chunks_reused"]) == (1, 1, 0, 1)
 
 
 def _small_index(tmp_path) -> str:
