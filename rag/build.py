@@ -36,7 +36,7 @@ from .config import DEFAULT_BATCH_SIZE, DEFAULT_CHUNK_OVERLAP, DEFAULT_CHUNK_TOK
 from .documents import Document
 from .embedder import Embedder, canonical_name
 from .errors import IndexError_, LoadError, RagError
-from .loaders import SUPPORTED_SUFFIXES, decode_file, walk
+from .loaders import SUPPORTED_SUFFIXES, decode_file, walk_relative
 from .manifest import Manifest
 
 EMBED_BATCH = 512  # chunks embedded and committed together: the granularity of resuming
@@ -107,17 +107,17 @@ def folder_sources(folder: Path, skip: Iterable[Path] = ()) -> Iterable[Source]:
     """Sources for the supported files under `folder` (never inside a rag index folder).
     A file that cannot be stat'ed, or is not a regular file (a FIFO, a device), still yields:
     it fails when read, and is skipped with its reason."""
-    for path in walk(folder, tuple(skip)):
-        rel = path.relative_to(folder).as_posix()
+    for rel, path in walk_relative(folder, tuple(skip)):
+        decode = decode_file(Path(rel))
         try:
-            info = path.stat()
+            info = os.stat(path)
         except OSError as e:
-            yield Source(rel, -1, -1, _failing(_os_reason(e)), decode_file(path))
+            yield Source(rel, -1, -1, _failing(_os_reason(e)), decode)
             continue
         if not stat.S_ISREG(info.st_mode):
-            yield Source(rel, -1, -1, _failing("not a regular file (a FIFO, socket or device)"), decode_file(path))
+            yield Source(rel, -1, -1, _failing("not a regular file (a FIFO, socket or device)"), decode)
             continue
-        yield Source(rel, info.st_size, info.st_mtime_ns, lambda path=path: _read(path), decode_file(path))
+        yield Source(rel, info.st_size, info.st_mtime_ns, lambda path=path: _read(path), decode)
 
 
 def document_sources(documents: Iterable[Document]) -> Iterable[Source]:
@@ -127,9 +127,10 @@ def document_sources(documents: Iterable[Document]) -> Iterable[Source]:
         yield Source(doc.path, len(data), 0, lambda data=data: data, lambda data: data.decode("utf-8"))
 
 
-def _read(path: Path) -> bytes:
+def _read(path: str) -> bytes:
     try:
-        return path.read_bytes()
+        with open(path, "rb") as f:
+            return f.read()
     except OSError as e:
         raise LoadError(_os_reason(e)) from None
 

@@ -204,7 +204,7 @@ def info(index_dir: Path | None, check: bool, as_json: bool) -> None:
     if problems:
         for problem in problems:
             click.secho(f"damaged: {problem}", fg="red", err=True)
-        raise RagError(f"index {index.path} is damaged: run `rag index FOLDER --index {index.path}` again to repair it")
+        raise RagError(f"index {index.path} is damaged: rebuild it with `rag index FOLDER --index {index.path} --rebuild`")
 
 
 # -- answering ------------------------------------------------------------------------------------

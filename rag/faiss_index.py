@@ -97,12 +97,10 @@ def configure(index, index_type: str, params: dict) -> None:
 def id_sum(index) -> int | None:
     """The sum of the ids an IDMap index holds (mod 2**63): a cheap check that the file belongs to
     this index's chunks. None for index types that keep ids elsewhere (ivfpq)."""
-    import faiss
+    from .store import id_sum as sum_of
 
-    if not hasattr(index, "id_map"):
-        return None
-    ids = faiss.vector_to_array(index.id_map)
-    return int(ids.astype(np.uint64).sum() % (1 << 63)) if len(ids) else 0
+    ids = ids_of(index)
+    return None if ids is None else sum_of(ids)
 
 
 def ids_of(index) -> np.ndarray | None:

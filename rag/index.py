@@ -151,7 +151,7 @@ class Index:
             problem = postings.check()
             if problem is None and len(postings) != self.manifest.counts["chunks"]:
                 problem = f"it has {len(postings)} rows, the manifest says {self.manifest.counts['chunks']} chunks"
-            if problem is None and self.manifest.id_sum is not None and _id_sum(postings.chunk_ids) != self.manifest.id_sum:
+            if problem is None and self.manifest.id_sum is not None and store.id_sum(postings.chunk_ids) != self.manifest.id_sum:
                 problem = "its chunk ids are not this index's"
             if problem:
                 raise store.damaged(self.path, f"{self.folder.name}/{lexical.FOLDER}", problem)
@@ -357,9 +357,3 @@ def _embedder_for(manifest: Manifest, embedder: str | Embedder | None, given) ->
         )
     return emb
 
-
-def _id_sum(ids) -> int:
-    import numpy as np
-
-    ids = np.asarray(ids)
-    return int(ids.astype(np.uint64).sum() % (1 << 63)) if len(ids) else 0

@@ -26,18 +26,26 @@ SUPPORTED_SUFFIXES = TEXT_SUFFIXES | HTML_SUFFIXES | PDF_SUFFIXES
 def walk(folder: Path, skip: tuple[Path, ...] = ()) -> Iterator[Path]:
     """Supported files under `folder`, sorted, skipping hidden folders/files, rag index folders
     and `skip` paths."""
-    skip_resolved = {p.resolve() for p in skip}
-    for root, dirs, files in os.walk(folder):
-        root_path = Path(root)
+    for relative, _ in walk_relative(folder, skip):
+        yield folder / relative
+
+
+def walk_relative(folder: Path, skip: tuple[Path, ...] = ()) -> Iterator[tuple[str, str]]:
+    """(POSIX path relative to `folder`, path to open) of each file `walk` yields: plain strings,
+    because a folder of 50,000 files should cost its stat calls, not 50,000 Path objects."""
+    skip_resolved = {str(p.resolve()) for p in skip}
+    top = os.fspath(folder)
+    for root, dirs, files in os.walk(top):
         dirs[:] = sorted(
             d for d in dirs
-            if not d.startswith(".") and (root_path / d).resolve() not in skip_resolved
-            and not (root_path / d / INDEX_MARKER).exists()
+            if not d.startswith(".") and os.path.realpath(os.path.join(root, d)) not in skip_resolved
+            and not os.path.exists(os.path.join(root, d, INDEX_MARKER))
         )
+        prefix = os.path.relpath(root, top).replace(os.sep, "/")
+        prefix = "" if prefix == "." else prefix + "/"
         for name in sorted(files):
-            path = root_path / name
-            if not name.startswith(".") and path.suffix.lower() in SUPPORTED_SUFFIXES:
-                yield path
+            if not name.startswith(".") and os.path.splitext(name)[1].lower() in SUPPORTED_SUFFIXES:
+                yield prefix + name, os.path.join(root, name)
 
 
 def load_text(path: Path) -> str:
@@ -53,8 +61,10 @@ def load_text(path: Path) -> str:
 
 def decode_file(path: Path):
     """`bytes -> text` for the file type of `path` (for a caller that has read the bytes already)."""
-    suffix = path.suffix.lower()
-    return lambda data: text_of(data, suffix)
+    return _DECODERS.setdefault(path.suffix.lower(), lambda data, suffix=path.suffix.lower(): text_of(data, suffix))
+
+
+_DECODERS: dict = {}
 
 
 def text_of(data: bytes, suffix: str) -> str:

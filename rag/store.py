@@ -104,9 +104,8 @@ def is_legacy(folder: Path) -> bool:
 def claim(index_dir: Path) -> bool:
     """Make `index_dir` a marked index folder, or prove it is one. Refuses, touching nothing, a
     file or a folder that holds anything not made by rag. True when it is a format-1 index."""
-    if index_dir.is_symlink() or (index_dir.exists() and not index_dir.is_dir()):
-        if not index_dir.is_dir():
-            raise IndexError_(f"--index {index_dir} is a file, not an index folder: choose a new or empty folder (nothing was changed)")
+    if index_dir.exists() and not index_dir.is_dir():
+        raise IndexError_(f"--index {index_dir} is a file, not an index folder: choose a new or empty folder (nothing was changed)")
     if index_dir.is_dir():
         if is_ours(index_dir):
             return False
@@ -300,6 +299,14 @@ def transaction(db: sqlite3.Connection):
 def current_generation(db: sqlite3.Connection) -> tuple[int, str] | None:
     """(number, manifest JSON) of the newest committed generation, or None before the first."""
     return db.execute("SELECT gen, manifest FROM generations ORDER BY gen DESC LIMIT 1").fetchone()
+
+
+def id_sum(ids) -> int:
+    """The sum of chunk ids mod 2**63: a cheap check that FAISS or BM25 rows are this index's chunks."""
+    import numpy as np
+
+    ids = np.asarray(ids)
+    return int(ids.astype(np.uint64).sum() % (1 << 63)) if len(ids) else 0
 
 
 def seed_chunk_ids(db: sqlite3.Connection) -> None:

@@ -129,8 +129,10 @@ def test_unchanged_size_and_mtime_skip_reading_and_rehash_reads(corpus, tmp_path
     path.write_text(path.read_text().replace("1024", "2048"))  # same size
     os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))  # and the same mtime: not read at all
     reads: list[str] = []
-    real_read = Path.read_bytes
-    monkeypatch.setattr(Path, "read_bytes", lambda p: reads.append(p.name) or real_read(p))
+    import rag.build
+
+    real_read = rag.build._read
+    monkeypatch.setattr(rag.build, "_read", lambda p: reads.append(os.path.basename(p)) or real_read(p))
     index = build(corpus, idx, embedder)
     assert set(reads) == {"empty.txt", "noise.bin.txt"}  # only the files that were skipped last time
     assert index.build_report.unchanged == 5
@@ -627,6 +629,7 @@ def test_mismatched_parts_are_caught(corpus, tmp_path, embedder):
     assert quick.exit_code == 0 and "healthy" not in quick.output and "--check" in quick.output
     full = CliRunner().invoke(main, ["info", "--index", str(idx), "--check"])
     assert full.exit_code == 1 and "damaged: gen-000001/index.faiss: its checksum differs" in full.output
+    assert "--rebuild" in full.output.strip().splitlines()[-1]
     (gen / "index.faiss").write_bytes(original)
 
     ids = np.load(gen / "bm25" / "chunk_ids.npy")
@@ -640,6 +643,7 @@ def test_mismatched_parts_are_caught(corpus, tmp_path, embedder):
     db.commit()
     db.close()
     assert Index.load(idx).verify() == ["meta.sqlite: 1 chunk rows do not match their checksums"]
+    assert build(corpus, idx, embedder, rebuild=True).verify() == []  # the advised fix repairs it
 
     (idx / store.META).write_bytes((other / store.META).read_bytes())  # meta.sqlite from the other index
     with pytest.raises(IndexError_, match="index.faiss: its ids are not this index's chunks"):
