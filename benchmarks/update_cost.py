@@ -33,7 +33,8 @@ sys.path.insert(0, str(ROOT))
 import numpy as np  # noqa: E402
 
 CHUNKS_PER_FILE = 20
-WORDS_PER_PARAGRAPH = 90
+WORDS_PER_PARAGRAPH = 90  # one chunk of 100 stand-in tokens (words)
+REAL_WORDS_PER_PARAGRAPH = 25  # about 90 MiniLM word pieces: one chunk of 100 real tokens
 VOCABULARY = 60_000
 
 
@@ -68,12 +69,12 @@ def stand_in_embedder():
     return HashEmbedder()
 
 
-def paragraph(rng, words) -> str:
-    ids = np.minimum(rng.zipf(1.2, WORDS_PER_PARAGRAPH), VOCABULARY) - 1
+def paragraph(rng, words, length: int = WORDS_PER_PARAGRAPH) -> str:
+    ids = np.minimum(rng.zipf(1.2, length), VOCABULARY) - 1
     return " ".join(words[i] for i in ids) + "."
 
 
-def make_corpus(folder: Path, chunks: int, seed: int = 0) -> None:
+def make_corpus(folder: Path, chunks: int, length: int, seed: int = 0) -> None:
     rng = np.random.default_rng(seed)
     words = [f"w{i:x}" for i in range(VOCABULARY)]
     folder.mkdir(parents=True, exist_ok=True)
@@ -81,7 +82,7 @@ def make_corpus(folder: Path, chunks: int, seed: int = 0) -> None:
     for f in range(chunks // CHUNKS_PER_FILE):
         path = folder / f"{f // 1000:03d}" / f"doc{f:07d}.txt"
         path.parent.mkdir(exist_ok=True)
-        path.write_text("\n\n".join(paragraph(rng, words) for _ in range(CHUNKS_PER_FILE)) + "\n")
+        path.write_text("\n\n".join(paragraph(rng, words, length) for _ in range(CHUNKS_PER_FILE)) + "\n")
         os.utime(path, (then, then))
 
 
@@ -107,14 +108,15 @@ def child(args) -> None:
     docs = Path(args.docs)
     rng = np.random.default_rng(args.seed)
     words = [f"w{i:x}" for i in range(VOCABULARY)]
+    length = REAL_WORDS_PER_PARAGRAPH if args.real_embedder else WORDS_PER_PARAGRAPH
     if args.op == "add":
         target = docs / "added" / f"new{args.seed}.txt"
         target.parent.mkdir(exist_ok=True)
-        target.write_text("\n\n".join(paragraph(rng, words) for _ in range(CHUNKS_PER_FILE)) + "\n")
+        target.write_text("\n\n".join(paragraph(rng, words, length) for _ in range(CHUNKS_PER_FILE)) + "\n")
     elif args.op == "edit":
         target = next(iter(sorted(docs.glob("000/*.txt"))))
         paragraphs = target.read_text().split("\n\n")
-        paragraphs[7] = paragraph(rng, words)
+        paragraphs[7] = paragraph(rng, words, length)
         target.write_text("\n\n".join(paragraphs))
     elif args.op == "delete":
         target = sorted(docs.glob("000/*.txt"))[-1]
@@ -164,18 +166,18 @@ def main() -> None:
     results = []
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; "
           "embedder: STAND-IN (hash vectors) unless marked real; one thread")
-    print(f"{'chunks':>9} {'embedder':>9} {'operation':>10} {'seconds':>8} {'peak RSS MB':>12} {'embedded':>9}")
+    print(f"{'size':>9} {'embedder':>9} {'operation':>10} {'seconds':>8} {'peak RSS MB':>12} {'embedded':>9} {'chunks':>9}")
     for size, real in runs:
         case = work / f"{size}-{'real' if real else 'standin'}"
         if case.exists():
             shutil.rmtree(case)
-        make_corpus(case / "docs", size)
+        make_corpus(case / "docs", size, REAL_WORDS_PER_PARAGRAPH if real else WORDS_PER_PARAGRAPH)
         for n, op in enumerate(["build", "add", "edit", "delete"], start=1):
             r = run_op(op, case / "docs", case / "index", real, seed=n)
             r.update(size=size, embedder="real" if real else "stand-in")
             results.append(r)
-            print(f"{size:>9} {r['embedder']:>9} {op:>10} {r['seconds']:>8.2f} {r['peak_rss_mb']:>12.0f} {r['embedded']:>9}",
-                  flush=True)
+            print(f"{size:>9} {r['embedder']:>9} {op:>10} {r['seconds']:>8.2f} {r['peak_rss_mb']:>12.0f} {r['embedded']:>9}"
+                  f" {r['chunks']:>9}", flush=True)
         if not args.keep:
             shutil.rmtree(case)
     if args.out:

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import faiss_index, lexical, store
+from . import faiss_index, lexical, segments, store
 from .chunking import chunk_document
 from .config import DEFAULT_BATCH_SIZE, DEFAULT_CHUNK_OVERLAP, DEFAULT_CHUNK_TOKENS, INDEX_TYPES
 from .documents import Document
@@ -38,6 +38,7 @@ from .embedder import Embedder, canonical_name
 from .errors import IndexError_, LoadError, RagError
 from .loaders import SUPPORTED_SUFFIXES, decode_file, walk_relative
 from .manifest import Manifest
+from .segments import Segment
 
 EMBED_BATCH = 512  # chunks embedded and committed together: the granularity of resuming
 PLAN_COMMIT = 2000  # pending chunk rows per transaction while planning
@@ -277,11 +278,11 @@ class _Builder:
                 old.close()
             except sqlite3.DatabaseError:
                 rows = []
+            terms = self._term_blobs([lexical.tokenize(text) for _, _, text in rows])
             with store.transaction(self.db):
                 self.db.executemany(
                     "INSERT OR IGNORE INTO vectors(sha256, vector, terms, digest) VALUES (?,?,?,?)",
-                    [(sha, vec, terms, store.vector_digest(vec, terms))
-                     for sha, vec, text in rows for terms in [" ".join(lexical.tokenize(text))]],
+                    [(sha, vec, term, store.vector_digest(vec, term)) for (sha, vec, _), term in zip(rows, terms)],
                 )
         for name in ("index.faiss", "bm25", store.LEGACY_MANIFEST):
             target = self.path / name
@@ -417,7 +418,8 @@ class _Builder:
     # -- 2. embed -------------------------------------------------------------------------------
 
     def embed(self, pending: int) -> None:
-        """Embed the pending chunks whose text has no vector yet, committing each batch."""
+        """Embed the pending chunks whose text has no vector yet, committing each batch (with its
+        BM25 term ids, so no chunk is ever tokenised again)."""
         db = self.db
         missing = [row[0] for row in db.execute(
             "SELECT DISTINCT c.sha256 FROM chunks c WHERE c.gen_added IS NULL "
@@ -433,10 +435,9 @@ class _Builder:
             shas = missing[start:start + EMBED_BATCH]
             texts = [db.execute("SELECT text FROM chunks WHERE sha256 = ? LIMIT 1", (sha,)).fetchone()[0] for sha in shas]
             vectors = self.emb.encode(texts)
-            rows = []
-            for sha, text, vector in zip(shas, texts, vectors):
-                blob, terms = store.vector_blob(vector), " ".join(lexical.tokenize(text))
-                rows.append((sha, blob, terms, store.vector_digest(blob, terms)))
+            terms = self._term_blobs([lexical.tokenize(text) for text in texts])
+            rows = [(sha, blob, term, store.vector_digest(blob, term))
+                    for sha, blob, term in zip(shas, (store.vector_blob(v) for v in vectors), terms)]
             with store.transaction(db):
                 db.executemany("INSERT OR REPLACE INTO vectors(sha256, vector, terms, digest) VALUES (?,?,?,?)", rows)
                 db.execute("INSERT OR REPLACE INTO state(key, value) VALUES ('building', ?)", (_now(),))
@@ -448,73 +449,111 @@ class _Builder:
     # -- 3. write -------------------------------------------------------------------------------
 
     def write(self) -> BuildReport:
+        """Write the next generation's files (see `rag.segments`), then commit it."""
         db, prev, report = self.db, self.prev, self.report
         removed = self._live_ids_of(self.replaced)
-        new = db.execute(
-            "SELECT c.id, v.vector, v.terms FROM chunks c JOIN vectors v ON v.sha256 = c.sha256 "
-            "WHERE c.gen_added IS NULL ORDER BY c.id").fetchall()
+        new = self._rows("c.gen_added IS NULL")
         prev_ok = prev is not None and self._files_present(prev)
         bm25_ok = prev_ok and lexical.compatible(prev.bm25)
         same_type = prev is not None and prev.index_type == self.index_type
-        if prev is not None and not new and not len(removed) and bm25_ok and same_type and not self.rechunk:
+        if prev is not None and not len(new.ids) and not len(removed) and bm25_ok and same_type and not self.rechunk:
             self._finish(prev.generation)  # nothing changed: no new generation
             report.documents, report.chunks = prev.counts["documents"], prev.counts["chunks"]
             report.generation = prev.generation
             return report
-        if prev is not None and not bm25_ok and prev_ok:
+        if prev is not None and prev_ok and not bm25_ok:
             report.notes.append("BM25 index rebuilt with the current tokeniser and parameters")
         gen = (prev.generation if prev else 0) + 1
         folder = self.new_gen_dir = store.new_gen_dir(self.path, gen)
-        new_ids = np.array([r[0] for r in new], dtype=np.int64)
-        new_vectors = (np.frombuffer(b"".join(r[1] for r in new), dtype=np.float32).reshape(len(new), -1)
-                       if new else np.zeros((0, self._dimension()), dtype=np.float32))
-        new_terms = self._term_ids([r[2] for r in new])
-        del new
-        files: dict[str, dict] = {}
-        total = (prev.counts["chunks"] if prev else 0) - len(removed) + len(new_ids)
+        total = (prev.counts["chunks"] if prev else 0) - len(removed) + len(new.ids)
 
-        # FAISS: the previous generation's index, updated; or built from every stored vector.
-        index, params = None, {}
-        if same_type and prev_ok and faiss_index.can_update(self.index_type, prev.index_params, len(removed), total):
-            index, params = self._previous_faiss(prev), dict(prev.index_params)
-        if index is not None:
-            faiss_index.update(index, removed, new_ids, new_vectors)
-        else:
-            ids, vectors = self._all_live_vectors(removed, new_ids, new_vectors)
-            index, params = faiss_index.build(self.index_type, ids, vectors, self._dimension())
-            del ids, vectors
-        files[faiss_index.FILE] = faiss_index.write(index, folder / faiss_index.FILE, store.write_file)
-        id_sum, n_vectors = faiss_index.id_sum(index), int(index.ntotal)
-        del index
-
-        # BM25: the previous generation's postings, updated; or built from every stored term list.
-        postings = self._previous_postings(prev) if bm25_ok else None
-        if postings is not None:
-            postings = postings.update(removed, new_ids, new_terms)
-        else:
-            ids, terms = self._all_live_terms(removed)
-            postings = lexical.Postings.build(np.concatenate([ids, new_ids]), terms + new_terms)
-        files.update(postings.save(folder, store.write_file))
-        n_rows, vocab = len(postings), len(postings.term_ptr) - 1
-        del postings
-        if n_vectors != total or n_rows != total:
-            raise IndexError_(f"index {self.path}: the new generation holds {n_vectors} vectors and {n_rows} BM25 rows, "
-                              f"expected {total}: run `rag index FOLDER --rebuild` (nothing was changed)")
+        files = None
+        if prev_ok and bm25_ok and same_type:
+            files, counts = self._write_delta(prev, folder, removed, new)
+            base_gen = prev.base_generation
+        if files is None:
+            files, counts = self._write_merged(prev if prev_ok and bm25_ok and same_type else None, folder, removed, new)
+            base_gen = gen
         store.fsync_tree(folder)
         store.fsync_dir(self.path)
+        if counts["base"] - counts["deleted"] + counts["delta"] != total:
+            raise IndexError_(f"index {self.path}: the new generation would hold {counts['base'] - counts['deleted'] + counts['delta']} "
+                              f"chunks, not {total}: run `rag index FOLDER --rebuild` (nothing was changed)")
 
         documents = self.old_documents - len(self.replaced) + len(self.doc_rows)
+        vocab = db.execute("SELECT COALESCE(MAX(id), 0) + 1 FROM terms").fetchone()[0]
         now = _now()
         manifest = Manifest(
             generation=gen, embedder=self.emb.name, dimension=self._dimension(), index_type=self.index_type,
-            index_params=params, chunking=self.chunking, bm25=lexical.settings(), source=self.source,
-            counts={"documents": documents, "chunks": total, "terms": vocab}, files=files, id_sum=id_sum,
-            created=prev.created if prev else now, updated=now,
+            index_params=self.params, chunking=self.chunking, bm25=lexical.settings(), source=self.source,
+            counts={"documents": documents, "chunks": total, "terms": vocab, **counts}, files=files,
+            id_sum=self._live_id_sum(prev, removed, new.ids), created=prev.created if prev else now, updated=now,
+            base_generation=base_gen,
         )
         self._commit(gen, removed, manifest)
         report.documents, report.chunks, report.generation = documents, total, gen
         self._finish(gen)
         return report
+
+    def _write_delta(self, prev: Manifest, folder: Path, removed: np.ndarray, new: Segment):
+        """The cheap update: link the base, write the delta and the deleted ids. (None, ...) when
+        they have outgrown the base, or the previous deleted list is damaged: then merge."""
+        base_gen = prev.base_generation
+        try:
+            prev_deleted = segments.read_deleted(store.gen_dir(self.path, prev.generation), prev)
+        except (OSError, ValueError) as e:
+            self.warn(f"{store.gen_dir(self.path, prev.generation) / segments.DELETED} is damaged ({e}): "
+                      "the index's FAISS and BM25 files are rebuilt from the stored vectors")
+            return None, {}
+        in_delta = self.db.execute(
+            "SELECT COUNT(*) FROM chunks WHERE gen_added > ? AND gen_removed IS NULL", (base_gen,)).fetchone()[0]
+        delta_removed = self._added_after(removed, base_gen)
+        deleted = np.union1d(prev_deleted, np.setdiff1d(removed, delta_removed))
+        if segments.should_merge(prev.counts["base"], len(deleted), in_delta - len(delta_removed) + len(new.ids)):
+            return None, {}
+        old = self._rows("c.gen_added > ? AND c.gen_removed IS NULL", (base_gen,), exclude=removed)
+        delta = Segment(np.concatenate([old.ids, new.ids]), np.concatenate([old.vectors, new.vectors]), old.terms + new.terms)
+        files = segments.link_base(store.gen_dir(self.path, prev.generation), folder, prev.files)
+        index, _ = faiss_index.build("flat", delta.ids, delta.vectors, self._dimension())
+        files.update(segments.write_segment(folder, segments.DELTA, index, lexical.Postings.build(delta.ids, delta.terms)))
+        files.update(segments.write_deleted(folder, deleted))
+        self.params = dict(prev.index_params)
+        return files, {"base": prev.counts["base"], "delta": len(delta.ids), "deleted": len(deleted)}
+
+    def _write_merged(self, prev: Manifest | None, folder: Path, removed: np.ndarray, new: Segment):
+        """A new base holding every live chunk, an empty delta, nothing deleted. Made from the
+        previous base where it can be (updated in place), else from every stored vector."""
+        base = postings = None
+        if prev is not None:
+            prev_folder = store.gen_dir(self.path, prev.generation)
+            deleted = segments.read_deleted(prev_folder, prev)
+            gone = np.union1d(deleted, removed)
+            delta = self._rows("c.gen_added > ? AND c.gen_removed IS NULL", (prev.base_generation,), exclude=removed)
+            added = Segment(np.concatenate([delta.ids, new.ids]), np.concatenate([delta.vectors, new.vectors]),
+                            delta.terms + new.terms)
+            base_gone = np.setdiff1d(gone, self._added_after(gone, prev.base_generation))
+            total = prev.counts["base"] - len(base_gone) + len(added.ids)
+            if faiss_index.can_update(self.index_type, prev.index_params, len(base_gone), total):
+                base = self._previous_faiss(prev_folder / segments.BASE, prev.files.get(f"{segments.BASE}/{faiss_index.FILE}"))
+                postings = self._previous_postings(prev_folder / segments.BASE, prev, segments.BASE)
+            if base is not None and postings is not None:
+                faiss_index.update(base, base_gone, added.ids, added.vectors)
+                postings = postings.update(base_gone, added.ids, added.terms)
+                self.params = dict(prev.index_params)
+        if base is None or postings is None:
+            every = self._rows("c.gen_added IS NOT NULL AND c.gen_removed IS NULL", exclude=removed)
+            every = Segment(np.concatenate([every.ids, new.ids]), np.concatenate([every.vectors, new.vectors]),
+                            every.terms + new.terms)
+            base, self.params = faiss_index.build(self.index_type, every.ids, every.vectors, self._dimension())
+            postings = lexical.Postings.build(every.ids, every.terms)
+        files = segments.write_segment(folder, segments.BASE, base, postings)
+        n = int(base.ntotal)
+        del base, postings
+        empty = np.zeros(0, dtype=np.int64)
+        index, _ = faiss_index.build("flat", empty, np.zeros((0, self._dimension()), np.float32), self._dimension())
+        files.update(segments.write_segment(folder, segments.DELTA, index, lexical.Postings.build(empty, [])))
+        files.update(segments.write_deleted(folder, empty))
+        return files, {"base": n, "delta": 0, "deleted": 0}
 
     def _commit(self, gen: int, removed: np.ndarray, manifest: Manifest) -> None:
         """The switch: one transaction makes generation `gen` current."""
@@ -585,68 +624,78 @@ class _Builder:
                 return False
         return True
 
-    def _previous_faiss(self, prev: Manifest):
-        path = store.gen_dir(self.path, prev.generation) / faiss_index.FILE
+    def _previous_faiss(self, folder: Path, recorded: dict | None):
+        path = folder / faiss_index.FILE
         try:
-            index, digest = faiss_index.read(path, sha256=prev.files[faiss_index.FILE]["sha256"])
+            index, digest = faiss_index.read(path, sha256=(recorded or {})["sha256"])
         except (RuntimeError, KeyError, OSError):
-            digest, index = None, None
-        if index is None or digest != prev.files[faiss_index.FILE]["sha256"]:
+            index, digest = None, None
+        if index is None or digest != recorded["sha256"]:
             self.warn(f"{path} is damaged: the FAISS index is rebuilt from the stored vectors")
             return None
         return index
 
-    def _previous_postings(self, prev: Manifest):
-        folder = store.gen_dir(self.path, prev.generation)
+    def _previous_postings(self, folder: Path, prev: Manifest, name: str):
         try:
-            for name in lexical.FILES:
-                rel = f"{lexical.FOLDER}/{name}"
-                if store.file_sha256(folder / rel) != prev.files[rel]["sha256"]:
+            for file in lexical.FILES:
+                rel = f"{name}/{lexical.FOLDER}/{file}"
+                if store.file_sha256(folder.parent / rel) != prev.files[rel]["sha256"]:
                     raise ValueError(f"{rel} differs from its checksum")
             postings = lexical.Postings.load(folder)
             if postings.check():
                 raise ValueError(postings.check())
             return postings
-        except (OSError, ValueError, KeyError) as e:
+        except (OSError, ValueError, KeyError, store.DamagedFile) as e:
             self.warn(f"the BM25 files of {folder} are damaged ({e}): BM25 is rebuilt from the stored terms")
             return None
 
-    def _all_live_vectors(self, removed: np.ndarray, new_ids: np.ndarray, new_vectors: np.ndarray):
+    def _rows(self, where: str, args: tuple = (), exclude: np.ndarray | None = None) -> Segment:
+        """Chunk ids, vectors and term ids of the chunks matching `where` (not in `exclude`), by id."""
         rows = self.db.execute(
-            "SELECT c.id, v.vector FROM chunks c JOIN vectors v ON v.sha256 = c.sha256 "
-            "WHERE c.gen_added IS NOT NULL AND c.gen_removed IS NULL ORDER BY c.id").fetchall()
-        gone = set(removed.tolist())
-        rows = [r for r in rows if r[0] not in gone]
+            f"SELECT c.id, v.vector, v.terms FROM chunks c JOIN vectors v ON v.sha256 = c.sha256 WHERE {where} "
+            "ORDER BY c.id", args).fetchall()
+        if exclude is not None and len(exclude):
+            gone = set(exclude.tolist())
+            rows = [r for r in rows if r[0] not in gone]
+        dimension = self._dimension()
         ids = np.array([r[0] for r in rows], dtype=np.int64)
-        vectors = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32).reshape(len(rows), -1) if rows \
-            else np.zeros((0, self._dimension()), dtype=np.float32)
-        return np.concatenate([ids, new_ids]), np.concatenate([vectors, new_vectors])
+        vectors = (np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32).reshape(len(rows), dimension)
+                   if rows else np.zeros((0, dimension), dtype=np.float32))
+        return Segment(ids, vectors, [np.frombuffer(r[2], dtype=np.int32) for r in rows])
 
-    def _all_live_terms(self, removed: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
-        rows = self.db.execute(
-            "SELECT c.id, v.terms FROM chunks c JOIN vectors v ON v.sha256 = c.sha256 "
-            "WHERE c.gen_added IS NOT NULL AND c.gen_removed IS NULL ORDER BY c.id").fetchall()
-        gone = set(removed.tolist())
-        rows = [r for r in rows if r[0] not in gone]
-        return np.array([r[0] for r in rows], dtype=np.int64), self._term_ids([r[1] for r in rows])
-
-    def _term_ids(self, term_lists: list[str]) -> list[np.ndarray]:
-        """Term ids for space-separated term lists; new terms join the (append-only) vocabulary."""
-        db = self.db
-        words = {w for terms in term_lists for w in terms.split()}
-        known: dict[str, int] = {}
-        listed = sorted(words)
+    def _added_after(self, ids: np.ndarray, generation: int) -> np.ndarray:
+        """Those of `ids` whose chunks were added after `generation` (so they are not in its base)."""
+        found: list[int] = []
+        listed = [int(i) for i in ids]
         for start in range(0, len(listed), 500):
             part = listed[start:start + 500]
-            known.update(db.execute(f"SELECT term, id FROM terms WHERE term IN ({','.join('?' * len(part))})", part))
+            found += [row[0] for row in self.db.execute(
+                f"SELECT id FROM chunks WHERE gen_added > ? AND id IN ({','.join('?' * len(part))})", [generation, *part])]
+        return np.array(sorted(found), dtype=np.int64)
+
+    def _live_id_sum(self, prev: Manifest | None, removed: np.ndarray, new_ids: np.ndarray) -> int:
+        before = prev.id_sum if prev is not None else 0
+        change = store.id_sum(new_ids) - store.id_sum(removed)
+        return (before + change) % (1 << 63)
+
+    def _term_blobs(self, token_lists: list[list[str]]) -> list[bytes]:
+        """Each token list as int32 term ids; new terms join the (append-only) vocabulary."""
+        db = self.db
+        listed = sorted({w for tokens in token_lists for w in tokens})
+        known: dict[str, int] = {}
+
+        def look_up(words: list[str]) -> None:
+            for start in range(0, len(words), 500):
+                part = words[start:start + 500]
+                known.update(db.execute(f"SELECT term, id FROM terms WHERE term IN ({','.join('?' * len(part))})", part))
+
+        look_up(listed)
         fresh = [w for w in listed if w not in known]
         if fresh:
             with store.transaction(db):
                 db.executemany("INSERT INTO terms(term) VALUES (?)", [(w,) for w in fresh])
-            for start in range(0, len(fresh), 500):
-                part = fresh[start:start + 500]
-                known.update(db.execute(f"SELECT term, id FROM terms WHERE term IN ({','.join('?' * len(part))})", part))
-        return [np.array([known[w] for w in terms.split()], dtype=np.int64) for terms in term_lists]
+            look_up(fresh)
+        return [np.array([known[w] for w in tokens], dtype=np.int32).tobytes() for tokens in token_lists]
 
 
 def _choose(given, recorded, default):

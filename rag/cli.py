@@ -174,7 +174,7 @@ def info(index_dir: Path | None, check: bool, as_json: bool) -> None:
     from .index import Index
 
     index = Index.load(index_dir)  # checks counts and sizes; a damaged index is one line and exit 1
-    index.postings()  # and the BM25 arrays' shapes
+    index.check_bm25()  # and the BM25 arrays
     problems = index.verify() if check else []
     m = index.manifest
     if as_json:

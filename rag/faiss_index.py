@@ -84,6 +84,31 @@ def update(index, removed: np.ndarray, ids: np.ndarray, vectors: np.ndarray):
     return index
 
 
+def search(index, vectors: np.ndarray, k: int, params=None):
+    """(scores, ids) of the k best, through `params` (a deleted-id selector) when given."""
+    if params is None:
+        return index.search(vectors, k)
+    return index.search(vectors, k, params=params[0])
+
+
+def search_params(index_type: str, params: dict, deleted: np.ndarray):
+    """Search parameters that skip `deleted` ids (None when nothing is deleted), with the
+    selector objects they point at, kept alive beside them."""
+    import faiss
+
+    if not len(deleted):
+        return None
+    batch = faiss.IDSelectorBatch(np.ascontiguousarray(deleted, dtype=np.int64))
+    selector = faiss.IDSelectorNot(batch)
+    if index_type == "hnsw":
+        search = faiss.SearchParametersHNSW(sel=selector, efSearch=params.get("efSearch", HNSW_EF_SEARCH))
+    elif index_type == "ivfpq":
+        search = faiss.SearchParametersIVF(sel=selector, nprobe=params.get("nprobe", 16))
+    else:
+        search = faiss.SearchParameters(sel=selector)
+    return search, selector, batch
+
+
 def configure(index, index_type: str, params: dict) -> None:
     """Restore search-time settings that FAISS does not keep in the file."""
     import faiss

@@ -11,7 +11,7 @@ import sqlite3
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from . import faiss_index, lexical, store
+from . import lexical, store
 from .build import BuildOptions, BuildReport, Source, build, document_sources, folder_sources
 from .config import default_index_dir
 from .documents import Document, Passage
@@ -19,6 +19,7 @@ from .embedder import Embedder
 from .errors import IndexError_, RagError
 from .manifest import Manifest
 from .retrieve import Hits, Retriever, as_retriever, rank
+from .segments import Generation, check_postings, open_generation
 
 __all__ = ["Index", "BuildOptions", "BuildReport", "Source", "folder_sources", "document_sources"]
 
@@ -26,15 +27,15 @@ __all__ = ["Index", "BuildOptions", "BuildReport", "Source", "folder_sources", "
 class Index:
     """One generation of an index, opened for searching."""
 
-    def __init__(self, path: Path, manifest: Manifest, faiss, db: sqlite3.Connection, embedder: Embedder):
+    def __init__(self, path: Path, manifest: Manifest, generation: Generation, db: sqlite3.Connection, embedder: Embedder):
         self.path = path
         self.manifest = manifest
-        self.faiss = faiss
+        self.generation = generation  # its FAISS segments, and its BM25 segments on first use
         self.db = db
         self.embedder = embedder
-        self.folder = store.gen_dir(path, manifest.generation)
+        self.folder = generation.folder
         self.build_report: BuildReport | None = None
-        self._postings: lexical.Postings | None = None  # loaded on first lexical search
+        self._bm25_checked = False
 
     # -- building -------------------------------------------------------------------------------
 
@@ -75,18 +76,18 @@ class Index:
             for attempt in range(3):  # a writer may retire the generation between reading its number and its files
                 manifest = _current(db, path)
                 try:
-                    vectors = _read_faiss(path, manifest)
+                    generation = open_generation(path, manifest)
                     break
-                except FileNotFoundError:
+                except FileNotFoundError as e:
                     again = _current(db, path)
                     if again.generation == manifest.generation or attempt == 2:
-                        raise store.damaged(path, f"{store.gen_dir(path, manifest.generation).name}/{faiss_index.FILE}",
-                                            "missing") from None
+                        missing = Path(e.filename or "").relative_to(path) if e.filename else "files"
+                        raise store.damaged(path, str(missing), "missing") from None
             emb = _embedder_for(manifest, embedder, given)
         except BaseException:
             db.close()
             raise
-        return cls(path, manifest, vectors, db, emb)
+        return cls(path, manifest, generation, db, emb)
 
     # -- searching ------------------------------------------------------------------------------
 
@@ -120,8 +121,7 @@ class Index:
 
     def dense_hits(self, vectors, k: int) -> list[Hits]:
         """Per query vector, the k nearest chunks by cosine similarity."""
-        scores, ids = self.faiss.search(vectors, min(k, max(self.faiss.ntotal, 1)))
-        return [[(int(i), float(s)) for i, s in zip(row_ids, row_scores) if i >= 0] for row_ids, row_scores in zip(ids, scores)]
+        return self.generation.dense(vectors, k)
 
     @property
     def has_bm25(self) -> bool:
@@ -134,29 +134,20 @@ class Index:
                 f"index {self.path} has a BM25 index built with other settings ({self.manifest.bm25.get('tokenizer')}): "
                 "run `rag index FOLDER` on it again to rebuild BM25 (nothing is re-embedded), or use --retriever dense"
             )
-        postings = self.postings()
+        self.check_bm25()
         terms = [lexical.tokenize(q) for q in queries]
         ids = self._term_ids({t for query in terms for t in query})
-        return postings.search([[ids[t] for t in query if t in ids] for query in terms], k)
+        return self.generation.lexical([[ids[t] for t in query if t in ids] for query in terms], k)
 
-    def postings(self) -> lexical.Postings:
-        """This generation's BM25 postings (memory-mapped on first use; counts checked)."""
-        if self._postings is None:
-            try:
-                postings = lexical.Postings.load(self.folder)
-            except FileNotFoundError as e:
-                raise self._gone_or_damaged(f"{lexical.FOLDER}/{Path(e.filename or '').name}") from None
-            except (OSError, ValueError) as e:
-                raise store.damaged(self.path, f"{self.folder.name}/{lexical.FOLDER}", e) from None
-            problem = postings.check()
-            if problem is None and len(postings) != self.manifest.counts["chunks"]:
-                problem = f"it has {len(postings)} rows, the manifest says {self.manifest.counts['chunks']} chunks"
-            if problem is None and self.manifest.id_sum is not None and store.id_sum(postings.chunk_ids) != self.manifest.id_sum:
-                problem = "its chunk ids are not this index's"
-            if problem:
-                raise store.damaged(self.path, f"{self.folder.name}/{lexical.FOLDER}", problem)
-            self._postings = postings
-        return self._postings
+    def check_bm25(self) -> None:
+        """Load this generation's BM25 segments (memory-mapped) and check their counts, once."""
+        if self._bm25_checked:
+            return
+        try:
+            check_postings(self.generation, self.path)
+        except FileNotFoundError as e:
+            raise self._gone_or_damaged(str(Path(e.filename or "bm25").relative_to(self.path))) from None
+        self._bm25_checked = True
 
     def _term_ids(self, terms: set[str]) -> dict[str, int]:
         listed = sorted(terms)
@@ -220,7 +211,7 @@ class Index:
     # -- describing -----------------------------------------------------------------------------
 
     def __len__(self) -> int:
-        return int(self.faiss.ntotal)
+        return len(self.generation)
 
     def live_ids(self) -> list[int]:
         g = self.manifest.generation
@@ -240,6 +231,8 @@ class Index:
     def verify(self) -> list[str]:
         """Everything `rag info --check` checks; each problem names its file. Empty when healthy."""
         import hashlib
+
+        import numpy as np
 
         problems: list[str] = []
         g = self.manifest.generation
@@ -278,17 +271,19 @@ class Index:
             problems.append(f"{store.META}: {bad_vectors} stored vectors do not match their checksums")
         if len(live) != self.manifest.counts["chunks"]:
             problems.append(f"{store.META}: {len(live)} live chunks, the manifest says {self.manifest.counts['chunks']}")
-        faiss_ids = faiss_index.ids_of(self.faiss)
+        faiss_ids = self.generation.faiss_ids()
         if faiss_ids is not None and sorted(faiss_ids.tolist()) != live:
-            problems.append(f"{self.folder.name}/{faiss_index.FILE}: its ids are not the chunks in {store.META}")
+            problems.append(f"{self.folder.name}: its FAISS ids are not the chunks in {store.META}")
         try:
-            postings = lexical.Postings.load(self.folder)
-            problem = postings.check() or (None if sorted(postings.chunk_ids.tolist()) == live
-                                           else f"its chunk ids are not the chunks in {store.META}")
+            base, delta, keep = self.generation.postings()
+            problem = base.check() or delta.check()
+            ids = np.concatenate([np.asarray(base.chunk_ids)[keep], np.asarray(delta.chunk_ids)])
+            if problem is None and sorted(ids.tolist()) != live:
+                problem = f"its chunk ids are not the chunks in {store.META}"
             if problem:
-                problems.append(f"{self.folder.name}/{lexical.FOLDER}: {problem}")
-        except (OSError, ValueError) as e:
-            problems.append(f"{self.folder.name}/{lexical.FOLDER}: {e}")
+                problems.append(f"{self.folder.name}/bm25: {problem}")
+        except (OSError, ValueError, store.DamagedFile) as e:
+            problems.append(f"{self.folder.name}/bm25: {e}")
         return problems
 
     def close(self) -> None:
@@ -324,26 +319,6 @@ def _current(db: sqlite3.Connection, path: Path) -> Manifest:
         return Manifest.from_json(row[1])
     except ValueError as e:
         raise store.damaged(path, f"{store.META} (the manifest of generation {row[0]})", e) from None
-
-
-def _read_faiss(path: Path, manifest: Manifest):
-    name = f"{store.gen_dir(path, manifest.generation).name}/{faiss_index.FILE}"
-    file = store.gen_dir(path, manifest.generation) / faiss_index.FILE
-    recorded = manifest.files.get(faiss_index.FILE, {}).get("size")
-    size = file.stat().st_size  # FileNotFoundError: the caller looks for a newer generation
-    if size != recorded:
-        raise store.damaged(path, name, f"it has {size} bytes, the manifest says {recorded}")
-    try:
-        vectors, _ = faiss_index.read(file)
-    except RuntimeError:
-        raise store.damaged(path, name, "FAISS cannot read it") from None
-    if vectors.ntotal != manifest.counts["chunks"] or vectors.d != manifest.dimension:
-        raise store.damaged(path, name, f"it holds {vectors.ntotal} vectors of {vectors.d} dimensions, the manifest "
-                                        f"says {manifest.counts['chunks']} of {manifest.dimension}")
-    if manifest.id_sum is not None and faiss_index.id_sum(vectors) != manifest.id_sum:
-        raise store.damaged(path, name, "its ids are not this index's chunks (copied from another index?)")
-    faiss_index.configure(vectors, manifest.index_type, manifest.index_params)
-    return vectors
 
 
 def _embedder_for(manifest: Manifest, embedder: str | Embedder | None, given) -> Embedder:

@@ -144,8 +144,17 @@ class Postings:
     @classmethod
     def load(cls, folder: Path) -> Postings:
         """The arrays of a generation folder, memory-mapped: a search reads only the postings it needs."""
+        from .store import DamagedFile
+
         target = folder / FOLDER
-        arrays = {name[:-4]: np.load(target / name, mmap_mode="r", allow_pickle=False) for name in FILES}
+        arrays = {}
+        for name in FILES:
+            try:
+                arrays[name[:-4]] = np.load(target / name, mmap_mode="r", allow_pickle=False)
+            except FileNotFoundError:
+                raise
+            except (OSError, ValueError) as e:
+                raise DamagedFile(f"{folder.name}/{FOLDER}/{name}", str(e) or type(e).__name__) from None
         return cls(**arrays)
 
     def __len__(self) -> int:
@@ -161,30 +170,47 @@ class Postings:
         return None
 
     def search(self, query_terms: Sequence[Sequence[int]], k: int) -> list[list[tuple[int, float]]]:
-        """Per query (a list of term ids, repeats counting again), up to k (chunk id, score) best
-        first; chunks sharing no term with the query are left out; ties go to the older chunk."""
-        n = len(self.chunk_ids)
-        out: list[list[tuple[int, float]]] = []
-        if n == 0:
-            return [[] for _ in query_terms]
-        lengths = np.asarray(self.lengths, dtype=np.float64)
-        norm = K1 * (1 - B + B * lengths / max(lengths.mean(), 1e-9))
-        vocab = len(self.term_ptr) - 1
-        for term_ids in query_terms:
-            scores = np.zeros(n, dtype=np.float64)
-            for t in term_ids:
-                if not 0 <= t < vocab:
-                    continue  # a term this generation has never seen
-                start, end = int(self.term_ptr[t]), int(self.term_ptr[t + 1])
-                if start == end:
-                    continue
-                df = end - start
-                idf = math.log(1 + (n - df + 0.5) / (df + 0.5))
-                rows = np.asarray(self.rows[start:end])
-                tf = np.asarray(self.tfs[start:end], dtype=np.float64)
-                scores[rows] += idf * tf / (tf + norm[rows])
-            out.append(_top(scores, self.chunk_ids, k))
-        return out
+        """`search_segments` over this one segment."""
+        return search_segments([(self, None)], query_terms, k)
+
+
+def search_segments(
+    segments: Sequence[tuple[Postings, np.ndarray | None]], query_terms: Sequence[Sequence[int]], k: int
+) -> list[list[tuple[int, float]]]:
+    """BM25 over several segments as if they were one index: each is (postings, mask of its live
+    rows, or None for all). N, df and the average length count live rows only. Per query (a list
+    of term ids, repeats counting again), up to k (chunk id, score) best first; chunks sharing no
+    term with the query are left out; ties go to the older chunk."""
+    live = [np.ones(len(p), dtype=bool) if mask is None else np.asarray(mask) for p, mask in segments]
+    n = sum(int(m.sum()) for m in live)
+    if n == 0:
+        return [[] for _ in query_terms]
+    total = sum(float(np.asarray(p.lengths, dtype=np.float64)[m].sum()) for (p, _), m in zip(segments, live))
+    average = max(total / n, 1e-9)
+    norms = [K1 * (1 - B + B * np.asarray(p.lengths, dtype=np.float64) / average) for p, _ in segments]
+    offsets = np.cumsum([0] + [len(p) for p, _ in segments])
+    chunk_ids = np.concatenate([np.asarray(p.chunk_ids) for p, _ in segments])
+    out = []
+    for term_ids in query_terms:
+        scores = np.zeros(int(offsets[-1]), dtype=np.float64)
+        for t in term_ids:
+            postings = []
+            for (p, _), m in zip(segments, live):
+                if 0 <= t < len(p.term_ptr) - 1:
+                    start, end = int(p.term_ptr[t]), int(p.term_ptr[t + 1])
+                    rows = np.asarray(p.rows[start:end])
+                    keep = m[rows]
+                    postings.append((rows[keep], np.asarray(p.tfs[start:end], dtype=np.float64)[keep]))
+                else:
+                    postings.append((np.zeros(0, np.int32), np.zeros(0)))
+            df = sum(len(rows) for rows, _ in postings)
+            if df == 0:
+                continue  # a term no live chunk holds
+            idf = math.log(1 + (n - df + 0.5) / (df + 0.5))
+            for (rows, tf), norm, offset in zip(postings, norms, offsets):
+                scores[offset + rows] += idf * tf / (tf + norm[rows])
+        out.append(_top(scores, chunk_ids, k))
+    return out
 
 
 def _top(scores: np.ndarray, chunk_ids: np.ndarray, k: int) -> list[tuple[int, float]]:

@@ -21,11 +21,12 @@ class Manifest:
     chunking: dict  # tokens, overlap, tokenizer
     bm25: dict
     source: str
-    counts: dict  # documents, chunks, terms (the BM25 vocabulary this generation knows)
+    counts: dict  # documents, chunks (live), terms (BM25 vocabulary), base, delta, deleted (segment rows)
     files: dict  # path inside the generation folder -> {"size", "sha256"}
-    id_sum: int | None  # sum of the FAISS ids mod 2**63 (None for ivfpq): checked on every load
+    id_sum: int  # sum of the live chunk ids mod 2**63: FAISS and BM25 are checked against it on load
     created: str
     updated: str
+    base_generation: int = 0  # the generation whose merge wrote the base segment (see rag.segments)
     index_params: dict = field(default_factory=dict)
     format: str = FORMAT
     format_version: int = FORMAT_VERSION
@@ -47,11 +48,12 @@ class Manifest:
         if data.get("format") != FORMAT or data.get("format_version") != FORMAT_VERSION:
             raise ValueError(f"unknown format {data.get('format')!r} version {data.get('format_version')!r}")
         kinds = {"generation": int, "embedder": str, "dimension": int, "index_type": str, "chunking": dict,
-                 "bm25": dict, "source": str, "counts": dict, "files": dict, "created": str, "updated": str}
+                 "bm25": dict, "source": str, "counts": dict, "files": dict, "created": str, "updated": str,
+                 "id_sum": int, "base_generation": int}
         for name, kind in kinds.items():
             if not isinstance(data.get(name), kind):
                 raise ValueError(f"its {name!r} is missing or not a {kind.__name__}")
-        for name in ("documents", "chunks", "terms"):
+        for name in ("documents", "chunks", "terms", "base", "delta", "deleted"):
             if not isinstance(data["counts"].get(name), int):
                 raise ValueError(f"its counts lack {name!r}")
         for name in ("tokens", "overlap"):

@@ -6,8 +6,9 @@ An index folder (format 2) holds:
                      folders it made (a user's folder given as --index is refused, untouched)
     meta.sqlite      documents, chunks, their vectors and BM25 terms, and the generations;
                      updated in place, one transaction per update: that commit is the switch
-    gen-000007/      the FAISS and BM25 files of generation 7 (each gen folder has a marker too);
-                     written and fsynced before the commit that makes 7 current
+    gen-000007/      the FAISS and BM25 files of generation 7 (see `rag.segments`; each gen
+                     folder has a marker too), written and fsynced before the commit that
+                     makes 7 current
     write.lock       held by the one process writing
 
 Readers take the newest committed generation from meta.sqlite and read that generation's
@@ -66,7 +67,7 @@ CREATE INDEX chunks_removed ON chunks(gen_removed);
 CREATE TABLE vectors (
     sha256 TEXT PRIMARY KEY,  -- one embedding per distinct chunk text: a moved file re-embeds nothing
     vector BLOB NOT NULL,     -- float32, unit length
-    terms TEXT NOT NULL,      -- its BM25 terms, space-separated: never tokenised twice
+    terms BLOB NOT NULL,      -- its BM25 term ids (int32, in order): never tokenised twice
     digest TEXT NOT NULL
 );
 CREATE TABLE terms (id INTEGER PRIMARY KEY, term TEXT NOT NULL UNIQUE);  -- append-only BM25 vocabulary
@@ -278,6 +279,15 @@ def connect(index_dir: Path, *, create: bool = False, writer: bool = False) -> s
     return db
 
 
+class DamagedFile(Exception):
+    """A file of a generation that cannot be read as what it should be: `name` is its path inside
+    the generation folder, `why` what is wrong."""
+
+    def __init__(self, name: str, why: str) -> None:
+        super().__init__(f"{name}: {why}")
+        self.name, self.why = name, why
+
+
 def damaged(index_dir: Path, name: str, error: BaseException | str) -> IndexError_:
     """The one-line error for a damaged part of an index."""
     why = error if isinstance(error, str) else (getattr(error, "strerror", None) or str(error) or type(error).__name__)
@@ -358,5 +368,5 @@ def chunk_digest(doc_path: str, start: int, end: int, first_line: int, last_line
     return hashlib.sha256(f"{doc_path}\0{start}\0{end}\0{first_line}\0{last_line}\0{sha256}".encode()).hexdigest()[:16]
 
 
-def vector_digest(vector: bytes, terms: str) -> str:
-    return hashlib.sha256(vector + b"\0" + terms.encode()).hexdigest()[:16]
+def vector_digest(vector: bytes, terms: bytes) -> str:
+    return hashlib.sha256(vector + b"\0" + terms).hexdigest()[:16]

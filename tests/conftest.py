@@ -97,3 +97,13 @@ def tiny_gpt2(tmp_path_factory) -> str:
     from tiny_models import build_tiny_gpt2
 
     return str(build_tiny_gpt2(tmp_path_factory.mktemp("models") / "tiny-gpt2"))
+
+
+@pytest.fixture(params=["delta", "merge"])
+def merge_policy(request, monkeypatch) -> str:
+    """Run a test both ways an update can write a generation: into the delta segment (never
+    merging) and merged into a new base (always merging); see rag/segments.py."""
+    from rag import segments
+
+    monkeypatch.setattr(segments, "MERGE_FRACTION", 1e9 if request.param == "delta" else 0.0)
+    return request.param

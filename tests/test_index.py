@@ -77,12 +77,14 @@ def test_build_search_and_load(corpus, tmp_path, embedder):
     assert sorted(p for p, _ in report.skipped) == ["empty.txt", "noise.bin.txt"]
     assert index.documents() == ["bert.md", "faiss.html", "gpt2.txt", "rag.pdf", "t5/t5.rst"]
     assert {f.name for f in (tmp_path / "idx").iterdir()} == {"rag-index.json", "meta.sqlite", "write.lock", "gen-000001"}
-    assert {f.name for f in (tmp_path / "idx" / "gen-000001").iterdir()} == {"index.faiss", "bm25", "rag-generation.json"}
+    assert {f.name for f in (tmp_path / "idx" / "gen-000001").iterdir()} == {"base", "delta", "deleted.npy", "rag-generation.json"}
     m = index.manifest
     assert m.embedder == "sentence-transformers/all-MiniLM-L6-v2" and m.generation == 1
     assert (m.dimension, m.metric, m.normalized) == (384, "inner_product", True)
     assert m.chunking["tokens"] == 200 and m.counts["documents"] == 5 and m.counts["chunks"] == 5
-    assert set(m.files) == {"index.faiss", *(f"bm25/{name}" for name in lexical.FILES)}
+    assert set(m.files) == {"deleted.npy", *(f"{part}/{name}" for part in ("base", "delta")
+                                             for name in ("index.faiss", *(f"bm25/{f}" for f in lexical.FILES)))}
+    assert (m.counts["base"], m.counts["delta"], m.counts["deleted"]) == (5, 0, 0)
 
     [hit] = index.search("How long is the context of GPT-2?", k=1)
     assert hit.doc_path == "gpt2.txt" and hit.rank == 1 and 0 < hit.score <= 1.0001
@@ -95,7 +97,7 @@ def test_build_search_and_load(corpus, tmp_path, embedder):
     assert index.search("passages retrieved before answering", k=1)[0].doc_path == "rag.pdf"
 
 
-def test_incremental_update_embeds_only_what_changed(corpus, tmp_path, embedder, monkeypatch):
+def test_incremental_update_embeds_only_what_changed(corpus, tmp_path, embedder, monkeypatch, merge_policy):
     idx = tmp_path / "idx"
     first = rows(build(corpus, idx, embedder))
     (corpus / "bert.md").write_text("# BERT\n\nBERT uses WordPiece tokens and a [CLS] token.\n")
@@ -114,6 +116,13 @@ def test_incremental_update_embeds_only_what_changed(corpus, tmp_path, embedder,
     assert index.search("denoising autoencoder", k=1)[0].doc_path == "new/bart.md"
     assert index.search("WordPiece", k=1)[0].doc_path == "bert.md"
     assert len(index) == 5 and index.verify() == []
+    counts = index.manifest.counts
+    if merge_policy == "delta":  # the base is the first generation's, linked; the changes are beside it
+        assert (counts["base"], counts["delta"], counts["deleted"], index.manifest.base_generation) == (5, 2, 2, 1)
+        first_base = store.gen_dir(idx, 1) / "base" / "index.faiss"
+        assert (store.gen_dir(idx, 2) / "base" / "index.faiss").stat().st_ino == first_base.stat().st_ino
+    else:
+        assert (counts["base"], counts["delta"], counts["deleted"], index.manifest.base_generation) == (5, 0, 0, 2)
 
     encoded.texts.clear()
     again = build(corpus, idx, embedder)  # nothing changed: nothing embedded, no new generation
@@ -153,7 +162,7 @@ def test_a_file_modified_right_after_it_was_hashed_is_hashed_again(tmp_path, emb
     assert index.build_report.changed == 1 and "delta" in index.search("delta", k=1)[0].text
 
 
-def test_renamed_file_and_edited_paragraph_reuse_vectors(tmp_path, embedder, monkeypatch):
+def test_renamed_file_and_edited_paragraph_reuse_vectors(tmp_path, embedder, monkeypatch, merge_policy):
     paragraphs = [f"Paragraph {i} is about topic number {i}, " + "with several words of filler text. " * 12 for i in range(8)]
     folder = write_docs(tmp_path / "docs", {"long.md": "\n\n".join(paragraphs) + "\n", "other.md": "Something else.\n"})
     idx = tmp_path / "idx"
@@ -188,6 +197,36 @@ def test_bm25_update_tokenises_only_new_chunks(corpus, tmp_path, embedder, monke
     index = build(corpus, idx, embedder)
     assert seen == ["Zephyrine Oduya mapped the river delta by canoe."]
     assert index.search("Zephyrine canoe", k=1, retriever="bm25")[0].doc_path == "new.md"
+
+
+def test_delta_segments_search_like_a_merged_index(tmp_path, embedder, monkeypatch):
+    """The same updates written as delta segments and as merges give the same rankings and
+    scores: BM25's statistics span both segments, and deleted base chunks never come back."""
+    from rag import segments
+
+    topics = ["encoders read text", "decoders write text", "FAISS finds vectors", "BM25 counts words",
+              "T5 maps text to text", "GPT-2 predicts tokens", "BERT masks tokens", "RAG retrieves passages"]
+    folders = {}
+    for policy in ("delta", "merge"):
+        monkeypatch.setattr(segments, "MERGE_FRACTION", 1e9 if policy == "delta" else 0.0)
+        folder = write_docs(tmp_path / policy / "docs", {f"d{i}.md": f"{t}. " * 3 + "\n" for i, t in enumerate(topics)})
+        age(folder)
+        idx = tmp_path / policy / "idx"
+        build(folder, idx, embedder)
+        (folder / "d1.md").unlink()
+        write_docs(folder, {"d2.md": "FAISS finds vectors, and counts words like BM25.\n", "new.md": "Words about tokens.\n"})
+        build(folder, idx, embedder)
+        (folder / "d6.md").rename(folder / "moved.md")
+        (folder / "new.md").unlink()
+        folders[policy] = build(folder, idx, embedder)
+    delta, merged = folders["delta"], folders["merge"]
+    assert delta.manifest.counts["deleted"] == 3 and merged.manifest.counts["deleted"] == 0
+    for query in ("tokens", "words and vectors", "text", "decoders write text"):
+        for kind in ("dense", "bm25", "hybrid"):
+            a, b = delta.search(query, k=8, retriever=kind), merged.search(query, k=8, retriever=kind)
+            assert [(p.doc_path, p.text) for p in a] == [(p.doc_path, p.text) for p in b], (query, kind)
+            assert [p.score for p in a] == pytest.approx([p.score for p in b], rel=1e-5), (query, kind)
+            assert not {"d1.md", "new.md", "d6.md"} & {p.doc_path for p in a}
 
 
 def test_postings_update_equals_a_fresh_build():
@@ -247,15 +286,16 @@ def test_index_folder_inside_the_corpus_is_not_indexed(corpus, tmp_path, embedde
     assert not any(p.startswith(("myindex", "other-index")) for p in index.documents() + again.documents())
 
 
-def test_hnsw_and_ivfpq(corpus, tmp_path, embedder):
+def test_hnsw_and_ivfpq(corpus, tmp_path, embedder, merge_policy):
     flat = build(corpus, tmp_path / "flat", embedder)
     hnsw = build(corpus, tmp_path / "hnsw", embedder, index_type="hnsw")
     query = "masked language modelling"
     assert [p.text for p in hnsw.search(query, 3)] == [p.text for p in flat.search(query, 3)]
     assert hnsw.manifest.index_params["M"] == 32
-    (corpus / "gpt2.txt").unlink()  # hnsw cannot remove ids: rebuilt from the stored vectors
+    (corpus / "gpt2.txt").unlink()  # merged: rebuilt from the stored vectors (hnsw cannot remove); delta: skipped by a selector
     hnsw = build(corpus, tmp_path / "hnsw", embedder)
     assert hnsw.manifest.index_type == "hnsw" and len(hnsw) == 4 and hnsw.verify() == []
+    assert "gpt2.txt" not in {p.doc_path for p in hnsw.search("GPT-2 context window", k=4)}
     with pytest.raises(RagError, match="ivfpq needs at least .* chunks to train on; this corpus has 4"):
         build(corpus, tmp_path / "ivf", embedder, index_type="ivfpq")
     with pytest.raises(IndexError_, match="no complete generation"):
@@ -295,7 +335,7 @@ def test_settings_default_to_what_the_index_records(corpus, tmp_path, embedder, 
     assert len(notes) == 1 and notes[0].startswith("--chunk-tokens 100 --overlap 8 differ from the index's 64/8")
 
 
-def test_chunk_ids_are_never_reused(corpus, tmp_path, embedder):
+def test_chunk_ids_are_never_reused(corpus, tmp_path, embedder, merge_policy):
     idx = tmp_path / "idx"
     before = set(build(corpus, idx, embedder).live_ids())
     (corpus / "gpt2.txt").unlink()
@@ -410,7 +450,7 @@ def test_missing_index_and_bad_queries(tmp_path, corpus, embedder):
 # --- generations: readers, crashes, full disks ----------------------------------------------------
 
 
-def test_a_reader_keeps_its_generation_or_gets_one_line(corpus, tmp_path, embedder):
+def test_a_reader_keeps_its_generation_or_gets_one_line(corpus, tmp_path, embedder, merge_policy):
     idx = tmp_path / "idx"
     build(corpus, idx, embedder)
     reader = Index.load(idx, embedder=embedder)
@@ -464,11 +504,13 @@ def test_killed_first_build_resumes_with_what_it_embedded(corpus, tmp_path, embe
 
 
 @pytest.mark.parametrize("where", ["_commit", "_finish"])
-def test_killed_update_leaves_one_whole_generation(corpus, tmp_path, embedder, where):
+def test_killed_update_leaves_one_whole_generation(corpus, tmp_path, embedder, where, merge_policy):
     idx = tmp_path / "idx"
     before = rows(build(corpus, idx, embedder))
     (corpus / "gpt2.txt").write_text("Changed text about GPT-2's tokeniser.\n")
     proc = _run_killed(f"""
+        from rag import segments
+        segments.MERGE_FRACTION = {1e9 if merge_policy == "delta" else 0.0}
         def die(*args, **kwargs):
             os._exit(9)
         setattr(build._Builder, {where!r}, die)
@@ -568,9 +610,10 @@ def _damage_cases(idx: Path):
         "manifest []": (lambda: set_manifest("[]"), "meta.sqlite"),
         "manifest null": (lambda: set_manifest("null"), "meta.sqlite"),
         "manifest without keys": (lambda: set_manifest('{"format": "rag-index", "format_version": 2}'), "meta.sqlite"),
-        "truncated index.faiss": (lambda: truncate(gen / "index.faiss"), "gen-000001/index.faiss"),
-        "missing index.faiss": (lambda: (gen / "index.faiss").unlink(), "gen-000001/index.faiss"),
-        "truncated bm25 rows": (lambda: truncate(gen / "bm25" / "rows.npy"), "gen-000001/bm25"),
+        "truncated index.faiss": (lambda: truncate(gen / "base" / "index.faiss"), "gen-000001/base/index.faiss"),
+        "missing index.faiss": (lambda: (gen / "base" / "index.faiss").unlink(), "gen-000001/base/index.faiss"),
+        "truncated bm25 rows": (lambda: truncate(gen / "base" / "bm25" / "rows.npy"), "gen-000001/base/bm25/rows.npy"),
+        "garbage deleted ids": (lambda: (gen / "deleted.npy").write_bytes(b"junk"), "gen-000001/deleted.npy"),
     }
 
 
@@ -616,27 +659,29 @@ def test_mismatched_parts_are_caught(corpus, tmp_path, embedder):
     build(corpus, idx, embedder)
     build(corpus, other, embedder)  # same documents, its own chunk ids
     gen = store.gen_dir(idx, 1)
-    original = (gen / "index.faiss").read_bytes()
-    (gen / "index.faiss").write_bytes((store.gen_dir(other, 1) / "index.faiss").read_bytes())
-    with pytest.raises(IndexError_, match="index.faiss: its ids are not this index's chunks"):
+    faiss_file = gen / "base" / "index.faiss"
+    original = faiss_file.read_bytes()
+    faiss_file.write_bytes((store.gen_dir(other, 1) / "base" / "index.faiss").read_bytes())
+    with pytest.raises(IndexError_, match="base/index.faiss: its ids are not this index's chunks"):
         Index.load(idx)
-    (gen / "index.faiss").write_bytes(original)
+    faiss_file.write_bytes(original)
 
     flipped = bytearray(original)
     flipped[len(flipped) // 2] ^= 0xFF  # inside a vector: FAISS reads it without complaint
-    (gen / "index.faiss").write_bytes(bytes(flipped))
+    faiss_file.write_bytes(bytes(flipped))
     quick = CliRunner().invoke(main, ["info", "--index", str(idx)])
     assert quick.exit_code == 0 and "healthy" not in quick.output and "--check" in quick.output
     full = CliRunner().invoke(main, ["info", "--index", str(idx), "--check"])
-    assert full.exit_code == 1 and "damaged: gen-000001/index.faiss: its checksum differs" in full.output
+    assert full.exit_code == 1 and "damaged: gen-000001/base/index.faiss: its checksum differs" in full.output
     assert "--rebuild" in full.output.strip().splitlines()[-1]
-    (gen / "index.faiss").write_bytes(original)
+    faiss_file.write_bytes(original)
 
-    ids = np.load(gen / "bm25" / "chunk_ids.npy")
-    np.save(gen / "bm25" / "chunk_ids.npy", ids[::-1].copy())  # reordered: same ids, wrong rows
+    ids_file = gen / "base" / "bm25" / "chunk_ids.npy"
+    ids = np.load(ids_file)
+    np.save(ids_file, ids[::-1].copy())  # reordered: same ids, wrong rows
     problems = Index.load(idx).verify()
-    assert problems == ["gen-000001/bm25/chunk_ids.npy: its checksum differs from the one recorded"]
-    np.save(gen / "bm25" / "chunk_ids.npy", ids)
+    assert problems == ["gen-000001/base/bm25/chunk_ids.npy: its checksum differs from the one recorded"]
+    np.save(ids_file, ids)
 
     db = sqlite3.connect(idx / store.META)
     db.execute("UPDATE chunks SET start = start + 1 WHERE doc_path = 'bert.md'")
@@ -646,7 +691,7 @@ def test_mismatched_parts_are_caught(corpus, tmp_path, embedder):
     assert build(corpus, idx, embedder, rebuild=True).verify() == []  # the advised fix repairs it
 
     (idx / store.META).write_bytes((other / store.META).read_bytes())  # meta.sqlite from the other index
-    with pytest.raises(IndexError_, match="index.faiss: its ids are not this index's chunks"):
+    with pytest.raises(IndexError_, match="base/index.faiss: its ids are not this index's chunks"):
         Index.load(idx)
 
 
