@@ -2,7 +2,10 @@
 
 For each size (chunks), a synthetic corpus of files of 20 paragraphs (one chunk each) is
 indexed once, then three updates are timed, each in a fresh process (so its peak RSS is its
-own): adding one 20-chunk file, editing one paragraph of one file, deleting one file.
+own): adding one 20-chunk file, editing one paragraph of one file, deleting one file. A fourth
+edit is forced to merge the delta segment into a new base (see rag/segments.py), which an
+update does once what changed since the last merge exceeds a tenth of the index: that is the
+occasional cost the cheap updates defer.
 
 By default the embedder is a deterministic STAND-IN (vectors from a hash of the text, 384
 dimensions, words as tokens), so the figures are rag's storage cost alone: walking the folder,
@@ -113,7 +116,7 @@ def child(args) -> None:
         target = docs / "added" / f"new{args.seed}.txt"
         target.parent.mkdir(exist_ok=True)
         target.write_text("\n\n".join(paragraph(rng, words, length) for _ in range(CHUNKS_PER_FILE)) + "\n")
-    elif args.op == "edit":
+    elif args.op in ("edit", "merge"):
         target = next(iter(sorted(docs.glob("000/*.txt"))))
         paragraphs = target.read_text().split("\n\n")
         paragraphs[7] = paragraph(rng, words, length)
@@ -121,12 +124,16 @@ def child(args) -> None:
     elif args.op == "delete":
         target = sorted(docs.glob("000/*.txt"))[-1]
         target.unlink()
+    if args.op == "merge":  # the same edit, written as a merge of the delta into a new base
+        from rag import segments
+
+        segments.MERGE_FRACTION = 0.0
     with open("/proc/self/clear_refs", "w") as f:
         f.write("5")
     options = BuildOptions(embedder=emb, chunk_tokens=100, overlap=0, warn=lambda m: None, notify=lambda m: None,
                            progress=args.op == "build" and sys.stderr.isatty())
     started = time.perf_counter()
-    report = build(folder_sources(docs), Path(args.index), str(docs.resolve()), options)
+    report = build(lambda: folder_sources(docs), Path(args.index), str(docs.resolve()), options)
     seconds = time.perf_counter() - started
     print(json.dumps({"op": args.op, "seconds": round(seconds, 3), "peak_rss_mb": round(peak_mb(), 1),
                       "chunks": report.chunks, "embedded": report.chunks_embedded, "reused": report.chunks_reused,
@@ -172,7 +179,7 @@ def main() -> None:
         if case.exists():
             shutil.rmtree(case)
         make_corpus(case / "docs", size, REAL_WORDS_PER_PARAGRAPH if real else WORDS_PER_PARAGRAPH)
-        for n, op in enumerate(["build", "add", "edit", "delete"], start=1):
+        for n, op in enumerate(["build", "add", "edit", "delete", "merge"], start=1):
             r = run_op(op, case / "docs", case / "index", real, seed=n)
             r.update(size=size, embedder="real" if real else "stand-in")
             results.append(r)

@@ -36,7 +36,7 @@ from .config import DEFAULT_BATCH_SIZE, DEFAULT_CHUNK_OVERLAP, DEFAULT_CHUNK_TOK
 from .documents import Document
 from .embedder import Embedder, canonical_name
 from .errors import IndexError_, LoadError, RagError
-from .loaders import SUPPORTED_SUFFIXES, decode_file, walk_relative
+from .loaders import SUPPORTED_SUFFIXES, decoder, walk_relative
 from .manifest import Manifest
 from .segments import Segment
 
@@ -109,7 +109,7 @@ def folder_sources(folder: Path, skip: Iterable[Path] = ()) -> Iterable[Source]:
     A file that cannot be stat'ed, or is not a regular file (a FIFO, a device), still yields:
     it fails when read, and is skipped with its reason."""
     for rel, path in walk_relative(folder, tuple(skip)):
-        decode = decode_file(Path(rel))
+        decode = decoder(os.path.splitext(rel)[1])
         try:
             info = os.stat(path)
         except OSError as e:
@@ -150,15 +150,17 @@ def _failing(reason: str) -> Callable[[], bytes]:
 # -- the build ------------------------------------------------------------------------------------
 
 
-def build(sources: Iterable[Source], index_dir: Path, source: str, options: BuildOptions) -> BuildReport:
-    """Index `sources` into `index_dir` (created, or updated incrementally); see the module doc."""
+def build(sources: Callable[[], Iterable[Source]], index_dir: Path, source: str, options: BuildOptions) -> BuildReport:
+    """Index the documents `sources()` yields into `index_dir` (created, or updated
+    incrementally; see the module doc). `sources` is called again if a damaged meta.sqlite
+    forces a second pass from scratch."""
     started = time.perf_counter()
     path = store.resolve(index_dir)
     store.claim(path)
     with store.write_lock(path):
         builder = _Builder(path, source, options)
         try:
-            report = builder.run(sources)
+            report = builder.run(sources())
         except sqlite3.DatabaseError as e:
             builder.close()
             if store.is_disk_full(e):
@@ -168,7 +170,7 @@ def build(sources: Iterable[Source], index_dir: Path, source: str, options: Buil
             # A meta.sqlite that turns out damaged mid-way: start again from the documents alone.
             builder.warn(f"{path / store.META} is damaged ({e}): rebuilding the index from {source}")
             builder = _Builder(path, source, BuildOptions(**{**options.__dict__, "rebuild": True}))
-            report = builder.run(sources)
+            report = builder.run(sources())
         except OSError as e:
             builder.close()
             if store.is_disk_full(e):

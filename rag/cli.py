@@ -120,7 +120,7 @@ def index(folder: Path, index_dir: Path | None, embedder, chunk_tokens, overlap,
         rehash=rehash, rebuild=rebuild, progress=_show_progress(quiet), warn=(lambda m: None) if quiet else _warn,
         notify=(lambda m: None) if quiet else (lambda m: click.echo(m, err=True)),
     )
-    report = build(folder_sources(folder), index_dir, str(folder.resolve()), options)
+    report = build(lambda: folder_sources(folder), index_dir, str(folder.resolve()), options)
     if as_json:
         click.echo(json.dumps({"folder": str(folder), "index": str(index_dir), **report.to_dict()}, indent=2))
     else:

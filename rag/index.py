@@ -47,13 +47,14 @@ class Index:
         if str(folder).strip() == "" or not folder.is_dir():
             raise RagError(f"{folder} is not a folder: give the folder of documents to index")
         index_dir = index_dir if index_dir is not None else default_index_dir()
-        report = build(folder_sources(folder), Path(index_dir), str(folder.resolve()), BuildOptions(**options))
+        report = build(lambda: folder_sources(folder), Path(index_dir), str(folder.resolve()), BuildOptions(**options))
         return cls._loaded(index_dir, options.get("embedder"), report)
 
     @classmethod
     def build_from_documents(cls, documents: Iterable[Document], index_dir: str | Path, **options) -> Index:
         """Index in-memory documents (e.g. a benchmark's paragraphs), incrementally like a folder."""
-        report = build(document_sources(documents), Path(index_dir), "<documents>", BuildOptions(**options))
+        documents = list(documents)
+        report = build(lambda: document_sources(documents), Path(index_dir), "<documents>", BuildOptions(**options))
         return cls._loaded(index_dir, options.get("embedder"), report)
 
     @classmethod

@@ -59,9 +59,10 @@ def load_text(path: Path) -> str:
     return text_of(data, path.suffix.lower())
 
 
-def decode_file(path: Path):
-    """`bytes -> text` for the file type of `path` (for a caller that has read the bytes already)."""
-    return _DECODERS.setdefault(path.suffix.lower(), lambda data, suffix=path.suffix.lower(): text_of(data, suffix))
+def decoder(suffix: str):
+    """`bytes -> text` for files ending in `suffix` (for a caller that has read the bytes already)."""
+    suffix = suffix.lower()
+    return _DECODERS.setdefault(suffix, lambda data: text_of(data, suffix))
 
 
 _DECODERS: dict = {}

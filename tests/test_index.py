@@ -723,3 +723,25 @@ def test_format_1_index_is_upgraded_without_embedding(corpus, tmp_path, embedder
     assert "upgraded from index format 1" in index.build_report.summary()
     assert {p.name for p in idx.iterdir()} == {"rag-index.json", "meta.sqlite", "write.lock", "gen-000001"}
     assert rows(index) == rows(fresh) and index.verify() == []
+
+
+def test_meta_sqlite_found_damaged_mid_build_is_rebuilt_from_the_folder(corpus, tmp_path, embedder, monkeypatch):
+    import rag.build
+
+    idx = tmp_path / "idx"
+    build(corpus, idx, embedder)
+    (corpus / "gpt2.txt").write_text("Changed text about GPT-2's tokeniser.\n")
+    real, calls = rag.build._Builder.embed, []
+
+    def malformed_once(self, pending):
+        calls.append(pending)
+        if len(calls) == 1:
+            raise sqlite3.DatabaseError("database disk image is malformed")
+        return real(self, pending)
+
+    monkeypatch.setattr(rag.build._Builder, "embed", malformed_once)
+    warnings: list[str] = []
+    index = Index.build(corpus, idx, embedder=embedder, warn=warnings.append, notify=lambda m: None)
+    assert len(calls) == 2 and any("meta.sqlite is damaged (database disk image is malformed)" in w for w in warnings)
+    assert index.manifest.generation == 1 and len(index) == 5 and index.verify() == []
+    assert "tokeniser" in index.search("GPT-2 tokeniser", k=1)[0].text
