@@ -108,10 +108,11 @@ def folder_sources(folder: Path, skip: Iterable[Path] = ()) -> Iterable[Source]:
     """Sources for the supported files under `folder` (never inside a rag index folder).
     A file that cannot be stat'ed, or is not a regular file (a FIFO, a device), still yields:
     it fails when read, and is skipped with its reason."""
-    for rel, path in walk_relative(folder, tuple(skip)):
-        decode = decoder(os.path.splitext(rel)[1])
+    for rel, entry in walk_relative(folder, tuple(skip)):
+        decode = decoder(rel[rel.rfind("."):])
+        path = entry.path
         try:
-            info = os.stat(path)
+            info = entry.stat()
         except OSError as e:
             yield Source(rel, -1, -1, _failing(_os_reason(e)), decode)
             continue
@@ -513,8 +514,7 @@ class _Builder:
         deleted = np.union1d(prev_deleted, np.setdiff1d(removed, delta_removed))
         if segments.should_merge(prev.counts["base"], len(deleted), in_delta - len(delta_removed) + len(new.ids)):
             return None, {}
-        old = self._rows("c.gen_added > ? AND c.gen_removed IS NULL", (base_gen,), exclude=removed)
-        delta = Segment(np.concatenate([old.ids, new.ids]), np.concatenate([old.vectors, new.vectors]), old.terms + new.terms)
+        delta = _joined(self._rows("c.gen_added > ? AND c.gen_removed IS NULL", (base_gen,), exclude=removed), new)
         files = segments.link_base(store.gen_dir(self.path, prev.generation), folder, prev.files)
         index, _ = faiss_index.build("flat", delta.ids, delta.vectors, self._dimension())
         files.update(segments.write_segment(folder, segments.DELTA, index, lexical.Postings.build(delta.ids, delta.terms)))
@@ -530,9 +530,8 @@ class _Builder:
             prev_folder = store.gen_dir(self.path, prev.generation)
             deleted = segments.read_deleted(prev_folder, prev)
             gone = np.union1d(deleted, removed)
-            delta = self._rows("c.gen_added > ? AND c.gen_removed IS NULL", (prev.base_generation,), exclude=removed)
-            added = Segment(np.concatenate([delta.ids, new.ids]), np.concatenate([delta.vectors, new.vectors]),
-                            delta.terms + new.terms)
+            added = _joined(self._rows("c.gen_added > ? AND c.gen_removed IS NULL", (prev.base_generation,),
+                                       exclude=removed), new)
             base_gone = np.setdiff1d(gone, self._added_after(gone, prev.base_generation))
             total = prev.counts["base"] - len(base_gone) + len(added.ids)
             if faiss_index.can_update(self.index_type, prev.index_params, len(base_gone), total):
@@ -543,9 +542,7 @@ class _Builder:
                 postings = postings.update(base_gone, added.ids, added.terms)
                 self.params = dict(prev.index_params)
         if base is None or postings is None:
-            every = self._rows("c.gen_added IS NOT NULL AND c.gen_removed IS NULL", exclude=removed)
-            every = Segment(np.concatenate([every.ids, new.ids]), np.concatenate([every.vectors, new.vectors]),
-                            every.terms + new.terms)
+            every = _joined(self._rows("c.gen_added IS NOT NULL AND c.gen_removed IS NULL", exclude=removed), new)
             base, self.params = faiss_index.build(self.index_type, every.ids, every.vectors, self._dimension())
             postings = lexical.Postings.build(every.ids, every.terms)
         files = segments.write_segment(folder, segments.BASE, base, postings)
@@ -652,18 +649,25 @@ class _Builder:
             return None
 
     def _rows(self, where: str, args: tuple = (), exclude: np.ndarray | None = None) -> Segment:
-        """Chunk ids, vectors and term ids of the chunks matching `where` (not in `exclude`), by id."""
-        rows = self.db.execute(
-            f"SELECT c.id, v.vector, v.terms FROM chunks c JOIN vectors v ON v.sha256 = c.sha256 WHERE {where} "
-            "ORDER BY c.id", args).fetchall()
-        if exclude is not None and len(exclude):
-            gone = set(exclude.tolist())
-            rows = [r for r in rows if r[0] not in gone]
+        """Chunk ids, vectors and term ids of the chunks matching `where` (not in `exclude`), by id;
+        read row by row into one array, so a million vectors take their own size in memory."""
+        count = self.db.execute(f"SELECT COUNT(*) FROM chunks c WHERE {where}", args).fetchone()[0]
         dimension = self._dimension()
-        ids = np.array([r[0] for r in rows], dtype=np.int64)
-        vectors = (np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32).reshape(len(rows), dimension)
-                   if rows else np.zeros((0, dimension), dtype=np.float32))
-        return Segment(ids, vectors, [np.frombuffer(r[2], dtype=np.int32) for r in rows])
+        ids = np.empty(count, dtype=np.int64)
+        vectors = np.empty((count, dimension), dtype=np.float32)
+        terms: list[np.ndarray] = []
+        gone = set(exclude.tolist()) if exclude is not None else set()
+        n = 0
+        for cid, vector, term in self.db.execute(
+                f"SELECT c.id, v.vector, v.terms FROM chunks c JOIN vectors v ON v.sha256 = c.sha256 WHERE {where} "
+                "ORDER BY c.id", args):
+            if cid in gone:
+                continue
+            ids[n] = cid
+            vectors[n] = np.frombuffer(vector, dtype=np.float32)
+            terms.append(np.frombuffer(term, dtype=np.int32))
+            n += 1
+        return Segment(ids[:n], vectors[:n], terms)
 
     def _added_after(self, ids: np.ndarray, generation: int) -> np.ndarray:
         """Those of `ids` whose chunks were added after `generation` (so they are not in its base)."""
@@ -698,6 +702,16 @@ class _Builder:
                 db.executemany("INSERT INTO terms(term) VALUES (?)", [(w,) for w in fresh])
             look_up(fresh)
         return [np.array([known[w] for w in tokens], dtype=np.int32).tobytes() for tokens in token_lists]
+
+
+def _joined(first: Segment, second: Segment) -> Segment:
+    """Both segments' chunks in one (without copying when one of them is empty)."""
+    if not len(second.ids):
+        return first
+    if not len(first.ids):
+        return second
+    return Segment(np.concatenate([first.ids, second.ids]), np.concatenate([first.vectors, second.vectors]),
+                   first.terms + second.terms)
 
 
 def _choose(given, recorded, default):
