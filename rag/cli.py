@@ -67,8 +67,17 @@ def _show_progress(quiet: bool) -> bool:
     return not quiet and sys.stderr.isatty()
 
 
+def shown(text: str, newlines: bool = False) -> str:
+    """Text safe to print on a terminal: control and format characters (an ANSI escape in a file
+    name, a newline inside a citation, a right-to-left override) appear escaped, as \\x1b or
+    \\n; with `newlines`, line breaks and tabs stay as they are. JSON output needs none of this."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() or (newlines and c in "\n\t") else repr(c)[1:-1] for c in text)
+
+
 def _warn(message: str) -> None:
-    click.secho(f"warning: {message}", fg="yellow", err=True)
+    click.secho(f"warning: {shown(message)}", fg="yellow", err=True)
 
 
 class RagGroup(click.Group):
@@ -78,7 +87,7 @@ class RagGroup(click.Group):
         try:
             return super().invoke(ctx)
         except RagError as e:
-            raise click.ClickException(str(e)) from None
+            raise click.ClickException(shown(str(e))) from None
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
             sys.exit(130)
@@ -118,13 +127,13 @@ def index(folder: Path, index_dir: Path | None, embedder, chunk_tokens, overlap,
     options = BuildOptions(
         embedder=embedder, chunk_tokens=chunk_tokens, overlap=overlap, index_type=index_type, batch_size=batch_size,
         rehash=rehash, rebuild=rebuild, progress=_show_progress(quiet), warn=(lambda m: None) if quiet else _warn,
-        notify=(lambda m: None) if quiet else (lambda m: click.echo(m, err=True)),
+        notify=(lambda m: None) if quiet else (lambda m: click.echo(shown(m), err=True)),
     )
     report = build(lambda: folder_sources(folder), index_dir, str(folder.resolve()), options)
     if as_json:
         click.echo(json.dumps({"folder": str(folder), "index": str(index_dir), **report.to_dict()}, indent=2))
     else:
-        click.echo(f"Indexed {folder} into {index_dir}: {report.summary()}")
+        click.echo(shown(f"Indexed {folder} into {index_dir}: {report.summary()}"))
 
 
 @main.command()
@@ -150,11 +159,11 @@ def search(query: str, k: int, index_dir: Path | None, embedder, retriever, as_j
     width = shutil.get_terminal_size((100, 20)).columns
     shorten = sys.stdout.isatty()
     for p in passages:
-        click.echo(click.style(f"{p.rank:>2}. {p.score:.3f}  {p.citation}", bold=True))
+        click.echo(click.style(f"{p.rank:>2}. {p.score:.3f}  {shown(p.citation)}", bold=True))
         text = " ".join(p.text.split())
         if shorten and len(text) > 3 * (width - 6):
             text = text[: 3 * (width - 6) - 1].rstrip() + "…"
-        click.echo(_indent(text, width))
+        click.echo(_indent(shown(text), width))
     if not passages:
         click.echo("(the index is empty)")
 
@@ -199,11 +208,11 @@ def info(index_dir: Path | None, check: bool, as_json: bool) -> None:
              "DAMAGED" if problems else "file sizes and counts (`rag info --check` verifies checksums)"),
         ]
         for key, value in rows:
-            click.echo(f"{key + ':':<14}{value}")
+            click.echo(f"{key + ':':<14}{shown(str(value))}")
     index.close()
     if problems:
         for problem in problems:
-            click.secho(f"damaged: {problem}", fg="red", err=True)
+            click.secho(f"damaged: {shown(problem)}", fg="red", err=True)
         raise RagError(f"index {index.path} is damaged: rebuild it with `rag index FOLDER --index {index.path} --rebuild`")
 
 
@@ -260,15 +269,16 @@ def ask(question, generator, k, max_new_tokens, temperature, seed, retriever, in
     from .pipeline import Pipeline
 
     _check_question(question, k)
+    settings = _settings(max_new_tokens, temperature, seed)
     index = Index.load(index_dir)
     name = generator or default_generator_name()
     gen = _load_generator(name)
     if not as_json:
-        click.secho(f"generator: {gen.name} ({gen.family})", err=True, dim=True)
+        click.secho(shown(f"generator: {gen.name} ({gen.family})"), err=True, dim=True)
     streaming = stream and not as_json and sys.stdout.isatty()
-    pipeline = Pipeline(index, gen, k=k, settings=_settings(max_new_tokens, temperature, seed), retriever=retriever)
+    pipeline = Pipeline(index, gen, k=k, settings=settings, retriever=retriever)
     try:
-        answer = pipeline.ask(question, on_text=(lambda t: click.echo(t, nl=False)) if streaming else None)
+        answer = pipeline.ask(question, on_text=(lambda t: click.echo(shown(t, newlines=True), nl=False)) if streaming else None)
     except BudgetError as e:
         raise RagError(str(e)) from None
     if as_json:
@@ -277,14 +287,14 @@ def ask(question, generator, k, max_new_tokens, temperature, seed, retriever, in
     if streaming:
         click.echo()
     else:
-        click.echo(answer.text)
+        click.echo(shown(answer.text, newlines=True))
     if not answer.text:
         click.secho("(the generator gave an empty answer)", err=True, fg="yellow")
     click.echo("\nSources:")
     for n, passage in enumerate(answer.passages, start=1):
-        click.echo(f"  [{n}] {passage.citation}")
+        click.echo(f"  [{n}] {shown(passage.citation)}")
         if show_passages:
-            click.echo(_indent(" ".join(passage.text.split()), shutil.get_terminal_size((100, 20)).columns))
+            click.echo(_indent(shown(" ".join(passage.text.split())), shutil.get_terminal_size((100, 20)).columns))
     if verbose:
         _print_timings(answer)
 
@@ -297,7 +307,7 @@ def _print_timings(answer) -> None:
         f"answer {answer.output_tokens} tokens, passages cut or dropped: {answer.passages_cut}"
     )
     for item in answer.budget:
-        click.echo(f"  #{item.rank} {item.citation}: {item.status} ({item.tokens} tokens)")
+        click.echo(f"  #{item.rank} {shown(item.citation)}: {item.status} ({item.tokens} tokens)")
 
 
 @main.command()
@@ -315,12 +325,15 @@ def compare(question, names, k, max_new_tokens, temperature, seed, retriever, in
     from .pipeline import default_comparison
 
     _check_question(question, k)
-    index = Index.load(index_dir)
-    chosen = [n.strip() for n in names.split(",") if n.strip()] if names else default_comparison()
+    settings = _settings(max_new_tokens, temperature, seed)
+    chosen = [n.strip() for n in names.split(",") if n.strip()] if names is not None else default_comparison()
+    if names is not None and not chosen:
+        raise RagError(f"--generators {names!r} names no generator: give a comma-separated list, like smollm2,flan-t5-small")
     if not chosen:
         raise RagError("no generator is available here: see `rag models`")
+    index = Index.load(index_dir)
     passages, retrieval_ms, results = run_compare(
-        index, question, chosen, k=k, settings=_settings(max_new_tokens, temperature, seed), retriever=retriever
+        index, question, chosen, k=k, settings=settings, retriever=retriever
     )
     if as_json:
         click.echo(json.dumps({
@@ -335,13 +348,13 @@ def compare(question, names, k, max_new_tokens, temperature, seed, retriever, in
             ],
         }, indent=2))
         return
-    click.echo(f"Question: {question}")
+    click.echo(f"Question: {shown(question)}")
     click.echo(f"Retrieved {len(passages)} passages ({retriever.describe()}) in {retrieval_ms:.0f} ms: "
-               + ", ".join(f"[{p.rank}] {p.citation}" for p in passages))
+               + ", ".join(f"[{p.rank}] {shown(p.citation)}" for p in passages))
     click.echo(_comparison_table(results))
     for r in results:
         if r.error:
-            click.secho(f"{r.name}: {r.error}", fg="yellow", err=True)
+            click.secho(shown(f"{r.name}: {r.error}"), fg="yellow", err=True)
 
 
 def _comparison_table(results) -> str:
@@ -350,10 +363,10 @@ def _comparison_table(results) -> str:
     rows = []
     for r in results:
         if r.answer is None:
-            rows.append((r.name, "-", "(not available)", "-", "-", "-"))
+            rows.append((shown(r.name), "-", "(not available)", "-", "-", "-"))
             continue
         a = r.answer
-        rows.append((r.name, a.family, " ".join(a.text.split()) or "(empty)", f"{a.timings.get('generation_ms', 0):.0f} ms",
+        rows.append((shown(r.name), a.family, shown(" ".join(a.text.split())) or "(empty)", f"{a.timings.get('generation_ms', 0):.0f} ms",
                      str(a.prompt_tokens), str(a.passages_cut)))
     fixed = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(header)]
     answer_width = max(20, width - sum(w for i, w in enumerate(fixed) if i != 2) - 3 * (len(header) - 1))
@@ -450,7 +463,7 @@ def bench(dataset, names, ks, passages, limit, sample_seed, out, oracle, retriev
         chunk_tokens=chunk_tokens, overlap=overlap, max_new_tokens=max_new_tokens, progress=_show_progress(quiet),
         retriever=retriever,
         command=shlex.join(["rag", *sys.argv[1:]]),
-        echo=(lambda m: None) if quiet else (lambda m: click.echo(m, err=True)),
+        echo=(lambda m: None) if quiet else (lambda m: click.echo(shown(m), err=True)),
         warn=(lambda m: None) if quiet else _warn,
     )
     if names is not None and not config.generators:

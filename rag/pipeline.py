@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from .documents import Passage
 from .generators.base import Answer, BudgetError, Generator, ModelNotAvailable
+from .errors import RagError
 from .index import Index
 from .retrieve import Retriever
 
@@ -20,6 +21,12 @@ class GenerationSettings:
     max_new_tokens: int = 64
     temperature: float = 0.0
     seed: int | None = None
+
+    def __post_init__(self):
+        import math
+
+        if not math.isfinite(self.temperature) or self.temperature < 0:
+            raise RagError(f"--temperature must be a finite number of at least 0, got {self.temperature}")
 
 
 @dataclass

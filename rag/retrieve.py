@@ -8,6 +8,7 @@ a generator are not near-duplicates of each other (overlapping chunks often are)
 """
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
@@ -32,6 +33,9 @@ class Retriever:
     mmr: float | None = None  # MMR's lambda: 1 ranks by relevance only, 0 by novelty only
 
     def __post_init__(self):
+        for name, value in (("--rrf-k", self.rrf_k), ("--bm25-weight", self.bm25_weight), ("--mmr", self.mmr)):
+            if value is not None and not math.isfinite(value):
+                raise RagError(f"{name} must be a finite number, got {value}")
         if self.kind not in RETRIEVERS:
             raise RagError(f"unknown retriever {self.kind!r}: use one of {', '.join(RETRIEVERS)}")
         if self.pool < 1:

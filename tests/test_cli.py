@@ -70,6 +70,39 @@ def test_errors_are_one_line_and_non_zero(tmp_path):
         assert "Traceback" not in result.output and len(result.output.strip().splitlines()) == 1, result.output
 
 
+def test_non_finite_numbers_are_refused(tmp_path):
+    idx = str(tmp_path / "none")
+    cases = [
+        (["search", "x", "--index", idx, "--retriever", "hybrid", "--bm25-weight", "nan"], "--bm25-weight must be a finite number, got nan"),
+        (["search", "x", "--index", idx, "--retriever", "hybrid", "--rrf-k", "inf"], "--rrf-k must be a finite number, got inf"),
+        (["search", "x", "--index", idx, "--mmr", "nan"], "--mmr must be a finite number"),
+        (["ask", "x", "--index", idx, "--temperature", "nan"], "--temperature must be a finite number"),
+    ]
+    for args, message in cases:
+        result = run(*args)
+        assert result.exit_code == 1 and message in result.output, (args, result.output)
+        assert len(result.output.strip().splitlines()) == 1
+
+
+def test_control_characters_in_names_are_escaped_on_a_terminal(tmp_path, embedder, tiny_t5):
+    docs = write_docs(tmp_path / "docs", {"evil\x1b[31mred\nname.md": "T5 is an encoder-decoder model.\n"})
+    idx = str(tmp_path / "idx")
+    result = run("index", str(docs), "--index", idx)
+    assert result.exit_code == 0 and "\x1b" not in result.output
+    result = run("search", "encoder-decoder", "--index", idx, "-k", "1")
+    assert "\x1b" not in result.output and "evil\\x1b[31mred\\nname.md:1" in result.output
+    assert len([line for line in result.output.splitlines() if "evil" in line]) == 1  # not split by the newline
+    data = json.loads(run("search", "encoder-decoder", "--index", idx, "-k", "1", "--json").output)
+    assert data["passages"][0]["doc_path"] == "evil\x1b[31mred\nname.md"  # JSON keeps the real name
+    result = run("ask", "What is T5?", "--generator", tiny_t5, "--index", idx, "-k", "1", "--max-new-tokens", "3")
+    assert result.exit_code == 0 and "\x1b" not in result.output and "[1] evil\\x1b[31mred\\nname.md:1" in result.output
+
+
+def test_an_empty_generator_list_says_so(tmp_path):
+    result = run("compare", "q", "-g", ",", "--index", str(tmp_path / "none"))
+    assert result.exit_code == 1 and "--generators ',' names no generator" in result.output
+
+
 def test_index_into_a_users_folder_is_refused_and_nothing_changes(tmp_path, embedder):
     from conftest import folder_bytes
 
