@@ -542,7 +542,7 @@ class _Builder:
                 postings = postings.update(base_gone, added.ids, added.terms)
                 self.params = dict(prev.index_params)
         if base is None or postings is None:
-            every = _joined(self._rows("c.gen_added IS NOT NULL AND c.gen_removed IS NULL", exclude=removed), new)
+            every = _joined(self._rows("c.gen_added IS NOT NULL AND c.gen_removed IS NULL", exclude=removed, every=True), new)
             base, self.params = faiss_index.build(self.index_type, every.ids, every.vectors, self._dimension())
             postings = lexical.Postings.build(every.ids, every.terms)
         files = segments.write_segment(folder, segments.BASE, base, postings)
@@ -648,10 +648,11 @@ class _Builder:
             self.warn(f"the BM25 files of {folder} are damaged ({e}): BM25 is rebuilt from the stored terms")
             return None
 
-    def _rows(self, where: str, args: tuple = (), exclude: np.ndarray | None = None) -> Segment:
+    def _rows(self, where: str, args: tuple = (), exclude: np.ndarray | None = None, every: bool = False) -> Segment:
         """Chunk ids, vectors and term ids of the chunks matching `where` (not in `exclude`), by id;
-        read row by row into one array, so a million vectors take their own size in memory."""
-        count = self.db.execute(f"SELECT COUNT(*) FROM chunks c WHERE {where}", args).fetchone()[0]
+        read row by row into one array, so a million vectors take their own size in memory.
+        `every` (most rows match): read in id order rather than look them up by generation."""
+        count = self.db.execute(f"SELECT COUNT(*) FROM chunks c WHERE {where}", args).fetchone()[0]  # an upper bound
         dimension = self._dimension()
         ids = np.empty(count, dtype=np.int64)
         vectors = np.empty((count, dimension), dtype=np.float32)
@@ -660,7 +661,7 @@ class _Builder:
         n = 0
         for cid, vector, term in self.db.execute(
                 f"SELECT c.id, v.vector, v.terms FROM chunks c JOIN vectors v ON v.sha256 = c.sha256 WHERE {where} "
-                "ORDER BY c.id", args):
+                f"ORDER BY {'c.id' if every else 'c.id + 0'}", args):  # + 0: search by generation, then sort
             if cid in gone:
                 continue
             ids[n] = cid

@@ -107,12 +107,12 @@ class Postings:
         # The new chunks' postings, as (term, row, tf) sorted by term then row.
         new_terms, new_rows, new_tfs, lengths = [], [], [], []
         for i, term_ids in enumerate(terms):
-            unique, tf = np.unique(np.asarray(term_ids, dtype=np.int64), return_counts=True)
+            unique, tf = np.unique(np.asarray(term_ids, dtype=np.int32), return_counts=True)
             new_terms.append(unique)
             new_rows.append(np.full(len(unique), live + i, dtype=np.int32))
             new_tfs.append(tf.astype(np.int32))
             lengths.append(len(term_ids))
-        t = np.concatenate(new_terms) if new_terms else np.zeros(0, np.int64)
+        t = np.concatenate(new_terms) if new_terms else np.zeros(0, np.int32)
         r = np.concatenate(new_rows) if new_rows else np.zeros(0, np.int32)
         f = np.concatenate(new_tfs) if new_tfs else np.zeros(0, np.int32)
         order = np.argsort(t, kind="stable")  # rows are already increasing within each term

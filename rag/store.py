@@ -63,7 +63,7 @@ CREATE TABLE chunks (
 CREATE INDEX chunks_doc ON chunks(doc_path, gen_removed);
 CREATE INDEX chunks_sha ON chunks(sha256);
 CREATE INDEX chunks_added ON chunks(gen_added);
-CREATE INDEX chunks_removed ON chunks(gen_removed);
+CREATE INDEX chunks_removed ON chunks(gen_removed) WHERE gen_removed IS NOT NULL;  -- partial: never chosen for "IS NULL"
 CREATE TABLE vectors (
     sha256 TEXT PRIMARY KEY,  -- one embedding per distinct chunk text: a moved file re-embeds nothing
     vector BLOB NOT NULL,     -- float32, unit length

@@ -74,3 +74,49 @@ def test_pdf_text_layer(tmp_path: Path):
     text = load_text(tmp_path / "paper.pdf")
     assert "T5 casts every task as text to text." in text
     assert "It was trained on C4." in text
+
+
+# Short real-language samples in legacy encodings: each must come back as the text it was.
+# (Short texts are where detectors guess; see rag/encodings.py for the rule.)
+LEGACY_SAMPLES = [
+    ("cp1252", "El niño comió piña"),
+    ("cp1252", "Ça coûte 5 €"),
+    ("cp1252", "Où est la forêt?"),
+    ("cp1252", "São Paulo é ótima"),
+    ("cp1252", "“Hello” – it’s me"),
+    ("cp1252", "Größe: 10 °C"),
+    ("cp1252", "Sie sagte: „Das kostet 20 €“ – und ging."),
+    ("latin-1", "Große Straße, schöne Grüße aus Köln."),
+    ("latin-1", "Ísland er fallegt land með jöklum og fossum."),
+    ("latin-1", "Ærø og Århus"),
+    ("cp1250", "Łódź i Kraków"),
+    ("cp1250", "Zażółć gęślą jaźń, powiedział Paweł."),
+    ("cp1250", "Příliš žluťoučký kůň úpěl ďábelské ódy."),
+    ("cp1251", "Привет мир"),
+    ("cp1251", "Съешь же ещё этих мягких французских булок."),
+    ("koi8-r", "Привет мир"),
+    ("koi8-r", "В чащах юга жил бы цитрус? Да, но фальшивый экземпляр!"),
+    ("cp1253", "Καλημέρα κόσμε, τι κάνεις;"),
+    ("shift_jis", "こんにちは世界"),
+    ("shift_jis", "吾輩は猫である。名前はまだ無い。"),
+    ("cp949", "안녕하세요 세계. 오늘 날씨가 좋네요."),
+    ("gb18030", "我们今天去北京看长城。"),
+]
+
+
+@pytest.mark.parametrize("encoding, text", LEGACY_SAMPLES, ids=[f"{e}-{i}" for i, (e, _) in enumerate(LEGACY_SAMPLES)])
+def test_legacy_encodings_round_trip(tmp_path: Path, encoding, text):
+    from rag.encodings import decode_bytes
+
+    assert decode_bytes(text.encode(encoding)) == text
+    write_docs(tmp_path, {"sample.txt": text.encode(encoding)})
+    assert load_text(tmp_path / "sample.txt") == text
+
+
+def test_mostly_utf8_with_a_bad_byte_stays_utf8_and_warns():
+    from rag.encodings import decode_bytes
+
+    data = "Café naïve — résumé".encode() + b"\xff" + " and more café".encode()
+    warnings: list[str] = []
+    assert decode_bytes(data, warn=warnings.append) == "Café naïve — résumé\ufffd and more café"
+    assert len(warnings) == 1 and "not valid UTF-8: 1 bad byte sequence" in warnings[0]
