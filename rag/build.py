@@ -40,6 +40,7 @@ from .loaders import SUPPORTED_SUFFIXES, decoder, walk_relative
 from .manifest import Manifest
 from .segments import Segment
 
+DEFAULT_MAX_FILE_MB = 200  # larger files are skipped with a warning naming --max-file-mb
 EMBED_BATCH = 512  # chunks embedded and committed together: the granularity of resuming
 PLAN_COMMIT = 2000  # pending chunk rows per transaction while planning
 RACY_NS = 2_000_000_000  # a file modified this close to when it was hashed is hashed again
@@ -54,7 +55,8 @@ class Source:
     size: int
     mtime_ns: int
     read: Callable[[], bytes]  # the raw bytes (raises LoadError)
-    decode: Callable[[bytes], str]  # the text of those bytes (raises LoadError)
+    decode: Callable[..., str]  # (bytes, warn) -> the text of those bytes (raises LoadError)
+    folder: bool = False  # a folder that could not be read: the documents indexed under it are kept
 
 
 @dataclass
@@ -67,6 +69,8 @@ class BuildOptions:
     index_type: str | None = None
     batch_size: int = DEFAULT_BATCH_SIZE
     rehash: bool = False  # read and hash every file, even those whose size and mtime are unchanged
+    follow_symlinks: bool = False  # index what symbolic links point at (files and folders, loops skipped)
+    max_file_mb: float | None = DEFAULT_MAX_FILE_MB  # larger files are skipped with a warning
     rebuild: bool = False  # discard the index's contents and build from the documents alone
     progress: bool = False
     warn: Callable[[str], None] | None = None
@@ -104,29 +108,47 @@ class BuildReport:
 # -- sources --------------------------------------------------------------------------------------
 
 
-def folder_sources(folder: Path, skip: Iterable[Path] = ()) -> Iterable[Source]:
-    """Sources for the supported files under `folder` (never inside a rag index folder).
-    A file that cannot be stat'ed, or is not a regular file (a FIFO, a device), still yields:
-    it fails when read, and is skipped with its reason."""
-    for rel, entry in walk_relative(folder, tuple(skip)):
+def folder_sources(folder: Path, skip: Iterable[Path] = (), follow_symlinks: bool = False,
+                   max_file_mb: float | None = DEFAULT_MAX_FILE_MB) -> Iterable[Source]:
+    """Sources for the supported files under `folder` (never inside a rag index folder). What
+    cannot be used still yields, failing when read, so it is skipped with its reason: a file that
+    cannot be stat'ed, is not a regular file (a FIFO, a device) or is larger than `max_file_mb`,
+    a symbolic link not followed; a folder that cannot be read yields a `folder` source."""
+    limit = None if max_file_mb is None else int(max_file_mb * 1e6)
+    for found in walk_relative(folder, tuple(skip), follow_symlinks):
+        rel = found.path
         decode = decoder(rel[rel.rfind("."):])
-        path = entry.path
+        if found.problem is not None:
+            yield Source(rel, -1, -1, _failing(found.problem), decode, folder=found.folder)
+            continue
+        path = found.entry.path
         try:
-            info = entry.stat()
+            info = found.entry.stat()
         except OSError as e:
             yield Source(rel, -1, -1, _failing(_os_reason(e)), decode)
             continue
         if not stat.S_ISREG(info.st_mode):
             yield Source(rel, -1, -1, _failing("not a regular file (a FIFO, socket or device)"), decode)
-            continue
-        yield Source(rel, info.st_size, info.st_mtime_ns, lambda path=path: _read(path), decode)
+        elif limit is not None and info.st_size > limit:
+            yield Source(rel, -1, -1, _failing(f"{info.st_size / 1e6:.0f} MB, larger than --max-file-mb "
+                                               f"{max_file_mb:g}: raise it to index this file"), decode)
+        else:
+            yield Source(rel, info.st_size, info.st_mtime_ns, lambda path=path: _read(path), decode)
 
 
 def document_sources(documents: Iterable[Document]) -> Iterable[Source]:
     """Sources for in-memory documents (benchmark corpora): the id is `Document.path`."""
     for doc in documents:
         data = doc.text.encode("utf-8")
-        yield Source(doc.path, len(data), 0, lambda data=data: data, lambda data: data.decode("utf-8"))
+        yield Source(doc.path, len(data), 0, lambda data=data: data, lambda data, warn=None: data.decode("utf-8"))
+
+
+def _problem(source: Source) -> str:
+    try:
+        source.read()
+    except LoadError as e:
+        return str(e)
+    return "skipped"
 
 
 def _read(path: str) -> bytes:
@@ -181,6 +203,17 @@ def build(sources: Callable[[], Iterable[Source]], index_dir: Path, source: str,
             builder.close()
     report.seconds = time.perf_counter() - started
     return report
+
+
+def build_folder(folder: Path, index_dir: Path, options: BuildOptions) -> BuildReport:
+    """Index (or update the index of) the documents under `folder`."""
+    if str(folder).strip() == "" or not Path(folder).exists():
+        raise RagError(f"folder {folder} does not exist: give the folder of documents to index")
+    if not Path(folder).is_dir():
+        raise RagError(f"{folder} is a file, not a folder: give the folder of documents to index")
+    folder = Path(folder)
+    return build(lambda: folder_sources(folder, follow_symlinks=options.follow_symlinks, max_file_mb=options.max_file_mb),
+                 index_dir, str(folder.resolve()), options)
 
 
 class _Builder:
@@ -364,6 +397,15 @@ class _Builder:
         pending, since_commit = 0, 0
         db.execute("BEGIN IMMEDIATE")
         for src in _progress(sources, "Reading", self.options.progress, "file"):
+            if src.folder:  # could not be read, or is a link not followed: what was indexed under it stays
+                prefix = "" if src.path == "." else src.path + "/"
+                kept = [p for p in old_docs if p.startswith(prefix)]
+                seen.update(kept)
+                reason = _problem(src)
+                report.skipped.append((src.path + "/", reason))
+                self.warn(f"skipped folder {src.path}/: {reason}"
+                          + (f" (kept its {len(kept)} previously indexed documents)" if kept else ""))
+                continue
             seen.add(src.path)
             old = old_docs.get(src.path)
             if (old is not None and not self.rechunk and not self.options.rehash and old[1] == src.size
@@ -378,10 +420,11 @@ class _Builder:
                     report.unchanged += 1
                     self.touched.append((src.mtime_ns, src.size, now, src.path))
                     continue
-                text = src.decode(data)
-            except LoadError as e:
-                report.skipped.append((src.path, str(e)))
-                self.warn(f"skipped {src.path}: {e}" + (" (kept its previously indexed version)" if old else ""))
+                text = src.decode(data, lambda message, path=src.path: self.warn(f"{path}: {message}"))
+            except Exception as e:  # no file's loader may stop the run: it is skipped with its reason
+                reason = str(e) if isinstance(e, LoadError) else f"could not be read ({type(e).__name__}: {e})"
+                report.skipped.append((src.path, reason))
+                self.warn(f"skipped {src.path}: {reason}" + (" (kept its previously indexed version)" if old else ""))
                 continue
             del data
             chunks = chunk_document(Document(src.path, text), self.emb.tokenizer, self.chunk_tokens, self.overlap)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 import os
 import shutil
 import sys
@@ -112,24 +113,26 @@ def main() -> None:
 @click.option("--batch-size", default=DEFAULT_BATCH_SIZE, show_default=True, type=click.IntRange(min=1))
 @click.option("--rehash", is_flag=True, help="Read and hash every file, even those whose size and mtime are unchanged.")
 @click.option("--rebuild", is_flag=True, help="Discard the index's contents and build it again from FOLDER.")
+@click.option("--follow-symlinks", is_flag=True, help="Index what symbolic links point at (files and folders; loops are skipped).")
+@click.option("--max-file-mb", default=200.0, show_default=True, type=click.FloatRange(min=0, min_open=True),
+              help="Skip files larger than this, with a warning.")
 @click.option("--json", "as_json", is_flag=True, help="Print the build report as JSON.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars or warnings.")
 def index(folder: Path, index_dir: Path | None, embedder, chunk_tokens, overlap, index_type, batch_size, rehash,
-          rebuild, as_json, quiet) -> None:
+          rebuild, follow_symlinks, max_file_mb, as_json, quiet) -> None:
     """Index (or update the index of) the documents under FOLDER."""
-    from .build import BuildOptions, build, folder_sources
+    from .build import BuildOptions, build_folder
 
-    if not folder.exists():
-        raise RagError(f"folder {folder} does not exist: give the folder of documents to index")
-    if not folder.is_dir():
-        raise RagError(f"{folder} is a file, not a folder: give the folder of documents to index")
+    if not math.isfinite(max_file_mb):
+        raise RagError(f"--max-file-mb must be a finite number, got {max_file_mb}")
     index_dir = index_dir if index_dir is not None else default_index_dir()
     options = BuildOptions(
         embedder=embedder, chunk_tokens=chunk_tokens, overlap=overlap, index_type=index_type, batch_size=batch_size,
-        rehash=rehash, rebuild=rebuild, progress=_show_progress(quiet), warn=(lambda m: None) if quiet else _warn,
+        rehash=rehash, rebuild=rebuild, follow_symlinks=follow_symlinks, max_file_mb=max_file_mb,
+        progress=_show_progress(quiet), warn=(lambda m: None) if quiet else _warn,
         notify=(lambda m: None) if quiet else (lambda m: click.echo(shown(m), err=True)),
     )
-    report = build(lambda: folder_sources(folder), index_dir, str(folder.resolve()), options)
+    report = build_folder(folder, index_dir, options)
     if as_json:
         click.echo(json.dumps({"folder": str(folder), "index": str(index_dir), **report.to_dict()}, indent=2))
     else:

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from . import lexical, store
-from .build import BuildOptions, BuildReport, Source, build, document_sources, folder_sources
+from .build import BuildOptions, BuildReport, Source, build, build_folder, document_sources, folder_sources
 from .config import default_index_dir
 from .documents import Document, Passage
 from .embedder import Embedder
@@ -43,11 +43,8 @@ class Index:
     def build(cls, folder: str | Path, index_dir: str | Path | None = None, **options) -> Index:
         """Index (or update the index of) every supported file under `folder`; `options` are
         `BuildOptions` fields (embedder, chunk_tokens, overlap, index_type, rehash, rebuild, ...)."""
-        folder = Path(folder)
-        if str(folder).strip() == "" or not folder.is_dir():
-            raise RagError(f"{folder} is not a folder: give the folder of documents to index")
         index_dir = index_dir if index_dir is not None else default_index_dir()
-        report = build(lambda: folder_sources(folder), Path(index_dir), str(folder.resolve()), BuildOptions(**options))
+        report = build_folder(Path(folder), Path(index_dir), BuildOptions(**options))
         return cls._loaded(index_dir, options.get("embedder"), report)
 
     @classmethod

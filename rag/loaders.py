@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterator
+from dataclasses import dataclass
+from collections.abc import Callable, Iterator
 from html.parser import HTMLParser
 from pathlib import Path
 
+from .encodings import decode_bytes
 from .errors import LoadError
 from .store import MARKER as INDEX_MARKER  # a folder holding it is a rag index: never indexed itself
 
@@ -23,41 +25,73 @@ SUPPORTED_SUFFIXES = TEXT_SUFFIXES | HTML_SUFFIXES | PDF_SUFFIXES
 
 
 
-def walk(folder: Path, skip: tuple[Path, ...] = ()) -> Iterator[Path]:
-    """Supported files under `folder`, sorted, skipping hidden folders/files, rag index folders
-    and `skip` paths."""
-    for relative, _ in walk_relative(folder, skip):
-        yield folder / relative
+@dataclass(frozen=True)
+class Found:
+    """A file to index (`entry` set), or a path the walk could not or would not enter (`problem`
+    set; `folder` when it is a folder, whose documents already indexed are then kept)."""
+
+    path: str  # POSIX, relative to the folder walked
+    entry: os.DirEntry | None = None
+    problem: str | None = None
+    folder: bool = False
 
 
-def walk_relative(folder: Path, skip: tuple[Path, ...] = ()) -> Iterator[tuple[str, os.DirEntry]]:
-    """(POSIX path relative to `folder`, directory entry) of each file `walk` yields, in sorted
-    order: plain strings and scandir entries, because a folder of 50,000 files should cost its
-    stat calls, not 50,000 Path objects."""
+def walk(folder: Path, skip: tuple[Path, ...] = (), follow_symlinks: bool = False) -> Iterator[Path]:
+    """Supported files under `folder`, sorted, skipping hidden folders/files, rag index folders,
+    `skip` paths, what cannot be read and (unless `follow_symlinks`) symbolic links."""
+    for found in walk_relative(folder, skip, follow_symlinks):
+        if found.entry is not None:
+            yield folder / found.path
+
+
+def walk_relative(folder: Path, skip: tuple[Path, ...] = (), follow_symlinks: bool = False) -> Iterator[Found]:
+    """What `walk` finds, in sorted order, as plain strings and scandir entries (a folder of
+    50,000 files should cost its stat calls, not 50,000 Path objects), with the folders it could
+    not read and the symbolic links it did not follow. Symbolic links, to files or folders, are
+    followed only with `follow_symlinks`, and then a folder already visited (a loop) is not
+    visited again."""
     skip_resolved = {str(p.resolve()) for p in skip}
+    visited: set[tuple[int, int]] = set()
 
-    def visit(directory: str, prefix: str) -> Iterator[tuple[str, os.DirEntry]]:
+    def visit(directory: str, prefix: str) -> Iterator[Found]:
         try:
+            info = os.stat(directory)
+            if (info.st_dev, info.st_ino) in visited:
+                yield Found(prefix.rstrip("/"), problem="a folder already visited (a symbolic link loop)", folder=True)
+                return
+            visited.add((info.st_dev, info.st_ino))
             with os.scandir(directory) as scan:
                 entries = sorted(scan, key=lambda e: e.name)
-        except OSError:
+        except OSError as e:
+            reason = "permission denied" if isinstance(e, PermissionError) else (e.strerror or str(e))
+            yield Found(prefix.rstrip("/") or ".", problem=f"cannot read this folder ({reason})", folder=True)
             return
         for entry in entries:
             name = entry.name
             if name.startswith("."):
                 continue
             try:
-                is_dir = entry.is_dir(follow_symlinks=False)
+                link = entry.is_symlink()
+                is_dir = entry.is_dir(follow_symlinks=follow_symlinks)
             except OSError:
+                is_dir, link = False, False
+            if link and not follow_symlinks:
+                if entry.is_dir() or _supported(name):  # links to unsupported files are not worth a line
+                    yield Found(prefix + name, problem="a symbolic link (rag index --follow-symlinks follows links)",
+                                folder=entry.is_dir())
                 continue
             if is_dir:
                 if os.path.realpath(entry.path) in skip_resolved or os.path.exists(os.path.join(entry.path, INDEX_MARKER)):
                     continue
                 yield from visit(entry.path, prefix + name + "/")
-            elif name[name.rfind("."):].lower() in SUPPORTED_SUFFIXES and "." in name:
-                yield prefix + name, entry
+            elif _supported(name):
+                yield Found(prefix + name, entry)
 
     yield from visit(os.fspath(folder), "")
+
+
+def _supported(name: str) -> bool:
+    return "." in name and name[name.rfind("."):].lower() in SUPPORTED_SUFFIXES
 
 
 def load_text(path: Path) -> str:
@@ -72,50 +106,28 @@ def load_text(path: Path) -> str:
 
 
 def decoder(suffix: str):
-    """`bytes -> text` for files ending in `suffix` (for a caller that has read the bytes already)."""
+    """`(bytes, warn) -> text` for files ending in `suffix` (for a caller that has read the bytes)."""
     suffix = suffix.lower()
-    return _DECODERS.setdefault(suffix, lambda data: text_of(data, suffix))
+    return _DECODERS.setdefault(suffix, lambda data, warn=None: text_of(data, suffix, warn))
 
 
 _DECODERS: dict = {}
 
 
-def text_of(data: bytes, suffix: str) -> str:
-    """The text of a file's bytes, by its suffix; raises LoadError saying why there is none."""
+def text_of(data: bytes, suffix: str, warn: Callable[[str], None] | None = None) -> str:
+    """The text of a file's bytes, by its suffix; raises LoadError saying why there is none.
+    `warn` hears about text that was read with losses (bad UTF-8 bytes replaced)."""
     if not data.strip():
         raise LoadError("empty file")
     if suffix in PDF_SUFFIXES:
         text = _pdf_text(data)
     elif suffix in HTML_SUFFIXES:
-        text = html_to_text(decode_bytes(data))
+        text = html_to_text(decode_bytes(data, warn))
     else:
-        text = decode_bytes(data)
+        text = decode_bytes(data, warn)
     if not text.strip():
         raise LoadError("no text in it" + (" (a scanned PDF without a text layer?)" if suffix in PDF_SUFFIXES else ""))
     return text
-
-
-def decode_bytes(data: bytes) -> str:
-    """UTF-8 when it is valid UTF-8, otherwise the encoding charset-normalizer detects."""
-    if b"\x00" in data[:8192] and not data.startswith((b"\xff\xfe", b"\xfe\xff")):
-        raise LoadError("binary file (contains NUL bytes)")
-    try:
-        return _normalise_newlines(data.decode("utf-8-sig"))
-    except UnicodeDecodeError:
-        pass
-    from charset_normalizer import from_bytes
-
-    matches = from_bytes(data)
-    best = matches.best()
-    if best is None:
-        raise LoadError("cannot detect its text encoding (binary or corrupt?)")
-    # Short texts often fit several legacy code pages equally well; the commonest one wins the tie.
-    tied = [m for m in matches if (m.chaos, m.coherence) == (best.chaos, best.coherence)]
-    best = next((m for m in tied if m.encoding in _COMMON_LEGACY), best)
-    return _normalise_newlines(str(best))
-
-
-_COMMON_LEGACY = ("cp1252", "latin_1", "iso8859_15")
 
 
 def _normalise_newlines(text: str) -> str:
@@ -127,19 +139,20 @@ def _pdf_text(data: bytes) -> str:
     import logging
 
     from pypdf import PdfReader
-    from pypdf.errors import PdfReadError
+    from pypdf.errors import DependencyError, FileNotDecryptedError, PdfReadError
 
     logging.getLogger("pypdf").setLevel(logging.ERROR)  # pypdf warns loudly on slightly broken files
     try:
         reader = PdfReader(io.BytesIO(data))
-        if reader.is_encrypted:
-            try:
-                reader.decrypt("")
-            except Exception:
-                raise LoadError("encrypted PDF") from None
+        if reader.is_encrypted and not reader.decrypt(""):  # many "protected" PDFs open with an empty password
+            raise LoadError("encrypted (password required)")
         pages = [page.extract_text() or "" for page in reader.pages]
     except LoadError:
         raise
+    except FileNotDecryptedError:
+        raise LoadError("encrypted (password required)") from None
+    except DependencyError as e:
+        raise LoadError(f"needs a package to decrypt it ({e})") from None
     except (PdfReadError, ValueError, KeyError, TypeError, AttributeError, IndexError, RecursionError) as e:
         raise LoadError(f"corrupt PDF ({type(e).__name__})") from None
     # Pages are separated by a blank line so the chunker sees a paragraph boundary.

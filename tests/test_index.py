@@ -745,3 +745,75 @@ def test_meta_sqlite_found_damaged_mid_build_is_rebuilt_from_the_folder(corpus, 
     assert len(calls) == 2 and any("meta.sqlite is damaged (database disk image is malformed)" in w for w in warnings)
     assert index.manifest.generation == 1 and len(index) == 5 and index.verify() == []
     assert "tokeniser" in index.search("GPT-2 tokeniser", k=1)[0].text
+
+
+# --- real folders: unreadable folders, links, devices, huge files, crashing loaders -----------------
+
+
+def test_an_unreadable_folder_is_a_warning_and_its_documents_are_kept(corpus, tmp_path, embedder, monkeypatch):
+    idx = tmp_path / "idx"
+    build(corpus, idx, embedder)
+    real_scandir = os.scandir
+
+    def denied(path="."):  # chmod 000 would not stop root, which CI may be
+        if os.fspath(path).endswith("/t5"):
+            raise PermissionError(13, "Permission denied", os.fspath(path))
+        return real_scandir(path)
+
+    monkeypatch.setattr(os, "scandir", denied)
+    warnings: list[str] = []
+    index = Index.build(corpus, idx, embedder=embedder, warn=warnings.append, notify=lambda m: None)
+    assert "t5/t5.rst" in index.documents() and index.build_report.removed == 0
+    assert "skipped folder t5/: cannot read this folder (permission denied) (kept its 1 previously indexed documents)" in warnings
+    assert ("t5/", "cannot read this folder (permission denied)") in index.build_report.skipped
+
+
+def test_symbolic_links_are_followed_only_when_asked(corpus, tmp_path, embedder):
+    outside = write_docs(tmp_path / "outside", {"far.md": "A far-away document about quokkas.\n", "sub/deep.md": "Deep down.\n"})
+    (corpus / "linked.md").symlink_to(outside / "far.md")
+    (corpus / "linked-folder").symlink_to(outside, target_is_directory=True)
+    (outside / "sub" / "loop").symlink_to(outside, target_is_directory=True)  # a loop, once followed
+    (corpus / "zero.txt").symlink_to("/dev/zero")
+    warnings: list[str] = []
+    index = Index.build(corpus, tmp_path / "idx", embedder=embedder, warn=warnings.append, notify=lambda m: None)
+    assert not any(p.startswith("linked") for p in index.documents())
+    assert "skipped linked.md: a symbolic link (rag index --follow-symlinks follows links)" in warnings
+    assert "skipped folder linked-folder/: a symbolic link (rag index --follow-symlinks follows links)" in warnings
+    followed = Index.build(corpus, tmp_path / "idx2", embedder=embedder, follow_symlinks=True,
+                           warn=warnings.append, notify=lambda m: None)
+    assert {"linked.md", "linked-folder/far.md", "linked-folder/sub/deep.md"} <= set(followed.documents())
+    assert not any("loop" in p for p in followed.documents())  # the loop is not walked again
+    assert ("zero.txt", "not a regular file (a FIFO, socket or device)") in followed.build_report.skipped
+
+
+def test_files_above_the_size_limit_are_skipped_with_the_flag_named(corpus, tmp_path, embedder):
+    (corpus / "big.txt").write_text("word " * 300_000)  # 1.5 MB
+    index = build(corpus, tmp_path / "idx", embedder, max_file_mb=1)
+    assert ("big.txt", "2 MB, larger than --max-file-mb 1: raise it to index this file") in index.build_report.skipped
+    assert "big.txt" not in index.documents()
+
+
+def test_a_crashing_loader_skips_its_file_not_the_run(corpus, tmp_path, embedder, monkeypatch):
+    import rag.loaders
+
+    real = rag.loaders.text_of
+
+    def crash(data, suffix, warn=None):
+        if suffix == ".html":
+            raise RuntimeError("the parser fell over")
+        return real(data, suffix, warn)
+
+    monkeypatch.setattr(rag.loaders, "text_of", crash)
+    rag.loaders._DECODERS.clear()
+    index = build(corpus, tmp_path / "idx", embedder)
+    rag.loaders._DECODERS.clear()
+    assert ("faiss.html", "could not be read (RuntimeError: the parser fell over)") in index.build_report.skipped
+    assert len(index.documents()) == 4
+
+
+def test_bad_utf8_in_a_file_is_a_warning_naming_it(corpus, tmp_path, embedder):
+    (corpus / "notes.md").write_bytes("Café notes — résumé ".encode() + b"\xff" + " and more.\n".encode())
+    warnings: list[str] = []
+    index = Index.build(corpus, tmp_path / "idx", embedder=embedder, warn=warnings.append, notify=lambda m: None)
+    assert any(w.startswith("notes.md: not valid UTF-8: 1 bad byte sequence") for w in warnings)
+    assert "résumé \ufffd and more" in index.search("Café notes résumé", k=1)[0].text

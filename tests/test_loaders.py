@@ -120,3 +120,24 @@ def test_mostly_utf8_with_a_bad_byte_stays_utf8_and_warns():
     warnings: list[str] = []
     assert decode_bytes(data, warn=warnings.append) == "Café naïve — résumé\ufffd and more café"
     assert len(warnings) == 1 and "not valid UTF-8: 1 bad byte sequence" in warnings[0]
+
+
+def _encrypted_pdf(user_password: str) -> bytes:
+    import io
+
+    from pypdf import PdfReader, PdfWriter
+
+    writer = PdfWriter()
+    for page in PdfReader(io.BytesIO(make_pdf(["A protected document about encoders."]))).pages:
+        writer.add_page(page)
+    writer.encrypt(user_password=user_password, owner_password="owner-secret", algorithm="AES-256")
+    out = io.BytesIO()
+    writer.write(out)
+    return out.getvalue()
+
+
+def test_encrypted_pdfs(tmp_path: Path):
+    write_docs(tmp_path, {"open.pdf": _encrypted_pdf(""), "locked.pdf": _encrypted_pdf("hunter2")})
+    assert "A protected document about encoders." in load_text(tmp_path / "open.pdf")  # AES, empty user password
+    with pytest.raises(LoadError, match=r"^encrypted \(password required\)$"):
+        load_text(tmp_path / "locked.pdf")
