@@ -23,23 +23,25 @@ import sqlite3
 import stat
 import sys
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
 from . import faiss_index, lexical, segments, store
-from .chunking import chunk_document
+from .chunking import chunk_stream
 from .config import DEFAULT_BATCH_SIZE, DEFAULT_CHUNK_OVERLAP, DEFAULT_CHUNK_TOKENS, INDEX_TYPES
 from .documents import Document
 from .embedder import Embedder, canonical_name
 from .errors import IndexError_, LoadError, RagError
-from .loaders import SUPPORTED_SUFFIXES, decoder, walk_relative
+from .loaders import SUPPORTED_SUFFIXES, TEXT_SUFFIXES, decoder, stream_text, walk_relative
 from .manifest import Manifest
 from .segments import Segment
 
+STREAM_BYTES = 8_000_000  # text files larger than this are hashed, decoded and chunked a block at a time
 DEFAULT_MAX_FILE_MB = 200  # larger files are skipped with a warning naming --max-file-mb
 EMBED_BATCH = 512  # chunks embedded and committed together: the granularity of resuming
 PLAN_COMMIT = 2000  # pending chunk rows per transaction while planning
@@ -57,6 +59,7 @@ class Source:
     read: Callable[[], bytes]  # the raw bytes (raises LoadError)
     decode: Callable[..., str]  # (bytes, warn) -> the text of those bytes (raises LoadError)
     folder: bool = False  # a folder that could not be read: the documents indexed under it are kept
+    open: Callable[[], BinaryIO] | None = None  # the file, for reading a large one a block at a time
 
 
 @dataclass
@@ -133,7 +136,8 @@ def folder_sources(folder: Path, skip: Iterable[Path] = (), follow_symlinks: boo
             yield Source(rel, -1, -1, _failing(f"{info.st_size / 1e6:.0f} MB, larger than --max-file-mb "
                                                f"{max_file_mb:g}: raise it to index this file"), decode)
         else:
-            yield Source(rel, info.st_size, info.st_mtime_ns, lambda path=path: _read(path), decode)
+            yield Source(rel, info.st_size, info.st_mtime_ns, lambda path=path: _read(path), decode,
+                         open=lambda path=path: open(path, "rb"))
 
 
 def document_sources(documents: Iterable[Document]) -> Iterable[Source]:
@@ -141,6 +145,33 @@ def document_sources(documents: Iterable[Document]) -> Iterable[Source]:
     for doc in documents:
         data = doc.text.encode("utf-8")
         yield Source(doc.path, len(data), 0, lambda data=data: data, lambda data, warn=None: data.decode("utf-8"))
+
+
+def _file_digest(source: Source, progress: bool) -> str:
+    """The sha256 of a large file, read a block at a time."""
+    digest = hashlib.sha256()
+    bar = _bar(source.size, f"Hashing {source.path[-30:]}", progress, "B")
+    with source.open() as f:
+        while block := f.read(1 << 20):
+            digest.update(block)
+            if bar is not None:
+                bar.update(len(block))
+    if bar is not None:
+        bar.close()
+    return digest.hexdigest()
+
+
+def _bar_over(chunks: Iterable, source: Source, progress: bool) -> Iterator:
+    """Yield the chunks of a large file, moving a bar by how far into the text they reach."""
+    bar = _bar(source.size, f"Chunking {source.path[-30:]}", progress, "B")
+    if bar is None:
+        yield from chunks
+        return
+    for chunk in chunks:
+        yield chunk
+        bar.update(max(0, min(source.size, chunk.end) - bar.n))  # characters for bytes: close enough for a bar
+    bar.update(source.size - bar.n)
+    bar.close()
 
 
 def _problem(source: Source) -> str:
@@ -394,7 +425,7 @@ class _Builder:
         self.replaced: list[str] = []  # documents whose live chunks this update retires
         self.doc_rows: list[tuple] = []  # documents rows to write at the commit
         self.touched: list[tuple] = []  # (mtime_ns, size, seen_ns, path) of unchanged files re-hashed
-        pending, since_commit = 0, 0
+        self.pending, self.since_commit = 0, 0
         db.execute("BEGIN IMMEDIATE")
         for src in _progress(sources, "Reading", self.options.progress, "file"):
             if src.folder:  # could not be read, or is a link not followed: what was indexed under it stays
@@ -412,54 +443,83 @@ class _Builder:
                     and old[2] == src.mtime_ns and 0 < src.mtime_ns < old[3] - RACY_NS):
                 report.unchanged += 1
                 continue
-            now = time.time_ns()
-            try:
-                data = src.read()
-                digest = hashlib.sha256(data).hexdigest()
-                if old is not None and old[0] == digest and not self.rechunk:
-                    report.unchanged += 1
-                    self.touched.append((src.mtime_ns, src.size, now, src.path))
-                    continue
-                text = src.decode(data, lambda message, path=src.path: self.warn(f"{path}: {message}"))
-            except Exception as e:  # no file's loader may stop the run: it is skipped with its reason
-                reason = str(e) if isinstance(e, LoadError) else f"could not be read ({type(e).__name__}: {e})"
-                report.skipped.append((src.path, reason))
-                self.warn(f"skipped {src.path}: {reason}" + (" (kept its previously indexed version)" if old else ""))
-                continue
-            del data
-            chunks = chunk_document(Document(src.path, text), self.emb.tokenizer, self.chunk_tokens, self.overlap)
-            if old is not None:
-                self.replaced.append(src.path)
-            if not chunks:
-                report.skipped.append((src.path, "no text in it"))
-                self.warn(f"skipped {src.path}: no text in it")
-                continue
-            db.executemany(
-                'INSERT INTO chunks(doc_path, start, "end", first_line, last_line, text, sha256, digest) '
-                "VALUES (?,?,?,?,?,?,?,?)",
-                [(c.doc_path, c.start, c.end, c.first_line, c.last_line, c.text, sha,
-                  store.chunk_digest(c.doc_path, c.start, c.end, c.first_line, c.last_line, sha))
-                 for c in chunks for sha in [_text_sha(c.text)]],
-            )
-            self.doc_rows.append((src.path, digest, src.size, src.mtime_ns, now, len(chunks)))
-            report.changed += old is not None
-            report.added += old is None
-            pending += len(chunks)
-            since_commit += len(chunks)
-            if since_commit >= PLAN_COMMIT:
-                db.execute("COMMIT")
-                db.execute("BEGIN IMMEDIATE")
-                since_commit = 0
+            self.plan_file(src, old)
         db.execute("COMMIT")
         gone = sorted(set(old_docs) - seen)
         self.replaced += gone
         report.removed = len(gone)
         if not seen and not old_docs:
             raise RagError(f"no supported documents in {self.source}: rag reads {', '.join(sorted(SUPPORTED_SUFFIXES))}")
-        if pending == 0 and not old_docs and report.skipped and len(report.skipped) == len(seen):
+        if self.pending == 0 and not old_docs and report.skipped and len(report.skipped) == len(seen):
             raise RagError(f"none of the {len(seen)} supported files in {self.source} could be read (see the warnings)")
-        self.embed(pending)
+        self.embed(self.pending)
         return self.write()
+
+    def plan_file(self, src: Source, old: tuple | None) -> None:
+        """Hash one new or possibly changed file; if it did change, chunk it into pending rows.
+        A large text file is read, decoded and chunked a block at a time (memory stays flat)."""
+        report, now = self.report, time.time_ns()
+        warn = (lambda message, path=src.path: self.warn(f"{path}: {message}"))
+        streamed = src.open is not None and src.size > STREAM_BYTES and src.path.lower().endswith(TEXT_SUFFIXES)
+        try:
+            if streamed:
+                digest = _file_digest(src, self.options.progress)
+            else:
+                data = src.read()
+                digest = hashlib.sha256(data).hexdigest()
+            if old is not None and old[0] == digest and not self.rechunk:
+                report.unchanged += 1
+                self.touched.append((src.mtime_ns, src.size, now, src.path))
+                return
+            pieces = stream_text(src.open, warn) if streamed else [src.decode(data, warn)]
+            data = None
+            chunks = chunk_stream(pieces, src.path, self.emb.tokenizer, self.chunk_tokens, self.overlap)
+            count = self._insert_chunks(_bar_over(chunks, src, self.options.progress) if streamed else chunks)
+        except sqlite3.Error:
+            raise  # the index's own storage failing is not this file's fault
+        except Exception as e:  # no file's loader may stop the run: it is skipped with its reason
+            self.db.execute("DELETE FROM chunks WHERE gen_added IS NULL AND doc_path = ?", (src.path,))
+            reason = str(e) if isinstance(e, LoadError) else f"could not be read ({type(e).__name__}: {e})"
+            report.skipped.append((src.path, reason))
+            self.warn(f"skipped {src.path}: {reason}" + (" (kept its previously indexed version)" if old else ""))
+            return
+        if old is not None:
+            self.replaced.append(src.path)
+        if not count:
+            report.skipped.append((src.path, "no text in it"))
+            self.warn(f"skipped {src.path}: no text in it")
+            return
+        self.doc_rows.append((src.path, digest, src.size, src.mtime_ns, now, count))
+        report.changed += old is not None
+        report.added += old is None
+
+    def _insert_chunks(self, chunks: Iterable) -> int:
+        """Insert chunks as pending rows, committing every PLAN_COMMIT; how many there were."""
+        db, count, batch = self.db, 0, []
+
+        def flush() -> None:
+            db.executemany(
+                'INSERT INTO chunks(doc_path, start, "end", first_line, last_line, text, sha256, digest) '
+                "VALUES (?,?,?,?,?,?,?,?)",
+                [(c.doc_path, c.start, c.end, c.first_line, c.last_line, c.text, sha,
+                  store.chunk_digest(c.doc_path, c.start, c.end, c.first_line, c.last_line, sha))
+                 for c in batch for sha in [_text_sha(c.text)]])
+            self.pending += len(batch)
+            self.since_commit += len(batch)
+            batch.clear()
+            if self.since_commit >= PLAN_COMMIT:
+                db.execute("COMMIT")
+                db.execute("BEGIN IMMEDIATE")
+                self.since_commit = 0
+
+        for chunk in chunks:
+            batch.append(chunk)
+            count += 1
+            if len(batch) >= 500:
+                flush()
+        if batch:
+            flush()
+        return count
 
     # -- 2. embed -------------------------------------------------------------------------------
 
@@ -498,11 +558,11 @@ class _Builder:
         """Write the next generation's files (see `rag.segments`), then commit it."""
         db, prev, report = self.db, self.prev, self.report
         removed = self._live_ids_of(self.replaced)
-        new = self._rows("c.gen_added IS NULL")
+        new_ids = np.array([row[0] for row in db.execute("SELECT id FROM chunks WHERE gen_added IS NULL")], dtype=np.int64)
         prev_ok = prev is not None and self._files_present(prev)
         bm25_ok = prev_ok and lexical.compatible(prev.bm25)
         same_type = prev is not None and prev.index_type == self.index_type
-        if prev is not None and not len(new.ids) and not len(removed) and bm25_ok and same_type and not self.rechunk:
+        if prev is not None and not len(new_ids) and not len(removed) and bm25_ok and same_type and not self.rechunk:
             self._finish(prev.generation)  # nothing changed: no new generation
             report.documents, report.chunks = prev.counts["documents"], prev.counts["chunks"]
             report.generation = prev.generation
@@ -511,14 +571,14 @@ class _Builder:
             report.notes.append("BM25 index rebuilt with the current tokeniser and parameters")
         gen = (prev.generation if prev else 0) + 1
         folder = self.new_gen_dir = store.new_gen_dir(self.path, gen)
-        total = (prev.counts["chunks"] if prev else 0) - len(removed) + len(new.ids)
+        total = (prev.counts["chunks"] if prev else 0) - len(removed) + len(new_ids)
 
         files = None
         if prev_ok and bm25_ok and same_type:
-            files, counts = self._write_delta(prev, folder, removed, new)
+            files, counts = self._write_delta(prev, folder, removed, len(new_ids))
             base_gen = prev.base_generation
         if files is None:
-            files, counts = self._write_merged(prev if prev_ok and bm25_ok and same_type else None, folder, removed, new)
+            files, counts = self._write_merged(prev if prev_ok and bm25_ok and same_type else None, folder, removed, total)
             base_gen = gen
         store.fsync_tree(folder)
         store.fsync_dir(self.path)
@@ -533,7 +593,7 @@ class _Builder:
             generation=gen, embedder=self.emb.name, dimension=self._dimension(), index_type=self.index_type,
             index_params=self.params, chunking=self.chunking, bm25=lexical.settings(), source=self.source,
             counts={"documents": documents, "chunks": total, "terms": vocab, **counts}, files=files,
-            id_sum=self._live_id_sum(prev, removed, new.ids), created=prev.created if prev else now, updated=now,
+            id_sum=self._live_id_sum(prev, removed, new_ids), created=prev.created if prev else now, updated=now,
             base_generation=base_gen,
         )
         self._commit(gen, removed, manifest)
@@ -541,7 +601,7 @@ class _Builder:
         self._finish(gen)
         return report
 
-    def _write_delta(self, prev: Manifest, folder: Path, removed: np.ndarray, new: Segment):
+    def _write_delta(self, prev: Manifest, folder: Path, removed: np.ndarray, n_new: int):
         """The cheap update: link the base, write the delta and the deleted ids. (None, ...) when
         they have outgrown the base, or the previous deleted list is damaged: then merge."""
         base_gen = prev.base_generation
@@ -555,47 +615,75 @@ class _Builder:
             "SELECT COUNT(*) FROM chunks WHERE gen_added > ? AND gen_removed IS NULL", (base_gen,)).fetchone()[0]
         delta_removed = self._added_after(removed, base_gen)
         deleted = np.union1d(prev_deleted, np.setdiff1d(removed, delta_removed))
-        if segments.should_merge(prev.counts["base"], len(deleted), in_delta - len(delta_removed) + len(new.ids)):
+        if segments.should_merge(prev.counts["base"], len(deleted), in_delta - len(delta_removed) + n_new):
             return None, {}
-        delta = _joined(self._rows("c.gen_added > ? AND c.gen_removed IS NULL", (base_gen,), exclude=removed), new)
         files = segments.link_base(store.gen_dir(self.path, prev.generation), folder, prev.files)
-        index, _ = faiss_index.build("flat", delta.ids, delta.vectors, self._dimension())
-        files.update(segments.write_segment(folder, segments.DELTA, index, lexical.Postings.build(delta.ids, delta.terms)))
+        index, _ = faiss_index.create("flat", self._dimension(), 0)
+        ids, terms = self._fill(index, self._added_since(base_gen), removed)
+        files.update(segments.write_segment(folder, segments.DELTA, index, lexical.Postings.build(ids, terms)))
         files.update(segments.write_deleted(folder, deleted))
         self.params = dict(prev.index_params)
-        return files, {"base": prev.counts["base"], "delta": len(delta.ids), "deleted": len(deleted)}
+        return files, {"base": prev.counts["base"], "delta": len(ids), "deleted": len(deleted)}
 
-    def _write_merged(self, prev: Manifest | None, folder: Path, removed: np.ndarray, new: Segment):
+    def _write_merged(self, prev: Manifest | None, folder: Path, removed: np.ndarray, total: int):
         """A new base holding every live chunk, an empty delta, nothing deleted. Made from the
-        previous base where it can be (updated in place), else from every stored vector."""
+        previous base where it can be (updated in place), else from every stored vector; vectors
+        go from SQLite into FAISS a batch at a time."""
         base = postings = None
         if prev is not None:
             prev_folder = store.gen_dir(self.path, prev.generation)
-            deleted = segments.read_deleted(prev_folder, prev)
-            gone = np.union1d(deleted, removed)
-            added = _joined(self._rows("c.gen_added > ? AND c.gen_removed IS NULL", (prev.base_generation,),
-                                       exclude=removed), new)
+            gone = np.union1d(segments.read_deleted(prev_folder, prev), removed)
             base_gone = np.setdiff1d(gone, self._added_after(gone, prev.base_generation))
-            total = prev.counts["base"] - len(base_gone) + len(added.ids)
             if faiss_index.can_update(self.index_type, prev.index_params, len(base_gone), total):
                 base = self._previous_faiss(prev_folder / segments.BASE, prev.files.get(f"{segments.BASE}/{faiss_index.FILE}"))
                 postings = self._previous_postings(prev_folder / segments.BASE, prev, segments.BASE)
             if base is not None and postings is not None:
-                faiss_index.update(base, base_gone, added.ids, added.vectors)
-                postings = postings.update(base_gone, added.ids, added.terms)
+                faiss_index.update(base, base_gone, np.zeros(0, np.int64), None)
+                ids, terms = self._fill(base, self._added_since(prev.base_generation), removed)
+                postings = postings.update(base_gone, ids, terms)
                 self.params = dict(prev.index_params)
         if base is None or postings is None:
-            every = _joined(self._rows("c.gen_added IS NOT NULL AND c.gen_removed IS NULL", exclude=removed, every=True), new)
-            base, self.params = faiss_index.build(self.index_type, every.ids, every.vectors, self._dimension())
-            postings = lexical.Postings.build(every.ids, every.terms)
+            queries = [("c.gen_added IS NOT NULL AND c.gen_removed IS NULL", (), True), ("c.gen_added IS NULL", (), False)]
+            sample = self._training_sample(removed, total) if self.index_type == "ivfpq" else None
+            base, self.params = faiss_index.create(self.index_type, self._dimension(), total, sample)
+            del sample
+            ids, terms = self._fill(base, queries, removed)
+            postings = lexical.Postings.build(ids, terms)
+        del terms
         files = segments.write_segment(folder, segments.BASE, base, postings)
         n = int(base.ntotal)
         del base, postings
-        empty = np.zeros(0, dtype=np.int64)
-        index, _ = faiss_index.build("flat", empty, np.zeros((0, self._dimension()), np.float32), self._dimension())
-        files.update(segments.write_segment(folder, segments.DELTA, index, lexical.Postings.build(empty, [])))
-        files.update(segments.write_deleted(folder, empty))
+        empty, _ = faiss_index.create("flat", self._dimension(), 0)
+        files.update(segments.write_segment(folder, segments.DELTA, empty, lexical.Postings.build(np.zeros(0, np.int64), [])))
+        files.update(segments.write_deleted(folder, np.zeros(0, np.int64)))
         return files, {"base": n, "delta": 0, "deleted": 0}
+
+    def _added_since(self, base_gen: int) -> list[tuple[str, tuple, bool]]:
+        """The chunks a base written at `base_gen` lacks: live ones added since, and the pending."""
+        return [("c.gen_added > ? AND c.gen_removed IS NULL", (base_gen,), False), ("c.gen_added IS NULL", (), False)]
+
+    def _fill(self, index, queries: list[tuple[str, tuple, bool]], exclude: np.ndarray) -> tuple[np.ndarray, list]:
+        """Add to `index` the vectors of the chunks each query selects (not in `exclude`), a batch
+        at a time; their ids and term ids, in the order added."""
+        ids: list[np.ndarray] = []
+        terms: list[np.ndarray] = []
+        for where, args, every in queries:
+            for batch in self._rows(where, args, exclude, every):
+                if len(batch.ids):
+                    index.add_with_ids(batch.vectors, batch.ids)
+                ids.append(batch.ids)
+                terms += batch.terms
+        return (np.concatenate(ids) if ids else np.zeros(0, np.int64)), terms
+
+    def _training_sample(self, removed: np.ndarray, total: int) -> np.ndarray:
+        """A random sample of the vectors the new index will hold, for training ivfpq."""
+        m = faiss_index.training_size(total)
+        gone = set(removed.tolist())
+        rows = [r for r in self.db.execute(
+            "SELECT c.id, v.vector FROM chunks c JOIN vectors v ON v.sha256 = c.sha256 "
+            "WHERE c.gen_added IS NULL OR c.gen_removed IS NULL ORDER BY RANDOM() LIMIT ?", (m + len(gone),))
+            if r[0] not in gone][:m]
+        return np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32).reshape(len(rows), self._dimension())
 
     def _commit(self, gen: int, removed: np.ndarray, manifest: Manifest) -> None:
         """The switch: one transaction makes generation `gen` current."""
@@ -691,16 +779,16 @@ class _Builder:
             self.warn(f"the BM25 files of {folder} are damaged ({e}): BM25 is rebuilt from the stored terms")
             return None
 
-    def _rows(self, where: str, args: tuple = (), exclude: np.ndarray | None = None, every: bool = False) -> Segment:
-        """Chunk ids, vectors and term ids of the chunks matching `where` (not in `exclude`), by id;
-        read row by row into one array, so a million vectors take their own size in memory.
-        `every` (most rows match): read in id order rather than look them up by generation."""
-        count = self.db.execute(f"SELECT COUNT(*) FROM chunks c WHERE {where}", args).fetchone()[0]  # an upper bound
+    def _rows(self, where: str, args: tuple = (), exclude: np.ndarray | None = None, every: bool = False,
+              batch: int = 50_000) -> Iterator[Segment]:
+        """Chunk ids, vectors and term ids of the chunks matching `where` (not in `exclude`), by id,
+        in batches of `batch` rows: a million vectors never sit in memory twice. `every` (most rows
+        match): read in id order rather than look them up by generation."""
         dimension = self._dimension()
-        ids = np.empty(count, dtype=np.int64)
-        vectors = np.empty((count, dimension), dtype=np.float32)
-        terms: list[np.ndarray] = []
         gone = set(exclude.tolist()) if exclude is not None else set()
+        ids = np.empty(batch, dtype=np.int64)
+        vectors = np.empty((batch, dimension), dtype=np.float32)
+        terms: list[np.ndarray] = []
         n = 0
         for cid, vector, term in self.db.execute(
                 f"SELECT c.id, v.vector, v.terms FROM chunks c JOIN vectors v ON v.sha256 = c.sha256 WHERE {where} "
@@ -711,7 +799,10 @@ class _Builder:
             vectors[n] = np.frombuffer(vector, dtype=np.float32)
             terms.append(np.frombuffer(term, dtype=np.int32))
             n += 1
-        return Segment(ids[:n], vectors[:n], terms)
+            if n == batch:
+                yield Segment(ids.copy(), vectors.copy(), terms)
+                terms, n = [], 0
+        yield Segment(ids[:n].copy(), vectors[:n].copy(), terms)
 
     def _added_after(self, ids: np.ndarray, generation: int) -> np.ndarray:
         """Those of `ids` whose chunks were added after `generation` (so they are not in its base)."""
@@ -746,16 +837,6 @@ class _Builder:
                 db.executemany("INSERT INTO terms(term) VALUES (?)", [(w,) for w in fresh])
             look_up(fresh)
         return [np.array([known[w] for w in tokens], dtype=np.int32).tobytes() for tokens in token_lists]
-
-
-def _joined(first: Segment, second: Segment) -> Segment:
-    """Both segments' chunks in one (without copying when one of them is empty)."""
-    if not len(second.ids):
-        return first
-    if not len(first.ids):
-        return second
-    return Segment(np.concatenate([first.ids, second.ids]), np.concatenate([first.vectors, second.vectors]),
-                   first.terms + second.terms)
 
 
 def _choose(given, recorded, default):

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import codecs
 import unicodedata
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 from .errors import LoadError
 
@@ -164,3 +164,44 @@ def _utf8_sequences(data: bytes) -> tuple[int, int]:
 
 def _normalise(text: str) -> str:
     return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+def decode_stream(blocks: Iterator[bytes], warn: Callable[[str], None] | None = None) -> Iterator[str]:
+    """`decode_bytes` for a file read block by block: the encoding is chosen on its first SAMPLE
+    bytes by the same rule, and the text comes out piece by piece, newlines normalised. Bytes the
+    chosen encoding cannot decode further on become U+FFFD, and `warn` hears how many."""
+    head = b""
+    for block in blocks:
+        head += block
+        if len(head) >= SAMPLE:
+            break
+    if not head.strip():
+        raise LoadError("empty file")
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
+        encoding = "utf-16"
+    elif b"\x00" in head[:8192]:
+        raise LoadError("binary file (contains NUL bytes)")
+    elif _decode_prefix(head, "utf-8") is not None:
+        encoding = "utf-8-sig"
+    else:
+        good, bad = _utf8_sequences(head)
+        encoding = "utf-8" if good and bad <= good else best_encoding(head)
+        if encoding is None:
+            raise LoadError("cannot tell its text encoding (binary or corrupt?)")
+    decoder = codecs.getincrementaldecoder(encoding)("replace")
+    genuine = b"\xef\xbf\xbd" if encoding.startswith("utf-8") else None  # U+FFFD written in the file itself
+    replaced, held = 0, ""
+
+    def decode(data: bytes, final: bool = False) -> str:
+        nonlocal replaced, held
+        text = held + decoder.decode(data, final)
+        replaced += text.count("\ufffd") - (data.count(genuine) if genuine else 0) - held.count("\ufffd")
+        held = "" if final or not text.endswith("\r") else "\r"  # a \r\n split between two blocks
+        return _normalise(text[:-1] if held else text)
+
+    yield decode(head)
+    for block in blocks:
+        yield decode(block)
+    yield decode(b"", final=True)
+    if replaced > 0 and warn is not None:
+        warn(f"read as {encoding.replace('-sig', '')}: {replaced} byte sequence(s) it cannot decode became U+FFFD")

@@ -32,20 +32,18 @@ def ivfpq_min_chunks(n: int) -> int:
     return max(39 * ivfpq_lists(n), 4 * 2**PQ_BITS)
 
 
-def build(index_type: str, ids: np.ndarray, vectors: np.ndarray, dimension: int):
-    """A FAISS index holding `vectors` under `ids`, and the parameters to record in the manifest."""
+def create(index_type: str, dimension: int, n: int, sample: np.ndarray | None = None):
+    """An empty FAISS index for `n` vectors (ivfpq is trained on `sample`, drawn from them), and
+    the parameters to record in the manifest."""
     import faiss
 
-    n = len(ids)
     if index_type == "flat":
-        index = faiss.IndexIDMap(faiss.IndexFlatIP(dimension))
-        params: dict = {}
-    elif index_type == "hnsw":
+        return faiss.IndexIDMap(faiss.IndexFlatIP(dimension)), {}
+    if index_type == "hnsw":
         inner = faiss.IndexHNSWFlat(dimension, HNSW_NEIGHBOURS, faiss.METRIC_INNER_PRODUCT)
         inner.hnsw.efSearch = HNSW_EF_SEARCH
-        index = faiss.IndexIDMap(inner)
-        params = {"M": HNSW_NEIGHBOURS, "efSearch": HNSW_EF_SEARCH}
-    elif index_type == "ivfpq":
+        return faiss.IndexIDMap(inner), {"M": HNSW_NEIGHBOURS, "efSearch": HNSW_EF_SEARCH}
+    if index_type == "ivfpq":
         if n < ivfpq_min_chunks(n):
             raise RagError(
                 f"--index-type ivfpq needs at least {ivfpq_min_chunks(n)} chunks to train on; this corpus has {n}: "
@@ -55,13 +53,22 @@ def build(index_type: str, ids: np.ndarray, vectors: np.ndarray, dimension: int)
         m = next(m for m in (48, 32, 24, 16, 12, 8, 6, 4, 3, 2, 1) if dimension % m == 0)
         quantizer = faiss.IndexFlatIP(dimension)
         index = faiss.IndexIVFPQ(quantizer, dimension, nlist, m, PQ_BITS, faiss.METRIC_INNER_PRODUCT)
-        index.train(vectors)
+        index.train(np.ascontiguousarray(sample, dtype=np.float32))
         index.nprobe = min(nlist, 16)
-        params = {"nlist": nlist, "m": m, "nbits": PQ_BITS, "nprobe": index.nprobe, "trained_on": n}
-    else:
-        raise RagError(f"unknown index type {index_type!r}: use flat, hnsw or ivfpq")
-    if n:
-        index.add_with_ids(vectors, ids)
+        return index, {"nlist": nlist, "m": m, "nbits": PQ_BITS, "nprobe": index.nprobe, "trained_on": n}
+    raise RagError(f"unknown index type {index_type!r}: use flat, hnsw or ivfpq")
+
+
+def training_size(n: int) -> int:
+    """How many vectors ivfpq is trained on: FAISS's 256 per list at most, all of them if fewer."""
+    return min(n, 256 * ivfpq_lists(n))
+
+
+def build(index_type: str, ids: np.ndarray, vectors: np.ndarray, dimension: int):
+    """A FAISS index holding `vectors` under `ids`, and its parameters (see `create`)."""
+    index, params = create(index_type, dimension, len(ids), vectors)
+    if len(ids):
+        index.add_with_ids(np.ascontiguousarray(vectors, dtype=np.float32), np.asarray(ids, dtype=np.int64))
     return index, params
 
 
@@ -75,7 +82,7 @@ def can_update(index_type: str, params: dict, removed: int, total_after: int) ->
     return True
 
 
-def update(index, removed: np.ndarray, ids: np.ndarray, vectors: np.ndarray):
+def update(index, removed: np.ndarray, ids: np.ndarray, vectors: np.ndarray | None):
     """Remove the ids `removed` and add `vectors` under `ids`, in place."""
     if len(removed):
         index.remove_ids(np.asarray(removed, dtype=np.int64))

@@ -10,17 +10,18 @@ import os
 import re
 from dataclasses import dataclass
 from collections.abc import Callable, Iterator
+from typing import BinaryIO
 from html.parser import HTMLParser
 from pathlib import Path
 
-from .encodings import decode_bytes
+from .encodings import decode_bytes, decode_stream
 from .errors import LoadError
 from .store import MARKER as INDEX_MARKER  # a folder holding it is a rag index: never indexed itself
 
-TEXT_SUFFIXES = {".txt", ".md", ".markdown", ".rst"}
+TEXT_SUFFIXES = (".txt", ".md", ".markdown", ".rst")
 HTML_SUFFIXES = {".html", ".htm"}
 PDF_SUFFIXES = {".pdf"}
-SUPPORTED_SUFFIXES = TEXT_SUFFIXES | HTML_SUFFIXES | PDF_SUFFIXES
+SUPPORTED_SUFFIXES = set(TEXT_SUFFIXES) | HTML_SUFFIXES | PDF_SUFFIXES
 
 
 
@@ -128,6 +129,12 @@ def text_of(data: bytes, suffix: str, warn: Callable[[str], None] | None = None)
     if not text.strip():
         raise LoadError("no text in it" + (" (a scanned PDF without a text layer?)" if suffix in PDF_SUFFIXES else ""))
     return text
+
+
+def stream_text(open_file: Callable[[], BinaryIO], warn: Callable[[str], None] | None = None) -> Iterator[str]:
+    """The text of a plain-text file, a piece at a time (see `encodings.decode_stream`)."""
+    with open_file() as f:
+        yield from decode_stream(iter(lambda: f.read(1 << 20), b""), warn)
 
 
 def _normalise_newlines(text: str) -> str:

@@ -87,3 +87,21 @@ def test_long_word_without_boundaries_still_progresses():
 def test_bad_settings_are_refused(size, overlap):
     with pytest.raises(ValueError):
         chunk_offsets("a b", [(0, 1), (2, 3)], size, overlap)
+
+
+def test_streamed_chunks_equal_whole_document_chunks(tokenizer):
+    import random
+
+    from rag.chunking import chunk_stream
+
+    text = (TEXT + "\n") * 6 + "Averyveryveryverylongwordwithoutanyspacesinsideitatall " * 3
+    rng = random.Random(0)
+    for size, overlap in [(200, 40), (50, 10), (30, 29), (64, 0)]:
+        whole = chunk_document(Document("x.md", text), tokenizer, size, overlap)
+        for window in (60, 400, 2000):
+            pieces, i = [], 0
+            while i < len(text):  # pieces of any size, as a file is read block by block
+                j = i + rng.randint(1, 300)
+                pieces.append(text[i:j])
+                i = j
+            assert list(chunk_stream(pieces, "x.md", tokenizer, size, overlap, window=window)) == whole, (size, overlap, window)

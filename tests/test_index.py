@@ -817,3 +817,24 @@ def test_bad_utf8_in_a_file_is_a_warning_naming_it(corpus, tmp_path, embedder):
     index = Index.build(corpus, tmp_path / "idx", embedder=embedder, warn=warnings.append, notify=lambda m: None)
     assert any(w.startswith("notes.md: not valid UTF-8: 1 bad byte sequence") for w in warnings)
     assert "résumé \ufffd and more" in index.search("Café notes résumé", k=1)[0].text
+
+
+def test_a_large_text_file_is_streamed_to_the_same_chunks(tmp_path, embedder, monkeypatch):
+    import rag.build
+
+    paragraphs = [f"Paragraph {i}: the encoder reads, the decoder writes, café {i}." for i in range(60)]
+    text = "\r\n\r\n".join(paragraphs) + "\r\n"
+    folder = write_docs(tmp_path / "docs", {"big.txt": text.encode("cp1252"), "small.md": "Small.\n"})
+    whole = build(folder, tmp_path / "whole", embedder, chunk_tokens=40, overlap=5)
+    monkeypatch.setattr(rag.build, "STREAM_BYTES", 100)  # everything above 100 bytes is streamed
+    opened: list[str] = []
+    real_stream = rag.build.stream_text
+    monkeypatch.setattr(rag.build, "stream_text", lambda open_file, warn: opened.append("big") or real_stream(open_file, warn))
+    streamed = build(folder, tmp_path / "streamed", embedder, chunk_tokens=40, overlap=5)
+    assert opened == ["big"] and rows(streamed) == rows(whole) and len(rows(whole)) > 10
+    assert "café 7." in streamed.search("Paragraph 7", k=1, retriever="bm25")[0].text  # decoded as cp1252
+
+    (folder / "big.txt").write_bytes(b"\x00\x01binary" * 50)  # now binary: skipped, the old version kept
+    again = build(folder, tmp_path / "streamed", embedder)
+    assert ("big.txt", "binary file (contains NUL bytes)") in again.build_report.skipped
+    assert rows(again) == rows(whole)
