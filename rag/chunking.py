@@ -128,23 +128,23 @@ def chunk_stream(
 
 
 def _windows(pieces: Iterable[str], window: int) -> Iterator[tuple[str, bool]]:
-    """(text, is last) of at least `window` characters each (but the last), each ending at
+    """(text, is last) of at most about `window` characters each, each (but the last) ending at
     whitespace where there is any, from pieces of any size."""
     carry = ""
     iterator = iter(pieces)
     exhausted = False
-    while not exhausted:
-        while len(carry) < window:
+    while True:
+        while len(carry) < window and not exhausted:
             piece = next(iterator, None)
             if piece is None:
                 exhausted = True
-                break
-            carry += piece
-        if exhausted:
+            else:
+                carry += piece
+        if exhausted and len(carry) <= window:
             yield carry, True
             return
-        cut = max(carry.rfind(" "), carry.rfind("\n"), carry.rfind("\t")) + 1
+        cut = max(carry.rfind(" ", 0, window), carry.rfind("\n", 0, window), carry.rfind("\t", 0, window)) + 1
         if cut <= 0:
-            cut = len(carry)  # one word longer than the window: cut it anyway
+            cut = window  # one word longer than the window: cut it anyway
         yield carry[:cut], False
         carry = carry[cut:]
