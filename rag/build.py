@@ -31,7 +31,7 @@ from typing import BinaryIO
 
 import numpy as np
 
-from . import faiss_index, lexical, segments, store
+from . import lexical, store
 from .chunking import chunk_stream
 from .config import DEFAULT_BATCH_SIZE, DEFAULT_CHUNK_OVERLAP, DEFAULT_CHUNK_TOKENS, INDEX_TYPES
 from .documents import Document
@@ -39,7 +39,8 @@ from .embedder import Embedder, canonical_name
 from .errors import IndexError_, LoadError, RagError
 from .loaders import SUPPORTED_SUFFIXES, TEXT_SUFFIXES, decoder, stream_text, walk_relative
 from .manifest import Manifest
-from .segments import Segment
+from .segments import SegmentWriter
+from .stored import StoredChunks
 
 STREAM_BYTES = 8_000_000  # text files larger than this are hashed, decoded and chunked a block at a time
 DEFAULT_MAX_FILE_MB = 200  # larger files are skipped with a warning naming --max-file-mb
@@ -573,13 +574,13 @@ class _Builder:
         folder = self.new_gen_dir = store.new_gen_dir(self.path, gen)
         total = (prev.counts["chunks"] if prev else 0) - len(removed) + len(new_ids)
 
-        files = None
+        writer = SegmentWriter(self.path, folder, self.index_type, StoredChunks(db, self._dimension()), self.warn)
+        counts = None
         if prev_ok and bm25_ok and same_type:
-            files, counts = self._write_delta(prev, folder, removed, len(new_ids))
-            base_gen = prev.base_generation
-        if files is None:
-            files, counts = self._write_merged(prev if prev_ok and bm25_ok and same_type else None, folder, removed, total)
-            base_gen = gen
+            counts, base_gen = writer.delta_update(prev, removed, len(new_ids)), prev.base_generation
+        if counts is None:
+            counts, base_gen = writer.merge(prev if prev_ok and bm25_ok and same_type else None, removed, total), gen
+        files, self.params = writer.files, writer.params
         store.fsync_tree(folder)
         store.fsync_dir(self.path)
         if counts["base"] - counts["deleted"] + counts["delta"] != total:
@@ -600,90 +601,6 @@ class _Builder:
         report.documents, report.chunks, report.generation = documents, total, gen
         self._finish(gen)
         return report
-
-    def _write_delta(self, prev: Manifest, folder: Path, removed: np.ndarray, n_new: int):
-        """The cheap update: link the base, write the delta and the deleted ids. (None, ...) when
-        they have outgrown the base, or the previous deleted list is damaged: then merge."""
-        base_gen = prev.base_generation
-        try:
-            prev_deleted = segments.read_deleted(store.gen_dir(self.path, prev.generation), prev)
-        except (OSError, ValueError) as e:
-            self.warn(f"{store.gen_dir(self.path, prev.generation) / segments.DELETED} is damaged ({e}): "
-                      "the index's FAISS and BM25 files are rebuilt from the stored vectors")
-            return None, {}
-        in_delta = self.db.execute(
-            "SELECT COUNT(*) FROM chunks WHERE gen_added > ? AND gen_removed IS NULL", (base_gen,)).fetchone()[0]
-        delta_removed = self._added_after(removed, base_gen)
-        deleted = np.union1d(prev_deleted, np.setdiff1d(removed, delta_removed))
-        if segments.should_merge(prev.counts["base"], len(deleted), in_delta - len(delta_removed) + n_new):
-            return None, {}
-        files = segments.link_base(store.gen_dir(self.path, prev.generation), folder, prev.files)
-        index, _ = faiss_index.create("flat", self._dimension(), 0)
-        ids, terms = self._fill(index, self._added_since(base_gen), removed)
-        files.update(segments.write_segment(folder, segments.DELTA, index, lexical.Postings.build(ids, terms)))
-        files.update(segments.write_deleted(folder, deleted))
-        self.params = dict(prev.index_params)
-        return files, {"base": prev.counts["base"], "delta": len(ids), "deleted": len(deleted)}
-
-    def _write_merged(self, prev: Manifest | None, folder: Path, removed: np.ndarray, total: int):
-        """A new base holding every live chunk, an empty delta, nothing deleted. Made from the
-        previous base where it can be (updated in place), else from every stored vector; vectors
-        go from SQLite into FAISS a batch at a time."""
-        base = postings = None
-        if prev is not None:
-            prev_folder = store.gen_dir(self.path, prev.generation)
-            gone = np.union1d(segments.read_deleted(prev_folder, prev), removed)
-            base_gone = np.setdiff1d(gone, self._added_after(gone, prev.base_generation))
-            if faiss_index.can_update(self.index_type, prev.index_params, len(base_gone), total):
-                base = self._previous_faiss(prev_folder / segments.BASE, prev.files.get(f"{segments.BASE}/{faiss_index.FILE}"))
-                postings = self._previous_postings(prev_folder / segments.BASE, prev, segments.BASE)
-            if base is not None and postings is not None:
-                faiss_index.update(base, base_gone, np.zeros(0, np.int64), None)
-                ids, terms = self._fill(base, self._added_since(prev.base_generation), removed)
-                postings = postings.update(base_gone, ids, terms)
-                self.params = dict(prev.index_params)
-        if base is None or postings is None:
-            queries = [("c.gen_added IS NOT NULL AND c.gen_removed IS NULL", (), True), ("c.gen_added IS NULL", (), False)]
-            sample = self._training_sample(removed, total) if self.index_type == "ivfpq" else None
-            base, self.params = faiss_index.create(self.index_type, self._dimension(), total, sample)
-            del sample
-            ids, terms = self._fill(base, queries, removed)
-            postings = lexical.Postings.build(ids, terms)
-        del terms
-        files = segments.write_segment(folder, segments.BASE, base, postings)
-        n = int(base.ntotal)
-        del base, postings
-        empty, _ = faiss_index.create("flat", self._dimension(), 0)
-        files.update(segments.write_segment(folder, segments.DELTA, empty, lexical.Postings.build(np.zeros(0, np.int64), [])))
-        files.update(segments.write_deleted(folder, np.zeros(0, np.int64)))
-        return files, {"base": n, "delta": 0, "deleted": 0}
-
-    def _added_since(self, base_gen: int) -> list[tuple[str, tuple, bool]]:
-        """The chunks a base written at `base_gen` lacks: live ones added since, and the pending."""
-        return [("c.gen_added > ? AND c.gen_removed IS NULL", (base_gen,), False), ("c.gen_added IS NULL", (), False)]
-
-    def _fill(self, index, queries: list[tuple[str, tuple, bool]], exclude: np.ndarray) -> tuple[np.ndarray, list]:
-        """Add to `index` the vectors of the chunks each query selects (not in `exclude`), a batch
-        at a time; their ids and term ids, in the order added."""
-        ids: list[np.ndarray] = []
-        terms: list[np.ndarray] = []
-        for where, args, every in queries:
-            for batch in self._rows(where, args, exclude, every):
-                if len(batch.ids):
-                    index.add_with_ids(batch.vectors, batch.ids)
-                ids.append(batch.ids)
-                terms += batch.terms
-        return (np.concatenate(ids) if ids else np.zeros(0, np.int64)), terms
-
-    def _training_sample(self, removed: np.ndarray, total: int) -> np.ndarray:
-        """A random sample of the vectors the new index will hold, for training ivfpq."""
-        m = faiss_index.training_size(total)
-        gone = set(removed.tolist())
-        rows = [r for r in self.db.execute(
-            "SELECT c.id, v.vector FROM chunks c JOIN vectors v ON v.sha256 = c.sha256 "
-            "WHERE c.gen_added IS NULL OR c.gen_removed IS NULL ORDER BY RANDOM() LIMIT ?", (m + len(gone),))
-            if r[0] not in gone][:m]
-        return np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32).reshape(len(rows), self._dimension())
 
     def _commit(self, gen: int, removed: np.ndarray, manifest: Manifest) -> None:
         """The switch: one transaction makes generation `gen` current."""
@@ -753,66 +670,6 @@ class _Builder:
                           "from the stored vectors (nothing is embedded again)")
                 return False
         return True
-
-    def _previous_faiss(self, folder: Path, recorded: dict | None):
-        path = folder / faiss_index.FILE
-        try:
-            index, digest = faiss_index.read(path, sha256=(recorded or {})["sha256"])
-        except (RuntimeError, KeyError, OSError):
-            index, digest = None, None
-        if index is None or digest != recorded["sha256"]:
-            self.warn(f"{path} is damaged: the FAISS index is rebuilt from the stored vectors")
-            return None
-        return index
-
-    def _previous_postings(self, folder: Path, prev: Manifest, name: str):
-        try:
-            for file in lexical.FILES:
-                rel = f"{name}/{lexical.FOLDER}/{file}"
-                if store.file_sha256(folder.parent / rel) != prev.files[rel]["sha256"]:
-                    raise ValueError(f"{rel} differs from its checksum")
-            postings = lexical.Postings.load(folder)
-            if postings.check():
-                raise ValueError(postings.check())
-            return postings
-        except (OSError, ValueError, KeyError, store.DamagedFile) as e:
-            self.warn(f"the BM25 files of {folder} are damaged ({e}): BM25 is rebuilt from the stored terms")
-            return None
-
-    def _rows(self, where: str, args: tuple = (), exclude: np.ndarray | None = None, every: bool = False,
-              batch: int = 50_000) -> Iterator[Segment]:
-        """Chunk ids, vectors and term ids of the chunks matching `where` (not in `exclude`), by id,
-        in batches of `batch` rows: a million vectors never sit in memory twice. `every` (most rows
-        match): read in id order rather than look them up by generation."""
-        dimension = self._dimension()
-        gone = set(exclude.tolist()) if exclude is not None else set()
-        ids = np.empty(batch, dtype=np.int64)
-        vectors = np.empty((batch, dimension), dtype=np.float32)
-        terms: list[np.ndarray] = []
-        n = 0
-        for cid, vector, term in self.db.execute(
-                f"SELECT c.id, v.vector, v.terms FROM chunks c JOIN vectors v ON v.sha256 = c.sha256 WHERE {where} "
-                f"ORDER BY {'c.id' if every else 'c.id + 0'}", args):  # + 0: search by generation, then sort
-            if cid in gone:
-                continue
-            ids[n] = cid
-            vectors[n] = np.frombuffer(vector, dtype=np.float32)
-            terms.append(np.frombuffer(term, dtype=np.int32))
-            n += 1
-            if n == batch:
-                yield Segment(ids.copy(), vectors.copy(), terms)
-                terms, n = [], 0
-        yield Segment(ids[:n].copy(), vectors[:n].copy(), terms)
-
-    def _added_after(self, ids: np.ndarray, generation: int) -> np.ndarray:
-        """Those of `ids` whose chunks were added after `generation` (so they are not in its base)."""
-        found: list[int] = []
-        listed = [int(i) for i in ids]
-        for start in range(0, len(listed), 500):
-            part = listed[start:start + 500]
-            found += [row[0] for row in self.db.execute(
-                f"SELECT id FROM chunks WHERE gen_added > ? AND id IN ({','.join('?' * len(part))})", [generation, *part])]
-        return np.array(sorted(found), dtype=np.int64)
 
     def _live_id_sum(self, prev: Manifest | None, removed: np.ndarray, new_ids: np.ndarray) -> int:
         before = prev.id_sum if prev is not None else 0

@@ -1,10 +1,9 @@
 """FAISS index types over unit vectors with inner product (= cosine similarity), and their files.
 
 flat is exact and the default; hnsw is a graph index for larger corpora; ivfpq compresses
-vectors and must be trained on enough of them. An update starts from the previous
-generation's index: flat and ivfpq remove and add ids in place; hnsw adds in place but cannot
-remove, so an update that deletes chunks rebuilds it from the stored vectors; ivfpq is
-retrained when the corpus has grown or shrunk fourfold since it was trained.
+vectors and must be trained on enough of them. Indexes are built a segment at a time
+(see rag/segments.py); ivfpq segments are copies of one index trained on a sample of the whole
+corpus, retrained when the corpus has grown or shrunk fourfold since.
 """
 from __future__ import annotations
 
@@ -80,15 +79,6 @@ def can_update(index_type: str, params: dict, removed: int, total_after: int) ->
         trained = params.get("trained_on", 0)
         return trained > 0 and trained / RETRAIN_FACTOR <= total_after <= trained * RETRAIN_FACTOR
     return True
-
-
-def update(index, removed: np.ndarray, ids: np.ndarray, vectors: np.ndarray | None):
-    """Remove the ids `removed` and add `vectors` under `ids`, in place."""
-    if len(removed):
-        index.remove_ids(np.asarray(removed, dtype=np.int64))
-    if len(ids):
-        index.add_with_ids(np.ascontiguousarray(vectors, dtype=np.float32), np.asarray(ids, dtype=np.int64))
-    return index
 
 
 def search(index, vectors: np.ndarray, k: int, params=None):

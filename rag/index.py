@@ -273,9 +273,10 @@ class Index:
         if faiss_ids is not None and sorted(faiss_ids.tolist()) != live:
             problems.append(f"{self.folder.name}: its FAISS ids are not the chunks in {store.META}")
         try:
-            base, delta, keep = self.generation.postings()
-            problem = base.check() or delta.check()
-            ids = np.concatenate([np.asarray(base.chunk_ids)[keep], np.asarray(delta.chunk_ids)])
+            segments = self.generation.postings()
+            problem = next((p.check() for p, _ in segments if p.check()), None)
+            ids = np.concatenate([np.asarray(p.chunk_ids) if live is None else np.asarray(p.chunk_ids)[live]
+                                  for p, live in segments])
             if problem is None and sorted(ids.tolist()) != live:
                 problem = f"its chunk ids are not the chunks in {store.META}"
             if problem:

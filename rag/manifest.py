@@ -21,7 +21,7 @@ class Manifest:
     chunking: dict  # tokens, overlap, tokenizer
     bm25: dict
     source: str
-    counts: dict  # documents, chunks (live), terms (BM25 vocabulary), base, delta, deleted (segment rows)
+    counts: dict  # documents, chunks (live), terms (BM25 vocabulary), segments (rows per base segment), base, delta, deleted
     files: dict  # path inside the generation folder -> {"size", "sha256"}
     id_sum: int  # sum of the live chunk ids mod 2**63: FAISS and BM25 are checked against it on load
     created: str
@@ -56,6 +56,8 @@ class Manifest:
         for name in ("documents", "chunks", "terms", "base", "delta", "deleted"):
             if not isinstance(data["counts"].get(name), int):
                 raise ValueError(f"its counts lack {name!r}")
+        if not isinstance(data["counts"].get("segments"), list) or not all(isinstance(n, int) for n in data["counts"]["segments"]):
+            raise ValueError("its counts lack the rows of each segment")
         for name in ("tokens", "overlap"):
             if not isinstance(data["chunking"].get(name), int):
                 raise ValueError(f"its chunking lacks {name!r}")

@@ -99,11 +99,47 @@ def tiny_gpt2(tmp_path_factory) -> str:
     return str(build_tiny_gpt2(tmp_path_factory.mktemp("models") / "tiny-gpt2"))
 
 
-@pytest.fixture(params=["delta", "merge"])
+@pytest.fixture(params=["delta", "merge", "merge-2"])
 def merge_policy(request, monkeypatch) -> str:
-    """Run a test both ways an update can write a generation: into the delta segment (never
-    merging) and merged into a new base (always merging); see rag/segments.py."""
+    """Run a test each way an update can write a generation: into the delta segment (never
+    merging), merged into a new base (always merging), and merged into base segments of at most
+    two chunks (so merges link, rewrite, drop and append segments); see rag/segments.py."""
     from rag import segments
 
     monkeypatch.setattr(segments, "MERGE_FRACTION", 1e9 if request.param == "delta" else 0.0)
+    if request.param == "merge-2":
+        monkeypatch.setattr(segments, "SEGMENT_CHUNKS", 2)
     return request.param
+
+
+class HashEmbedder:
+    """A stand-in embedder for tests that need many chunks fast: words as tokens, unit vectors
+    from a hash of the text (similar texts are not similar vectors: for storage tests only)."""
+
+    name = "stand-in/hash-32"
+    dimension = 32
+    max_tokens = 10**6
+
+    class _Words:
+        def __call__(self, text, **kwargs):
+            import re
+
+            return {"offset_mapping": [m.span() for m in re.finditer(r"\S+", text)]}
+
+    tokenizer = _Words()
+
+    def encode(self, texts, show_progress=False):
+        import hashlib
+
+        import numpy as np
+
+        out = np.stack([np.random.default_rng(int.from_bytes(hashlib.sha256(t.encode()).digest()[:8], "little"))
+                        .standard_normal(self.dimension) for t in texts]) if texts else np.zeros((0, self.dimension))
+        return (out / np.linalg.norm(out, axis=1, keepdims=True)).astype("float32") if len(texts) else out.astype("float32")
+
+
+@pytest.fixture
+def hash_embedder():
+    from rag.embedder import Embedder
+
+    return type("HashEmbedderStandIn", (HashEmbedder, Embedder), {"__init__": lambda self: None})()

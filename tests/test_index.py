@@ -77,14 +77,14 @@ def test_build_search_and_load(corpus, tmp_path, embedder):
     assert sorted(p for p, _ in report.skipped) == ["empty.txt", "noise.bin.txt"]
     assert index.documents() == ["bert.md", "faiss.html", "gpt2.txt", "rag.pdf", "t5/t5.rst"]
     assert {f.name for f in (tmp_path / "idx").iterdir()} == {"rag-index.json", "meta.sqlite", "write.lock", "gen-000001"}
-    assert {f.name for f in (tmp_path / "idx" / "gen-000001").iterdir()} == {"base", "delta", "deleted.npy", "rag-generation.json"}
+    assert {f.name for f in (tmp_path / "idx" / "gen-000001").iterdir()} == {"base-000", "delta", "deleted.npy", "rag-generation.json"}
     m = index.manifest
     assert m.embedder == "sentence-transformers/all-MiniLM-L6-v2" and m.generation == 1
     assert (m.dimension, m.metric, m.normalized) == (384, "inner_product", True)
     assert m.chunking["tokens"] == 200 and m.counts["documents"] == 5 and m.counts["chunks"] == 5
-    assert set(m.files) == {"deleted.npy", *(f"{part}/{name}" for part in ("base", "delta")
+    assert set(m.files) == {"deleted.npy", *(f"{part}/{name}" for part in ("base-000", "delta")
                                              for name in ("index.faiss", *(f"bm25/{f}" for f in lexical.FILES)))}
-    assert (m.counts["base"], m.counts["delta"], m.counts["deleted"]) == (5, 0, 0)
+    assert (m.counts["segments"], m.counts["base"], m.counts["delta"], m.counts["deleted"]) == ([5], 5, 0, 0)
 
     [hit] = index.search("How long is the context of GPT-2?", k=1)
     assert hit.doc_path == "gpt2.txt" and hit.rank == 1 and 0 < hit.score <= 1.0001
@@ -117,10 +117,13 @@ def test_incremental_update_embeds_only_what_changed(corpus, tmp_path, embedder,
     assert index.search("WordPiece", k=1)[0].doc_path == "bert.md"
     assert len(index) == 5 and index.verify() == []
     counts = index.manifest.counts
-    if merge_policy == "delta":  # the base is the first generation's, linked; the changes are beside it
+    if merge_policy == "merge-2":
+        assert counts["segments"] == [2, 2, 1] and (counts["delta"], counts["deleted"]) == (0, 0)
+        assert index.manifest.base_generation == 2
+    elif merge_policy == "delta":  # the base is the first generation's, linked; the changes are beside it
         assert (counts["base"], counts["delta"], counts["deleted"], index.manifest.base_generation) == (5, 2, 2, 1)
-        first_base = store.gen_dir(idx, 1) / "base" / "index.faiss"
-        assert (store.gen_dir(idx, 2) / "base" / "index.faiss").stat().st_ino == first_base.stat().st_ino
+        first_base = store.gen_dir(idx, 1) / "base-000" / "index.faiss"
+        assert (store.gen_dir(idx, 2) / "base-000" / "index.faiss").stat().st_ino == first_base.stat().st_ino
     else:
         assert (counts["base"], counts["delta"], counts["deleted"], index.manifest.base_generation) == (5, 0, 0, 2)
 
@@ -207,8 +210,9 @@ def test_delta_segments_search_like_a_merged_index(tmp_path, embedder, monkeypat
     topics = ["encoders read text", "decoders write text", "FAISS finds vectors", "BM25 counts words",
               "T5 maps text to text", "GPT-2 predicts tokens", "BERT masks tokens", "RAG retrieves passages"]
     folders = {}
-    for policy in ("delta", "merge"):
+    for policy in ("delta", "merge", "segments"):
         monkeypatch.setattr(segments, "MERGE_FRACTION", 1e9 if policy == "delta" else 0.0)
+        monkeypatch.setattr(segments, "SEGMENT_CHUNKS", 3 if policy == "segments" else 200_000)
         folder = write_docs(tmp_path / policy / "docs", {f"d{i}.md": f"{t}. " * 3 + "\n" for i, t in enumerate(topics)})
         age(folder)
         idx = tmp_path / policy / "idx"
@@ -219,13 +223,15 @@ def test_delta_segments_search_like_a_merged_index(tmp_path, embedder, monkeypat
         (folder / "d6.md").rename(folder / "moved.md")
         (folder / "new.md").unlink()
         folders[policy] = build(folder, idx, embedder)
-    delta, merged = folders["delta"], folders["merge"]
+    delta, merged, split = folders["delta"], folders["merge"], folders["segments"]
     assert delta.manifest.counts["deleted"] == 3 and merged.manifest.counts["deleted"] == 0
+    assert split.manifest.counts["segments"] == [3, 3, 1] and split.verify() == []
     for query in ("tokens", "words and vectors", "text", "decoders write text"):
         for kind in ("dense", "bm25", "hybrid"):
-            a, b = delta.search(query, k=8, retriever=kind), merged.search(query, k=8, retriever=kind)
-            assert [(p.doc_path, p.text) for p in a] == [(p.doc_path, p.text) for p in b], (query, kind)
+            a, b, c = (index.search(query, k=8, retriever=kind) for index in (delta, merged, split))
+            assert [(p.doc_path, p.text) for p in a] == [(p.doc_path, p.text) for p in b] == [(p.doc_path, p.text) for p in c]
             assert [p.score for p in a] == pytest.approx([p.score for p in b], rel=1e-5), (query, kind)
+            assert [p.score for p in c] == pytest.approx([p.score for p in b], rel=1e-5), (query, kind)
             assert not {"d1.md", "new.md", "d6.md"} & {p.doc_path for p in a}
 
 
@@ -302,7 +308,7 @@ def test_hnsw_and_ivfpq(corpus, tmp_path, embedder, merge_policy):
         Index.load(tmp_path / "ivf")
 
 
-def test_ivfpq_trains_on_enough_vectors_and_updates_in_place():
+def test_ivfpq_trains_on_enough_vectors_and_is_retrained_when_the_corpus_grows_fourfold():
     rng = np.random.default_rng(0)
     n, d = 2000, 32
     vectors = rng.standard_normal((n, d)).astype(np.float32)
@@ -312,9 +318,6 @@ def test_ivfpq_trains_on_enough_vectors_and_updates_in_place():
     _, ids = index.search(vectors[:20], 1)
     assert (ids[:, 0] == np.arange(20) + 100).mean() >= 0.5  # compressed, so approximate
     assert faiss_index.can_update("ivfpq", params, 10, n + 10) and not faiss_index.can_update("ivfpq", params, 0, 5 * n)
-    faiss_index.update(index, np.arange(100, 110), np.array([9000]), vectors[:1])
-    assert index.ntotal == n - 9
-    assert not faiss_index.can_update("hnsw", {}, 1, n) and faiss_index.can_update("hnsw", {}, 0, n)
 
 
 def test_settings_default_to_what_the_index_records(corpus, tmp_path, embedder, monkeypatch):
@@ -537,7 +540,7 @@ def test_failure_mid_write_leaves_the_previous_generation(corpus, tmp_path, embe
     def boom(*args, **kwargs):
         raise RuntimeError("disk on fire")
 
-    monkeypatch.setattr(faiss_index, "update", boom)
+    monkeypatch.setattr(faiss_index, "write", boom)
     with pytest.raises(RuntimeError, match="disk on fire"):
         build(corpus, idx, embedder)
     monkeypatch.undo()
@@ -610,9 +613,9 @@ def _damage_cases(idx: Path):
         "manifest []": (lambda: set_manifest("[]"), "meta.sqlite"),
         "manifest null": (lambda: set_manifest("null"), "meta.sqlite"),
         "manifest without keys": (lambda: set_manifest('{"format": "rag-index", "format_version": 2}'), "meta.sqlite"),
-        "truncated index.faiss": (lambda: truncate(gen / "base" / "index.faiss"), "gen-000001/base/index.faiss"),
-        "missing index.faiss": (lambda: (gen / "base" / "index.faiss").unlink(), "gen-000001/base/index.faiss"),
-        "truncated bm25 rows": (lambda: truncate(gen / "base" / "bm25" / "rows.npy"), "gen-000001/base/bm25/rows.npy"),
+        "truncated index.faiss": (lambda: truncate(gen / "base-000" / "index.faiss"), "gen-000001/base-000/index.faiss"),
+        "missing index.faiss": (lambda: (gen / "base-000" / "index.faiss").unlink(), "gen-000001/base-000/index.faiss"),
+        "truncated bm25 rows": (lambda: truncate(gen / "base-000" / "bm25" / "rows.npy"), "gen-000001/base-000/bm25/rows.npy"),
         "garbage deleted ids": (lambda: (gen / "deleted.npy").write_bytes(b"junk"), "gen-000001/deleted.npy"),
     }
 
@@ -659,10 +662,10 @@ def test_mismatched_parts_are_caught(corpus, tmp_path, embedder):
     build(corpus, idx, embedder)
     build(corpus, other, embedder)  # same documents, its own chunk ids
     gen = store.gen_dir(idx, 1)
-    faiss_file = gen / "base" / "index.faiss"
+    faiss_file = gen / "base-000" / "index.faiss"
     original = faiss_file.read_bytes()
-    faiss_file.write_bytes((store.gen_dir(other, 1) / "base" / "index.faiss").read_bytes())
-    with pytest.raises(IndexError_, match="base/index.faiss: its ids are not this index's chunks"):
+    faiss_file.write_bytes((store.gen_dir(other, 1) / "base-000" / "index.faiss").read_bytes())
+    with pytest.raises(IndexError_, match="base-000/index.faiss: its ids are not this index's chunks"):
         Index.load(idx)
     faiss_file.write_bytes(original)
 
@@ -672,15 +675,15 @@ def test_mismatched_parts_are_caught(corpus, tmp_path, embedder):
     quick = CliRunner().invoke(main, ["info", "--index", str(idx)])
     assert quick.exit_code == 0 and "healthy" not in quick.output and "--check" in quick.output
     full = CliRunner().invoke(main, ["info", "--index", str(idx), "--check"])
-    assert full.exit_code == 1 and "damaged: gen-000001/base/index.faiss: its checksum differs" in full.output
+    assert full.exit_code == 1 and "damaged: gen-000001/base-000/index.faiss: its checksum differs" in full.output
     assert "--rebuild" in full.output.strip().splitlines()[-1]
     faiss_file.write_bytes(original)
 
-    ids_file = gen / "base" / "bm25" / "chunk_ids.npy"
+    ids_file = gen / "base-000" / "bm25" / "chunk_ids.npy"
     ids = np.load(ids_file)
     np.save(ids_file, ids[::-1].copy())  # reordered: same ids, wrong rows
     problems = Index.load(idx).verify()
-    assert problems == ["gen-000001/base/bm25/chunk_ids.npy: its checksum differs from the one recorded"]
+    assert problems == ["gen-000001/base-000/bm25/chunk_ids.npy: its checksum differs from the one recorded"]
     np.save(ids_file, ids)
 
     db = sqlite3.connect(idx / store.META)
@@ -691,7 +694,7 @@ def test_mismatched_parts_are_caught(corpus, tmp_path, embedder):
     assert build(corpus, idx, embedder, rebuild=True).verify() == []  # the advised fix repairs it
 
     (idx / store.META).write_bytes((other / store.META).read_bytes())  # meta.sqlite from the other index
-    with pytest.raises(IndexError_, match="base/index.faiss: its ids are not this index's chunks"):
+    with pytest.raises(IndexError_, match="base-000/index.faiss: its ids are not this index's chunks"):
         Index.load(idx)
 
 
@@ -838,3 +841,31 @@ def test_a_large_text_file_is_streamed_to_the_same_chunks(tmp_path, embedder, mo
     again = build(folder, tmp_path / "streamed", embedder)
     assert ("big.txt", "binary file (contains NUL bytes)") in again.build_report.skipped
     assert rows(again) == rows(whole)
+
+
+@pytest.mark.parametrize("index_type", ["flat", "hnsw", "ivfpq"])
+def test_many_segments_of_every_index_type(tmp_path, hash_embedder, monkeypatch, index_type):
+    """A corpus large enough for ivfpq, in segments of 400 chunks: built, then updated by a merge
+    that links the untouched segment and packs the others' live chunks with the new ones."""
+    from rag import segments
+
+    monkeypatch.setattr(segments, "SEGMENT_CHUNKS", 400)
+    monkeypatch.setattr(segments, "MERGE_FRACTION", 0.0)
+    docs = {f"d{i:04d}.txt": f"document {i} says word{i} and word{i % 7}\n" for i in range(1600)}
+    folder = write_docs(tmp_path / "docs", docs)
+    index = build(folder, tmp_path / "idx", hash_embedder, index_type=index_type)
+    assert index.manifest.counts["segments"] == [400, 400, 400, 400] and index.verify() == []
+    for i in (5, 6, 7):  # all in the first segment
+        (folder / f"d{i:04d}.txt").unlink()
+    write_docs(folder, {f"new{i}.txt": f"a new document with newword{i}\n" for i in range(150)})
+    updated = build(folder, tmp_path / "idx", hash_embedder)
+    counts = updated.manifest.counts
+    assert counts["segments"] == [400, 400, 400, 400, 147] and counts["chunks"] == 1747 and updated.verify() == []
+    untouched = store.gen_dir(tmp_path / "idx", 1) / "base-001" / "index.faiss"  # linked, now the first
+    assert (store.gen_dir(tmp_path / "idx", 2) / "base-000" / "index.faiss").stat().st_ino == untouched.stat().st_ino
+    assert updated.search("newword42", k=1, retriever="bm25")[0].doc_path == "new42.txt"
+    assert updated.search("word6", k=5, retriever="bm25") and "d0006.txt" not in {
+        p.doc_path for p in updated.search("document 6 says word6", k=20, retriever="bm25")}
+    vector = hash_embedder.encode(["document 1000 says word1000 and word6\n".strip()])
+    [[(chunk, _)]] = updated.dense_hits(vector, 1)
+    assert updated.passages([chunk], [1.0])[0].doc_path == "d1000.txt" or index_type != "flat"
