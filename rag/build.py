@@ -35,7 +35,7 @@ from . import lexical, store
 from .chunking import chunk_stream
 from .config import DEFAULT_BATCH_SIZE, DEFAULT_CHUNK_OVERLAP, DEFAULT_CHUNK_TOKENS, INDEX_TYPES
 from .documents import Document
-from .embedder import Embedder, canonical_name
+from .embedder import Embedder, canonical_name, default_backend, is_embedder, load_embedder
 from .errors import IndexError_, LoadError, RagError
 from .loaders import SUPPORTED_SUFFIXES, TEXT_SUFFIXES, decoder, stream_text, walk_relative
 from .manifest import Manifest
@@ -67,7 +67,8 @@ class Source:
 class BuildOptions:
     """How to build. None means: as the index records it, else the default."""
 
-    embedder: str | Embedder | None = None
+    embedder: str | Embedder | None = None  # a name, or an embedder object (torch or ONNX)
+    backend: str | None = None  # torch, onnx (int8) or onnx-fp32; None: the index's, else the default
     chunk_tokens: int | None = None
     overlap: int | None = None
     index_type: str | None = None
@@ -365,7 +366,8 @@ class _Builder:
         if self.prev is not None:
             m = self.prev
             return {"embedder": m.embedder, "chunk_tokens": m.chunking["tokens"], "overlap": m.chunking["overlap"],
-                    "index_type": m.index_type, "source": m.source, "documents": m.counts["documents"]}
+                    "index_type": m.index_type, "source": m.source, "documents": m.counts["documents"],
+                    "backend": m.backend}
         row = self.db.execute("SELECT value FROM state WHERE key = 'legacy_manifest'").fetchone()
         if row is None:
             return {}
@@ -380,7 +382,7 @@ class _Builder:
     def settle(self) -> None:
         """Resolve the options against what the index records, and say what a change costs."""
         o, rec = self.options, self.recorded()
-        given = o.embedder.name if isinstance(o.embedder, Embedder) else o.embedder
+        given = o.embedder.name if is_embedder(o.embedder) else o.embedder
         name = canonical_name(given if given is not None else rec.get("embedder"))
         if rec.get("embedder") and name != rec["embedder"]:
             raise IndexError_(
@@ -392,7 +394,15 @@ class _Builder:
                 f"index {self.path} holds documents from {rec.get('source')}, not {self.source}: "
                 "choose another --index folder for this one"
             )
-        self.emb = o.embedder if isinstance(o.embedder, Embedder) else Embedder(name, batch_size=o.batch_size)
+        self.backend = getattr(o.embedder, "backend", None) if is_embedder(o.embedder) else None
+        self.backend = self.backend or _choose(o.backend, rec.get("backend"), default_backend())
+        self.emb = o.embedder if is_embedder(o.embedder) else load_embedder(
+            name, self.backend, batch_size=o.batch_size, notify=self.notify)
+        if self.prev is not None and rec.get("backend") and self.backend != rec["backend"]:
+            self.notify(
+                f"--backend {self.backend} differs from the index's {rec['backend']}: new chunks are embedded with "
+                f"{self.backend}, stored vectors are kept (the backends' vectors agree to a cosine of 0.99)"
+            )
         self.chunk_tokens = _choose(o.chunk_tokens, rec.get("chunk_tokens"), DEFAULT_CHUNK_TOKENS)
         self.overlap = _choose(o.overlap, rec.get("overlap"), DEFAULT_CHUNK_OVERLAP)
         self.index_type = _choose(o.index_type, rec.get("index_type"), "flat")
@@ -591,7 +601,8 @@ class _Builder:
         vocab = db.execute("SELECT COALESCE(MAX(id), 0) + 1 FROM terms").fetchone()[0]
         now = _now()
         manifest = Manifest(
-            generation=gen, embedder=self.emb.name, dimension=self._dimension(), index_type=self.index_type,
+            generation=gen, embedder=self.emb.name, backend=self.backend, dimension=self._dimension(),
+            index_type=self.index_type,
             index_params=self.params, chunking=self.chunking, bm25=lexical.settings(), source=self.source,
             counts={"documents": documents, "chunks": total, "terms": vocab, **counts}, files=files,
             id_sum=self._live_id_sum(prev, removed, new_ids), created=prev.created if prev else now, updated=now,

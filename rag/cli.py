@@ -110,6 +110,9 @@ def main() -> None:
               help=f"Tokens shared by consecutive chunks (default: the index's, else {DEFAULT_CHUNK_OVERLAP}).")
 @click.option("--index-type", type=click.Choice(INDEX_TYPES), default=None,
               help="FAISS index: exact flat, HNSW graph, or compressed IVF-PQ (default: the index's, else flat).")
+@click.option("--backend", type=click.Choice(["torch", "onnx", "onnx-fp32"]), default=None,
+              help="What runs the embedder: torch, ONNX Runtime with int8 weights (onnx), or ONNX fp32 "
+                   "(default: the index's, else onnx).")
 @click.option("--batch-size", default=DEFAULT_BATCH_SIZE, show_default=True, type=click.IntRange(min=1))
 @click.option("--rehash", is_flag=True, help="Read and hash every file, even those whose size and mtime are unchanged.")
 @click.option("--rebuild", is_flag=True, help="Discard the index's contents and build it again from FOLDER.")
@@ -118,7 +121,7 @@ def main() -> None:
               help="Skip files larger than this, with a warning.")
 @click.option("--json", "as_json", is_flag=True, help="Print the build report as JSON.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars or warnings.")
-def index(folder: Path, index_dir: Path | None, embedder, chunk_tokens, overlap, index_type, batch_size, rehash,
+def index(folder: Path, index_dir: Path | None, embedder, chunk_tokens, overlap, index_type, backend, batch_size, rehash,
           rebuild, follow_symlinks, max_file_mb, as_json, quiet) -> None:
     """Index (or update the index of) the documents under FOLDER."""
     from .build import BuildOptions, build_folder
@@ -127,7 +130,8 @@ def index(folder: Path, index_dir: Path | None, embedder, chunk_tokens, overlap,
         raise RagError(f"--max-file-mb must be a finite number, got {max_file_mb}")
     index_dir = index_dir if index_dir is not None else default_index_dir()
     options = BuildOptions(
-        embedder=embedder, chunk_tokens=chunk_tokens, overlap=overlap, index_type=index_type, batch_size=batch_size,
+        embedder=embedder, chunk_tokens=chunk_tokens, overlap=overlap, index_type=index_type, backend=backend,
+        batch_size=batch_size,
         rehash=rehash, rebuild=rebuild, follow_symlinks=follow_symlinks, max_file_mb=max_file_mb,
         progress=_show_progress(quiet), warn=(lambda m: None) if quiet else _warn,
         notify=(lambda m: None) if quiet else (lambda m: click.echo(shown(m), err=True)),
@@ -198,7 +202,8 @@ def info(index_dir: Path | None, check: bool, as_json: bool) -> None:
             ("source", m.source),
             ("documents", m.counts["documents"]),
             ("chunks", m.counts["chunks"]),
-            ("embedder", f"{m.embedder} ({m.dimension} dims, normalised, {m.metric})"),
+            ("embedder", f"{m.embedder} ({m.dimension} dims, normalised, {m.metric}), built with {m.backend}; "
+                         f"queries use {getattr(index.embedder, 'backend', 'torch')}"),
             ("index type", f"{m.index_type} {m.index_params or ''}".strip()),
             ("chunking", f"{m.chunking['tokens']} tokens, overlap {m.chunking['overlap']}"),
             ("bm25", f"{bm25.get('method')} k1={bm25.get('k1')} b={bm25.get('b')}, {bm25.get('tokenizer')}, "
@@ -447,12 +452,14 @@ def _int_list(value: str, option: str) -> list[int]:
 @click.option("--index-cache", type=click.Path(path_type=Path, file_okay=False), default=None,
               help="Index folder for the corpus (default: a cache folder keyed by corpus, embedder and chunking).")
 @click.option("--embedder", default=None, help="sentence-transformers model name or folder (default: all-MiniLM-L6-v2).")
+@click.option("--backend", type=click.Choice(["torch", "onnx", "onnx-fp32"]), default=None,
+              help="What runs the embedder for the corpus index (default: onnx where available).")
 @click.option("--chunk-tokens", default=DEFAULT_CHUNK_TOKENS, show_default=True, type=click.IntRange(min=8))
 @click.option("--overlap", default=DEFAULT_CHUNK_OVERLAP, show_default=True, type=click.IntRange(min=0))
 @_retriever_options
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars or status lines.")
 def bench(dataset, names, ks, passages, limit, sample_seed, out, oracle, retrieval_only, fmt, split,
-          max_new_tokens, index_cache, embedder, chunk_tokens, overlap, retriever, quiet) -> None:
+          max_new_tokens, index_cache, embedder, backend, chunk_tokens, overlap, retriever, quiet) -> None:
     """Benchmark retrieval and generators on DATASET (qa.jsonl, SQuAD v1.1 JSON or a BEIR folder)."""
     import shlex
 
@@ -462,7 +469,7 @@ def bench(dataset, names, ks, passages, limit, sample_seed, out, oracle, retriev
     config = BenchConfig(
         dataset=dataset, generators=[n.strip() for n in names.split(",") if n.strip()] if names else None,
         ks=_int_list(ks, "-k"), passages=passages, limit=limit, sample_seed=sample_seed, out=out, oracle=oracle,
-        retrieval_only=retrieval_only, format=fmt, split=split, index_cache=index_cache, embedder=embedder,
+        retrieval_only=retrieval_only, format=fmt, split=split, index_cache=index_cache, embedder=embedder, backend=backend,
         chunk_tokens=chunk_tokens, overlap=overlap, max_new_tokens=max_new_tokens, progress=_show_progress(quiet),
         retriever=retriever,
         command=shlex.join(["rag", *sys.argv[1:]]),

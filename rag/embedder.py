@@ -37,6 +37,8 @@ def canonical_name(name: str | None) -> str:
 class Embedder:
     """Loads the model on first use, so building an index with nothing to embed stays cheap."""
 
+    backend = "torch"
+
     def __init__(self, name: str | None = None, device: str = "cpu", batch_size: int = DEFAULT_BATCH_SIZE):
         self.name = canonical_name(name)
         self.device = device
@@ -100,3 +102,37 @@ class Embedder:
             show_progress_bar=show_progress,
         )
         return np.ascontiguousarray(vectors, dtype=np.float32)
+
+
+def is_embedder(value) -> bool:
+    """An embedder object (torch or ONNX) rather than a model name."""
+    return hasattr(value, "encode") and hasattr(value, "name")
+
+
+def load_embedder(name: str | None, backend: str = "torch", batch_size: int = DEFAULT_BATCH_SIZE, notify=None):
+    """The embedder for `name` on `backend` (`torch`, `onnx` or `onnx-fp32`; see `rag.onnx_embedder`)."""
+    if backend == "torch":
+        return Embedder(name, batch_size=batch_size)
+    from .onnx_embedder import BACKENDS, OnnxEmbedder
+
+    if backend not in BACKENDS:
+        raise EmbedderNotAvailable(f"unknown embedding backend {backend!r}: use one of {', '.join(BACKENDS)}")
+    return OnnxEmbedder(name or DEFAULT_EMBEDDER, backend, batch_size=batch_size, notify=notify)
+
+
+def query_embedder(name: str, backend: str):
+    """The embedder for searching an index built with `name` on `backend`: ONNX whenever an export
+    of the model is cached (same variant first), so a search imports no torch; else torch."""
+    from .onnx_embedder import OnnxEmbedder, cached
+
+    for variant in ((backend,) if backend != "torch" else ()) + ("onnx-fp32", "onnx"):
+        if cached(canonical_name(name), variant) is not None:
+            return OnnxEmbedder(name, variant)
+    return Embedder(name)
+
+
+def default_backend() -> str:
+    """The backend a new index is built with: ONNX (int8) where ONNX Runtime is installed."""
+    import importlib.util
+
+    return "onnx" if importlib.util.find_spec("onnxruntime") is not None else "torch"

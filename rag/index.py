@@ -15,7 +15,7 @@ from . import lexical, store
 from .build import BuildOptions, BuildReport, Source, build, build_folder, document_sources, folder_sources
 from .config import default_index_dir
 from .documents import Document, Passage
-from .embedder import Embedder
+from .embedder import Embedder, canonical_name, is_embedder, query_embedder
 from .errors import IndexError_, RagError
 from .manifest import Manifest
 from .retrieve import Hits, Retriever, as_retriever, rank
@@ -56,7 +56,7 @@ class Index:
 
     @classmethod
     def _loaded(cls, index_dir, embedder, report: BuildReport) -> Index:
-        index = cls.load(index_dir, embedder=embedder if isinstance(embedder, Embedder) else None)
+        index = cls.load(index_dir, embedder=embedder if is_embedder(embedder) else None)
         index.build_report = report
         return index
 
@@ -322,8 +322,8 @@ def _current(db: sqlite3.Connection, path: Path) -> Manifest:
 
 def _embedder_for(manifest: Manifest, embedder: str | Embedder | None, given) -> Embedder:
     if embedder is None:
-        return Embedder(manifest.embedder)
-    emb = embedder if isinstance(embedder, Embedder) else Embedder(embedder)
+        return query_embedder(manifest.embedder, manifest.backend)
+    emb = embedder if is_embedder(embedder) else query_embedder(canonical_name(embedder), manifest.backend)
     if emb.name != manifest.embedder:
         raise IndexError_(
             f"index {given} was built with embedder {manifest.embedder!r}, not {emb.name!r}: "

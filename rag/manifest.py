@@ -26,6 +26,7 @@ class Manifest:
     id_sum: int  # sum of the live chunk ids mod 2**63: FAISS and BM25 are checked against it on load
     created: str
     updated: str
+    backend: str = "torch"  # what embedded the chunks: torch, onnx (int8) or onnx-fp32
     base_generation: int = 0  # the generation whose merge wrote the base segment (see rag.segments)
     index_params: dict = field(default_factory=dict)
     format: str = FORMAT

@@ -495,7 +495,7 @@ def test_killed_first_build_resumes_with_what_it_embedded(corpus, tmp_path, embe
                 os._exit(9)   # killed while embedding the third batch: two are committed
             return real(self, texts, **kw)
         Embedder.encode = encode
-        Index.build({str(corpus)!r}, {str(idx)!r}, warn=lambda m: None)
+        Index.build({str(corpus)!r}, {str(idx)!r}, backend="torch", warn=lambda m: None)
     """)
     assert proc.returncode == 9, proc.stderr
     with pytest.raises(IndexError_, match="no complete generation yet"):

@@ -63,6 +63,7 @@ class BenchConfig:
     split: str = "test"  # BEIR qrels file
     index_cache: Path | None = None  # None: <rag cache>/bench-index/<name>-<key>
     embedder: object = None  # name, Embedder instance, or None for the default
+    backend: str | None = None  # embedding backend: torch, onnx (int8) or onnx-fp32; None: the default
     chunk_tokens: int = DEFAULT_CHUNK_TOKENS
     overlap: int = DEFAULT_CHUNK_OVERLAP
     max_new_tokens: int = 64
@@ -123,9 +124,9 @@ def run_bench(config: BenchConfig) -> BenchRun:
     results, sessions = JsonlLog(out / RESULTS), JsonlLog(out / SESSIONS)
     existing = results.read()
 
-    from rag.embedder import Embedder
+    from rag.embedder import default_backend, is_embedder, load_embedder
 
-    emb = config.embedder if isinstance(config.embedder, Embedder) else Embedder(config.embedder)
+    emb = config.embedder if is_embedder(config.embedder) else load_embedder(config.embedder, config.backend or default_backend())
     key = index_key(bench, config, emb.name)
     run_key = _run_key(key, bench, config)
     _check_resumable(existing, run_key, out)  # before any embedding: a wrong --out fails at once
@@ -278,16 +279,16 @@ def index_folder(bench: BenchSet, config: BenchConfig, embedder_name: str) -> Pa
         return config.index_cache
     where = str(Path(config.dataset).resolve())
     key = _sha({"dataset": where, "embedder": embedder_name, "chunk_tokens": config.chunk_tokens,
-                "overlap": config.overlap})[:12]
+                "overlap": config.overlap, **({"backend": config.backend} if config.backend else {})})[:12]
     return cache_dir() / "bench-index" / f"{_safe(bench.name)}-{key}"
 
 
 def dataset_index(config: BenchConfig) -> tuple[BenchSet, object, dict]:
     """The set, and its corpus index as `rag bench` builds or reuses it (for scripts in benchmarks/)."""
-    from rag.embedder import Embedder
+    from rag.embedder import default_backend, is_embedder, load_embedder
 
     bench = _load_set(config)
-    emb = config.embedder if isinstance(config.embedder, Embedder) else Embedder(config.embedder)
+    emb = config.embedder if is_embedder(config.embedder) else load_embedder(config.embedder, config.backend or default_backend())
     index, info = open_index(bench, config, emb, index_key(bench, config, emb.name))
     return bench, index, info
 

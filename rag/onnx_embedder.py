@@ -1,0 +1,285 @@
+"""The encoder-only embedder on ONNX Runtime: the same sentence-transformers model, exported once
+with PyTorch's own ONNX exporter, then run without torch, so a search starts in well under a
+second instead of paying seven to import torch and sentence-transformers.
+
+The export (and its int8 dynamic quantisation, ONNX Runtime's) is cached under
+`$RAG_CACHE/onnx/<model>-<key>/`, keyed by the model's files (names, sizes, modification
+times), with the SHA-256 of each file it wrote: a missing or damaged export is made again, with
+one line saying so. Pooling and normalisation are sentence-transformers' (read from the model's
+`modules.json` and pooling config: mean or CLS token, then L2), done in NumPy.
+
+Backends: `torch` (sentence-transformers, fp32), `onnx` (ONNX Runtime, weights quantised to
+int8) and `onnx-fp32`. Their vectors agree to a cosine of 0.99+ (BENCHMARKS.md), so an index
+built with one is searched with another.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import sys
+from collections.abc import Callable
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+
+from .config import DEFAULT_BATCH_SIZE, DEFAULT_EMBEDDER, cache_dir
+from .errors import EmbedderNotAvailable
+
+BACKENDS = ("torch", "onnx", "onnx-fp32")
+FILES = {"onnx": "model-int8.onnx", "onnx-fp32": "model.onnx"}
+EXPORT = "export.json"
+
+
+def model_folder(name: str) -> Path | None:
+    """The local folder of a sentence-transformers model, found without importing torch: the
+    packaged all-MiniLM-L6-v2, a folder given by path, or a snapshot in the Hugging Face cache."""
+    from .embedder import _packaged_minilm
+
+    if name == DEFAULT_EMBEDDER and (packaged := _packaged_minilm()) is not None:
+        return packaged
+    local = Path(name).expanduser()
+    if (local / "modules.json").is_file() or (local / "config.json").is_file():
+        return local
+    try:
+        from huggingface_hub import snapshot_download
+
+        return Path(snapshot_download(name, local_files_only=True))
+    except Exception:
+        return None
+
+
+def export_folder(name: str) -> Path | None:
+    """Where the export of `name` is (or would be) cached; None when the model is not local."""
+    folder = model_folder(name)
+    if folder is None:
+        return None
+    listing = sorted(
+        (str(p.relative_to(folder)), p.stat().st_size, p.stat().st_mtime_ns)
+        for p in folder.rglob("*") if p.is_file() and not p.name.startswith(".")
+    )
+    key = hashlib.sha256(json.dumps([name, listing]).encode()).hexdigest()[:16]
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in name.split("/")[-1])
+    return cache_dir() / "onnx" / f"{safe}-{key}"
+
+
+def cached(name: str, backend: str) -> Path | None:
+    """The export of `name` for `backend` if it is cached and intact (its recorded size and hash)."""
+    folder = export_folder(name)
+    if folder is None or not (folder / EXPORT).is_file():
+        return None
+    try:
+        recorded = json.loads((folder / EXPORT).read_text())["files"][FILES[backend]]
+        path = folder / FILES[backend]
+        if path.stat().st_size != recorded["size"] or _sha256(path) != recorded["sha256"]:
+            return None
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return folder
+
+
+def export(name: str, notify: Callable[[str], None] | None = None) -> Path:
+    """Export `name` to ONNX (fp32 and int8) into the cache, replacing a damaged export; needs
+    torch and transformers (once)."""
+    folder = model_folder(name)
+    target = export_folder(name)
+    if folder is None or target is None:
+        raise EmbedderNotAvailable(f"embedder {name!r} is not available locally, so it cannot be exported to ONNX")
+    say = notify or (lambda message: print(message, file=sys.stderr))
+    if (target / EXPORT).exists():
+        say(f"the cached ONNX export of {name} in {target} is damaged or incomplete: exporting it again")
+    else:
+        say(f"exporting {name} to ONNX once (about half a minute), cached in {target}")
+    work = target.with_name(target.name + f".tmp-{os.getpid()}")
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    try:
+        settings = _export(folder, work)
+        files = {}
+        for file in (*FILES.values(), "tokenizer.json"):
+            files[file] = {"size": (work / file).stat().st_size, "sha256": _sha256(work / file)}
+        (work / EXPORT).write_text(json.dumps({"model": name, "source": str(folder), "files": files, **settings}, indent=2))
+        if target.exists():
+            shutil.rmtree(target)  # rag's own cache folder, holding a damaged export
+        os.replace(work, target)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return target
+
+
+def _export(folder: Path, out: Path) -> dict:
+    """PyTorch's exporter for the transformer, ONNX Runtime's dynamic int8 quantisation."""
+    import logging
+    import warnings
+
+    import torch
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+    from transformers import AutoModel, AutoTokenizer
+
+    logging.getLogger("torch.onnx").setLevel(logging.ERROR)
+    logging.getLogger("torch._dynamo").setLevel(logging.ERROR)
+    pooling, max_length = _sentence_transformers_config(folder)
+    tokenizer = AutoTokenizer.from_pretrained(str(folder))
+    model = AutoModel.from_pretrained(str(folder)).eval()
+    sample = tokenizer(["a short sample", "and a somewhat longer sample sentence, to pad the first"],
+                       padding=True, return_tensors="pt")
+    names = [n for n in ("input_ids", "attention_mask", "token_type_ids") if n in sample]
+
+    class Encoder(torch.nn.Module):  # named arguments, so the exporter can map dynamic axes to them
+        def __init__(self, inner):
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, input_ids, attention_mask, token_type_ids):
+            return self.inner(input_ids=input_ids, attention_mask=attention_mask,
+                              token_type_ids=token_type_ids).last_hidden_state
+
+    class EncoderWithoutTypes(Encoder):
+        def forward(self, input_ids, attention_mask):
+            return self.inner(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            (Encoder if "token_type_ids" in names else EncoderWithoutTypes)(model), tuple(sample[n] for n in names), str(out / FILES["onnx-fp32"]), input_names=names,
+            output_names=["last_hidden_state"], dynamo=True, opset_version=18, external_data=False,
+            dynamic_axes={n: {0: "batch", 1: "sequence"} for n in [*names, "last_hidden_state"]},
+        )
+        exported = out / FILES["onnx-fp32"]
+        if model.config.model_type in ("bert", "roberta", "xlm-roberta", "mpnet", "distilbert"):
+            from onnxruntime.transformers.optimizer import optimize_model
+
+            # Fuse layer norms and GELUs the way ONNX Runtime's transformer optimizer does (same
+            # outputs to 1e-6, and it makes the int8 model more faithful).
+            optimize_model(str(exported), model_type="bert", num_heads=model.config.num_attention_heads,
+                           hidden_size=model.config.hidden_size, opt_level=1).save_model_to_file(str(exported))
+        # Per-channel unsigned int8 weights: cosine 0.99+ with the fp32 vectors on this model
+        # (per-tensor signed int8 went down to 0.91); measured in BENCHMARKS.md.
+        quantize_dynamic(str(exported), str(out / FILES["onnx"]), weight_type=QuantType.QUInt8, per_channel=True)
+    tokenizer.backend_tokenizer.save(str(out / "tokenizer.json"))
+    return {"pooling": pooling, "max_seq_length": max_length, "dimension": int(model.config.hidden_size),
+            "inputs": names}
+
+
+def _sentence_transformers_config(folder: Path) -> tuple[str, int]:
+    """(pooling mode, max sequence length) from the model's sentence-transformers files."""
+    pooling, max_length = "mean", 512
+    try:
+        modules = json.loads((folder / "modules.json").read_text())
+        for module in modules:
+            if module.get("type", "").endswith("Pooling"):
+                config = json.loads((folder / module["path"] / "config.json").read_text())
+                if config.get("pooling_mode_cls_token"):
+                    pooling = "cls"
+                elif not config.get("pooling_mode_mean_tokens", True):
+                    raise EmbedderNotAvailable(f"the model in {folder} pools in a way rag's ONNX backend does not: use --backend torch")
+        max_length = json.loads((folder / "sentence_bert_config.json").read_text()).get("max_seq_length", max_length)
+    except (OSError, ValueError):
+        pass
+    return pooling, int(max_length)
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+class _OffsetTokenizer:
+    """A `tokenizers` tokenizer behind the call the chunker makes of a Hugging Face one."""
+
+    def __init__(self, tokenizer) -> None:
+        self.inner = tokenizer
+
+    def __call__(self, text: str, **kwargs) -> dict:
+        return {"offset_mapping": self.inner.encode(text, add_special_tokens=False).offsets}
+
+
+class OnnxEmbedder:
+    """Same interface as `rag.embedder.Embedder`, on ONNX Runtime; the session loads on first use."""
+
+    def __init__(self, name: str, backend: str = "onnx", batch_size: int = DEFAULT_BATCH_SIZE,
+                 threads: int | None = None, notify: Callable[[str], None] | None = None) -> None:
+        from .embedder import canonical_name
+
+        if backend not in FILES:
+            raise ValueError(f"not an ONNX backend: {backend!r}")
+        self.name, self.backend, self.batch_size = canonical_name(name), backend, batch_size
+        self.threads = threads
+        self.notify = notify
+        self.device = "cpu"
+
+    @cached_property
+    def folder(self) -> Path:
+        return cached(self.name, self.backend) or export(self.name, self.notify)
+
+    @cached_property
+    def settings(self) -> dict:
+        return json.loads((self.folder / EXPORT).read_text())
+
+    @cached_property
+    def session(self):
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = self.threads or os.cpu_count() or 1
+        options.inter_op_num_threads = 1
+        options.log_severity_level = 3
+        return ort.InferenceSession(str(self.folder / FILES[self.backend]), options, providers=["CPUExecutionProvider"])
+
+    @cached_property
+    def _tokenizer(self):
+        from tokenizers import Tokenizer
+
+        tokenizer = Tokenizer.from_file(str(self.folder / "tokenizer.json"))
+        tokenizer.no_padding()
+        tokenizer.enable_truncation(self.max_tokens)
+        return tokenizer
+
+    @property
+    def tokenizer(self) -> _OffsetTokenizer:
+        from tokenizers import Tokenizer
+
+        plain = Tokenizer.from_file(str(self.folder / "tokenizer.json"))
+        plain.no_truncation()
+        plain.no_padding()
+        return _OffsetTokenizer(plain)
+
+    @property
+    def dimension(self) -> int:
+        return int(self.settings["dimension"])
+
+    @property
+    def max_tokens(self) -> int:
+        return int(self.settings["max_seq_length"])
+
+    def encode(self, texts: list[str], show_progress: bool = False) -> np.ndarray:
+        """float32 array (len(texts), dimension), each row of unit length. Texts are batched by
+        length (shortest first), so a batch pads little."""
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        encodings = self._tokenizer.encode_batch(list(texts))
+        order = sorted(range(len(texts)), key=lambda i: len(encodings[i].ids))
+        out = np.empty((len(texts), self.dimension), dtype=np.float32)
+        names = [i.name for i in self.session.get_inputs()]
+        for start in range(0, len(order), self.batch_size):
+            batch = [encodings[i] for i in order[start:start + self.batch_size]]
+            width = max(len(e.ids) for e in batch)
+            feeds = {
+                "input_ids": np.array([e.ids + [0] * (width - len(e.ids)) for e in batch], dtype=np.int64),
+                "attention_mask": np.array([e.attention_mask + [0] * (width - len(e.ids)) for e in batch], dtype=np.int64),
+                "token_type_ids": np.array([e.type_ids + [0] * (width - len(e.ids)) for e in batch], dtype=np.int64),
+            }
+            hidden = self.session.run(None, {n: feeds[n] for n in names})[0]
+            mask = feeds["attention_mask"][..., None].astype(np.float32)
+            if self.settings.get("pooling") == "cls":
+                pooled = hidden[:, 0]
+            else:
+                pooled = (hidden * mask).sum(axis=1) / np.maximum(mask.sum(axis=1), 1e-9)
+            pooled /= np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)
+            out[order[start:start + self.batch_size]] = pooled
+        return out
