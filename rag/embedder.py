@@ -122,9 +122,15 @@ def load_embedder(name: str | None, backend: str = "torch", batch_size: int = DE
 
 def query_embedder(name: str, backend: str):
     """The embedder for searching an index built with `name` on `backend`: ONNX whenever an export
-    of the model is cached (same variant first), so a search imports no torch; else torch."""
-    from .onnx_embedder import OnnxEmbedder, cached
+    of the model is cached (same variant first), so a search imports no torch; else torch.
+    `$RAG_QUERY_BACKEND` (torch, onnx, onnx-fp32) chooses instead."""
+    from .onnx_embedder import BACKENDS, OnnxEmbedder, cached
 
+    forced = os.environ.get("RAG_QUERY_BACKEND", "").strip()
+    if forced:
+        if forced not in BACKENDS:
+            raise EmbedderNotAvailable(f"$RAG_QUERY_BACKEND is {forced!r}: use one of {', '.join(BACKENDS)}")
+        return load_embedder(name, forced)
     for variant in ((backend,) if backend != "torch" else ()) + ("onnx-fp32", "onnx"):
         if cached(canonical_name(name), variant) is not None:
             return OnnxEmbedder(name, variant)

@@ -10,9 +10,9 @@
 
 An update writes only the delta and the deleted list, whose size grows with what changed
 since the last merge, not with the index. When they outgrow MERGE_FRACTION of the base, the
-update merges them: base segments holding no deleted chunk are linked as they are, and the
-live chunks of the others are packed again, full, together with the chunks added since
-(Lucene's segments, simplified). Writing holds one segment in memory at a time, so
+update merges them: base segments holding no deleted chunk are linked as they are, those
+holding some are rewritten without them (their files read, checked and updated in place), and
+the chunks added since fill the last segment and then new ones (Lucene's segments, simplified). Writing holds one segment in memory at a time, so
 indexing a very large corpus or file needs memory for SEGMENT_CHUNKS chunks, not for all.
 
 A search asks every segment, the base segments through a selector that skips deleted ids, and
@@ -20,7 +20,6 @@ BM25 takes its statistics (N, document frequencies, average length) over the liv
 """
 from __future__ import annotations
 
-import itertools
 import os
 import shutil
 from collections.abc import Callable, Iterator
@@ -212,9 +211,9 @@ class SegmentWriter:
 
     def merge(self, prev: Manifest | None, removed: np.ndarray, total: int) -> dict:
         """A new base: every live chunk in base segments, an empty delta, nothing deleted. Base
-        segments of `prev` holding no deleted chunk are linked; the live chunks of the others are
-        packed again with the chunks added since. Without a usable `prev`, everything is written
-        from the stored vectors."""
+        segments of `prev` holding no deleted chunk are linked, the others rewritten without them,
+        and the chunks added since appended. Without a usable `prev`, everything is written from
+        the stored vectors."""
         if prev is None or not faiss_index.can_update(self.index_type, prev.index_params, 0, total):
             return self._write_all(removed, total)
         prev_folder = store.gen_dir(self.index_dir, prev.generation)
@@ -228,26 +227,30 @@ class SegmentWriter:
             since = prev.base_generation
             n_added = (self.chunks.count("c.gen_added > ? AND c.gen_removed IS NULL", (since,))
                        - len(self.chunks.added_after(removed, since)) + self.chunks.count(PENDING))
-            sizes, repack = prev.counts["segments"], []
+            sizes, opened = prev.counts["segments"], None
             for i, n in enumerate(sizes):
                 name = base_name(i)
                 ids = self._segment_ids(prev_folder, name, prev)
                 gone = np.intersect1d(ids, deleted)
-                fill_last = i == len(sizes) - 1 and n_added > 0 and n < SEGMENT_CHUNKS
-                if len(gone) or fill_last:
-                    repack.append(ids[~np.isin(ids, gone)])
-                else:
+                if len(gone) == len(ids):
+                    continue  # every chunk of it is gone
+                fill_last = i == len(sizes) - 1 and n_added > 0 and n - len(gone) < SEGMENT_CHUNKS
+                if not len(gone) and not fill_last:
                     self._link(prev_folder, prev, [(name, base_name(len(self.sizes)))])
                     self.sizes.append(n)
+                    continue
+                index, postings = self._rewrite(prev_folder, name, prev, ids, gone)
+                if fill_last:
+                    opened = (index, postings)
+                else:
+                    self._finish_segment(index, postings)
         except _Damaged as e:
             self.warn(f"{e}: the search files are rebuilt from the stored vectors (nothing is embedded again)")
             self._reset()
             return self._write_all(removed, total)
-        # Segments that lost chunks (and a last one with room) are packed again, full, with the
-        # chunks added since: their vectors come from meta.sqlite, a batch at a time.
-        index = postings = None
-        batches = [self.chunks.of(np.concatenate(repack))] if repack else []
-        for rows in itertools.chain(*batches, self._select(self.chunks.added_since(since), removed)):
+        # The chunks added since go into the last segment while it has room, then into new ones.
+        index, postings = opened if opened is not None else (None, None)
+        for rows in self._select(self.chunks.added_since(since), removed):
             index, postings = self._append(index, postings, rows)
         if index is not None:
             self._finish_segment(index, postings)
@@ -301,6 +304,33 @@ class SegmentWriter:
     def _finish_segment(self, index, postings: lexical.Postings) -> None:
         self._write(base_name(len(self.sizes)), index, postings)
         self.sizes.append(int(index.ntotal))
+
+    def _rewrite(self, prev_folder: Path, name: str, prev: Manifest, ids: np.ndarray, gone: np.ndarray):
+        """A previous base segment without the chunks `gone`: its FAISS file read (and checked)
+        and the ids removed in place; HNSW, which cannot remove, rebuilt from the stored vectors."""
+        postings = self._previous_postings(prev_folder, name, prev).update(gone, [], [])
+        if self.index_type == "hnsw" and len(gone):
+            index = self._new_segment()
+            for rows in self.chunks.of(np.setdiff1d(ids, gone)):
+                index.add_with_ids(rows.vectors, rows.ids)
+        else:
+            index = self._previous_faiss(prev_folder, f"{name}/{faiss_index.FILE}", prev)
+            if len(gone):
+                index.remove_ids(np.asarray(gone, dtype=np.int64))
+        return index, postings
+
+    def _previous_postings(self, prev_folder: Path, name: str, prev: Manifest) -> lexical.Postings:
+        try:
+            for file in lexical.FILES:
+                rel = f"{name}/{lexical.FOLDER}/{file}"
+                if store.file_sha256(prev_folder / rel) != prev.files[rel]["sha256"]:
+                    raise ValueError(f"{rel} differs from its checksum")
+            postings = lexical.Postings.load(prev_folder / name)
+            if postings.check():
+                raise ValueError(postings.check())
+            return postings
+        except (OSError, ValueError, KeyError, store.DamagedFile) as e:
+            raise _Damaged(f"the BM25 files of {prev_folder / name} are damaged ({e})") from None
 
     def _select(self, queries, exclude) -> Iterator[Rows]:
         for where, args in queries:

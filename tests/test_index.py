@@ -118,7 +118,7 @@ def test_incremental_update_embeds_only_what_changed(corpus, tmp_path, embedder,
     assert len(index) == 5 and index.verify() == []
     counts = index.manifest.counts
     if merge_policy == "merge-2":
-        assert counts["segments"] == [2, 2, 1] and (counts["delta"], counts["deleted"]) == (0, 0)
+        assert counts["segments"] == [1, 1, 2, 1] and (counts["delta"], counts["deleted"]) == (0, 0)
         assert index.manifest.base_generation == 2
     elif merge_policy == "delta":  # the base is the first generation's, linked; the changes are beside it
         assert (counts["base"], counts["delta"], counts["deleted"], index.manifest.base_generation) == (5, 2, 2, 1)
@@ -225,7 +225,7 @@ def test_delta_segments_search_like_a_merged_index(tmp_path, embedder, monkeypat
         folders[policy] = build(folder, idx, embedder)
     delta, merged, split = folders["delta"], folders["merge"], folders["segments"]
     assert delta.manifest.counts["deleted"] == 3 and merged.manifest.counts["deleted"] == 0
-    assert split.manifest.counts["segments"] == [3, 3, 1] and split.verify() == []
+    assert split.manifest.counts["segments"] == [1, 3, 2, 1] and split.verify() == []
     for query in ("tokens", "words and vectors", "text", "decoders write text"):
         for kind in ("dense", "bm25", "hybrid"):
             a, b, c = (index.search(query, k=8, retriever=kind) for index in (delta, merged, split))
@@ -846,7 +846,7 @@ def test_a_large_text_file_is_streamed_to_the_same_chunks(tmp_path, embedder, mo
 @pytest.mark.parametrize("index_type", ["flat", "hnsw", "ivfpq"])
 def test_many_segments_of_every_index_type(tmp_path, hash_embedder, monkeypatch, index_type):
     """A corpus large enough for ivfpq, in segments of 400 chunks: built, then updated by a merge
-    that links the untouched segment and packs the others' live chunks with the new ones."""
+    that rewrites the segment holding deleted chunks, links the others and appends the new ones."""
     from rag import segments
 
     monkeypatch.setattr(segments, "SEGMENT_CHUNKS", 400)
@@ -860,9 +860,9 @@ def test_many_segments_of_every_index_type(tmp_path, hash_embedder, monkeypatch,
     write_docs(folder, {f"new{i}.txt": f"a new document with newword{i}\n" for i in range(150)})
     updated = build(folder, tmp_path / "idx", hash_embedder)
     counts = updated.manifest.counts
-    assert counts["segments"] == [400, 400, 400, 400, 147] and counts["chunks"] == 1747 and updated.verify() == []
-    untouched = store.gen_dir(tmp_path / "idx", 1) / "base-001" / "index.faiss"  # linked, now the first
-    assert (store.gen_dir(tmp_path / "idx", 2) / "base-000" / "index.faiss").stat().st_ino == untouched.stat().st_ino
+    assert counts["segments"] == [397, 400, 400, 400, 150] and counts["chunks"] == 1747 and updated.verify() == []
+    untouched = store.gen_dir(tmp_path / "idx", 1) / "base-001" / "index.faiss"  # linked
+    assert (store.gen_dir(tmp_path / "idx", 2) / "base-001" / "index.faiss").stat().st_ino == untouched.stat().st_ino
     assert updated.search("newword42", k=1, retriever="bm25")[0].doc_path == "new42.txt"
     assert updated.search("word6", k=5, retriever="bm25") and "d0006.txt" not in {
         p.doc_path for p in updated.search("document 6 says word6", k=20, retriever="bm25")}
