@@ -54,9 +54,10 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=os.cpu_count())
     parser.add_argument("--work", default="/tmp/rag-onnx-bench")
     parser.add_argument("--out", default=None)
+    parser.add_argument("--dataset", type=Path, default=SQUAD)
     args = parser.parse_args()
-    if not SQUAD.exists():
-        raise SystemExit(f"{SQUAD} is not here: this benchmark needs ../shared/datasets")
+    if not args.dataset.exists():
+        raise SystemExit(f"{args.dataset} is not here: this benchmark needs ../shared/datasets")
 
     import torch
 
@@ -66,7 +67,7 @@ def main() -> None:
     from rag.index import Index
 
     torch.set_num_threads(args.threads)
-    bench = load_dataset(SQUAD)
+    bench = load_dataset(args.dataset)
     work = Path(args.work)
     shutil.rmtree(work, ignore_errors=True)
     results: dict = {"threads": args.threads, "backends": {}}

@@ -6,6 +6,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from .threads import configure as _configure_threads
+
+_configure_threads()  # before torch, faiss or ONNX Runtime is imported: see rag/threads.py
+
 __version__ = "0.1.0"
 
 __all__ = [

@@ -4,7 +4,6 @@ from __future__ import annotations
 import functools
 import json
 import math
-import os
 import shutil
 import sys
 from pathlib import Path
@@ -17,7 +16,6 @@ from .config import (
 )
 from .errors import RagError
 
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
 def _path(what: str):

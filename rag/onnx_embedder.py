@@ -27,6 +27,7 @@ import numpy as np
 
 from .config import DEFAULT_BATCH_SIZE, DEFAULT_EMBEDDER, cache_dir
 from .errors import EmbedderNotAvailable
+from .threads import ort_spinning
 
 BACKENDS = ("torch", "onnx", "onnx-fp32")
 FILES = {"onnx": "model-int8.onnx", "onnx-fp32": "model.onnx"}
@@ -228,6 +229,9 @@ class OnnxEmbedder:
         options = ort.SessionOptions()
         options.intra_op_num_threads = self.threads or os.cpu_count() or 1
         options.inter_op_num_threads = 1
+        spin = "1" if ort_spinning() else "0"  # see rag/threads.py
+        options.add_session_config_entry("session.intra_op.allow_spinning", spin)
+        options.add_session_config_entry("session.inter_op.allow_spinning", spin)
         options.log_severity_level = 3
         return ort.InferenceSession(str(self.folder / FILES[self.backend]), options, providers=["CPUExecutionProvider"])
 
