@@ -212,6 +212,7 @@ class OnnxEmbedder:
         self.name, self.backend, self.batch_size = canonical_name(name), backend, batch_size
         self.threads = threads
         self.notify = notify
+        self.sort_by_length = True  # False only to measure what sorting saves (benchmarks/onnx_backend.py)
         self.device = "cpu"
 
     @cached_property
@@ -267,7 +268,9 @@ class OnnxEmbedder:
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
         encodings = self._tokenizer.encode_batch(list(texts))
-        order = sorted(range(len(texts)), key=lambda i: len(encodings[i].ids))
+        order = list(range(len(texts)))
+        if self.sort_by_length:
+            order.sort(key=lambda i: len(encodings[i].ids))
         out = np.empty((len(texts), self.dimension), dtype=np.float32)
         names = [i.name for i in self.session.get_inputs()]
         for start in range(0, len(order), self.batch_size):
