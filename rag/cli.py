@@ -394,14 +394,16 @@ def models(ctx) -> None:
     from .generators import list_models
 
     infos = list_models()
-    rows = [("name", "family", "size", "available", "source")]
-    rows += [(m.name, m.family, m.size, "yes" if m.available else "no", m.source) for m in infos]
+    rows = [("name", "family", "size", "available", "licence", "source")]
+    rows += [(m.name, m.family, m.size, "yes" if m.available else "no", m.licence, m.source) for m in infos]
     widths = [max(len(str(r[i])) for r in rows) for i in range(len(rows[0]))]
     for row in rows:
         click.echo("  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip())
-    missing = [m.name for m in infos if not m.available]
+    missing = [m for m in infos if not m.available]
     if missing:
-        click.echo(f"\nNot available offline: {', '.join(missing)}. While online: rag models pull NAME.")
+        click.echo(f"\nNot available offline: {', '.join(m.name for m in missing)}.")
+        for m in missing:
+            click.echo(f"  {m.name}: {m.note.rsplit('; ', 1)[-1]}")
 
 
 @models.command()

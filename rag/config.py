@@ -8,7 +8,9 @@ from pathlib import Path
 DEFAULT_EMBEDDER = "sentence-transformers/all-MiniLM-L6-v2"
 DEFAULT_CHUNK_TOKENS = 200
 DEFAULT_CHUNK_OVERLAP = 40
-DEFAULT_BATCH_SIZE = 64
+# Texts per forward pass. Smaller batches stay in cache: on 2 cores, 16 embeds 20-30 % faster
+# than 64 with torch and ONNX Runtime alike (BENCHMARKS.md, embedding backends).
+DEFAULT_BATCH_SIZE = 16
 INDEX_TYPES = ("flat", "hnsw", "ivfpq")
 # Hybrid retrieval: chosen on SQuAD part A over a grid, checked on SciFact (BENCHMARKS.md).
 # A small RRF constant with BM25 weighted 2 lets BM25's top ranks lead and the dense ranking

@@ -19,6 +19,8 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from rag.generators.base import Generator, ModelNotAvailable
+from rag.generators.chunked import assemble
+from rag.generators.chunked import available as chunked_available
 from rag.generators.presets import (
     CONVERTED_MARKER,
     PREFERENCE,
@@ -58,14 +60,22 @@ class ModelInfo:
     size: str
     available: bool
     note: str = ""
+    licence: str = ""
 
 
 # --------------------------------------------------------------------------- resolving
 
 
+def _say(line: str) -> None:
+    logger.warning(line)
+
+
 def resolve(name_or_path: str) -> ModelSource:
-    """Preset name, existing path, or Hub id (in that order). Touches only the file system."""
+    """Preset name, existing path, or Hub id (in that order). Touches only the file system
+    (a preset split over chunk packages is assembled into the cache on first use)."""
     preset = PRESETS.get(name_or_path)
+    if preset is not None and preset.chunked and chunked_available(preset.chunked):
+        return ModelSource(name_or_path, GGUF, str(assemble(preset.chunked, name_or_path, _say)), preset)
     if preset is not None:
         gguf = preset_gguf(preset)
         if gguf is not None:
@@ -92,6 +102,9 @@ def not_available_message(source: ModelSource) -> str:
     name, preset = source.name, source.preset
     if preset is not None:
         where = f"{preset.repo_id} is not in the Hugging Face cache"
+        if preset.chunked:
+            return (f"Model '{name}' is not available offline (its packages {preset.chunked.brace} are not "
+                    f"installed): run `{preset.chunked.install}`.")
         if preset.gguf_package:
             where = f"the {preset.gguf_package.replace('_', '-')} package is not installed and {where}"
         what = f"Model '{name}' is not available offline ({where})"
@@ -296,15 +309,19 @@ def list_models() -> list[ModelInfo]:
     for preset in ordered:
         available = preset_available(preset)
         gguf = preset_gguf(preset)
-        source = preset.source if gguf is not None or not preset.repo_id else preset.repo_id
-        if gguf is not None:
+        source = preset.source if gguf is not None or preset.chunked or not preset.repo_id else preset.repo_id
+        if preset.chunked and gguf is None:
+            note = ("first load assembles the GGUF (hash-checked) and converts it, then cached" if available
+                    else f"run `{preset.chunked.install}`")
+            note = f"{preset.note}; {note}"
+        elif gguf is not None:
             note = "converted copy cached" if gguf_converted(gguf) else "first load converts the GGUF (~30 s), then cached"
             note = f"{preset.note}; {note}"
         elif available:
             note = f"{preset.note}; in the Hugging Face cache"
         else:
             note = f"{preset.note}; run `rag models pull {preset.name}` while online"
-        rows.append(ModelInfo(preset.name, preset.family, source, preset.size, available, note))
+        rows.append(ModelInfo(preset.name, preset.family, source, preset.size, available, note, preset.licence))
     return rows
 
 

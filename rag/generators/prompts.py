@@ -61,9 +61,12 @@ class CompletionPrompt(PromptStyle):
     name = "completion"
     stop_at_newline = True
 
+    def __init__(self, cue: str = "Answer:") -> None:
+        self.cue = cue
+
     def render(self, question: str, texts: Sequence[str]) -> str:
         context = "\n".join(texts)
-        return f"Context: {context}\n\nQuestion: {question.strip()}\nAnswer:"
+        return f"Context: {context}\n\nQuestion: {question.strip()}\n{self.cue}"
 
 
 SYSTEM_PROMPT = (
@@ -78,15 +81,19 @@ class ChatPrompt(PromptStyle):
     name = "chat"
     add_special_tokens = False  # the template writes its own special tokens
 
-    def __init__(self, tokenizer: Any, system: str = SYSTEM_PROMPT) -> None:
+    def __init__(self, tokenizer: Any, system: str = SYSTEM_PROMPT, suffix: str = "") -> None:
         self.tokenizer = tokenizer
         self.system = system
+        self.suffix = suffix  # a line after the question, e.g. a reminder of the answer's form
 
     def render(self, question: str, texts: Sequence[str]) -> str:
         context = "\n".join(f"[{i}] {t}" for i, t in enumerate(texts, 1))
+        user = f"Context:\n{context}\n\nQuestion: {question.strip()}"
+        if self.suffix:
+            user += f"\n{self.suffix}"
         messages = [
             {"role": "system", "content": self.system},
-            {"role": "user", "content": f"Context:\n{context}\n\nQuestion: {question.strip()}"},
+            {"role": "user", "content": user},
         ]
         return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
 
