@@ -19,6 +19,7 @@ import json
 import os
 import shutil
 import sys
+import tempfile
 from collections.abc import Callable
 from functools import cached_property
 from pathlib import Path
@@ -27,6 +28,7 @@ import numpy as np
 
 from .config import DEFAULT_BATCH_SIZE, DEFAULT_EMBEDDER, cache_dir
 from .errors import EmbedderNotAvailable
+from .store import file_sha256
 from .threads import ort_spinning
 
 BACKENDS = ("torch", "onnx", "onnx-fp32")
@@ -77,7 +79,7 @@ def cached(name: str, backend: str) -> Path | None:
     try:
         recorded = json.loads((folder / EXPORT).read_text())["files"][FILES[backend]]
         path = folder / FILES[backend]
-        if path.stat().st_size != recorded["size"] or _sha256(path) != recorded["sha256"]:
+        if path.stat().st_size != recorded["size"] or file_sha256(path) != recorded["sha256"]:
             return None
     except (OSError, ValueError, KeyError, TypeError):
         return None
@@ -91,22 +93,25 @@ def export(name: str, notify: Callable[[str], None] | None = None) -> Path:
     target = export_folder(name)
     if folder is None or target is None:
         raise EmbedderNotAvailable(f"embedder {name!r} is not available locally, so it cannot be exported to ONNX")
+    if target.exists() and not (target / EXPORT).is_file():
+        raise EmbedderNotAvailable(
+            f"{target} is in the way of rag's ONNX export of {name} and rag did not make it (no {EXPORT}): "
+            "move it away, or point $RAG_CACHE elsewhere")
     say = notify or (lambda message: print(message, file=sys.stderr))
     if (target / EXPORT).exists():
         say(f"the cached ONNX export of {name} in {target} is damaged or incomplete: exporting it again")
     else:
         say(f"exporting {name} to ONNX once (about half a minute), cached in {target}")
-    work = target.with_name(target.name + f".tmp-{os.getpid()}")
-    shutil.rmtree(work, ignore_errors=True)
-    work.mkdir(parents=True)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))  # new, so ours to remove
     try:
         settings = _export(folder, work)
         files = {}
         for file in (*FILES.values(), "tokenizer.json"):
-            files[file] = {"size": (work / file).stat().st_size, "sha256": _sha256(work / file)}
+            files[file] = {"size": (work / file).stat().st_size, "sha256": file_sha256(work / file)}
         (work / EXPORT).write_text(json.dumps({"model": name, "source": str(folder), "files": files, **settings}, indent=2))
         if target.exists():
-            shutil.rmtree(target)  # rag's own cache folder, holding a damaged export
+            shutil.rmtree(target)  # rag's own export (it holds export.json, checked above), damaged
         os.replace(work, target)
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -193,14 +198,6 @@ def _sentence_transformers_config(folder: Path) -> tuple[str, int]:
     except (OSError, ValueError):
         pass
     return pooling, int(max_length)
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 class _OffsetTokenizer:

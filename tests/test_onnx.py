@@ -109,3 +109,17 @@ def test_a_missing_or_damaged_export_is_made_again_with_one_line(exported, tmp_p
     assert set(recorded) == {"model.onnx", "model-int8.onnx", "tokenizer.json"}
     (target / FILES["onnx"]).unlink()
     assert cached(NAME, "onnx") is None
+
+
+def test_a_folder_rag_did_not_make_at_the_export_target_is_left_intact(tmp_path, monkeypatch):
+    from rag.errors import EmbedderNotAvailable
+    from rag.onnx_embedder import export, export_folder
+
+    monkeypatch.setenv("RAG_CACHE", str(tmp_path / "cache"))
+    target = export_folder(NAME)
+    target.mkdir(parents=True)
+    (target / "notes.txt").write_text("mine")
+    with pytest.raises(EmbedderNotAvailable, match="rag did not make it"):
+        export(NAME, notify=lambda m: None)
+    assert [p.name for p in target.iterdir()] == ["notes.txt"] and (target / "notes.txt").read_text() == "mine"
+    assert sorted(p.name for p in target.parent.iterdir()) == [target.name]  # no temporary folder left

@@ -12,6 +12,7 @@ import hashlib
 import importlib.util
 import json
 import os
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +20,7 @@ from typing import Callable
 
 from rag.config import cache_dir
 from rag.generators.base import ModelNotAvailable
+from rag.store import file_sha256
 
 MARKER_SUFFIX = ".rag-assembled.json"
 
@@ -117,13 +119,22 @@ def assemble(spec: ChunkedGGUF, name: str, notify: Callable[[str], None] | None 
         pieces.append(path)
     target = assembled_path(spec)
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
+    if target.exists() and not _marker(target).exists():
+        # Not provably ours: a run killed between rename and marker left the right bytes (adopt
+        # them); anything else is somebody's file, left as it is.
+        if target.is_file() and target.stat().st_size == spec.size and file_sha256(target) == spec.sha256:
+            _marker(target).write_text(json.dumps({"sha256": spec.sha256, "size": spec.size, "parts": spec.packages}, indent=2) + "\n")
+            return target
+        raise ModelNotAvailable(f"Model '{name}': {target} is in the way and rag did not make it: move it away, "
+                                "or point $RAG_CACHE elsewhere.")
+    fd, name_tmp = tempfile.mkstemp(prefix=f".{target.name}.tmp-", dir=target.parent)  # new, so ours to remove
+    tmp = Path(name_tmp)
     if notify:
         notify(f"assembling {spec.filename} from {len(pieces)} packages (once; {spec.size / 1e6:.0f} MB into {target.parent})")
     started = time.perf_counter()
     digest, size = hashlib.sha256(), 0
     try:
-        with open(tmp, "wb") as out:
+        with os.fdopen(fd, "wb") as out:
             for piece in pieces:
                 with open(piece, "rb") as f:
                     while block := f.read(1 << 22):
@@ -141,7 +152,7 @@ def assemble(spec: ChunkedGGUF, name: str, notify: Callable[[str], None] | None 
         os.replace(tmp, target)
     finally:
         if tmp.exists():
-            tmp.unlink()  # our own temporary file, named with our pid
+            tmp.unlink()  # the temporary file made above
     record = {"sha256": spec.sha256, "size": size, "parts": spec.packages,
               "assemble_seconds": round(time.perf_counter() - started, 1)}
     _marker(target).write_text(json.dumps(record, indent=2) + "\n")
