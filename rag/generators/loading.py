@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import shutil
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -281,11 +282,12 @@ def convert_gguf(gguf_path: str | os.PathLike) -> tuple[Any, Any, Any]:
 def _save_converted(gguf_path: Path, model: Any, tokenizer: Any, seconds: float) -> None:
     """Write to a temporary folder and rename it into place, so a crash leaves no half cache."""
     target = gguf_cache_folder(gguf_path)
-    tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
+    if target.exists():  # finished by another process, or not rag's: either way left as it is
+        return
+    tmp = None
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
-        if target.exists() and not (target / CONVERTED_MARKER).exists():
-            shutil.rmtree(target, ignore_errors=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))  # new, so ours to remove
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
         st = gguf_path.stat()
@@ -293,7 +295,8 @@ def _save_converted(gguf_path: Path, model: Any, tokenizer: Any, seconds: float)
         (tmp / CONVERTED_MARKER).write_text(json.dumps(marker, indent=2))
         os.rename(tmp, target)
     except OSError as e:  # another process won the race, or the cache is read-only
-        shutil.rmtree(tmp, ignore_errors=True)
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
         if gguf_converted(gguf_path) is None:
             logger.warning("could not cache the converted model in %s: %s", target, e)
 
