@@ -235,10 +235,13 @@ def _generation_options(f):
     return f
 
 
-def _settings(max_new_tokens: int, temperature: float, seed: int | None):
+def _settings(max_new_tokens: int, temperature: float, seed: int | None, extractive: bool = False):
     from .pipeline import GenerationSettings
 
-    return GenerationSettings(max_new_tokens=max_new_tokens, temperature=temperature, seed=seed)
+    return GenerationSettings(max_new_tokens=max_new_tokens, temperature=temperature, seed=seed, extractive=extractive)
+
+
+EXTRACTIVE_HELP = "Constrain the answer to a span copied from the passages (cited by the passage that holds it)."
 
 
 def _check_question(question: str, k: int) -> None:
@@ -263,25 +266,29 @@ def _load_generator(name: str):
 @_generation_options
 @_retriever_options
 @_index_option
+@click.option("--extractive", is_flag=True, help=EXTRACTIVE_HELP)
 @click.option("--show-passages", is_flag=True, help="Print the passages given to the generator.")
 @click.option("--stream/--no-stream", default=True, help="Print the answer as it is generated (on a terminal).")
 @click.option("--verbose", "-v", is_flag=True, help="Print timings and the context budget.")
 @click.option("--json", "as_json", is_flag=True, help="Print the whole Answer as JSON.")
-def ask(question, generator, k, max_new_tokens, temperature, seed, retriever, index_dir, show_passages,
+def ask(question, generator, k, max_new_tokens, temperature, seed, retriever, index_dir, extractive, show_passages,
         stream, verbose, as_json) -> None:
     """Answer QUESTION from the indexed documents, citing its sources."""
     from .generators import BudgetError, default_generator_name
     from .index import Index
-    from .pipeline import Pipeline
+    from .pipeline import Pipeline, settings_for
 
     _check_question(question, k)
-    settings = _settings(max_new_tokens, temperature, seed)
+    settings = _settings(max_new_tokens, temperature, seed, extractive)
     index = Index.load(index_dir)
-    name = generator or default_generator_name()
+    name, settings = settings_for(generator or default_generator_name(), settings)  # "name+extractive" works too
+    extractive = settings.extractive
     gen = _load_generator(name)
     if not as_json:
-        click.secho(shown(f"generator: {gen.name} ({gen.family})"), err=True, dim=True)
-    streaming = stream and not as_json and sys.stdout.isatty()
+        mode = ", extractive" if extractive else ""
+        click.secho(shown(f"generator: {gen.name} ({gen.family}{mode})"), err=True, dim=True)
+    # An extractive answer is cut from the passage's own characters after decoding: printed whole.
+    streaming = stream and not as_json and not extractive and sys.stdout.isatty()
     pipeline = Pipeline(index, gen, k=k, settings=settings, retriever=retriever)
     try:
         answer = pipeline.ask(question, on_text=(lambda t: click.echo(shown(t, newlines=True), nl=False)) if streaming else None)
@@ -297,8 +304,10 @@ def ask(question, generator, k, max_new_tokens, temperature, seed, retriever, in
     if not answer.text:
         click.secho("(the generator gave an empty answer)", err=True, fg="yellow")
     click.echo("\nSources:")
+    holder = answer.span.passage if answer.span is not None else None
     for n, passage in enumerate(answer.passages, start=1):
-        click.echo(f"  [{n}] {shown(passage.citation)}")
+        mark = "  <- the answer is copied from here" if n - 1 == holder else ""
+        click.echo(f"  [{n}] {shown(passage.citation)}{mark}")
         if show_passages:
             click.echo(_indent(shown(" ".join(passage.text.split())), shutil.get_terminal_size((100, 20)).columns))
     if verbose:
@@ -323,12 +332,17 @@ def _print_timings(answer) -> None:
 @_generation_options
 @_retriever_options
 @_index_option
+@click.option("--extractive", is_flag=True,
+              help="Also run each generator in extractive mode (an answer copied from the passages), side by side.")
 @click.option("--json", "as_json", is_flag=True, help="Print every answer as JSON.")
-def compare(question, names, k, max_new_tokens, temperature, seed, retriever, index_dir, as_json) -> None:
-    """Give the same retrieved passages to several generators and compare their answers."""
+def compare(question, names, k, max_new_tokens, temperature, seed, retriever, index_dir, extractive, as_json) -> None:
+    """Give the same retrieved passages to several generators and compare their answers.
+
+    A name ending in +extractive (smollm2+extractive) answers in extractive mode.
+    """
     from .index import Index
     from .pipeline import compare as run_compare
-    from .pipeline import default_comparison
+    from .pipeline import default_comparison, with_modes
 
     _check_question(question, k)
     settings = _settings(max_new_tokens, temperature, seed)
@@ -337,6 +351,7 @@ def compare(question, names, k, max_new_tokens, temperature, seed, retriever, in
         raise RagError(f"--generators {names!r} names no generator: give a comma-separated list, like smollm2,flan-t5-small")
     if not chosen:
         raise RagError("no generator is available here: see `rag models`")
+    chosen = with_modes(chosen, extractive)
     index = Index.load(index_dir)
     passages, retrieval_ms, results = run_compare(
         index, question, chosen, k=k, settings=settings, retriever=retriever
@@ -365,15 +380,16 @@ def compare(question, names, k, max_new_tokens, temperature, seed, retriever, in
 
 def _comparison_table(results) -> str:
     width = shutil.get_terminal_size((120, 20)).columns
-    header = ("generator", "family", "answer", "latency", "prompt tok", "cut")
+    header = ("generator", "family", "answer", "source", "latency", "prompt tok", "cut")
     rows = []
     for r in results:
         if r.answer is None:
-            rows.append((shown(r.name), "-", "(not available)", "-", "-", "-"))
+            rows.append((shown(r.name), "-", "(not available)", "-", "-", "-", "-"))
             continue
         a = r.answer
-        rows.append((shown(r.name), a.family, shown(" ".join(a.text.split())) or "(empty)", f"{a.timings.get('generation_ms', 0):.0f} ms",
-                     str(a.prompt_tokens), str(a.passages_cut)))
+        source = f"[{a.span.passage + 1}]" if a.span is not None else "-"
+        rows.append((shown(r.name), a.family, shown(" ".join(a.text.split())) or "(empty)", source,
+                     f"{a.timings.get('generation_ms', 0):.0f} ms", str(a.prompt_tokens), str(a.passages_cut)))
     fixed = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(header)]
     answer_width = max(20, width - sum(w for i, w in enumerate(fixed) if i != 2) - 3 * (len(header) - 1))
     fixed[2] = min(fixed[2], answer_width)
@@ -449,6 +465,8 @@ def _int_list(value: str, option: str) -> list[int]:
               help="Dataset format (default: detected).")
 @click.option("--split", default="test", show_default=True, help="BEIR qrels split.")
 @click.option("--max-new-tokens", type=click.IntRange(min=1), default=64, show_default=True, help="Answer length cap.")
+@click.option("--extractive", is_flag=True,
+              help="Also run each generator in extractive mode (answers copied from the passages), side by side.")
 @click.option("--index-cache", type=click.Path(path_type=Path, file_okay=False), default=None,
               help="Index folder for the corpus (default: a cache folder keyed by corpus, embedder and chunking).")
 @click.option("--embedder", default=None, help="sentence-transformers model name or folder (default: all-MiniLM-L6-v2).")
@@ -459,7 +477,7 @@ def _int_list(value: str, option: str) -> list[int]:
 @_retriever_options
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars or status lines.")
 def bench(dataset, names, ks, passages, limit, sample_seed, out, oracle, retrieval_only, fmt, split,
-          max_new_tokens, index_cache, embedder, backend, chunk_tokens, overlap, retriever, quiet) -> None:
+          max_new_tokens, extractive, index_cache, embedder, backend, chunk_tokens, overlap, retriever, quiet) -> None:
     """Benchmark retrieval and generators on DATASET (qa.jsonl, SQuAD v1.1 JSON or a BEIR folder)."""
     import shlex
 
@@ -470,7 +488,8 @@ def bench(dataset, names, ks, passages, limit, sample_seed, out, oracle, retriev
         dataset=dataset, generators=[n.strip() for n in names.split(",") if n.strip()] if names else None,
         ks=_int_list(ks, "-k"), passages=passages, limit=limit, sample_seed=sample_seed, out=out, oracle=oracle,
         retrieval_only=retrieval_only, format=fmt, split=split, index_cache=index_cache, embedder=embedder, backend=backend,
-        chunk_tokens=chunk_tokens, overlap=overlap, max_new_tokens=max_new_tokens, progress=_show_progress(quiet),
+        chunk_tokens=chunk_tokens, overlap=overlap, max_new_tokens=max_new_tokens, extractive=extractive,
+        progress=_show_progress(quiet),
         retriever=retriever,
         command=shlex.join(["rag", *sys.argv[1:]]),
         echo=(lambda m: None) if quiet else (lambda m: click.echo(shown(m), err=True)),

@@ -16,11 +16,17 @@ from .index import Index
 from .retrieve import Retriever
 
 
+# A generator label with this suffix answers in extractive mode (a span of the passages), so
+# `compare` and `bench` can run one model both ways side by side: "smollm2", "smollm2+extractive".
+EXTRACTIVE = "+extractive"
+
+
 @dataclass
 class GenerationSettings:
     max_new_tokens: int = 64
     temperature: float = 0.0
     seed: int | None = None
+    extractive: bool = False  # constrain the answer to a span of the passages given
 
     def __post_init__(self):
         import math
@@ -61,10 +67,37 @@ def answer_from(
     on_text: Callable[[str], None] | None = None,
 ) -> Answer:
     settings = settings or GenerationSettings()
+    modes = {"extractive": True} if settings.extractive else {}  # generators without modes still work
     return generator.generate(
         question, passages, max_new_tokens=settings.max_new_tokens, temperature=settings.temperature,
-        seed=settings.seed, on_text=on_text,
+        seed=settings.seed, on_text=on_text, **modes,
     )
+
+
+def split_label(label: str) -> tuple[str, bool]:
+    """("smollm2", True) for "smollm2+extractive": the generator to load and its mode."""
+    if label.endswith(EXTRACTIVE) and len(label) > len(EXTRACTIVE):
+        return label[: -len(EXTRACTIVE)], True
+    return label, False
+
+
+def with_modes(labels: Sequence[str], extractive: bool) -> list[str]:
+    """The labels to run: as given, and with `extractive` each one's extractive twin right after
+    it (both modes side by side), without repeats."""
+    out: list[str] = []
+    for label in labels:
+        twins = [label, split_label(label)[0] + EXTRACTIVE] if extractive else [label]
+        out.extend(t for t in twins if t not in out)
+    return out
+
+
+def settings_for(label: str, settings: GenerationSettings | None) -> tuple[str, GenerationSettings]:
+    """The generator name to load and the settings to answer with, for one label."""
+    from dataclasses import replace
+
+    name, extractive = split_label(label)
+    settings = settings or GenerationSettings()
+    return name, replace(settings, extractive=settings.extractive or extractive)
 
 
 def default_comparison() -> list[str]:
@@ -98,7 +131,8 @@ def compare(
     load: Callable[[str], Generator] | None = None,
     retriever: Retriever | str | None = None,
 ) -> tuple[list[Passage], float, list[Comparison]]:
-    """Retrieve once, then let each generator answer from the same passages.
+    """Retrieve once, then let each generator answer from the same passages (a name ending in
+    "+extractive" answers in extractive mode).
 
     A generator whose weights are missing is reported with its one-line reason; the others still run.
     """
@@ -109,19 +143,20 @@ def compare(
     passages = index.search(question, k, retriever=retriever)
     retrieval_ms = (time.perf_counter() - start) * 1000
     results = []
-    for name in generator_names:
+    for label in generator_names:
+        name, label_settings = settings_for(label, settings)
         start = time.perf_counter()
         try:
             generator = load(name)
         except ModelNotAvailable as e:
-            results.append(Comparison(name, error=str(e)))
+            results.append(Comparison(label, error=str(e)))
             continue
         load_ms = (time.perf_counter() - start) * 1000
         try:
-            answer = answer_from(generator, question, passages, settings)
+            answer = answer_from(generator, question, passages, label_settings)
         except BudgetError as e:
-            results.append(Comparison(name, error=str(e), load_ms=load_ms))
+            results.append(Comparison(label, error=str(e), load_ms=load_ms))
             continue
         answer.timings["retrieval_ms"] = retrieval_ms
-        results.append(Comparison(name, answer=answer, load_ms=load_ms))
+        results.append(Comparison(label, answer=answer, load_ms=load_ms))
     return passages, retrieval_ms, results

@@ -213,6 +213,29 @@ def test_resume_skips_finished_pairs_and_matches_a_fresh_run(tmp_path, qa_set, m
         run_bench(config(qa_set, out, embedder, generators=names, passages=1))
 
 
+def test_extractive_runs_beside_free_and_resumes_on_its_own(tmp_path, qa_set, models, embedder):
+    """--extractive adds each generator's extractive twin: same passages, answers that are spans
+    of what it was given, its own rows; adding it to a finished run answers only the new rows."""
+    out = tmp_path / "modes"
+    name = models["gpt2"]
+    run_bench(config(qa_set, out, embedder, generators=[name], limit=3))
+    counted = Counting()
+    run = run_bench(config(qa_set, out, embedder, generators=[name], limit=3, extractive=True, load=counted))
+    assert counted.calls == {name: 3}  # the free answers were resumed, the extractive ones are new
+    assert [g["name"] for g in run.summary["generators"]] == [name, f"{name}+extractive"]
+    assert [g["extractive"] for g in run.summary["generators"]] == [False, True]
+    records = read_jsonl(out / "results.jsonl")
+    by_mode = {False: [r for r in records if not r["extractive"]], True: [r for r in records if r["extractive"]]}
+    assert len(by_mode[False]) == len(by_mode[True]) == 3
+    for r in by_mode[True]:
+        assert r["generator"] == f"{name}+extractive"
+        assert r["answer"] and r["source"] in r["given"]  # (a random model may copy half a word:
+        # the answer is a span of characters, which "prediction supported" counts in whole words)
+    free = {r["question_id"]: r for r in by_mode[False]}
+    assert all(free[r["question_id"]]["given"] == r["given"] for r in by_mode[True])
+    assert f"{Path(name).name}+extractive" in (out / "report.md").read_text()
+
+
 def test_sample_is_fixed_and_nested():
     from rag.bench.datasets import BenchQuestion
 

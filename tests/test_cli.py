@@ -173,6 +173,33 @@ def test_compare_runs_both_families_on_the_same_passages(tmp_path, embedder, tin
     assert "encoder-decoder" in result.output and "decoder-only" in result.output
 
 
+def test_extractive_ask_and_compare_cite_the_passage_holding_the_span(tmp_path, embedder, tiny_t5, tiny_gpt2):
+    idx = _small_index(tmp_path)
+    result = run("ask", "What kind of model is T5?", "--generator", tiny_gpt2, "--index", idx, "-k", "2",
+                 "--max-new-tokens", "5", "--extractive", "--json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    given = data["passages"][data["span"]["passage"]]
+    assert data["extractive"] and data["text"] and data["text"] in given["text"]
+    assert data["span"]["citation"] == given["citation"]
+
+    result = run("ask", "What kind of model is T5?", "--generator", f"{tiny_t5}+extractive", "--index", idx, "-k", "2",
+                 "--max-new-tokens", "5")
+    assert result.exit_code == 0, result.output
+    assert "extractive)" in result.output and "<- the answer is copied from here" in result.output
+
+    result = run("compare", "Which model predicts the next token?", "--generators", f"{tiny_t5},{tiny_gpt2}",
+                 "--index", idx, "--max-new-tokens", "4", "--extractive", "--json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output[result.output.index("{"):])
+    assert [r["generator"] for r in data["results"]] == [tiny_t5, f"{tiny_t5}+extractive", tiny_gpt2, f"{tiny_gpt2}+extractive"]
+    for r in data["results"]:
+        answer = r["answer"]
+        assert answer["extractive"] == r["generator"].endswith("+extractive")
+        if answer["extractive"]:
+            assert answer["text"] in data["passages"][answer["span"]["passage"]]["text"]
+
+
 def test_ask_missing_model_is_one_clear_line(tmp_path, embedder):
     idx = _small_index(tmp_path)
     result = run("ask", "anything", "--generator", "nonexistent-org/nope", "--index", idx)

@@ -67,6 +67,7 @@ class BenchConfig:
     chunk_tokens: int = DEFAULT_CHUNK_TOKENS
     overlap: int = DEFAULT_CHUNK_OVERLAP
     max_new_tokens: int = 64
+    extractive: bool = False  # also run every generator in extractive mode, side by side
     retriever: Retriever = field(default_factory=Retriever)  # dense, bm25 or hybrid (+ MMR)
     progress: bool = False
     command: str | None = None
@@ -113,7 +114,9 @@ def run_bench(config: BenchConfig) -> BenchRun:
             raise RagError(f"{config.dataset} has no answers ({bench.format} set): use --retrieval-only")
         retrieval_only = True
         notes.append(f"{bench.format} set without answers: retrieval only")
-    names = [] if retrieval_only else list(config.generators or _default_generators())
+    from rag.pipeline import with_modes
+
+    names = [] if retrieval_only else with_modes(config.generators or _default_generators(), config.extractive)
     if not retrieval_only and not names:
         raise RagError("no generator is available here: see `rag models`, pass --generators, or use --retrieval-only")
 
@@ -394,10 +397,15 @@ def run_generator(
     sessions: JsonlLog,
     done_before: Sequence[dict] = (),
 ) -> str | None:
-    """Load `name` once and answer `pending`, appending each record; the reason if it cannot load."""
+    """Load `name` once and answer `pending`, appending each record; the reason if it cannot load.
+
+    `name` is a label: "smollm2+extractive" loads smollm2 and answers in extractive mode.
+    """
     from rag.bench.system import PeakMemory, model_info
     from rag.generators import BudgetError, ModelNotAvailable, clear_loaded, load_generator
-    from rag.pipeline import GenerationSettings, answer_from
+    from rag.pipeline import GenerationSettings, answer_from, settings_for
+
+    label = name
 
     load = config.load or load_generator
     memory = PeakMemory()
@@ -405,25 +413,26 @@ def run_generator(
     gc.collect()
     memory.reset()
     baseline = memory.current_mb()
+    name, settings = settings_for(label, GenerationSettings(
+        max_new_tokens=config.max_new_tokens, temperature=0.0, seed=config.sample_seed))
     started = time.perf_counter()
     try:
         generator = load(name)
     except ModelNotAvailable as e:
         return str(e)
     load_s = time.perf_counter() - started
-    settings = GenerationSettings(max_new_tokens=config.max_new_tokens, temperature=0.0, seed=config.sample_seed)
     running = _Running(done_before)
-    for q in _progress(pending, name, config.progress, running):
+    for q in _progress(pending, label, config.progress, running):
         offered = oracle_passages(q, texts, config.passages) if config.oracle else retrieval.chunks[q.id][: config.passages]
         try:
             answer, error = answer_from(generator, q.question, offered, settings), None
         except BudgetError as e:
             answer, error = None, str(e)
-        record = answer_record(run_key, name, q, retrieval, offered, answer, error, config.oracle)
+        record = answer_record(run_key, label, q, retrieval, offered, answer, error, config.oracle)
         results.append(record)
         running.add(record)
     sessions.append({
-        "run": run_key, "generator": name, "questions": len(pending), "load_s": round(load_s, 3),
+        "run": run_key, "generator": label, "extractive": settings.extractive, "questions": len(pending), "load_s": round(load_s, 3),
         "peak_rss_mb": round(memory.peak_mb(), 1), "baseline_rss_mb": None if baseline is None else round(baseline, 1),
         "memory_method": memory.method, "at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         **model_info(generator),
@@ -480,6 +489,8 @@ def answer_record(
         "offered_ids": [p.doc_path for p in offered],
         "given": [p.citation for p in given],
         "answer": text,
+        "extractive": bool(answer is not None and answer.extractive),
+        "source": answer.source if answer is not None else None,  # extractive: the passage holding the span
         "em": exact_match(text, q.answers),
         "f1": round(f1(text, q.answers), 6),
         "answer_in_passages": answer_in_passages(q.answers, given_texts),

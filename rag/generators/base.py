@@ -43,6 +43,17 @@ class BudgetItem:
 
 
 @dataclass
+class Span:
+    """Where an extractive answer came from: `passage` indexes `Answer.passages`, `start` and
+    `end` are character offsets in that passage's text, `citation` is that passage's."""
+
+    passage: int
+    start: int
+    end: int
+    citation: str
+
+
+@dataclass
 class Answer:
     """A generated answer with everything needed to cite, audit and time it."""
 
@@ -55,6 +66,13 @@ class Answer:
     prompt_tokens: int
     output_tokens: int
     timings: dict[str, float] = field(default_factory=dict)
+    extractive: bool = False  # decoding was constrained to a span of the passages
+    span: Span | None = None  # extractive: where the answer is (None: no span was produced)
+
+    @property
+    def source(self) -> str | None:
+        """The citation of the passage holding an extractive answer's span."""
+        return self.span.citation if self.span is not None else None
 
     @property
     def citations(self) -> list[str]:
@@ -80,6 +98,8 @@ class Answer:
             "prompt_tokens": self.prompt_tokens,
             "output_tokens": self.output_tokens,
             "timings": dict(self.timings),
+            "extractive": self.extractive,
+            "span": asdict(self.span) if self.span is not None else None,
         }
 
 
@@ -100,4 +120,5 @@ class Generator(Protocol):
         temperature: float = 0.0,
         seed: int | None = None,
         on_text: Callable[[str], None] | None = None,
+        extractive: bool = False,
     ) -> Answer: ...

@@ -11,6 +11,7 @@ from typing import Any, Callable, Sequence
 
 from rag.documents import Passage
 from rag.generators.base import Answer, BudgetError
+from rag.generators.extractive import SpanIndex, end_tokens, hf_tokenize
 from rag.generators.prompts import AnswerStream, Fit, PromptStyle, cut_answer, fit_passages, has_finished_line
 
 
@@ -120,7 +121,10 @@ class HFGenerator:
         temperature: float = 0.0,
         seed: int | None = None,
         on_text: Callable[[str], None] | None = None,
+        extractive: bool = False,
     ) -> Answer:
+        """Answer from the passages that fit the window; `extractive` constrains the answer to a
+        span of them (extractive.py) and cites the passage that holds it."""
         import torch
 
         t0 = time.perf_counter()
@@ -129,9 +133,15 @@ class HFGenerator:
         start = self.output_start(len(ids))
         kwargs = self.generation_kwargs(max_new_tokens, temperature)
         stop = self.prompt_style.stop_at_newline
+        spans = None
+        if extractive:
+            spans = SpanIndex([p.text for p in fit.passages], hf_tokenize(self.tokenizer))
+            ends = end_tokens(self.tokenizer, self.eos_token_ids, stop)
+            kwargs["logits_processor"] = _span_processor(spans, start, ends)
+            kwargs["eos_token_id"] = ends
         if on_text is not None:
             kwargs["streamer"] = _make_streamer(self.tokenizer, AnswerStream(on_text, stop))
-        if stop:
+        if stop and not extractive:  # an extractive answer ends at a newline token (in `ends`)
             kwargs["stopping_criteria"] = _newline_stop(self.tokenizer, start)
         if temperature > 0 and seed is not None:
             torch.manual_seed(seed)
@@ -142,7 +152,14 @@ class HFGenerator:
         t2 = time.perf_counter()
 
         new_ids = output[0, start:].tolist()
-        text = cut_answer(self.tokenizer.decode(new_ids, skip_special_tokens=True), stop)
+        span = None
+        if spans is not None:
+            span = spans.locate([i for i in new_ids if i not in kwargs["eos_token_id"] and i != self.pad_token_id])
+            if span is not None:
+                span.citation = fit.passages[span.passage].citation
+            text = spans.text(span) if span is not None else ""
+        else:
+            text = cut_answer(self.tokenizer.decode(new_ids, skip_special_tokens=True), stop)
         seconds = t2 - t1
         return Answer(
             question=question,
@@ -153,6 +170,8 @@ class HFGenerator:
             budget=fit.budget,
             prompt_tokens=len(ids),
             output_tokens=len(new_ids),
+            span=span,
+            extractive=extractive,
             timings={
                 "prompt_ms": (t1 - t0) * 1000,
                 "generation_ms": seconds * 1000,
@@ -189,6 +208,29 @@ def _make_streamer(tokenizer: Any, sink: AnswerStream) -> Any:
             sink.feed(text)
 
     return _Streamer(tokenizer, skip_prompt=True, skip_special_tokens=True)
+
+
+def _span_processor(spans: SpanIndex, start: int, ends: list[int]) -> Any:
+    """A logits processor that leaves only the tokens continuing a passage span (and, after
+    the first token, the end tokens) with finite scores."""
+    import torch
+    from transformers import LogitsProcessor, LogitsProcessorList
+
+    class _SpanOnly(LogitsProcessor):
+        def __call__(self, input_ids: Any, scores: Any) -> Any:
+            mask = torch.full_like(scores, float("-inf"))
+            for row in range(input_ids.shape[0]):
+                generated = input_ids[row, start:].tolist()
+                allowed = spans.next_tokens(generated).tolist()
+                if generated:
+                    allowed += ends
+                else:  # an answer starts with a token of text, not an end (a newline ends completions)
+                    allowed = [i for i in allowed if i not in ends] or ends
+                allowed = [i for i in allowed if i < scores.shape[-1]]
+                mask[row, allowed] = 0.0
+            return scores + mask
+
+    return LogitsProcessorList([_SpanOnly()])
 
 
 def _newline_stop(tokenizer: Any, start: int) -> Any:
