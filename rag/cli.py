@@ -235,13 +235,16 @@ def _generation_options(f):
     return f
 
 
-def _settings(max_new_tokens: int, temperature: float, seed: int | None, extractive: bool = False):
+def _settings(max_new_tokens: int, temperature: float, seed: int | None, extractive: bool = False, fid: bool = False):
     from .pipeline import GenerationSettings
 
-    return GenerationSettings(max_new_tokens=max_new_tokens, temperature=temperature, seed=seed, extractive=extractive)
+    return GenerationSettings(max_new_tokens=max_new_tokens, temperature=temperature, seed=seed, extractive=extractive,
+                              fid=fid)
 
 
 EXTRACTIVE_HELP = "Constrain the answer to a span copied from the passages (cited by the passage that holds it)."
+FID_HELP = ("Encoder-decoder only: Fusion-in-Decoder, each passage encoded with the question on its own "
+            "(no shared 512-token cut); the decoder reads them all.")
 
 
 def _check_question(question: str, k: int) -> None:
@@ -267,25 +270,26 @@ def _load_generator(name: str):
 @_retriever_options
 @_index_option
 @click.option("--extractive", is_flag=True, help=EXTRACTIVE_HELP)
+@click.option("--fid", is_flag=True, help=FID_HELP)
 @click.option("--show-passages", is_flag=True, help="Print the passages given to the generator.")
 @click.option("--stream/--no-stream", default=True, help="Print the answer as it is generated (on a terminal).")
 @click.option("--verbose", "-v", is_flag=True, help="Print timings and the context budget.")
 @click.option("--json", "as_json", is_flag=True, help="Print the whole Answer as JSON.")
-def ask(question, generator, k, max_new_tokens, temperature, seed, retriever, index_dir, extractive, show_passages,
-        stream, verbose, as_json) -> None:
+def ask(question, generator, k, max_new_tokens, temperature, seed, retriever, index_dir, extractive, fid,
+        show_passages, stream, verbose, as_json) -> None:
     """Answer QUESTION from the indexed documents, citing its sources."""
     from .generators import BudgetError, default_generator_name
     from .index import Index
     from .pipeline import Pipeline, settings_for
 
     _check_question(question, k)
-    settings = _settings(max_new_tokens, temperature, seed, extractive)
+    settings = _settings(max_new_tokens, temperature, seed, extractive, fid)
     index = Index.load(index_dir)
     name, settings = settings_for(generator or default_generator_name(), settings)  # "name+extractive" works too
     extractive = settings.extractive
     gen = _load_generator(name)
     if not as_json:
-        mode = ", extractive" if extractive else ""
+        mode = "".join(f", {m}" for m in ("fid", "extractive") if getattr(settings, m))
         click.secho(shown(f"generator: {gen.name} ({gen.family}{mode})"), err=True, dim=True)
     # An extractive answer is cut from the passage's own characters after decoding: printed whole.
     streaming = stream and not as_json and not extractive and sys.stdout.isatty()
@@ -321,6 +325,8 @@ def _print_timings(answer) -> None:
         f"{t.get('tokens_per_s', 0):.1f} tokens/s, prompt {answer.prompt_tokens} tokens, "
         f"answer {answer.output_tokens} tokens, passages cut or dropped: {answer.passages_cut}"
     )
+    if answer.fid:
+        click.echo("  Fusion-in-Decoder: each passage was encoded with the question on its own")
     for item in answer.budget:
         click.echo(f"  #{item.rank} {shown(item.citation)}: {item.status} ({item.tokens} tokens)")
 
@@ -334,11 +340,12 @@ def _print_timings(answer) -> None:
 @_index_option
 @click.option("--extractive", is_flag=True,
               help="Also run each generator in extractive mode (an answer copied from the passages), side by side.")
+@click.option("--fid", is_flag=True, help="Also run each encoder-decoder generator with Fusion-in-Decoder, side by side.")
 @click.option("--json", "as_json", is_flag=True, help="Print every answer as JSON.")
-def compare(question, names, k, max_new_tokens, temperature, seed, retriever, index_dir, extractive, as_json) -> None:
+def compare(question, names, k, max_new_tokens, temperature, seed, retriever, index_dir, extractive, fid, as_json) -> None:
     """Give the same retrieved passages to several generators and compare their answers.
 
-    A name ending in +extractive (smollm2+extractive) answers in extractive mode.
+    A name may end in modes: smollm2+extractive, flan-t5-small+fid, flan-t5-small+fid+extractive.
     """
     from .index import Index
     from .pipeline import compare as run_compare
@@ -351,7 +358,7 @@ def compare(question, names, k, max_new_tokens, temperature, seed, retriever, in
         raise RagError(f"--generators {names!r} names no generator: give a comma-separated list, like smollm2,flan-t5-small")
     if not chosen:
         raise RagError("no generator is available here: see `rag models`")
-    chosen = with_modes(chosen, extractive)
+    chosen = with_modes(chosen, extractive, fid)
     index = Index.load(index_dir)
     passages, retrieval_ms, results = run_compare(
         index, question, chosen, k=k, settings=settings, retriever=retriever
@@ -467,6 +474,7 @@ def _int_list(value: str, option: str) -> list[int]:
 @click.option("--max-new-tokens", type=click.IntRange(min=1), default=64, show_default=True, help="Answer length cap.")
 @click.option("--extractive", is_flag=True,
               help="Also run each generator in extractive mode (answers copied from the passages), side by side.")
+@click.option("--fid", is_flag=True, help="Also run each encoder-decoder generator with Fusion-in-Decoder, side by side.")
 @click.option("--index-cache", type=click.Path(path_type=Path, file_okay=False), default=None,
               help="Index folder for the corpus (default: a cache folder keyed by corpus, embedder and chunking).")
 @click.option("--embedder", default=None, help="sentence-transformers model name or folder (default: all-MiniLM-L6-v2).")
@@ -477,7 +485,7 @@ def _int_list(value: str, option: str) -> list[int]:
 @_retriever_options
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars or status lines.")
 def bench(dataset, names, ks, passages, limit, sample_seed, out, oracle, retrieval_only, fmt, split,
-          max_new_tokens, extractive, index_cache, embedder, backend, chunk_tokens, overlap, retriever, quiet) -> None:
+          max_new_tokens, extractive, fid, index_cache, embedder, backend, chunk_tokens, overlap, retriever, quiet) -> None:
     """Benchmark retrieval and generators on DATASET (qa.jsonl, SQuAD v1.1 JSON or a BEIR folder)."""
     import shlex
 
@@ -489,7 +497,7 @@ def bench(dataset, names, ks, passages, limit, sample_seed, out, oracle, retriev
         ks=_int_list(ks, "-k"), passages=passages, limit=limit, sample_seed=sample_seed, out=out, oracle=oracle,
         retrieval_only=retrieval_only, format=fmt, split=split, index_cache=index_cache, embedder=embedder, backend=backend,
         chunk_tokens=chunk_tokens, overlap=overlap, max_new_tokens=max_new_tokens, extractive=extractive,
-        progress=_show_progress(quiet),
+        fid=fid, progress=_show_progress(quiet),
         retriever=retriever,
         command=shlex.join(["rag", *sys.argv[1:]]),
         echo=(lambda m: None) if quiet else (lambda m: click.echo(shown(m), err=True)),

@@ -16,9 +16,9 @@ from .index import Index
 from .retrieve import Retriever
 
 
-# A generator label with this suffix answers in extractive mode (a span of the passages), so
-# `compare` and `bench` can run one model both ways side by side: "smollm2", "smollm2+extractive".
-EXTRACTIVE = "+extractive"
+# A generator label may end in modes, so `compare` and `bench` can run one model several ways
+# side by side: "smollm2", "smollm2+extractive", "flan-t5-small+fid+extractive".
+MODES = ("fid", "extractive")
 
 
 @dataclass
@@ -27,6 +27,7 @@ class GenerationSettings:
     temperature: float = 0.0
     seed: int | None = None
     extractive: bool = False  # constrain the answer to a span of the passages given
+    fid: bool = False  # encoder-decoder: Fusion-in-Decoder, one encoder pass per passage
 
     def __post_init__(self):
         import math
@@ -67,27 +68,42 @@ def answer_from(
     on_text: Callable[[str], None] | None = None,
 ) -> Answer:
     settings = settings or GenerationSettings()
-    modes = {"extractive": True} if settings.extractive else {}  # generators without modes still work
+    modes = {m: True for m in MODES if getattr(settings, m)}  # generators without modes still work
     return generator.generate(
         question, passages, max_new_tokens=settings.max_new_tokens, temperature=settings.temperature,
         seed=settings.seed, on_text=on_text, **modes,
     )
 
 
-def split_label(label: str) -> tuple[str, bool]:
-    """("smollm2", True) for "smollm2+extractive": the generator to load and its mode."""
-    if label.endswith(EXTRACTIVE) and len(label) > len(EXTRACTIVE):
-        return label[: -len(EXTRACTIVE)], True
-    return label, False
+def split_label(label: str) -> tuple[str, set[str]]:
+    """("flan-t5-small", {"fid", "extractive"}) for "flan-t5-small+fid+extractive": the generator
+    to load and its modes (a "+word" that is not a mode stays part of the name)."""
+    name, modes = label, set()
+    while "+" in name:
+        head, _, mode = name.rpartition("+")
+        if mode not in MODES or not head:
+            break
+        name, modes = head, modes | {mode}
+    return name, modes
 
 
-def with_modes(labels: Sequence[str], extractive: bool) -> list[str]:
-    """The labels to run: as given, and with `extractive` each one's extractive twin right after
-    it (both modes side by side), without repeats."""
+def label_for(name: str, modes: set[str] | Sequence[str]) -> str:
+    return name + "".join(f"+{m}" for m in MODES if m in modes)
+
+
+def with_modes(labels: Sequence[str], extractive: bool = False, fid: bool = False) -> list[str]:
+    """The labels to run: as given and, for each mode asked for, each one's twin in that mode
+    right after it (side by side), without repeats. A decoder-only model's +fid twin is refused
+    when it runs (one line), so it shows in the results as not run, with the reason."""
     out: list[str] = []
     for label in labels:
-        twins = [label, split_label(label)[0] + EXTRACTIVE] if extractive else [label]
-        out.extend(t for t in twins if t not in out)
+        name, modes = split_label(label)
+        variants = [set(modes)]
+        if fid:
+            variants += [v | {"fid"} for v in variants]
+        if extractive:
+            variants += [v | {"extractive"} for v in variants]
+        out.extend(t for t in (label_for(name, v) for v in variants) if t not in out)
     return out
 
 
@@ -95,9 +111,9 @@ def settings_for(label: str, settings: GenerationSettings | None) -> tuple[str, 
     """The generator name to load and the settings to answer with, for one label."""
     from dataclasses import replace
 
-    name, extractive = split_label(label)
+    name, modes = split_label(label)
     settings = settings or GenerationSettings()
-    return name, replace(settings, extractive=settings.extractive or extractive)
+    return name, replace(settings, **{m: getattr(settings, m) or m in modes for m in MODES})
 
 
 def default_comparison() -> list[str]:

@@ -131,8 +131,8 @@ def test_answer_json_carries_the_span(tiny_t5):
 
 
 def test_labels_name_a_mode():
-    assert split_label("smollm2+extractive") == ("smollm2", True)
-    assert split_label("smollm2") == ("smollm2", False) and split_label("+extractive") == ("+extractive", False)
+    assert split_label("smollm2+extractive") == ("smollm2", {"extractive"})
+    assert split_label("smollm2") == ("smollm2", set()) and split_label("+extractive") == ("+extractive", set())
     assert with_modes(["a", "b"], False) == ["a", "b"]
     assert with_modes(["a", "b+extractive"], True) == ["a", "a+extractive", "b+extractive"]
     assert GenerationSettings().extractive is False

@@ -78,7 +78,7 @@ def generator_summary(name: str, records: Sequence[dict], session: dict | None, 
     status = "not available" if error else ("ok" if len(records) >= expected else "incomplete")
     entry: dict = {"name": name, "status": status, "error": error, "questions": len(records)}
     if session:
-        for key in ("family", "extractive", "parameters", "source", "revision", "context_window", "prompt_style"):
+        for key in ("family", "extractive", "fid", "parameters", "source", "revision", "context_window", "prompt_style"):
             entry[key] = session.get(key)
     if not records:
         return entry

@@ -68,6 +68,7 @@ class BenchConfig:
     overlap: int = DEFAULT_CHUNK_OVERLAP
     max_new_tokens: int = 64
     extractive: bool = False  # also run every generator in extractive mode, side by side
+    fid: bool = False  # also run every generator with Fusion-in-Decoder (encoder-decoder ones run)
     retriever: Retriever = field(default_factory=Retriever)  # dense, bm25 or hybrid (+ MMR)
     progress: bool = False
     command: str | None = None
@@ -116,7 +117,7 @@ def run_bench(config: BenchConfig) -> BenchRun:
         notes.append(f"{bench.format} set without answers: retrieval only")
     from rag.pipeline import with_modes
 
-    names = [] if retrieval_only else with_modes(config.generators or _default_generators(), config.extractive)
+    names = [] if retrieval_only else with_modes(config.generators or _default_generators(), config.extractive, config.fid)
     if not retrieval_only and not names:
         raise RagError("no generator is available here: see `rag models`, pass --generators, or use --retrieval-only")
 
@@ -402,7 +403,7 @@ def run_generator(
     `name` is a label: "smollm2+extractive" loads smollm2 and answers in extractive mode.
     """
     from rag.bench.system import PeakMemory, model_info
-    from rag.generators import BudgetError, ModelNotAvailable, clear_loaded, load_generator
+    from rag.generators import ENCODER_DECODER, BudgetError, ModelNotAvailable, clear_loaded, load_generator
     from rag.pipeline import GenerationSettings, answer_from, settings_for
 
     label = name
@@ -421,6 +422,8 @@ def run_generator(
     except ModelNotAvailable as e:
         return str(e)
     load_s = time.perf_counter() - started
+    if settings.fid and getattr(generator, "family", None) != ENCODER_DECODER:
+        return f"{name} is {generator.family}: --fid needs an encoder-decoder model (one encoder pass per passage)"
     running = _Running(done_before)
     for q in _progress(pending, label, config.progress, running):
         offered = oracle_passages(q, texts, config.passages) if config.oracle else retrieval.chunks[q.id][: config.passages]
@@ -432,7 +435,7 @@ def run_generator(
         results.append(record)
         running.add(record)
     sessions.append({
-        "run": run_key, "generator": label, "extractive": settings.extractive, "questions": len(pending), "load_s": round(load_s, 3),
+        "run": run_key, "generator": label, "extractive": settings.extractive, "fid": settings.fid, "questions": len(pending), "load_s": round(load_s, 3),
         "peak_rss_mb": round(memory.peak_mb(), 1), "baseline_rss_mb": None if baseline is None else round(baseline, 1),
         "memory_method": memory.method, "at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         **model_info(generator),
@@ -490,6 +493,7 @@ def answer_record(
         "given": [p.citation for p in given],
         "answer": text,
         "extractive": bool(answer is not None and answer.extractive),
+        "fid": bool(answer is not None and answer.fid),
         "source": answer.source if answer is not None else None,  # extractive: the passage holding the span
         "em": exact_match(text, q.answers),
         "f1": round(f1(text, q.answers), 6),

@@ -27,6 +27,11 @@ class BudgetError(RagError, ValueError):
     """The prompt cannot fit the model's window even with no passages at all (one line)."""
 
 
+class ModeNotSupported(BudgetError):
+    """This generator cannot answer in the mode asked for (e.g. --fid on a decoder-only model);
+    handled like a budget error: one line, the other generators still run."""
+
+
 @dataclass
 class BudgetItem:
     """One retrieved passage and what the context budget did with it.
@@ -67,6 +72,7 @@ class Answer:
     output_tokens: int
     timings: dict[str, float] = field(default_factory=dict)
     extractive: bool = False  # decoding was constrained to a span of the passages
+    fid: bool = False  # Fusion-in-Decoder: each passage encoded on its own (budget tokens are per passage)
     span: Span | None = None  # extractive: where the answer is (None: no span was produced)
 
     @property
@@ -99,6 +105,7 @@ class Answer:
             "output_tokens": self.output_tokens,
             "timings": dict(self.timings),
             "extractive": self.extractive,
+            "fid": self.fid,
             "span": asdict(self.span) if self.span is not None else None,
         }
 
@@ -121,4 +128,5 @@ class Generator(Protocol):
         seed: int | None = None,
         on_text: Callable[[str], None] | None = None,
         extractive: bool = False,
+        fid: bool = False,
     ) -> Answer: ...

@@ -10,8 +10,9 @@ import time
 from typing import Any, Callable, Sequence
 
 from rag.documents import Passage
-from rag.generators.base import Answer, BudgetError
+from rag.generators.base import Answer, BudgetError, ModeNotSupported
 from rag.generators.extractive import SpanIndex, end_tokens, hf_tokenize
+from rag.generators.fid import fid_encode
 from rag.generators.prompts import AnswerStream, Fit, PromptStyle, cut_answer, fit_passages, has_finished_line
 
 
@@ -97,6 +98,17 @@ class HFGenerator:
             raise BudgetError(f"{self.name}: {e} ({self.budget_explanation(max_new_tokens)}); shorten the question.") from None
         return fit, seen[fit.prompt]
 
+    def prepare_fid(self, question: str, passages: Sequence[Passage], max_new_tokens: int = 64) -> tuple[Fit, list[list[int]]]:
+        """Fusion-in-Decoder inputs: one prompt per passage (question + that passage), each fitted
+        to the window on its own (cut at a sentence, or dropped, as `prepare` would).
+
+        The Fit's budget has one item per passage; an item's `tokens` is what its passage added
+        to its own prompt, so `prompt_tokens == len(given) * fixed_tokens + sum(item.tokens)`.
+        """
+        raise ModeNotSupported(
+            f"{self.name} is {self.family}: --fid needs an encoder-decoder model (one encoder pass per passage)"
+        )
+
     # -- generation ---------------------------------------------------------------------
 
     def generation_kwargs(self, max_new_tokens: int = 64, temperature: float = 0.0) -> dict[str, Any]:
@@ -122,15 +134,22 @@ class HFGenerator:
         seed: int | None = None,
         on_text: Callable[[str], None] | None = None,
         extractive: bool = False,
+        fid: bool = False,
     ) -> Answer:
         """Answer from the passages that fit the window; `extractive` constrains the answer to a
-        span of them (extractive.py) and cites the passage that holds it."""
+        span of them (extractive.py) and cites the passage that holds it; `fid` (encoder-decoder
+        only) encodes each passage on its own and lets the decoder read them all (fid.py)."""
         import torch
 
         t0 = time.perf_counter()
-        fit, ids = self.prepare(question, passages, max_new_tokens)
-        input_ids = torch.tensor([ids], dtype=torch.long, device=self.device)
-        start = self.output_start(len(ids))
+        if fid:
+            fit, inputs = self.prepare_fid(question, passages, max_new_tokens)
+            prompt_tokens = sum(len(ids) for ids in inputs)
+            start = self.output_start(0)
+        else:
+            fit, ids = self.prepare(question, passages, max_new_tokens)
+            prompt_tokens = len(ids)
+            start = self.output_start(len(ids))
         kwargs = self.generation_kwargs(max_new_tokens, temperature)
         stop = self.prompt_style.stop_at_newline
         spans = None
@@ -148,7 +167,12 @@ class HFGenerator:
 
         t1 = time.perf_counter()
         with torch.inference_mode():
-            output = self.model.generate(input_ids=input_ids, attention_mask=torch.ones_like(input_ids), **kwargs)
+            if fid:  # the encoder passes are part of generating, as the one pass is otherwise
+                states, mask = fid_encode(self.model, inputs, self.pad_token_id or 0)
+                output = self.model.generate(encoder_outputs=states, attention_mask=mask, **kwargs)
+            else:
+                input_ids = torch.tensor([ids], dtype=torch.long, device=self.device)
+                output = self.model.generate(input_ids=input_ids, attention_mask=torch.ones_like(input_ids), **kwargs)
         t2 = time.perf_counter()
 
         new_ids = output[0, start:].tolist()
@@ -168,10 +192,11 @@ class HFGenerator:
             family=self.family,
             passages=fit.passages,
             budget=fit.budget,
-            prompt_tokens=len(ids),
+            prompt_tokens=prompt_tokens,
             output_tokens=len(new_ids),
             span=span,
             extractive=extractive,
+            fid=fid,
             timings={
                 "prompt_ms": (t1 - t0) * 1000,
                 "generation_ms": seconds * 1000,
