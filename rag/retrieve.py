@@ -3,6 +3,8 @@
 Hybrid retrieval takes a pool of candidates from each ranking and fuses them with reciprocal
 rank fusion (RRF): a chunk's score is the sum of 1 / (c + rank) over the rankings that hold it.
 RRF needs no score calibration between cosine similarities and BM25 scores, only ranks.
+The pool is fixed (`Retriever.pool`), not drawn from k, so asking for more passages only
+extends the list: the top 5 of `-k 50` are the top 5 of `-k 5` (see `fuse`).
 Maximal marginal relevance (MMR) can then re-rank the candidates so the k passages handed to
 a generator are not near-duplicates of each other (overlapping chunks often are).
 """
@@ -27,7 +29,7 @@ class Retriever:
     """Which ranking to use and how to fuse and diversify it."""
 
     kind: str = "dense"
-    pool: int = DEFAULT_POOL  # candidates taken from each ranking before fusing or MMR (at least k)
+    pool: int = DEFAULT_POOL  # candidates taken from each ranking before fusing (fixed), or for MMR (at least k)
     rrf_k: float = DEFAULT_RRF_K  # RRF's constant c: larger flattens the weight of the top ranks
     bm25_weight: float = DEFAULT_BM25_WEIGHT  # the BM25 ranking's weight in the fusion; dense weighs 1
     mmr: float | None = None  # MMR's lambda: 1 ranks by relevance only, 0 by novelty only
@@ -83,6 +85,35 @@ def rrf(rankings: Sequence[Sequence[int]], c: float = DEFAULT_RRF_K, weights: Se
     return sorted(scores.items(), key=lambda kv: (-kv[1], best[kv[0]], kv[0]))
 
 
+def fusion_depth(k: int, pool: int) -> int:
+    """How deep to read each ranking for k fused hits: the pool, doubled until it reaches k (see `fuse`)."""
+    depth = pool
+    while depth < k:
+        depth *= 2
+    return depth
+
+
+def fuse(dense: Sequence[int], lexical: Sequence[int], k: int, retriever: Retriever) -> Hits:
+    """The k best of the RRF fusion of two id rankings (best first), over a fixed pool per ranking.
+
+    The head is the fusion of the top `pool` of each ranking, whatever k is; when k asks for more
+    than it holds, fusions of twice, four times... the pool append their new ids in their order
+    (each with its score in that fusion). So the result for a larger k always begins with the
+    result for a smaller one. Reading the pool from k instead would rescore the head: an id at
+    rank 60 of one ranking adds to its fused score only once the pool reaches 60.
+    """
+    c, weights = retriever.rrf_k, (1.0, retriever.bm25_weight)
+    depth = retriever.pool
+    hits = rrf([dense[:depth], lexical[:depth]], c, weights)
+    seen = {i for i, _ in hits}
+    while len(hits) < k and depth < max(len(dense), len(lexical)):
+        depth *= 2
+        deeper = [(i, s) for i, s in rrf([dense[:depth], lexical[:depth]], c, weights) if i not in seen]
+        hits += deeper
+        seen.update(i for i, _ in deeper)
+    return hits[:k]
+
+
 def mmr(relevance: np.ndarray, candidates: np.ndarray, k: int, lam: float) -> list[int]:
     """Indices of k candidates chosen by maximal marginal relevance; `candidates` are unit vectors.
 
@@ -112,7 +143,8 @@ def rank(index, queries: Sequence[str], k: int, retriever: Retriever, progress: 
 
     With MMR the order is MMR's and the score stays the retriever's.
     """
-    depth = max(k, retriever.pool) if (retriever.kind == "hybrid" or retriever.mmr is not None) else k
+    wanted = max(k, retriever.pool) if retriever.mmr is not None else k  # MMR chooses among the pool
+    depth = fusion_depth(wanted, retriever.pool) if retriever.kind == "hybrid" else wanted
     vectors = index.embed_queries(queries, progress) if retriever.kind != "bm25" else None
     dense = index.dense_hits(vectors, depth) if vectors is not None else None
     lexical = index.lexical_hits(queries, depth) if retriever.needs_bm25 else None
@@ -121,10 +153,7 @@ def rank(index, queries: Sequence[str], k: int, retriever: Retriever, progress: 
     elif retriever.kind == "bm25":
         hits = lexical
     else:
-        hits = [
-            rrf([[i for i, _ in d], [i for i, _ in b]], retriever.rrf_k, (1.0, retriever.bm25_weight))[:depth]
-            for d, b in zip(dense, lexical)
-        ]
+        hits = [fuse([i for i, _ in d], [i for i, _ in b], wanted, retriever) for d, b in zip(dense, lexical)]
     if retriever.mmr is not None:
         hits = [_diversify(index, h, k, retriever.mmr, retriever.kind == "dense") for h in hits]
     return [h[:k] for h in hits]

@@ -16,6 +16,9 @@ from rag.bench.metrics import answer_in_passages, percentile
 
 SUMMARY = "summary.json"
 REPORT = "report.md"
+# Per-question F1 of each generator, for the paired scatter plots only: held in the summary dict
+# until `write_outputs` takes it out, never written to summary.json (it grows with the sample).
+PER_QUESTION_F1 = "_f1_by_question"
 
 
 # --- summary ---------------------------------------------------------------------------------
@@ -25,16 +28,26 @@ def build_summary(
     *, bench, config, ks, questions, names, retrieval, records, sessions, errors, index_info,
     retrieval_only, notes, started: datetime, seconds: float,
 ) -> dict:
-    """The whole run as one JSON-ready dict (what summary.json holds)."""
+    """The whole run as one JSON-ready dict (what summary.json holds).
+
+    Only each generator's current answers count (`resume.current_records`): answers made with a
+    prompt since changed may still be in results.jsonl, superseded. Load time and memory come from
+    the latest load that answered questions (`resume.measured_session`).
+    """
     from rag.bench import system
+    from rag.bench.paired import compare_all
+    from rag.bench.resume import current_keys, current_records, measured_session
 
     wanted = {q.id for q in questions}
     mode = "retrieval-only" if retrieval_only else ("oracle" if config.oracle else "retrieved")
-    generators = []
+    current = [r for r in current_records(records, sessions) if r["question_id"] in wanted]
+    keys = current_keys(records, sessions)
+    generators, by_name = [], {}
     for name in names:
-        own = [r for r in records if r["generator"] == name and r["question_id"] in wanted]
-        session = next((s for s in reversed(sessions) if s["generator"] == name), None)
+        own = by_name[name] = [r for r in current if r["generator"] == name]
+        session = measured_session(sessions, name, keys.get(name))
         generators.append(generator_summary(name, own, session, errors.get(name), len(questions)))
+    answered = {name: own for name, own in by_name.items() if own}
     return _clean({
         "dataset": {"path": str(config.dataset), "name": bench.name, "format": bench.format,
                     "questions": len(bench.questions), "documents": index_info["documents"]},
@@ -46,6 +59,8 @@ def build_summary(
         "index": index_info,
         "retrieval": retrieval_summary(retrieval, questions, ks, config.passages),
         "generators": generators,
+        "paired": compare_all(answered),
+        PER_QUESTION_F1: {name: {r["question_id"]: r["f1"] for r in own} for name, own in answered.items()},
         "notes": notes,
         "machine": system.machine(),
         "versions": system.versions(),
@@ -134,10 +149,13 @@ def _clean(value):
 
 
 def write_outputs(summary: dict, out: Path) -> list[Path]:
-    """summary.json, the plots, and report.md (which shows the plots) in `out`."""
+    """summary.json, the plots, and report.md (which shows the plots) in `out`.
+
+    Takes the per-question scores out of `summary` (see PER_QUESTION_F1), so it then equals summary.json.
+    """
     from rag.bench.plots import write_plots
 
-    plots = write_plots(summary, out)
+    plots = write_plots(summary, out, summary.pop(PER_QUESTION_F1, None) or {})
     (out / SUMMARY).write_text(json.dumps(summary, indent=2, allow_nan=False) + "\n", encoding="utf-8")
     (out / REPORT).write_text(markdown(summary, [p.name for p in plots]), encoding="utf-8")
     return [out / SUMMARY, out / REPORT, *plots]
@@ -179,6 +197,40 @@ def retrieval_rows(summary: dict) -> list[list[str]]:
     return rows
 
 
+PAIRED_COLUMNS = ("A", "B", "questions", "EM A-B", "EM 95% CI", "EM verdict", "F1 A-B", "F1 95% CI", "F1 verdict",
+                  "W/T/L (F1)")
+
+
+def paired_rows(summary: dict) -> list[list[str]]:
+    """One row per pair: differences A - B with their intervals and verdicts, and F1 wins/ties/losses of A."""
+    rows = []
+    for p in summary.get("paired") or []:
+        row = [p["a"], p["b"], str(p["questions"])]
+        for metric in ("em", "f1"):
+            m = p[metric]
+            row += [_signed(m["diff"]), f"[{_signed(m['low'])}, {_signed(m['high'])}]", m["verdict"]]
+        rows.append([*row, f"{p['wins']}/{p['ties']}/{p['losses']}"])
+    return rows
+
+
+def _paired_text(summary: dict) -> str:
+    """What the paired table shows, and on how many questions, in one paragraph."""
+    pairs = summary.get("paired") or []
+    first = pairs[0]
+    text = (f"A minus B over the questions both answered, mean and {first['confidence']:.0%} paired bootstrap interval "
+            f"({first['resamples']:,} resamples of the questions, seed {first['seed']}); an interval that holds 0 is "
+            "no measurable difference. W/T/L: questions where A's F1 is above / equal to / below B's.")
+    partial = [p for p in pairs if p["only_a"] or p["only_b"]]
+    for p in partial:
+        text += (f" {p['a']} vs {p['b']}: {p['questions']} questions in common "
+                 f"({p['only_a']} answered by {p['a']} only, {p['only_b']} by {p['b']} only, left out).")
+    return text
+
+
+def _signed(value: float | None) -> str:
+    return "-" if value is None else f"{value:+.3f}"
+
+
 def _retriever_text(settings: dict) -> str:
     from rag.retrieve import Retriever
 
@@ -200,6 +252,8 @@ def text_table(summary: dict) -> str:
         for g in summary["generators"]:
             if g["error"]:
                 lines.append(f"{g['name']}: {g['error']}")
+    if summary.get("paired"):
+        lines += ["", *_plain(list(PAIRED_COLUMNS), paired_rows(summary)), _paired_text(summary)]
     return "\n".join(lines)
 
 
@@ -263,6 +317,9 @@ def markdown(summary: dict, plots: Sequence[str] = ()) -> str:
         missing = [g for g in summary["generators"] if g["error"]]
         if missing:
             lines += ["", "Did not run:", *(f"- `{g['name']}` ({g['status']}): {g['error']}" for g in missing)]
+    if summary.get("paired"):
+        lines += ["", "## Paired comparisons", "", _paired_text(summary), "",
+                  *_md_table(list(PAIRED_COLUMNS), paired_rows(summary), 2)]
     for note in summary.get("notes") or []:
         lines += ["", f"Note: {note}."]
     if plots:

@@ -149,13 +149,9 @@ def run_bench(config: BenchConfig) -> BenchRun:
                 results.append(retrieval_record(run_key, q, retrieval))
     attempts: dict[str, str] = {}  # generator -> why it did not run
     texts = _document_texts(bench)
-    for name in names:
-        pending = [q for q in questions if (name, q.id) not in done]
-        if not pending:
-            config.echo(f"{name}: all {len(questions)} questions already in {out / RESULTS}")
-            continue
-        error = run_generator(name, pending, retrieval, texts, config, run_key, results, sessions,
-                              done_before=[r for r in existing if r.get("generator") == name])
+    for name in names:  # loaded even when all is stored: only the loaded generator knows its prompt key
+        error = run_generator(name, questions, retrieval, texts, config, run_key, results, sessions,
+                              done_before=[r for r in existing if r.get("generator") == name and r.get("run") == run_key])
         if error:
             attempts[name] = error
             config.echo(f"{name}: {error}")
@@ -389,7 +385,7 @@ def retrieval_record(run_key: str, q: BenchQuestion, retrieval: Retrieval) -> di
 
 def run_generator(
     name: str,
-    pending: Sequence[BenchQuestion],
+    questions: Sequence[BenchQuestion],
     retrieval: Retrieval,
     texts: Callable[[str], str],
     config: BenchConfig,
@@ -398,7 +394,8 @@ def run_generator(
     sessions: JsonlLog,
     done_before: Sequence[dict] = (),
 ) -> str | None:
-    """Load `name` once and answer `pending`, appending each record; the reason if it cannot load.
+    """Load `name` once and answer those of `questions` without a stored answer (in `done_before`)
+    made with its prompt key, appending each record; the reason if it cannot load.
 
     `name` is a label: "smollm2+extractive" loads smollm2 and answers in extractive mode.
     """
@@ -424,7 +421,19 @@ def run_generator(
     load_s = time.perf_counter() - started
     if settings.fid and getattr(generator, "family", None) != ENCODER_DECODER:
         return f"{name} is {generator.family}: --fid needs an encoder-decoder model (one encoder pass per passage)"
-    running = _Running(done_before)
+    from rag.bench.resume import prompt_key, reusable
+
+    key = prompt_key(generator, settings)  # answers made with another prompt or settings are answered again
+    kept = reusable(done_before, key)
+    answered = {r["question_id"] for r in kept}
+    stale = {r["question_id"] for r in done_before} - answered
+    pending = [q for q in questions if q.id not in answered]
+    if any(q.id in stale for q in pending):
+        config.echo(f"{label}: {sum(q.id in stale for q in pending)} stored answers were made with another prompt "
+                    "or generation settings: answering them again")
+    if not pending:
+        config.echo(f"{label}: all {len(questions)} questions already in {results.path}")
+    running = _Running(kept)
     for q in _progress(pending, label, config.progress, running):
         offered = oracle_passages(q, texts, config.passages) if config.oracle else retrieval.chunks[q.id][: config.passages]
         try:
@@ -432,13 +441,14 @@ def run_generator(
         except BudgetError as e:
             answer, error = None, str(e)
         record = answer_record(run_key, label, q, retrieval, offered, answer, error, config.oracle)
+        record["prompt_key"] = key
         results.append(record)
         running.add(record)
     sessions.append({
         "run": run_key, "generator": label, "extractive": settings.extractive, "fid": settings.fid, "questions": len(pending), "load_s": round(load_s, 3),
         "peak_rss_mb": round(memory.peak_mb(), 1), "baseline_rss_mb": None if baseline is None else round(baseline, 1),
         "memory_method": memory.method, "at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        **model_info(generator),
+        "prompt_key": key, **model_info(generator),
     })
     del generator
     clear_loaded()  # free it before the next generator, so each peak is its own
@@ -550,7 +560,8 @@ def _progress(items: Sequence[BenchQuestion], name: str, enabled: bool, running:
 
 
 def _run_key(index_key: str, bench: BenchSet, config: BenchConfig) -> str:
-    """What makes stored answers reusable: the corpus/index, the questions and the generation settings."""
+    """What makes stored answers reusable: the corpus/index, the questions and the generation settings.
+    The prompt, known only once a generator loads, is keyed per answer (`resume.prompt_key`)."""
     questions = _sha([[q.id, q.question, q.answers, sorted(q.gold.items())] for q in bench.questions])
     key = {"index": index_key, "questions": questions, "oracle": config.oracle, "passages": config.passages,
            "max_new_tokens": config.max_new_tokens, "temperature": 0.0}
