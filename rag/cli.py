@@ -56,7 +56,7 @@ def _retriever_options(command):
     f = click.option("--rrf-k", type=float, default=DEFAULT_RRF_K, show_default=True,
                      help="Reciprocal rank fusion constant of --retriever hybrid.")(f)
     f = click.option("--pool", type=int, default=DEFAULT_POOL, show_default=True,
-                     help="Candidates taken from each ranking for hybrid fusion and MMR.")(f)
+                     help="Candidates taken from each ranking for hybrid fusion (fixed: a larger -k only extends the list) and MMR.")(f)
     f = click.option("--retriever", type=click.Choice(["dense", "bm25", "hybrid"]), default="dense", show_default=True,
                      help="Dense (embedder + FAISS), BM25, or both fused by reciprocal rank fusion.")(f)
     return f
