@@ -515,5 +515,12 @@ def bench(dataset, names, ks, passages, limit, sample_seed, out, oracle, retriev
     click.echo(f"\nWrote {', '.join(p.name for p in run.files)} in {run.out}")
 
 
+# -- architecture cost curves (random weights) ------------------------------------------------------
+
+from .cost import cost_command  # noqa: E402  (click only: torch loads when the command runs)
+
+main.add_command(cost_command, "cost")
+
+
 if __name__ == "__main__":
     main()
