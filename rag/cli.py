@@ -290,7 +290,8 @@ def ask(question, generator, k, max_new_tokens, temperature, seed, retriever, in
     gen = _load_generator(name)
     if not as_json:
         mode = "".join(f", {m}" for m in ("fid", "extractive") if getattr(settings, m))
-        click.secho(shown(f"generator: {gen.name} ({gen.family}{mode})"), err=True, dim=True)
+        runtime = " ".join(filter(None, (getattr(gen, "runtime", ""), getattr(gen, "dtype", ""))))
+        click.secho(shown(f"generator: {gen.name} ({gen.family}{mode}; {runtime or 'runtime unknown'})"), err=True, dim=True)
     # An extractive answer is cut from the passage's own characters after decoding: printed whole.
     streaming = stream and not as_json and not extractive and sys.stdout.isatty()
     pipeline = Pipeline(index, gen, k=k, settings=settings, retriever=retriever)
@@ -417,8 +418,8 @@ def models(ctx) -> None:
     from .generators import list_models
 
     infos = list_models()
-    rows = [("name", "family", "size", "available", "licence", "source")]
-    rows += [(m.name, m.family, m.size, "yes" if m.available else "no", m.licence, m.source) for m in infos]
+    rows = [("name", "family", "size", "available", "licence", "runtime", "source")]
+    rows += [(m.name, m.family, m.size, "yes" if m.available else "no", m.licence, m.runtime, m.source) for m in infos]
     widths = [max(len(str(r[i])) for r in rows) for i in range(len(rows[0]))]
     for row in rows:
         click.echo("  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip())

@@ -224,6 +224,7 @@ def test_extractive_runs_beside_free_and_resumes_on_its_own(tmp_path, qa_set, mo
     assert counted.calls == {name: 3}  # the free answers were resumed, the extractive ones are new
     assert [g["name"] for g in run.summary["generators"]] == [name, f"{name}+extractive"]
     assert [g["extractive"] for g in run.summary["generators"]] == [False, True]
+    assert {(g["runtime"], g["dtype"]) for g in run.summary["generators"]} == {("transformers", "float32")}
     records = read_jsonl(out / "results.jsonl")
     by_mode = {False: [r for r in records if not r["extractive"]], True: [r for r in records if r["extractive"]]}
     assert len(by_mode[False]) == len(by_mode[True]) == 3

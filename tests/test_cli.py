@@ -140,7 +140,7 @@ def test_ask_prints_answer_sources_and_timings(tmp_path, embedder, tiny_t5):
     result = run("ask", "What kind of model is T5?", "--generator", tiny_t5, "--index", idx, "-k", "2",
                  "--max-new-tokens", "5", "--verbose", "--show-passages")
     assert result.exit_code == 0, result.output
-    assert "generator: " in result.output and "(encoder-decoder)" in result.output
+    assert "generator: " in result.output and "(encoder-decoder; transformers float32)" in result.output
     assert "Sources:\n  [1] t5.md:1\n" in result.output  # the best passage, cited by file and line
     assert "T5 is an encoder-decoder model." in result.output  # --show-passages
     assert "retrieval" in result.output and "tokens/s" in result.output and "#1 t5.md:1: whole" in result.output
@@ -186,7 +186,7 @@ def test_extractive_ask_and_compare_cite_the_passage_holding_the_span(tmp_path, 
     result = run("ask", "What kind of model is T5?", "--generator", f"{tiny_t5}+extractive", "--index", idx, "-k", "2",
                  "--max-new-tokens", "5")
     assert result.exit_code == 0, result.output
-    assert "extractive)" in result.output and "<- the answer is copied from here" in result.output
+    assert ", extractive; transformers float32)" in result.output and "<- the answer is copied from here" in result.output
 
     result = run("compare", "Which model predicts the next token?", "--generators", f"{tiny_t5},{tiny_gpt2}",
                  "--index", idx, "--max-new-tokens", "4", "--extractive", "--json")

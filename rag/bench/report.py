@@ -93,7 +93,7 @@ def generator_summary(name: str, records: Sequence[dict], session: dict | None, 
     status = "not available" if error else ("ok" if len(records) >= expected else "incomplete")
     entry: dict = {"name": name, "status": status, "error": error, "questions": len(records)}
     if session:
-        for key in ("family", "extractive", "fid", "parameters", "source", "revision", "context_window", "prompt_style"):
+        for key in ("family", "extractive", "fid", "runtime", "dtype", "parameters", "source", "revision", "context_window", "prompt_style"):
             entry[key] = session.get(key)
     if not records:
         return entry
@@ -332,7 +332,8 @@ def markdown(summary: dict, plots: Sequence[str] = ()) -> str:
         f"{m.get('platform')}; torch threads: {m.get('torch_threads', '-')}",
         "- Versions: " + ", ".join(f"{k} {val}" for k, val in v.items() if val),
         *(f"- `{g['name']}`: {g.get('source') or '-'}" + (f" @ {g['revision']}" if g.get("revision") else "")
-          + (f", {g['parameters']:,} parameters" if g.get("parameters") else "") for g in summary["generators"] if g.get("source")),
+          + (f", {g['parameters']:,} parameters" if g.get("parameters") else "")
+          + (f", run by {g['runtime']} in {g['dtype']}" if g.get("runtime") else "") for g in summary["generators"] if g.get("source")),
         f"- Command: `{summary.get('command') or '-'}`",
         f"- Started {summary['started']}, took {summary['seconds']} s.",
     ]

@@ -126,7 +126,12 @@ def model_info(generator: Any) -> dict[str, Any]:
         "source": source,
         "context_window": getattr(generator, "context_window", None),
         "prompt_style": getattr(getattr(generator, "prompt_style", None), "name", None),
+        "runtime": getattr(generator, "runtime", None),
     }
+    try:
+        info["dtype"] = str(generator.dtype)
+    except Exception:  # a generator without weights of its own
+        info["dtype"] = None
     try:
         info["parameters"] = int(generator.num_parameters)
     except Exception:  # a generator that is not an HF model

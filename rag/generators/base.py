@@ -73,6 +73,8 @@ class Answer:
     timings: dict[str, float] = field(default_factory=dict)
     extractive: bool = False  # decoding was constrained to a span of the passages
     fid: bool = False  # Fusion-in-Decoder: each passage encoded on its own (budget tokens are per passage)
+    runtime: str = ""  # what ran the model ("transformers"), never to be confused with its family
+    dtype: str = ""  # what its weights computed in ("float32")
     span: Span | None = None  # extractive: where the answer is (None: no span was produced)
 
     @property
@@ -106,6 +108,8 @@ class Answer:
             "timings": dict(self.timings),
             "extractive": self.extractive,
             "fid": self.fid,
+            "runtime": self.runtime,
+            "dtype": self.dtype,
             "span": asdict(self.span) if self.span is not None else None,
         }
 

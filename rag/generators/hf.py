@@ -50,6 +50,13 @@ class HFGenerator:
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name!r} {self.family} window={self.context_window} prompt={self.prompt_style.name}>"
 
+    runtime = "transformers"
+
+    @property
+    def dtype(self) -> str:
+        """The dtype the weights compute in (a GGUF's 4-bit weights are dequantised on loading)."""
+        return str(next(self.model.parameters()).dtype).removeprefix("torch.")
+
     @property
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.model.parameters())
@@ -197,6 +204,8 @@ class HFGenerator:
             span=span,
             extractive=extractive,
             fid=fid,
+            runtime=self.runtime,
+            dtype=self.dtype,
             timings={
                 "prompt_ms": (t1 - t0) * 1000,
                 "generation_ms": seconds * 1000,

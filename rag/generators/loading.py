@@ -40,6 +40,10 @@ HUB = "hub"
 LOCAL = "local"
 GGUF = "gguf"
 
+# Every generator runs through transformers in fp32 today: a GGUF is dequantised on conversion.
+# llama.cpp was measured and not adopted (BENCHMARKS.md: faster decode, slower prefill here).
+RUNTIME, DTYPE = "transformers", "float32"
+
 
 @dataclass(frozen=True)
 class ModelSource:
@@ -62,6 +66,7 @@ class ModelInfo:
     available: bool
     note: str = ""
     licence: str = ""
+    runtime: str = ""  # what runs it here, e.g. "transformers float32" (a GGUF is dequantised)
 
 
 # --------------------------------------------------------------------------- resolving
@@ -324,7 +329,8 @@ def list_models() -> list[ModelInfo]:
             note = f"{preset.note}; in the Hugging Face cache"
         else:
             note = f"{preset.note}; run `rag models pull {preset.name}` while online"
-        rows.append(ModelInfo(preset.name, preset.family, source, preset.size, available, note, preset.licence))
+        runtime = f"{RUNTIME} {DTYPE}" + (" (GGUF dequantised)" if gguf is not None or preset.chunked else "")
+        rows.append(ModelInfo(preset.name, preset.family, source, preset.size, available, note, preset.licence, runtime))
     return rows
 
 
