@@ -143,3 +143,26 @@ def hash_embedder():
     from rag.embedder import Embedder
 
     return type("HashEmbedderStandIn", (HashEmbedder, Embedder), {"__init__": lambda self: None})()
+
+
+class Counting:
+    """Loads generators as `rag bench` would, and counts generate() calls per generator (which
+    answers were made anew rather than resumed)."""
+
+    def __init__(self) -> None:
+        self.calls: dict[str, int] = {}
+
+    def __call__(self, name: str):
+        from rag.generators import load_generator
+
+        counter, inner = self, load_generator(name)
+
+        class Wrapped:
+            def __getattr__(self, attr):
+                return getattr(inner, attr)
+
+            def generate(self, question, passages, **kwargs):
+                counter.calls[name] = counter.calls.get(name, 0) + 1
+                return inner.generate(question, passages, **kwargs)
+
+        return Wrapped()

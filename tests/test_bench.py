@@ -14,10 +14,9 @@ from rag.bench.metrics import ndcg_at_k
 from rag.bench.runner import BenchConfig, run_bench, sample_questions
 from rag.cli import main
 from rag.errors import RagError
-from rag.generators import load_generator
 from tiny_models import build_tiny_gpt2, build_tiny_t5
 
-from conftest import write_docs
+from conftest import Counting, write_docs
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 MISSING = "nonexistent-org/nope"
@@ -73,25 +72,6 @@ def read_jsonl(path: Path) -> list[dict]:
 def config(dataset, out, embedder, **options) -> BenchConfig:
     return BenchConfig(dataset=Path(dataset), out=Path(out), embedder=embedder, max_new_tokens=6, **options)
 
-
-class Counting:
-    """Loads generators as the bench would, and counts generate() calls per generator."""
-
-    def __init__(self) -> None:
-        self.calls: dict[str, int] = {}
-
-    def __call__(self, name: str):
-        counter, inner = self, load_generator(name)
-
-        class Wrapped:
-            def __getattr__(self, attr):
-                return getattr(inner, attr)
-
-            def generate(self, question, passages, **kwargs):
-                counter.calls[name] = counter.calls.get(name, 0) + 1
-                return inner.generate(question, passages, **kwargs)
-
-        return Wrapped()
 
 
 # --- end to end through the CLI ----------------------------------------------------------------

@@ -11,11 +11,10 @@ import pytest
 from rag.bench.paired import compare
 from rag.bench.report import text_table
 from rag.bench.runner import BenchConfig, run_bench
-from rag.generators import load_generator
 from rag.generators import prompts
 from tiny_models import build_tiny_gpt2, build_tiny_t5
 
-from conftest import write_docs
+from conftest import Counting, write_docs
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 DOCS = {
@@ -52,25 +51,6 @@ def qa_set(tmp_path_factory) -> Path:
     (root / "qa.jsonl").write_text("".join(json.dumps(q) + "\n" for q in QUESTIONS), encoding="utf-8")
     return root / "qa.jsonl"
 
-
-class Counting:
-    """Loads generators as the bench would and counts generate() calls (which answers were made anew)."""
-
-    def __init__(self) -> None:
-        self.calls: dict[str, int] = {}
-
-    def __call__(self, name: str):
-        counter, inner = self, load_generator(name)
-
-        class Wrapped:
-            def __getattr__(self, attr):
-                return getattr(inner, attr)
-
-            def generate(self, question, passages, **kwargs):
-                counter.calls[name] = counter.calls.get(name, 0) + 1
-                return inner.generate(question, passages, **kwargs)
-
-        return Wrapped()
 
 
 def run(qa_set, out, embedder, generators, **options):

@@ -219,25 +219,9 @@ def claim_out(out: Path) -> None:
     """Make `out` a folder `rag bench` writes to, or prove it is one (it holds rag-bench.json).
     A folder holding anything else is refused untouched: resuming truncates a torn last line of
     results.jsonl and rewrites report.md, which must never happen to a user's own files."""
-    marker = out / OUT_MARKER
-    if out.exists() and not out.is_dir():
-        raise RagError(f"--out {out} is a file: give a new or empty folder for the results")
-    if out.is_dir():
-        try:
-            ours = json.loads(marker.read_text(encoding="utf-8")).get("format") == "rag-bench"
-        except (OSError, ValueError, AttributeError):
-            ours = False
-        if ours:
-            return
-        entries = sorted(p.name for p in out.iterdir())
-        if entries:
-            raise RagError(
-                f"--out {out} holds {len(entries)} entries ({', '.join(entries[:3])}{', ...' if len(entries) > 3 else ''}) "
-                f"that `rag bench` did not write (no {OUT_MARKER}): choose a new or empty folder (nothing was changed)"
-            )
-    out.mkdir(parents=True, exist_ok=True)
-    marker.write_text(json.dumps({"format": "rag-bench", "created": datetime.now(timezone.utc).isoformat(timespec="seconds")}) + "\n",
-                      encoding="utf-8")
+    from rag.outdir import claim_out as claim
+
+    claim(out, "bench")
 
 
 def _safe(name: str) -> str:

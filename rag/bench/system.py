@@ -93,7 +93,7 @@ class PeakMemory:
             self.method = "ru_maxrss, process lifetime peak"
 
     def peak_mb(self) -> float:
-        value = _status_kb("VmHWM")
+        value = status_kb("VmHWM")
         if value is not None and self.method.startswith("VmHWM"):
             return value / 1024
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -101,11 +101,12 @@ class PeakMemory:
 
     @staticmethod
     def current_mb() -> float | None:
-        value = _status_kb("VmRSS")
+        value = status_kb("VmRSS")
         return None if value is None else value / 1024
 
 
-def _status_kb(key: str) -> int | None:
+def status_kb(key: str) -> int | None:
+    """A field of /proc/self/status in kB (VmRSS, VmHWM); None where there is none."""
     try:
         for line in Path("/proc/self/status").read_text().splitlines():
             if line.startswith(key + ":"):

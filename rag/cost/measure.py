@@ -26,6 +26,7 @@ from typing import Any
 
 from rag.cost.archs import ENCODER_DECODER
 from rag.cost.cache import measured_bytes
+from rag.bench.system import status_kb
 from rag.cost.feeds import FID, Feed
 
 
@@ -131,7 +132,7 @@ class PeakRSS:
 
     def peak_mb(self) -> float:
         if self.method.startswith("VmHWM"):
-            value = _status_kb("VmHWM")
+            value = status_kb("VmHWM")
             if value is not None:
                 return value / 1024
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -139,18 +140,8 @@ class PeakRSS:
 
 
 def current_rss_mb() -> float | None:
-    value = _status_kb("VmRSS")
+    value = status_kb("VmRSS")
     return None if value is None else value / 1024
-
-
-def _status_kb(key: str) -> int | None:
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith(key + ":"):
-                return int(line.split()[1])
-    except (OSError, ValueError, IndexError):
-        pass
-    return None
 
 
 def _malloc_trim() -> None:

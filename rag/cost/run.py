@@ -106,26 +106,11 @@ def plan(settings: CostSettings) -> list[Line]:
 
 
 def claim_out(out: Path) -> None:
-    """Make `out` a folder `rag cost` writes to, or prove it is one (it holds rag-cost.json).
-    Anything else that is not empty is refused untouched: the user's files are never overwritten."""
-    marker = out / OUT_MARKER
-    if out.exists() and not out.is_dir():
-        raise RagError(f"--out {out} is a file: give a new or empty folder for the results")
-    if out.is_dir():
-        try:
-            ours = json.loads(marker.read_text(encoding="utf-8")).get("format") == "rag-cost"
-        except (OSError, ValueError, AttributeError):
-            ours = False
-        if ours:
-            return
-        entries = sorted(p.name for p in out.iterdir())
-        if entries:
-            raise RagError(
-                f"--out {out} holds {len(entries)} entries ({', '.join(entries[:3])}{', ...' if len(entries) > 3 else ''}) "
-                f"that `rag cost` did not write (no {OUT_MARKER}): choose a new or empty folder (nothing was changed)"
-            )
-    out.mkdir(parents=True, exist_ok=True)
-    marker.write_text(json.dumps({"format": "rag-cost", "created": _now()}) + "\n", encoding="utf-8")
+    """Make `out` a folder `rag cost` writes to, or prove it is one (it holds rag-cost.json);
+    anything else that is not empty is refused untouched."""
+    from rag.outdir import claim_out as claim
+
+    claim(out, "cost")
 
 
 def default_out() -> Path:
