@@ -8,7 +8,7 @@ import pytest
 
 from rag.documents import Passage
 from rag.generators import load_generator
-from rag.generators.extractive import SEPARATOR, SpanIndex
+from rag.generators.extractive import SpanIndex, vocab_pieces
 from rag.generators.prompts import ChatPrompt, CompletionPrompt
 from rag.pipeline import GenerationSettings, split_label, with_modes
 from tiny_models import build_scripted_gpt2, build_tiny_gpt2
@@ -26,31 +26,44 @@ PASSAGES = [
 QUESTION = "What is the capital of France?"
 
 
-def words(text: str) -> tuple[list[int], list[tuple[int, int]]]:
-    """A whitespace tokenizer over a fixed vocabulary: ids and character offsets."""
-    vocab = {"a": 1, "b": 2, "c": 3, "d": 4}
-    ids, offsets, at = [], [], 0
-    for word in text.split():
-        start = text.index(word, at)
-        ids.append(vocab[word])
-        offsets.append((start, start + len(word)))
-        at = start + len(word)
-    return ids, offsets
+# A toy vocabulary: token i's text. Spaces lead, as in GPT-2's and SentencePiece's vocabularies.
+PIECES = ["Paris", " Paris", " is", " the", "The", " capital", ".", " of", " France", "\n", None, " London", "par", "is"]
 
 
-def test_span_index_allows_only_continuations_within_one_passage():
-    spans = SpanIndex(["a b c", "c d"], words)
-    assert spans.ids.tolist() == [1, 2, 3, SEPARATOR, 3, 4, SEPARATOR]
-    assert spans.next_tokens([]).tolist() == [1, 2, 3, 4]
-    assert spans.next_tokens([2]).tolist() == [3]
-    assert spans.next_tokens([3]).tolist() == [4]  # "c" ends passage 1: only passage 2 goes on
-    assert spans.next_tokens([2, 3]).tolist() == []  # a span never crosses into the next passage
-    assert spans.next_tokens([4, 1]).tolist() == []
-    span = spans.locate([3])
-    assert (span.passage, span.start, span.end) == (0, 4, 5)  # the best-ranked passage holding it
-    span = spans.locate([3, 4])
-    assert (span.passage, span.start, span.end) == (1, 0, 3) and spans.text(span) == "c d"
-    assert spans.locate([1, 3]) is None and spans.locate([]) is None
+def ids(*texts: str) -> list[int]:
+    return [PIECES.index(t) for t in texts]
+
+
+def test_span_index_allows_only_continuations_of_a_passage_ignoring_case_and_spacing():
+    spans = SpanIndex(["The capital of France is Paris.", "Paris is\n the capital."], PIECES)
+    first = set(spans.next_tokens([]))
+    assert set(ids("Paris", " Paris", "The", " the", " capital", "par", "is", " is")) <= first  # case, leading space free
+    assert not first & set(ids(" London", "\n", ".")) and 10 not in first  # not in a passage; no text; no start
+    # "the capital" is in both passages (upper and lower case): either continuation is allowed,
+    # and where the passage has a space, a newline token (which reads as one) may come too
+    assert set(spans.next_tokens(ids(" the"))) == set(ids(" capital", "\n"))
+    assert set(spans.next_tokens(ids("The", " capital"))) == set(ids(".", " of", "\n"))
+    assert set(spans.next_tokens(ids("Paris", " is"))) == set(ids("\n", " the"))  # a newline reads as a space
+    assert spans.next_tokens(ids("Paris", ".")) == []  # passage 1 ends: no run crosses into passage 2
+    assert spans.next_tokens(ids(" London")) == []
+
+    span = spans.locate(ids(" the", " capital"))  # lower case, leading space: found in the first passage
+    assert (span.passage, span.start, span.end) == (0, 0, 11) and spans.answer(span) == "The capital"
+    span = spans.locate(ids("Paris", " is", " the"))  # across the passage's newline and extra space
+    assert span.passage == 1 and spans.answer(span) == "Paris is\n the"
+    span = spans.locate(ids("par", "is"))
+    assert (span.passage, spans.answer(span)) == (0, "Paris")
+    assert spans.locate(ids("Paris", " of")) is None and spans.locate([]) is None
+
+
+def test_vocab_pieces_keep_leading_spaces(tiny_gpt2, tiny_t5):
+    for path in (tiny_gpt2, tiny_t5):
+        tok = load_generator(path).tokenizer
+        pieces = vocab_pieces(tok)
+        assert len(pieces) == len(tok)
+        text = " The capital of France is Paris."
+        assert "".join(pieces[i] for i in tok.encode(text, add_special_tokens=False)).strip() == text.strip()
+        assert all(pieces[i] is None for i in tok.all_special_ids)
 
 
 def assert_is_span(answer, given: list[Passage]) -> None:

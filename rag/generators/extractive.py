@@ -1,112 +1,153 @@
-"""Span-faithful decoding: the answer is a contiguous run of one given passage's tokens.
+"""Span-faithful decoding: the answer is a contiguous run of one given passage's text.
 
-The passages are tokenised by the generator's own tokenizer and laid end to end, with a
-separator between them so that no span crosses two passages. At every step the only tokens
-allowed are those that extend what has been generated so far into a longer run of some
-passage; an end token is allowed once at least one token is out. The model still chooses
-*which* span (by its own scores), but it can only copy, never paraphrase or invent.
+The constraint works on characters, not on the passages' own token ids: at every step the only
+tokens allowed are those whose text extends what has been written so far into a longer run of
+some passage, compared without letter case and with whitespace runs as one space. So a chat
+model may begin "The then-popular…" where the passage says "…the then-popular…", or write
+"Denver" where the passage's token is " Denver", and still be held to the passage's words; an
+end token is allowed once something has been written. The model still chooses *which* span
+(by its own scores), but it can only copy, never paraphrase or invent.
 
-The reported answer is cut from the passage's own text by the tokenizer's character offsets,
-so it is always a substring of that passage, whatever the tokenizer's decoding does to
-spaces. numpy only; the torch logits processor lives in hf.py.
+The reported answer is cut from the passage's own characters (its case, its whitespace), so it
+is always a substring of that passage. numpy-free and torch-free; the torch logits processor
+lives in hf.py.
 """
 from __future__ import annotations
 
 from typing import Any, Sequence
 
-import numpy as np
-
 from rag.generators.base import Span
 
-SEPARATOR = -1
+SEPARATOR = "\0"  # between passages: no token's text holds it, so no run crosses two passages
+MAX_PIECE = 32  # longest token text looked up (characters); longer tokens are never needed to copy
+
+
+def normalise(text: str) -> tuple[str, list[int]]:
+    """Lower-cased text with each whitespace run as one space, and for each of its characters
+    the index of the original character it came from (a run maps to its first character)."""
+    out: list[str] = []
+    where: list[int] = []
+    for i, ch in enumerate(text):
+        if ch.isspace():
+            if out and out[-1] == " ":
+                continue
+            ch = " "
+        else:
+            low = ch.lower()
+            ch = low if len(low) == 1 else ch
+        out.append(ch)
+        where.append(i)
+    return "".join(out), where
+
+
+def piece_key(piece: str) -> str:
+    return normalise(piece)[0]
 
 
 class SpanIndex:
-    """The passages' token ids end to end (SEPARATOR between), each with its passage and its
-    characters, answering "which tokens may come next?" and "where is this run?".
+    """The passages' normalised text end to end, answering "which tokens may come next?" and
+    "where is this run?".
 
-    `tokenize(text) -> (ids, offsets)` with `offsets[i] = (start, end)` characters of token i.
+    `pieces[i]` is token i's text (None for special tokens and ids with no text of their own):
+    see `vocab_pieces`.
     """
 
-    def __init__(self, texts: Sequence[str], tokenize) -> None:
+    def __init__(self, texts: Sequence[str], pieces: Sequence[str | None]) -> None:
         self.texts = list(texts)
-        ids: list[int] = []
-        owner: list[int] = []
-        starts: list[int] = []
-        ends: list[int] = []
+        parts, self.owner, self.where = [], [], []
         for p, text in enumerate(self.texts):
-            token_ids, offsets = tokenize(text)
-            ids.extend(int(i) for i in token_ids)
-            owner.extend([p] * len(token_ids))
-            starts.extend(int(a) for a, _ in offsets)
-            ends.extend(int(b) for _, b in offsets)
-            ids.append(SEPARATOR)
-            owner.append(p)
-            starts.append(len(text))
-            ends.append(len(text))
-        self.ids = np.asarray(ids, dtype=np.int64)
-        self.owner = np.asarray(owner, dtype=np.int64)
-        self.starts = np.asarray(starts, dtype=np.int64)
-        self.ends = np.asarray(ends, dtype=np.int64)
+            norm, where = normalise(text)
+            parts.append(norm + SEPARATOR)
+            self.owner += [p] * (len(norm) + 1)
+            self.where += [*where, len(text)]
+        self.text = "".join(parts)
+        self.keys: list[str | None] = [None if piece is None else piece_key(piece) for piece in pieces]
+        self.by_key: dict[str, list[int]] = {}  # a continuation: the text as it is, leading space and all
+        self.by_start: dict[str, list[int]] = {}  # a first token: its text without leading space
+        for i, key in enumerate(self.keys):
+            if key and len(key) <= MAX_PIECE and SEPARATOR not in key:
+                self.by_key.setdefault(key, []).append(i)
+                if key.lstrip():
+                    self.by_start.setdefault(key.lstrip(), []).append(i)
+        self._first: list[int] | None = None
 
-    def matches(self, generated: Sequence[int]) -> np.ndarray:
-        """Start positions j (ascending) where ids[j : j + len(generated)] == generated."""
-        active = np.flatnonzero(self.ids != SEPARATOR)
-        n = len(self.ids)
-        for k, token in enumerate(generated):
-            active = active[active + k < n]
-            active = active[self.ids[active + k] == int(token)]
-            if not active.size:
-                break
-        return active
+    def runs(self, generated: Sequence[int]) -> list[tuple[int, int]]:
+        """(start, end) in the joined normalised text of every run equal to the generated text,
+        its leading whitespace dropped; in order, so the first is in the best-ranked passage."""
+        if not generated:
+            return []
+        first = self.keys[generated[0]] if 0 <= generated[0] < len(self.keys) else None
+        first = first.lstrip() if first else ""
+        if not first or not first[0].isalnum():
+            return []
+        runs, at = [], self.text.find(first)
+        while at >= 0:
+            runs.append((at, at + len(first)))
+            at = self.text.find(first, at + 1)
+        for token in generated[1:]:
+            key = self.keys[token] if 0 <= token < len(self.keys) else None
+            if not key:
+                return []
+            runs = [(s, e + len(key)) for s, e in runs if self.text.startswith(key, e)]
+        return runs
 
-    def next_tokens(self, generated: Sequence[int]) -> np.ndarray:
-        """The distinct token ids that extend `generated` into a longer run of some passage."""
-        if not len(generated):
-            return np.unique(self.ids[self.ids != SEPARATOR])
-        active = self.matches(generated)
-        following = self.ids[active + len(generated)]  # in range: every passage ends in SEPARATOR
-        return np.unique(following[following != SEPARATOR])
+    def next_tokens(self, generated: Sequence[int]) -> list[int]:
+        """The token ids whose text extends the generated text into a longer run of some passage."""
+        if not generated:
+            return self.first_tokens()
+        allowed: set[int] = set()
+        for end in sorted({e for _, e in self.runs(generated)}):
+            for length in range(1, MAX_PIECE + 1):
+                ids = self.by_key.get(self.text[end : end + length])
+                if ids:
+                    allowed.update(ids)
+        return sorted(allowed)
+
+    def first_tokens(self) -> list[int]:
+        """Tokens that may begin an answer: any whose text, leading space dropped, is in a passage
+        from a letter or digit on."""
+        if self._first is None:
+            allowed: set[int] = set()
+            text = self.text
+            for start in range(len(text)):
+                if not text[start].isalnum():  # an answer starts at a letter or digit, not at "." or a space
+                    continue
+                for length in range(1, MAX_PIECE + 1):
+                    ids = self.by_start.get(text[start : start + length])
+                    if ids:
+                        allowed.update(ids)
+            self._first = sorted(allowed)
+        return self._first
 
     def locate(self, generated: Sequence[int]) -> Span | None:
-        """The first (best-ranked) passage run equal to `generated`, as characters; None if none."""
-        if not len(generated):
+        """The first (best-ranked) passage run equal to the generated text, in that passage's
+        own characters; None if there is none."""
+        runs = self.runs(generated)
+        if not runs:
             return None
-        active = self.matches(generated)
-        if not active.size:
-            return None
-        j = int(active[0])
-        last = j + len(generated) - 1
-        p = int(self.owner[j])
-        return Span(p, int(self.starts[j]), int(self.ends[last]), "")
+        start, end = runs[0]
+        passage = self.owner[start]
+        return Span(passage, self.where[start], self.where[end - 1] + 1, "")
 
-    def text(self, span: Span) -> str:
+    def answer(self, span: Span) -> str:
         return self.texts[span.passage][span.start : span.end].strip()
 
 
-def hf_tokenize(tokenizer: Any):
-    """`tokenize` for SpanIndex from a Hugging Face tokenizer: ids without special tokens and
-    their character offsets (a fast tokenizer gives them; a slow one is walked by decoding)."""
-
-    def tokenize(text: str) -> tuple[list[int], list[tuple[int, int]]]:
-        if getattr(tokenizer, "is_fast", False):
-            enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
-            return list(enc["input_ids"]), [tuple(o) for o in enc["offset_mapping"]]
-        ids = tokenizer.encode(text, add_special_tokens=False)
-        return ids, _offsets_by_decoding(tokenizer, ids, text)
-
-    return tokenize
-
-
-def _offsets_by_decoding(tokenizer: Any, ids: Sequence[int], text: str) -> list[tuple[int, int]]:
-    """Character offsets of each token, from the lengths of decoded prefixes (for slow
-    tokenizers without offset mapping); clamped to the text."""
-    offsets, previous = [], 0
-    for i in range(1, len(ids) + 1):
-        end = min(len(tokenizer.decode(ids[:i], skip_special_tokens=True)), len(text))
-        offsets.append((previous, max(previous, end)))
-        previous = max(previous, end)
-    return offsets
+def vocab_pieces(tokenizer: Any) -> list[str | None]:
+    """Each token id's own text, as it reads inside a text (leading space included), found by
+    decoding it after a fixed anchor token and dropping the anchor's text: tokenizers differ in
+    how they mark spaces (Ġ, ▁, byte fallback), and decoding is the one thing all of them do.
+    Special tokens and ids whose text is not their own (byte pieces) get None."""
+    anchor = tokenizer.encode("a", add_special_tokens=False)[-1]
+    prefix = tokenizer.decode([anchor], clean_up_tokenization_spaces=False)
+    size = len(tokenizer)
+    texts = tokenizer.batch_decode([[anchor, i] for i in range(size)], clean_up_tokenization_spaces=False)
+    special = set(getattr(tokenizer, "all_special_ids", []) or [])
+    pieces: list[str | None] = []
+    for i, text in enumerate(texts):
+        ok = i not in special and text.startswith(prefix) and "\ufffd" not in text
+        pieces.append(text[len(prefix):] if ok else None)
+    return pieces
 
 
 def end_tokens(tokenizer: Any, eos_ids: Sequence[int], stop_at_newline: bool) -> list[int]:

@@ -6,12 +6,13 @@ time a generator exists, loading has imported it anyway.
 """
 from __future__ import annotations
 
+import functools
 import time
 from typing import Any, Callable, Sequence
 
 from rag.documents import Passage
 from rag.generators.base import Answer, BudgetError, ModeNotSupported
-from rag.generators.extractive import SpanIndex, end_tokens, hf_tokenize
+from rag.generators.extractive import SpanIndex, end_tokens, vocab_pieces
 from rag.generators.fid import fid_encode
 from rag.generators.prompts import AnswerStream, Fit, PromptStyle, cut_answer, fit_passages, has_finished_line
 
@@ -51,6 +52,11 @@ class HFGenerator:
         return f"<{type(self).__name__} {self.name!r} {self.family} window={self.context_window} prompt={self.prompt_style.name}>"
 
     runtime = "transformers"
+
+    @functools.cached_property
+    def vocab_pieces(self) -> list[str | None]:
+        """Each token's text, for extractive decoding (decoded once per model: ~1 s per 100k tokens)."""
+        return vocab_pieces(self.tokenizer)
 
     @property
     def dtype(self) -> str:
@@ -161,7 +167,7 @@ class HFGenerator:
         stop = self.prompt_style.stop_at_newline
         spans = None
         if extractive:
-            spans = SpanIndex([p.text for p in fit.passages], hf_tokenize(self.tokenizer))
+            spans = SpanIndex([p.text for p in fit.passages], self.vocab_pieces)
             ends = end_tokens(self.tokenizer, self.eos_token_ids, stop)
             kwargs["logits_processor"] = _span_processor(spans, start, ends)
             kwargs["eos_token_id"] = ends
@@ -188,7 +194,7 @@ class HFGenerator:
             span = spans.locate([i for i in new_ids if i not in kwargs["eos_token_id"] and i != self.pad_token_id])
             if span is not None:
                 span.citation = fit.passages[span.passage].citation
-            text = spans.text(span) if span is not None else ""
+            text = spans.answer(span) if span is not None else ""
         else:
             text = cut_answer(self.tokenizer.decode(new_ids, skip_special_tokens=True), stop)
         seconds = t2 - t1
@@ -255,7 +261,7 @@ def _span_processor(spans: SpanIndex, start: int, ends: list[int]) -> Any:
             mask = torch.full_like(scores, float("-inf"))
             for row in range(input_ids.shape[0]):
                 generated = input_ids[row, start:].tolist()
-                allowed = spans.next_tokens(generated).tolist()
+                allowed = spans.next_tokens(generated)
                 if generated:
                     allowed += ends
                 else:  # an answer starts with a token of text, not an end (a newline ends completions)
