@@ -34,7 +34,7 @@ demo: $(STAMP)
 	$(BIN)/rag search "Which objective is BERT pre-trained with?" -k 3 --index $(DEMO_INDEX)
 	$(BIN)/rag search "Which paper did Vaswani publish in 2017?" -k 3 --retriever hybrid --index $(DEMO_INDEX)
 	$(BIN)/rag models
-	$(BIN)/rag compare "Which objective is BERT pre-trained with?" --index $(DEMO_INDEX)
+	$(BIN)/rag compare "Which objective is BERT pre-trained with?" --index $(DEMO_INDEX) --extractive
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
