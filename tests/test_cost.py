@@ -139,6 +139,7 @@ def test_a_folder_with_other_files_is_refused_untouched(tmp_path):
     (tmp_path / "a-file").write_text("x", encoding="utf-8")
     with pytest.raises(RagError, match="is a file"):
         claim_out(tmp_path / "a-file")
+    assert (tmp_path / "a-file").read_text(encoding="utf-8") == "x"
 
 
 def test_a_folder_rag_cost_made_is_reused(tmp_path):
