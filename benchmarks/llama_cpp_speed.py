@@ -55,6 +55,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import rag  # noqa: E402,F401  (sets the thread policy before torch / llama.cpp load OpenMP)
+from rag.bench.system import PeakMemory, status_kb  # noqa: E402
 
 SQUAD = ROOT.parent / "shared" / "datasets" / "squad" / "dev-v1.1-part-a.json"
 DEFAULT_MODELS = "smollm2,qwen2.5-0.5b"
@@ -213,34 +214,20 @@ def probe(args: argparse.Namespace) -> None:
         torch.set_num_threads(args.threads)
         from rag.generators import load_generator
 
-        before = _rss_mib()
+        before = PeakMemory.current_mb()
         g = load_generator(args.models)
-        loaded = _rss_mib()
+        loaded = PeakMemory.current_mb()
         hf_run(g, ids, max_new)
     else:
         import llama_cpp  # noqa: F401
 
-        before = _rss_mib()
+        before = PeakMemory.current_mb()
         llm = llama_load(Path(spec["gguf"]), args.threads)
-        loaded = _rss_mib()
+        loaded = PeakMemory.current_mb()
         llama_run(llm, ids, eos, max_new)
-    peak = _peak_rss_mib()
+    hwm = status_kb("VmHWM")  # this process's own peak: not inherited across fork + exec, unlike ru_maxrss
+    peak = hwm / 1024 if hwm is not None else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps({"rss_after_imports_MiB": before, "rss_after_load_MiB": loaded, "peak_rss_MiB": peak}))
-
-
-def _peak_rss_mib() -> float:
-    """This process's peak RSS: VmHWM, which (unlike ru_maxrss) is not inherited from the parent
-    across fork + exec, so the child's figure is its own."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def _rss_mib() -> float:
-    import psutil
-
-    return psutil.Process().memory_info().rss / 2**20
 
 
 def run_probe(backend: str, model: str, spec: dict, threads: int) -> dict:

@@ -242,6 +242,16 @@ def _settings(max_new_tokens: int, temperature: float, seed: int | None, extract
                               fid=fid)
 
 
+def _twin_options(f):
+    """--extractive and --fid on commands that run several generators: each adds every generator's
+    twin in that mode beside it (`pipeline.with_modes`)."""
+    f = click.option("--fid", is_flag=True,
+                     help="Also run each encoder-decoder generator with Fusion-in-Decoder, side by side.")(f)
+    f = click.option("--extractive", is_flag=True,
+                     help="Also run each generator in extractive mode (answers copied from the passages), side by side.")(f)
+    return f
+
+
 EXTRACTIVE_HELP = "Constrain the answer to a span copied from the passages (cited by the passage that holds it)."
 FID_HELP = ("Encoder-decoder only: Fusion-in-Decoder, each passage encoded with the question on its own "
             "(no shared 512-token cut); the decoder reads them all.")
@@ -280,7 +290,7 @@ def ask(question, generator, k, max_new_tokens, temperature, seed, retriever, in
     """Answer QUESTION from the indexed documents, citing its sources."""
     from .generators import BudgetError, default_generator_name
     from .index import Index
-    from .pipeline import Pipeline, settings_for
+    from .pipeline import MODES, Pipeline, settings_for
 
     _check_question(question, k)
     settings = _settings(max_new_tokens, temperature, seed, extractive, fid)
@@ -289,7 +299,7 @@ def ask(question, generator, k, max_new_tokens, temperature, seed, retriever, in
     extractive = settings.extractive
     gen = _load_generator(name)
     if not as_json:
-        mode = "".join(f", {m}" for m in ("fid", "extractive") if getattr(settings, m))
+        mode = "".join(f", {m}" for m in MODES if getattr(settings, m))
         runtime = " ".join(filter(None, (getattr(gen, "runtime", ""), getattr(gen, "dtype", ""))))
         click.secho(shown(f"generator: {gen.name} ({gen.family}{mode}; {runtime or 'runtime unknown'})"), err=True, dim=True)
     # An extractive answer is cut from the passage's own characters after decoding: printed whole.
@@ -339,9 +349,7 @@ def _print_timings(answer) -> None:
 @_generation_options
 @_retriever_options
 @_index_option
-@click.option("--extractive", is_flag=True,
-              help="Also run each generator in extractive mode (an answer copied from the passages), side by side.")
-@click.option("--fid", is_flag=True, help="Also run each encoder-decoder generator with Fusion-in-Decoder, side by side.")
+@_twin_options
 @click.option("--json", "as_json", is_flag=True, help="Print every answer as JSON.")
 def compare(question, names, k, max_new_tokens, temperature, seed, retriever, index_dir, extractive, fid, as_json) -> None:
     """Give the same retrieved passages to several generators and compare their answers.
@@ -473,9 +481,7 @@ def _int_list(value: str, option: str) -> list[int]:
               help="Dataset format (default: detected).")
 @click.option("--split", default="test", show_default=True, help="BEIR qrels split.")
 @click.option("--max-new-tokens", type=click.IntRange(min=1), default=64, show_default=True, help="Answer length cap.")
-@click.option("--extractive", is_flag=True,
-              help="Also run each generator in extractive mode (answers copied from the passages), side by side.")
-@click.option("--fid", is_flag=True, help="Also run each encoder-decoder generator with Fusion-in-Decoder, side by side.")
+@_twin_options
 @click.option("--index-cache", type=click.Path(path_type=Path, file_okay=False), default=None,
               help="Index folder for the corpus (default: a cache folder keyed by corpus, embedder and chunking).")
 @click.option("--embedder", default=None, help="sentence-transformers model name or folder (default: all-MiniLM-L6-v2).")

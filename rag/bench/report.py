@@ -40,8 +40,8 @@ def build_summary(
 
     wanted = {q.id for q in questions}
     mode = "retrieval-only" if retrieval_only else ("oracle" if config.oracle else "retrieved")
-    current = [r for r in current_records(records, sessions) if r["question_id"] in wanted]
     keys = current_keys(records, sessions)
+    current = [r for r in current_records(records, sessions, keys) if r["question_id"] in wanted]
     generators, by_name = [], {}
     for name in names:
         own = by_name[name] = [r for r in current if r["generator"] == name]

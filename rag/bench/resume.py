@@ -55,11 +55,11 @@ def current_keys(records: Iterable[Mapping], sessions: Iterable[Mapping] = ()) -
     return keys
 
 
-def current_records(records: Iterable[Mapping], sessions: Iterable[Mapping] = ()) -> list[Mapping]:
-    """The records made with their generator's current prompt key (`current_keys`), one per
-    (generator, question): the last. Older keys are answers superseded by a changed prompt."""
+def current_records(records: Iterable[Mapping], sessions: Iterable[Mapping] = (), keys: Mapping | None = None) -> list[Mapping]:
+    """The records made with their generator's current prompt key (`keys`, else `current_keys`),
+    one per (generator, question): the last. Older keys are answers superseded by a changed prompt."""
     records = list(records)
-    keys = current_keys(records, sessions)
+    keys = current_keys(records, sessions) if keys is None else keys
     kept = {(r.get("generator"), r.get("question_id")): r for r in records if r.get("prompt_key") == keys[r.get("generator")]}
     return list(kept.values())
 

@@ -384,7 +384,8 @@ def run_generator(
     `name` is a label: "smollm2+extractive" loads smollm2 and answers in extractive mode.
     """
     from rag.bench.system import PeakMemory, model_info
-    from rag.generators import ENCODER_DECODER, BudgetError, ModelNotAvailable, clear_loaded, load_generator
+    from rag.generators import BudgetError, ModelNotAvailable, clear_loaded, load_generator
+    from rag.generators.base import fid_refusal
     from rag.pipeline import GenerationSettings, answer_from, settings_for
 
     label = name
@@ -403,8 +404,9 @@ def run_generator(
     except ModelNotAvailable as e:
         return str(e)
     load_s = time.perf_counter() - started
-    if settings.fid and getattr(generator, "family", None) != ENCODER_DECODER:
-        return f"{name} is {generator.family}: --fid needs an encoder-decoder model (one encoder pass per passage)"
+    refusal = fid_refusal(name, getattr(generator, "family", None)) if settings.fid else None
+    if refusal is not None:
+        return str(refusal)
     from rag.bench.resume import prompt_key, reusable
 
     key = prompt_key(generator, settings)  # answers made with another prompt or settings are answered again

@@ -17,16 +17,13 @@ from __future__ import annotations
 
 import ctypes
 import gc
-import resource
-import sys
 import time
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any
 
+from rag.bench.system import PeakMemory
 from rag.cost.archs import ENCODER_DECODER
 from rag.cost.cache import measured_bytes
-from rag.bench.system import status_kb
 from rag.cost.feeds import FID, Feed
 
 
@@ -83,7 +80,10 @@ def measure(model: Any, feed: Feed, new_tokens: int, *, pad_token_id: int = 0, s
     encoder_decoder = feed.family == ENCODER_DECODER
     if not encoder_decoder:
         kwargs.update(temperature=None, top_p=None, top_k=None)
-    memory = PeakRSS()
+    gc.collect()
+    _malloc_trim()  # so the peak below counts this call's pages, not freed ones of the last
+    memory = PeakMemory()
+    before_mb = memory.current_mb() or 0.0
     memory.reset()
     t0 = time.perf_counter()
     with torch.inference_mode():
@@ -108,40 +108,9 @@ def measure(model: Any, feed: Feed, new_tokens: int, *, pad_token_id: int = 0, s
     del output, cache
     return Sample(
         ttft_s=first - t0, per_token_s=(last - first) / (new_tokens - 1), total_s=t1 - t0, new_tokens=new_tokens,
-        rss_before_mb=memory.before_mb, peak_rss_mb=peak, kv_cache_bytes=self_bytes, cross_cache_bytes=cross_bytes,
+        rss_before_mb=before_mb, peak_rss_mb=peak, kv_cache_bytes=self_bytes, cross_cache_bytes=cross_bytes,
         memory_method=memory.method,
     )
-
-
-class PeakRSS:
-    """The peak resident set of this process since `reset()` (Linux: VmHWM, resettable)."""
-
-    def __init__(self) -> None:
-        self.method = ""
-        self.before_mb = 0.0
-
-    def reset(self) -> None:
-        gc.collect()
-        _malloc_trim()
-        self.before_mb = current_rss_mb() or 0.0
-        try:
-            Path("/proc/self/clear_refs").write_text("5")
-            self.method = "VmHWM (peak resident set) reset before each call, after malloc_trim"
-        except OSError:
-            self.method = "ru_maxrss: process lifetime peak (could not reset it here)"
-
-    def peak_mb(self) -> float:
-        if self.method.startswith("VmHWM"):
-            value = status_kb("VmHWM")
-            if value is not None:
-                return value / 1024
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        return peak / 2**20 if sys.platform == "darwin" else peak / 1024
-
-
-def current_rss_mb() -> float | None:
-    value = status_kb("VmRSS")
-    return None if value is None else value / 1024
 
 
 def _malloc_trim() -> None:

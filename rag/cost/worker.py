@@ -33,14 +33,15 @@ def main(argv: list[str] | None = None) -> int:
 
     from rag.cost.archs import build_model, count_parameters, resolve
     from rag.cost.feeds import Feed
-    from rag.cost.measure import current_rss_mb, measure
+    from rag.bench.system import PeakMemory
+    from rag.cost.measure import measure
 
     torch.set_num_threads(args.threads)
     _, config = resolve(args.arch)
     t0 = time.perf_counter()
     model = build_model(config, seed=args.seed)
     send({"ready": True, "parameters": count_parameters(model), "build_s": time.perf_counter() - t0,
-          "rss_after_build_mb": current_rss_mb(), "threads": torch.get_num_threads(),
+          "rss_after_build_mb": PeakMemory.current_mb(), "threads": torch.get_num_threads(),
           "attention": getattr(model.config, "_attn_implementation", None), "torch": torch.__version__})
     pad = config.get("pad_token_id")
     pad = pad if isinstance(pad, int) else 0

@@ -32,6 +32,13 @@ class ModeNotSupported(BudgetError):
     handled like a budget error: one line, the other generators still run."""
 
 
+def fid_refusal(name: str, family: str) -> ModeNotSupported | None:
+    """Why `name` cannot answer with --fid, or None if it can: the one rule and its line."""
+    if family == ENCODER_DECODER:
+        return None
+    return ModeNotSupported(f"{name} is {family}: --fid needs an encoder-decoder model (one encoder pass per passage)")
+
+
 @dataclass
 class BudgetItem:
     """One retrieved passage and what the context budget did with it.

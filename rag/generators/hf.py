@@ -11,7 +11,7 @@ import time
 from typing import Any, Callable, Sequence
 
 from rag.documents import Passage
-from rag.generators.base import Answer, BudgetError, ModeNotSupported
+from rag.generators.base import Answer, BudgetError, fid_refusal
 from rag.generators.extractive import SpanIndex, end_tokens, vocab_pieces
 from rag.generators.fid import fid_encode
 from rag.generators.prompts import AnswerStream, Fit, PromptStyle, cut_answer, fit_passages, has_finished_line
@@ -118,9 +118,7 @@ class HFGenerator:
         The Fit's budget has one item per passage; an item's `tokens` is what its passage added
         to its own prompt, so `prompt_tokens == len(given) * fixed_tokens + sum(item.tokens)`.
         """
-        raise ModeNotSupported(
-            f"{self.name} is {self.family}: --fid needs an encoder-decoder model (one encoder pass per passage)"
-        )
+        raise fid_refusal(self.name, self.family)
 
     # -- generation ---------------------------------------------------------------------
 
