@@ -5,13 +5,21 @@
    chunked, and their chunks go into meta.sqlite as pending rows, invisible to readers.
 2. embed: each pending chunk whose text has no vector in this index yet is embedded. Vectors
    are kept by chunk text, so a moved file, or the unchanged paragraphs of an edited one, cost
-   nothing. Batches are committed as they finish: a build killed after N batches resumes with
-   them.
+   nothing. Vectors are committed every EMBED_BATCH chunks or CHECKPOINT_SECONDS, whichever
+   comes first: a build killed after seconds resumes with what it embedded.
 3. write: the next generation's FAISS and BM25 files are made from the previous generation's
    (removing the chunks of changed and deleted files, adding the pending ones) and fsynced;
    then one SQLite transaction makes the pending rows live, retires the replaced ones and
    records the generation with its manifest. That commit is the switch; generations older than
    the previous one are deleted after it.
+
+`--rebuild` is an update like any other: every document is read and chunked again and the
+search files are written from scratch, but in the same meta.sqlite, as a new generation that
+readers see only once it commits; stored vectors whose checksums hold are reused. With another
+embedder the new vectors go into a table of their own (`next_vectors`, a checkpoint a killed
+rebuild resumes from) that replaces `vectors` in the commit. Before an update, the current
+generation's files are checked against their recorded checksums; damaged ones are written
+again from the stored vectors and text (nothing is embedded).
 """
 from __future__ import annotations
 
@@ -44,7 +52,9 @@ from .stored import StoredChunks
 
 STREAM_BYTES = 8_000_000  # text files larger than this are hashed, decoded and chunked a block at a time
 DEFAULT_MAX_FILE_MB = 200  # larger files are skipped with a warning naming --max-file-mb
-EMBED_BATCH = 512  # chunks embedded and committed together: the granularity of resuming
+EMBED_BATCH = 512  # chunks embedded and committed together at most: the granularity of resuming
+EMBED_SLICE = 64  # chunks given to the embedder at once (length-sorted, so batches pad little)
+CHECKPOINT_SECONDS = 5.0  # embedded vectors are committed at least this often: a short build killed keeps its work
 PLAN_COMMIT = 2000  # pending chunk rows per transaction while planning
 RACY_NS = 2_000_000_000  # a file modified this close to when it was hashed is hashed again
 LEGACY_DB = "legacy-v1.sqlite"  # a format-1 index's meta.sqlite while it is being upgraded
@@ -76,7 +86,7 @@ class BuildOptions:
     rehash: bool = False  # read and hash every file, even those whose size and mtime are unchanged
     follow_symlinks: bool = False  # index what symbolic links point at (files and folders, loops skipped)
     max_file_mb: float | None = DEFAULT_MAX_FILE_MB  # larger files are skipped with a warning
-    rebuild: bool = False  # discard the index's contents and build from the documents alone
+    rebuild: bool = False  # build every document again (a new generation; stored vectors reused), source and embedder may change
     progress: bool = False
     warn: Callable[[str], None] | None = None
     notify: Callable[[str], None] | None = None  # one-line notices: what a changed option rebuilds
@@ -225,7 +235,7 @@ def build(sources: Callable[[], Iterable[Source]], index_dir: Path, source: str,
                 raise
             # A meta.sqlite that turns out damaged mid-way: start again from the documents alone.
             builder.warn(f"{path / store.META} is damaged ({e}): rebuilding the index from {source}")
-            builder = _Builder(path, source, BuildOptions(**{**options.__dict__, "rebuild": True}))
+            builder = _Builder(path, source, BuildOptions(**{**options.__dict__, "rebuild": True}), wipe=True)
             report = builder.run(sources())
         except OSError as e:
             builder.close()
@@ -245,15 +255,18 @@ def build_folder(folder: Path, index_dir: Path, options: BuildOptions) -> BuildR
     if not Path(folder).is_dir():
         raise RagError(f"{folder} is a file, not a folder: give the folder of documents to index")
     folder = Path(folder)
-    return build(lambda: folder_sources(folder, follow_symlinks=options.follow_symlinks, max_file_mb=options.max_file_mb),
+    skip = (Path(index_dir),)  # the index being written, if it lies inside the folder: passed over silently
+    return build(lambda: folder_sources(folder, skip, follow_symlinks=options.follow_symlinks, max_file_mb=options.max_file_mb),
                  index_dir, str(folder.resolve()), options)
 
 
 class _Builder:
     """One write to one index, under its lock."""
 
-    def __init__(self, path: Path, source: str, options: BuildOptions) -> None:
-        self.path, self.source, self.options = path, source, options
+    def __init__(self, path: Path, source: str, options: BuildOptions, wipe: bool = False) -> None:
+        self.path, self.source, self.options, self.wipe = path, source, options, wipe
+        self.rebuild = options.rebuild
+        self.vectors = "vectors"  # the table new vectors go into: next_vectors while a rebuild changes the embedder
         self.warn = options.warn or (lambda message: print(f"warning: {message}", file=sys.stderr))
         self.notify = options.notify or (lambda message: print(message, file=sys.stderr))
         self.report = BuildReport()
@@ -280,7 +293,7 @@ class _Builder:
 
     def open(self) -> None:
         path = self.path
-        if self.options.rebuild:
+        if self.wipe:
             self._wipe()
         if (path / store.LEGACY_MANIFEST).is_file() and (path / store.META).is_file() and not (path / LEGACY_DB).exists():
             os.replace(path / store.META, path / LEGACY_DB)  # a format-1 index: see _upgrade_legacy
@@ -318,7 +331,7 @@ class _Builder:
         self.prev = None
 
     def _wipe(self) -> None:
-        """Remove rag's own files from the (marked) index folder: a rebuild from the documents."""
+        """Remove rag's own files from the (marked) index folder: only for a meta.sqlite found damaged."""
         self.close()
         for folder in store.gen_dirs(self.path).values():
             store.remove_gen_dir(folder)
@@ -384,20 +397,21 @@ class _Builder:
         o, rec = self.options, self.recorded()
         given = o.embedder.name if is_embedder(o.embedder) else o.embedder
         name = canonical_name(given if given is not None else rec.get("embedder"))
-        if rec.get("embedder") and name != rec["embedder"]:
+        if rec.get("embedder") and name != rec["embedder"] and not self.rebuild:
             raise IndexError_(
-                f"index {self.path} was built with embedder {rec['embedder']!r}, not {name!r}: "
-                "pass the same --embedder, or choose another --index folder"
+                f"index {self.path} was built with embedder {rec['embedder']!r}, not {name!r}: pass the same "
+                f"--embedder, add --rebuild to embed everything again with {name!r}, or choose another --index folder"
             )
-        if rec.get("documents") and rec.get("source") != self.source:
+        if rec.get("documents") and rec.get("source") != self.source and not self.rebuild:
             raise IndexError_(
-                f"index {self.path} holds documents from {rec.get('source')}, not {self.source}: "
-                "choose another --index folder for this one"
+                f"index {self.path} holds documents from {rec.get('source')}, not {self.source}: add --rebuild to "
+                "replace them with these, or choose another --index folder for this one"
             )
         self.backend = getattr(o.embedder, "backend", None) if is_embedder(o.embedder) else None
         self.backend = self.backend or _choose(o.backend, rec.get("backend"), default_backend())
         self.emb = o.embedder if is_embedder(o.embedder) else load_embedder(
             name, self.backend, batch_size=o.batch_size, notify=self.notify)
+        self.backend = getattr(self.emb, "backend", None) or self.backend  # torch, where an ONNX cache was unusable
         if self.prev is not None and rec.get("backend") and self.backend != rec["backend"]:
             self.notify(
                 f"--backend {self.backend} differs from the index's {rec['backend']}: new chunks are embedded with "
@@ -411,8 +425,10 @@ class _Builder:
         if self.chunk_tokens < 1 or not 0 <= self.overlap < self.chunk_tokens:
             raise RagError(f"--overlap must be at least 0 and below --chunk-tokens ({self.chunk_tokens}), got {self.overlap}")
         self.chunking = {"tokens": self.chunk_tokens, "overlap": self.overlap, "tokenizer": self.emb.name}
-        self.rechunk = bool(rec) and (rec.get("chunk_tokens"), rec.get("overlap")) != (self.chunk_tokens, self.overlap)
-        if self.rechunk and self.prev is not None:
+        self._choose_vector_table(name, rec.get("embedder"))
+        self.rechunk = self.rebuild or (bool(rec) and (rec.get("chunk_tokens"), rec.get("overlap"))
+                                        != (self.chunk_tokens, self.overlap))
+        if self.rechunk and self.prev is not None and not self.rebuild:
             self.notify(
                 f"--chunk-tokens {self.chunk_tokens} --overlap {self.overlap} differ from the index's "
                 f"{rec['chunk_tokens']}/{rec['overlap']}: every document is chunked again, and chunks whose text "
@@ -423,6 +439,33 @@ class _Builder:
                 f"--index-type {self.index_type} differs from the index's {rec['index_type']}: the FAISS index is "
                 "rebuilt from the stored vectors (nothing is embedded again)"
             )
+
+    def _choose_vector_table(self, name: str, recorded: str | None) -> None:
+        """Where new vectors go. `vectors` holds the current generation's embedder's; a rebuild
+        with another embedder fills `next_vectors`, kept across a killed run (for that embedder
+        only) and swapped in by the commit. Vectors that no generation records (a first build
+        killed, then run with another embedder) are dropped."""
+        db = self.db
+        state = dict(db.execute("SELECT key, value FROM state WHERE key IN ('embedder', 'next_embedder')").fetchall())
+        if self.prev is None and state.get("embedder", name) != name:
+            with store.transaction(db):
+                db.execute("DELETE FROM vectors")
+        if self.rebuild and recorded and name != recorded:
+            db.execute(store.NEXT_VECTORS_SCHEMA)
+            with store.transaction(db):
+                if state.get("next_embedder") != name:
+                    db.execute("DELETE FROM next_vectors")
+                db.execute("INSERT OR REPLACE INTO state(key, value) VALUES ('next_embedder', ?)", (name,))
+            self.vectors = "next_vectors"
+            self.notify(f"--embedder {name} differs from the index's {recorded}: every chunk is embedded again; "
+                        f"searches keep using {recorded} until the rebuild commits")
+        elif state.get("next_embedder") and not self.rebuild:
+            held = db.execute("SELECT COUNT(*) FROM next_vectors").fetchone()[0]
+            self.notify(f"an interrupted `rag index --rebuild --embedder {state['next_embedder']}` left {held} "
+                        "vectors: run it again to resume it")
+        with store.transaction(db):
+            db.execute("INSERT OR REPLACE INTO state(key, value) VALUES ('embedder', ?)",
+                       (recorded if self.vectors == "next_vectors" else name,))
 
     # -- 1. plan --------------------------------------------------------------------------------
 
@@ -441,7 +484,7 @@ class _Builder:
         for src in _progress(sources, "Reading", self.options.progress, "file"):
             if src.folder:  # could not be read, or is a link not followed: what was indexed under it stays
                 prefix = "" if src.path == "." else src.path + "/"
-                kept = [p for p in old_docs if p.startswith(prefix)]
+                kept = [] if self.rebuild else [p for p in old_docs if p.startswith(prefix)]
                 seen.update(kept)
                 reason = _problem(src)
                 report.skipped.append((src.path + "/", reason))
@@ -492,7 +535,10 @@ class _Builder:
             self.db.execute("DELETE FROM chunks WHERE gen_added IS NULL AND doc_path = ?", (src.path,))
             reason = str(e) if isinstance(e, LoadError) else f"could not be read ({type(e).__name__}: {e})"
             report.skipped.append((src.path, reason))
-            self.warn(f"skipped {src.path}: {reason}" + (" (kept its previously indexed version)" if old else ""))
+            if old is not None and self.rebuild:  # a rebuild holds only what it could read
+                self.replaced.append(src.path)
+            kept = " (kept its previously indexed version)" if old is not None and not self.rebuild else ""
+            self.warn(f"skipped {src.path}: {reason}{kept}")
             return
         if old is not None:
             self.replaced.append(src.path)
@@ -535,12 +581,17 @@ class _Builder:
     # -- 2. embed -------------------------------------------------------------------------------
 
     def embed(self, pending: int) -> None:
-        """Embed the pending chunks whose text has no vector yet, committing each batch (with its
-        BM25 term ids, so no chunk is ever tokenised again)."""
-        db = self.db
+        """Embed the pending chunks whose text has no vector yet (shortest first, so batches pad
+        little), committing every EMBED_BATCH chunks or CHECKPOINT_SECONDS (with their BM25 term
+        ids, so no chunk is ever tokenised again). A rebuild reuses a stored vector only when its
+        checksum holds."""
+        db, table = self.db, self.vectors
         missing = [row[0] for row in db.execute(
-            "SELECT DISTINCT c.sha256 FROM chunks c WHERE c.gen_added IS NULL "
-            "AND NOT EXISTS (SELECT 1 FROM vectors v WHERE v.sha256 = c.sha256)")]
+            "SELECT c.sha256 FROM chunks c WHERE c.gen_added IS NULL "
+            f"AND NOT EXISTS (SELECT 1 FROM {table} v WHERE v.sha256 = c.sha256) "
+            "GROUP BY c.sha256 ORDER BY MIN(length(c.text)), c.sha256")]
+        if self.rebuild:
+            missing += self._damaged_vectors()
         self.report.chunks_embedded = len(missing)
         self.report.chunks_reused = pending - len(missing)
         if not missing:
@@ -548,20 +599,33 @@ class _Builder:
         if self.chunk_tokens + 2 > self.emb.max_tokens:
             self.warn(f"chunks of {self.chunk_tokens} tokens exceed the embedder's {self.emb.max_tokens}-token input: the rest is truncated")
         bar = _bar(len(missing), "Embedding", self.options.progress, "chunk")
-        for start in range(0, len(missing), EMBED_BATCH):
-            shas = missing[start:start + EMBED_BATCH]
+        step = max(1, min(EMBED_SLICE, EMBED_BATCH))
+        done: list[tuple] = []
+        last = time.monotonic()
+        for start in range(0, len(missing), step):
+            shas = missing[start:start + step]
             texts = [db.execute("SELECT text FROM chunks WHERE sha256 = ? LIMIT 1", (sha,)).fetchone()[0] for sha in shas]
             vectors = self.emb.encode(texts)
             terms = self._term_blobs([lexical.tokenize(text) for text in texts])
-            rows = [(sha, blob, term, store.vector_digest(blob, term))
-                    for sha, blob, term in zip(shas, (store.vector_blob(v) for v in vectors), terms)]
-            with store.transaction(db):
-                db.executemany("INSERT OR REPLACE INTO vectors(sha256, vector, terms, digest) VALUES (?,?,?,?)", rows)
-                db.execute("INSERT OR REPLACE INTO state(key, value) VALUES ('building', ?)", (_now(),))
+            done += [(sha, blob, term, store.vector_digest(blob, term))
+                     for sha, blob, term in zip(shas, (store.vector_blob(v) for v in vectors), terms)]
+            if len(done) >= EMBED_BATCH or time.monotonic() - last >= CHECKPOINT_SECONDS or start + step >= len(missing):
+                with store.transaction(db):
+                    db.executemany(f"INSERT OR REPLACE INTO {table}(sha256, vector, terms, digest) VALUES (?,?,?,?)", done)
+                    db.execute("INSERT OR REPLACE INTO state(key, value) VALUES ('building', ?)", (_now(),))
+                done, last = [], time.monotonic()
             if bar is not None:
                 bar.update(len(shas))
         if bar is not None:
             bar.close()
+
+    def _damaged_vectors(self) -> list[str]:
+        """Stored vectors of pending chunks that fail their checksum or have another length."""
+        size = 4 * self._dimension()
+        return [sha for sha, vector, terms, digest in self.db.execute(
+            f"SELECT v.sha256, v.vector, v.terms, v.digest FROM {self.vectors} v "
+            "WHERE v.sha256 IN (SELECT sha256 FROM chunks WHERE gen_added IS NULL)")
+            if len(vector) != size or store.vector_digest(vector, terms) != digest]
 
     # -- 3. write -------------------------------------------------------------------------------
 
@@ -570,7 +634,7 @@ class _Builder:
         db, prev, report = self.db, self.prev, self.report
         removed = self._live_ids_of(self.replaced)
         new_ids = np.array([row[0] for row in db.execute("SELECT id FROM chunks WHERE gen_added IS NULL")], dtype=np.int64)
-        prev_ok = prev is not None and self._files_present(prev)
+        prev_ok = prev is not None and not self.rebuild and self._files_intact(prev)
         bm25_ok = prev_ok and lexical.compatible(prev.bm25)
         same_type = prev is not None and prev.index_type == self.index_type
         if prev is not None and not len(new_ids) and not len(removed) and bm25_ok and same_type and not self.rechunk:
@@ -584,7 +648,8 @@ class _Builder:
         folder = self.new_gen_dir = store.new_gen_dir(self.path, gen)
         total = (prev.counts["chunks"] if prev else 0) - len(removed) + len(new_ids)
 
-        writer = SegmentWriter(self.path, folder, self.index_type, StoredChunks(db, self._dimension()), self.warn)
+        writer = SegmentWriter(self.path, folder, self.index_type, StoredChunks(db, self._dimension(), self.vectors),
+                               self.warn)
         counts = None
         if prev_ok and bm25_ok and same_type:
             counts, base_gen = writer.delta_update(prev, removed, len(new_ids)), prev.base_generation
@@ -625,9 +690,15 @@ class _Builder:
             db.executemany("UPDATE documents SET mtime_ns = ?, size = ?, seen_ns = ? WHERE path = ?", self.touched)
             db.execute("INSERT INTO generations(gen, manifest) VALUES (?, ?)", (gen, manifest.to_json()))
             db.execute("DELETE FROM state WHERE key IN ('building', 'legacy_manifest')")
+            if self.vectors == "next_vectors":  # the new embedder's vectors become the index's
+                db.execute("DROP TABLE vectors")
+                db.execute("ALTER TABLE next_vectors RENAME TO vectors")
+                db.execute("DELETE FROM state WHERE key = 'next_embedder'")
+                db.execute("INSERT OR REPLACE INTO state(key, value) VALUES ('embedder', ?)", (self.emb.name,))
         self.touched = []
         self.new_gen_dir = None
         self.prev = manifest
+        self.vectors = "vectors"
 
     def _finish(self, gen: int) -> None:
         """After the commit: record re-hashed files, drop what no reader of `gen` or `gen - 1` needs."""
@@ -660,7 +731,7 @@ class _Builder:
     def _dimension(self) -> int:
         if self.prev is not None and self.prev.embedder == self.emb.name:
             return self.prev.dimension
-        row = self.db.execute("SELECT vector FROM vectors LIMIT 1").fetchone()
+        row = self.db.execute(f"SELECT vector FROM {self.vectors} LIMIT 1").fetchone()
         return len(row[0]) // 4 if row else self.emb.dimension
 
     def _live_ids_of(self, paths: list[str]) -> np.ndarray:
@@ -670,15 +741,20 @@ class _Builder:
                 "SELECT id FROM chunks WHERE doc_path = ? AND gen_removed IS NULL AND gen_added IS NOT NULL", (path,))]
         return np.array(sorted(ids), dtype=np.int64)
 
-    def _files_present(self, prev: Manifest) -> bool:
+    def _files_intact(self, prev: Manifest) -> bool:
+        """Whether every file of the current generation is there with its recorded size and
+        checksum (damage that keeps a file's size included): an update links or reads them."""
         folder = store.gen_dir(self.path, prev.generation)
-        for name, info in prev.files.items():
+        for name, info in sorted(prev.files.items()):
             try:
                 if (folder / name).stat().st_size != info.get("size"):
-                    raise OSError("size differs")
-            except OSError:
-                self.warn(f"{folder / name} is missing or damaged: the index's FAISS and BM25 files are rebuilt "
-                          "from the stored vectors (nothing is embedded again)")
+                    raise OSError("its size differs from the one recorded")
+                if store.file_sha256(folder / name) != info.get("sha256"):
+                    raise OSError("its checksum differs from the one recorded")
+            except OSError as e:
+                why = e.strerror or str(e)
+                self.warn(f"{folder / name} is missing or damaged ({why}): the index's FAISS and BM25 files are "
+                          "written again from the stored vectors (nothing is embedded again)")
                 return False
         return True
 

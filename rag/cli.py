@@ -14,7 +14,7 @@ from .config import (
     DEFAULT_BATCH_SIZE, DEFAULT_BM25_WEIGHT, DEFAULT_CHUNK_OVERLAP, DEFAULT_CHUNK_TOKENS, DEFAULT_POOL, DEFAULT_RRF_K,
     INDEX_TYPES, default_index_dir,
 )
-from .errors import RagError
+from .errors import RagError, require_utf8
 
 
 
@@ -154,9 +154,11 @@ def search(query: str, k: int, index_dir: Path | None, embedder, retriever, as_j
 
     if not query.strip():
         raise RagError("the query is empty: give some text to search for")
+    require_utf8(query, "query")
     if k < 1:
         raise RagError(f"-k must be at least 1, got {k}")
-    passages = Index.load(index_dir, embedder=embedder).search(query, k, retriever=retriever)
+    index = Index.load(index_dir, embedder=embedder)
+    passages = index.search(query, k, retriever=retriever)
     if as_json:
         click.echo(json.dumps({"query": query, "k": k, "retriever": retriever.to_dict(),
                                "passages": [p.to_dict() for p in passages]}, indent=2))
@@ -164,13 +166,19 @@ def search(query: str, k: int, index_dir: Path | None, embedder, retriever, as_j
     width = shutil.get_terminal_size((100, 20)).columns
     shorten = sys.stdout.isatty()
     for p in passages:
-        click.echo(click.style(f"{p.rank:>2}. {p.score:.3f}  {shown(p.citation)}", bold=True))
+        click.echo(click.style(f"{p.rank:>2}. {_score(p.score)}  {shown(p.citation)}", bold=True))
         text = " ".join(p.text.split())
         if shorten and len(text) > 3 * (width - 6):
             text = text[: 3 * (width - 6) - 1].rstrip() + "…"
         click.echo(_indent(shown(text), width))
     if not passages:
-        click.echo("(the index is empty)")
+        click.echo("(the index is empty)" if len(index) == 0 else
+                   "(no passage shares a word with the query, so BM25 finds nothing: try --retriever dense or hybrid)")
+
+
+def _score(score: float) -> str:
+    """Three decimals, or three significant digits for a score too large to print that way."""
+    return f"{score:.3f}" if abs(score) < 1e6 else f"{score:.3g}"
 
 
 def _indent(text: str, width: int) -> str:
@@ -258,8 +266,11 @@ FID_HELP = ("Encoder-decoder only: Fusion-in-Decoder, each passage encoded with 
 
 
 def _check_question(question: str, k: int) -> None:
+    from .errors import require_utf8
+
     if not question.strip():
         raise RagError("the question is empty: ask something")
+    require_utf8(question, "question")
     if k < 1:
         raise RagError(f"-k must be at least 1, got {k}")
 
@@ -520,6 +531,9 @@ def bench(dataset, names, ks, passages, limit, sample_seed, out, oracle, retriev
         raise
     click.echo(text_table(run.summary))
     click.echo(f"\nWrote {', '.join(p.name for p in run.files)} in {run.out}")
+    if run.nothing_answered:
+        failed = "; ".join(f"{name}: {why}" for name, why in run.errors.items())
+        raise RagError(f"no question was answered: none of the answerers could run ({failed})")
 
 
 # -- architecture cost curves (random weights) ------------------------------------------------------

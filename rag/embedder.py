@@ -5,6 +5,7 @@ Vectors are L2-normalised so that inner product equals cosine similarity.
 from __future__ import annotations
 
 import os
+import sys
 from functools import cached_property
 from pathlib import Path
 
@@ -113,11 +114,22 @@ def load_embedder(name: str | None, backend: str = "torch", batch_size: int = DE
     """The embedder for `name` on `backend` (`torch`, `onnx` or `onnx-fp32`; see `rag.onnx_embedder`)."""
     if backend == "torch":
         return Embedder(name, batch_size=batch_size)
-    from .onnx_embedder import BACKENDS, OnnxEmbedder
+    from .onnx_embedder import BACKENDS, OnnxEmbedder, usable_cache
 
     if backend not in BACKENDS:
         raise EmbedderNotAvailable(f"unknown embedding backend {backend!r}: use one of {', '.join(BACKENDS)}")
-    return OnnxEmbedder(name or DEFAULT_EMBEDDER, backend, batch_size=batch_size, notify=notify)
+    emb = OnnxEmbedder(name or DEFAULT_EMBEDDER, backend, batch_size=batch_size, notify=notify)
+    problem = usable_cache(emb.name)
+    if problem is None:
+        try:
+            emb.settings  # the export, read (or made) now: a cache that fails fails once, here
+            return emb
+        except OSError as e:
+            problem = f"{e.filename or 'the ONNX export cache'}: {e.strerror or e}"
+    say = notify or (lambda message: print(message, file=sys.stderr))
+    say(f"the ONNX export cache cannot be used ({problem}): embedding with --backend torch instead "
+        "(set $RAG_CACHE to a folder of your own to use ONNX Runtime)")
+    return Embedder(name, batch_size=batch_size)
 
 
 def query_embedder(name: str, backend: str):

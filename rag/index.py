@@ -16,7 +16,7 @@ from .build import BuildOptions, BuildReport, Source, build, build_folder, docum
 from .config import default_index_dir
 from .documents import Document, Passage
 from .embedder import Embedder, canonical_name, is_embedder, query_embedder
-from .errors import IndexError_, RagError
+from .errors import IndexError_, RagError, require_utf8
 from .manifest import Manifest
 from .retrieve import Hits, Retriever, as_retriever, rank
 from .segments import Generation, check_postings, open_generation
@@ -108,6 +108,8 @@ class Index:
             raise RagError(f"k must be at least 1, got {k}")
         if any(not q.strip() for q in queries):
             raise RagError("the query is empty: give some text to search for")
+        for q in queries:
+            require_utf8(q, "query")
         hits = rank(self, list(queries), k, as_retriever(retriever), progress)
         return [self.passages([i for i, _ in row], [s for _, s in row]) for row in hits]
 
@@ -163,6 +165,8 @@ class Index:
             [int(i) for i in ids]))
         if len(rows) < len(set(int(i) for i in ids)):
             raise self._gone_or_damaged(store.META)
+        if any(len(v) != 4 * self.manifest.dimension for v in rows.values()):  # a rebuild changed the embedder since
+            raise self._gone_or_damaged(store.META, updated=True)
         return np.stack([np.frombuffer(rows[int(i)], dtype=np.float32) for i in ids])
 
     def passages(self, ids: Sequence[int], scores: Sequence[float]) -> list[Passage]:
@@ -193,13 +197,13 @@ class Index:
         except sqlite3.DatabaseError as e:
             raise store.damaged(self.path, store.META, e) from None
 
-    def _gone_or_damaged(self, name: str) -> IndexError_:
+    def _gone_or_damaged(self, name: str, updated: bool = False) -> IndexError_:
         """Rows or files of this generation are missing: retired by a newer one, or damage."""
         try:
             newest = store.current_generation(self.db)
         except sqlite3.DatabaseError:
             newest = None
-        if newest is not None and newest[0] > self.manifest.generation + 1:
+        if newest is not None and newest[0] > self.manifest.generation + (0 if updated else 1):
             return IndexError_(
                 f"index {self.path} was updated by another process while this one was using it "
                 f"(generation {self.manifest.generation} is gone, {newest[0]} is current): run the command again"
@@ -301,7 +305,14 @@ def _check_folder(path: Path, given) -> None:
             f"index {given} was made by an older rag (format 1): run `rag index FOLDER --index {given}` once to "
             "upgrade it (stored vectors are reused, nothing is embedded again)"
         )
-    raise IndexError_(f"{given} is not a rag index (it has no {store.MARKER}): build one with `rag index FOLDER --index {given}`")
+    if store.looks_like_index(path):
+        raise IndexError_(f"index {given} has lost its marker ({store.MARKER} is missing or damaged): run "
+                          f"`rag index FOLDER --index {given}` to write it again (nothing is embedded again)")
+    if (path / store.MARKER).exists():
+        raise IndexError_(f"{given} is not a rag index ({store.MARKER} is damaged and the folder holds files rag did "
+                          "not make): give the index folder with --index, or build a new one in an empty folder")
+    raise IndexError_(f"{given} is not a rag index (it has no {store.MARKER}): build one with `rag index FOLDER --index {given}`"
+                      + (" in a new or empty folder" if any(path.iterdir()) else ""))
 
 
 def _current(db: sqlite3.Connection, path: Path) -> Manifest:

@@ -16,7 +16,8 @@ from pathlib import Path
 
 from .encodings import decode_bytes, decode_stream
 from .errors import LoadError
-from .store import MARKER as INDEX_MARKER  # a folder holding it is a rag index: never indexed itself
+from .store import MARKER as INDEX_MARKER  # a folder whose marker parses is a rag index: never indexed itself
+from .store import is_ours as is_index_folder
 
 TEXT_SUFFIXES = (".txt", ".md", ".markdown", ".rst")
 HTML_SUFFIXES = {".html", ".htm"}
@@ -48,47 +49,64 @@ def walk(folder: Path, skip: tuple[Path, ...] = (), follow_symlinks: bool = Fals
 def walk_relative(folder: Path, skip: tuple[Path, ...] = (), follow_symlinks: bool = False) -> Iterator[Found]:
     """What `walk` finds, in sorted order, as plain strings and scandir entries (a folder of
     50,000 files should cost its stat calls, not 50,000 Path objects), with the folders it could
-    not read and the symbolic links it did not follow. Symbolic links, to files or folders, are
-    followed only with `follow_symlinks`, and then a folder already visited (a loop) is not
-    visited again."""
+    not read or would not enter (a rag index: its marker parses; a symbolic link not followed).
+    Symbolic links, to files or folders, are followed only with `follow_symlinks`, and then a
+    folder already visited (a loop) is not visited again. The walk keeps its own stack, so a
+    folder nested thousands of levels deep costs memory, not Python's recursion limit."""
     skip_resolved = {str(p.resolve()) for p in skip}
     visited: set[tuple[int, int]] = set()
+    # Each stack entry is an iterator over one folder's remaining findings, deepest last.
+    stack: list[Iterator[tuple[str, str] | Found]] = [iter([(os.fspath(folder), "")])]
+    while stack:
+        item = next(stack[-1], None)
+        if item is None:
+            stack.pop()
+        elif isinstance(item, Found):
+            yield item
+        else:
+            stack.append(_entries(*item, visited, skip_resolved, follow_symlinks))
 
-    def visit(directory: str, prefix: str) -> Iterator[Found]:
-        try:
-            info = os.stat(directory)
-            if (info.st_dev, info.st_ino) in visited:
-                yield Found(prefix.rstrip("/"), problem="a folder already visited (a symbolic link loop)", folder=True)
-                return
-            visited.add((info.st_dev, info.st_ino))
-            with os.scandir(directory) as scan:
-                entries = sorted(scan, key=lambda e: e.name)
-        except OSError as e:
-            reason = "permission denied" if isinstance(e, PermissionError) else (e.strerror or str(e))
-            yield Found(prefix.rstrip("/") or ".", problem=f"cannot read this folder ({reason})", folder=True)
+
+def _entries(directory: str, prefix: str, visited: set, skip_resolved: set[str],
+             follow_symlinks: bool) -> Iterator[tuple[str, str] | Found]:
+    """One folder's findings in sorted order: files and problems as `Found`, subfolders to
+    enter as (path, prefix)."""
+    try:
+        info = os.stat(directory)
+        if (info.st_dev, info.st_ino) in visited:
+            yield Found(prefix.rstrip("/"), problem="a folder already visited (a symbolic link loop)", folder=True)
             return
-        for entry in entries:
-            name = entry.name
-            if name.startswith("."):
+        visited.add((info.st_dev, info.st_ino))
+        with os.scandir(directory) as scan:
+            entries = sorted(scan, key=lambda e: e.name)
+    except OSError as e:
+        reason = "permission denied" if isinstance(e, PermissionError) else (e.strerror or str(e))
+        yield Found(prefix.rstrip("/") or ".", problem=f"cannot read this folder ({reason})", folder=True)
+        return
+    for entry in entries:
+        name = entry.name
+        if name.startswith("."):
+            continue
+        try:
+            link = entry.is_symlink()
+            is_dir = entry.is_dir(follow_symlinks=follow_symlinks)
+        except OSError:
+            is_dir, link = False, False
+        if link and not follow_symlinks:
+            if entry.is_dir() or _supported(name):  # links to unsupported files are not worth a line
+                yield Found(prefix + name, problem="a symbolic link (rag index --follow-symlinks follows links)",
+                            folder=entry.is_dir())
+            continue
+        if is_dir:
+            if os.path.realpath(entry.path) in skip_resolved:
                 continue
-            try:
-                link = entry.is_symlink()
-                is_dir = entry.is_dir(follow_symlinks=follow_symlinks)
-            except OSError:
-                is_dir, link = False, False
-            if link and not follow_symlinks:
-                if entry.is_dir() or _supported(name):  # links to unsupported files are not worth a line
-                    yield Found(prefix + name, problem="a symbolic link (rag index --follow-symlinks follows links)",
-                                folder=entry.is_dir())
+            if os.path.exists(os.path.join(entry.path, INDEX_MARKER)) and is_index_folder(Path(entry.path)):
+                yield Found(prefix + name, problem=f"a rag index (its {INDEX_MARKER} marker): not indexed as documents",
+                            folder=True)
                 continue
-            if is_dir:
-                if os.path.realpath(entry.path) in skip_resolved or os.path.exists(os.path.join(entry.path, INDEX_MARKER)):
-                    continue
-                yield from visit(entry.path, prefix + name + "/")
-            elif _supported(name):
-                yield Found(prefix + name, entry)
-
-    yield from visit(os.fspath(folder), "")
+            yield (entry.path, prefix + name + "/")
+        elif _supported(name):
+            yield Found(prefix + name, entry)
 
 
 def _supported(name: str) -> bool:

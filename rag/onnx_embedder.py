@@ -74,9 +74,9 @@ def export_folder(name: str) -> Path | None:
 def cached(name: str, backend: str) -> Path | None:
     """The export of `name` for `backend` if it is cached and intact (its recorded size and hash)."""
     folder = export_folder(name)
-    if folder is None or not (folder / EXPORT).is_file():
-        return None
     try:
+        if folder is None or not (folder / EXPORT).is_file() or not os.access(folder / EXPORT, os.R_OK):
+            return None
         recorded = json.loads((folder / EXPORT).read_text())["files"][FILES[backend]]
         path = folder / FILES[backend]
         if path.stat().st_size != recorded["size"] or file_sha256(path) != recorded["sha256"]:
@@ -198,6 +198,31 @@ def _sentence_transformers_config(folder: Path) -> tuple[str, int]:
     except (OSError, ValueError):
         pass
     return pooling, int(max_length)
+
+
+def usable_cache(name: str) -> str | None:
+    """Why the ONNX export cache of `name` cannot be used by this user (another user's cache, no
+    permission to read it or to write beside it), or None when it can."""
+    try:
+        target = export_folder(name)
+    except OSError as e:
+        return f"cannot read the model's files ({e.strerror or e})"
+    if target is None:
+        return None
+    try:
+        if target.exists():
+            readable = os.access(target, os.R_OK | os.X_OK) and all(
+                os.access(target / file, os.R_OK) for file in (EXPORT, *FILES.values(), "tokenizer.json")
+                if (target / file).exists())
+            if not readable:
+                return f"{target} is not readable by this user (permission denied)"
+            return None
+        parent = next((p for p in target.parents if p.exists()), None)
+        if parent is not None and not os.access(parent, os.W_OK | os.X_OK):
+            return f"{parent} is not writable by this user (permission denied), so the export cannot be cached there"
+    except OSError as e:
+        return f"{target}: {e.strerror or e}"
+    return None
 
 
 class _OffsetTokenizer:

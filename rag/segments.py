@@ -119,6 +119,7 @@ def open_generation(index_dir: Path, manifest: Manifest) -> Generation:
         rel = f"{name}/{faiss_index.FILE}"
         where, path = f"{folder.name}/{rel}", folder / rel
         size, recorded = path.stat().st_size, manifest.files.get(rel, {}).get("size")
+        store.check_access(path)
         if size != recorded:
             raise store.damaged(index_dir, where, f"it has {size} bytes, the manifest says {recorded}")
         try:
@@ -139,9 +140,15 @@ def open_generation(index_dir: Path, manifest: Manifest) -> Generation:
     generation = Generation(folder, manifest, indexes[:-1], indexes[-1], deleted)
     ids = generation.faiss_ids()
     if len(deleted) != manifest.counts.get("deleted") or (ids is not None and store.id_sum(ids) != manifest.id_sum):
-        first = base_name(0) if sizes else DELTA
-        raise store.damaged(index_dir, f"{folder.name}/{first}/{faiss_index.FILE}",
-                            "its ids are not this index's chunks (copied from another index?)")
+        for name in names:  # bytes changed in place, or a file (or meta.sqlite) from another index?
+            rel = f"{name}/{faiss_index.FILE}"
+            if store.file_sha256(folder / rel) != manifest.files.get(rel, {}).get("sha256"):
+                raise store.damaged(index_dir, f"{folder.name}/{rel}",
+                                    "its ids are not this index's chunks and its checksum differs from the one recorded")
+        raise IndexError_(
+            f"index {index_dir} is damaged: {store.META} does not describe the files of {folder.name} (their checksums "
+            f"match, their chunk ids do not: {store.META} copied from another index?); run `rag index FOLDER --index "
+            f"{index_dir} --rebuild` to build it again from the documents")
     return generation
 
 

@@ -74,6 +74,9 @@ CREATE TABLE terms (id INTEGER PRIMARY KEY, term TEXT NOT NULL UNIQUE);  -- appe
 CREATE TABLE generations (gen INTEGER PRIMARY KEY, manifest TEXT NOT NULL);
 CREATE TABLE state (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
+# While `rag index --rebuild` changes the embedder, the new embedder's vectors, swapped in at its commit.
+NEXT_VECTORS_SCHEMA = ("CREATE TABLE IF NOT EXISTS next_vectors (sha256 TEXT PRIMARY KEY, vector BLOB NOT NULL, "
+                       "terms BLOB NOT NULL, digest TEXT NOT NULL)")
 
 
 # -- the folder ---------------------------------------------------------------------------------
@@ -110,10 +113,13 @@ def claim(index_dir: Path) -> bool:
     if index_dir.is_dir():
         if is_ours(index_dir):
             return False
+        if looks_like_index(index_dir):  # its marker was lost or damaged; everything else in it is rag's
+            _restore_marker(index_dir / MARKER, FORMAT)
+            return False
         if (index_dir / MARKER).exists():
             raise IndexError_(
-                f"{index_dir / MARKER} is damaged, so {index_dir} cannot be proven to be a rag index: "
-                "if it is one, delete the folder and build it again; otherwise choose another --index (nothing was changed)"
+                f"{index_dir / MARKER} is damaged and the folder holds files rag did not make, so {index_dir} cannot be "
+                "proven to be a rag index: choose another --index (nothing was changed)"
             )
         if is_legacy(index_dir):
             _write_marker(index_dir / MARKER, FORMAT)
@@ -151,6 +157,45 @@ def _write_marker(path: Path, fmt: str, **extra) -> None:
         os.close(fd)
 
 
+def looks_like_index(folder: Path) -> bool:
+    """A format-2 index whose marker is missing or damaged: every entry is one rag makes (its
+    meta.sqlite holding rag's tables, generation folders carrying their own markers, the lock)
+    and meta.sqlite is there. Only then may the marker be written again."""
+    try:
+        entries = list(folder.iterdir())
+    except OSError:
+        return False
+    names = {p.name for p in entries}
+    if META not in names:
+        return False
+    for entry in entries:
+        if entry.name in (MARKER, MARKER + ".tmp", META, META + "-journal", LOCK):
+            continue
+        if entry.name.startswith(GEN_PREFIX) and entry.is_dir() and not entry.is_symlink() and \
+                _read_marker(entry / GEN_MARKER, FORMAT + "-generation") is not None:
+            continue
+        return False
+    try:
+        db = sqlite3.connect(f"{(folder / META).as_uri()}?mode=ro", uri=True)
+        try:
+            tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        finally:
+            db.close()
+    except sqlite3.Error:
+        return False
+    return {"documents", "chunks", "vectors", "terms", "generations", "state"} <= tables
+
+
+def _restore_marker(path: Path, fmt: str) -> None:
+    """Write the marker again (atomically) in a folder `looks_like_index` proved to be rag's."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps({"format": fmt, "format_version": FORMAT_VERSION}) + "\n", encoding="utf-8")
+    with open(tmp, "rb") as f:
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    fsync_dir(path.parent)
+
+
 def _read_marker(path: Path, fmt: str) -> dict | None:
     try:
         marker = json.loads(path.read_text(encoding="utf-8"))
@@ -173,6 +218,9 @@ def write_lock(index_dir: Path):
             f"index {index_dir} is being written by another process (lock {index_dir / LOCK}): "
             "wait for that `rag index` to finish"
         ) from None
+    except OSError as e:
+        raise IndexError_(f"cannot write in the index folder {index_dir} ({_reason(e)}): run as a user who may "
+                          "write there, or choose another --index (nothing was changed)") from None
     try:
         yield
     finally:
@@ -262,6 +310,8 @@ def connect(index_dir: Path, *, create: bool = False, writer: bool = False) -> s
     path = index_dir / META
     if not create and not path.is_file():
         raise IndexError_(f"index {index_dir} is damaged: {META} is missing; run `rag index FOLDER --index {index_dir}` again")
+    if not create:
+        check_access(path, write=writer)
     mode = "rwc" if create else ("rw" if writer or os.access(path, os.W_OK) else "ro")
     try:
         db = sqlite3.connect(f"{path.as_uri()}?mode={mode}", uri=True, check_same_thread=False,
@@ -277,6 +327,21 @@ def connect(index_dir: Path, *, create: bool = False, writer: bool = False) -> s
     except sqlite3.DatabaseError as e:
         raise damaged(index_dir, META, e) from None
     return db
+
+
+def check_access(path: Path, write: bool = False) -> None:
+    """A file of the index this user may not read (or, for a writer, write) is a permission
+    problem, not damage: say so, naming the file."""
+    wanted = os.R_OK | (os.W_OK if write else 0)
+    if os.access(path, wanted):
+        return
+    verb = "read and write" if write else "read"
+    raise IndexError_(f"permission denied: this user may not {verb} {path}: run as the user who built the index "
+                      f"or ask them to grant access (e.g. chmod u+rw {path.name}); the index itself is not damaged")
+
+
+def _reason(error: OSError) -> str:
+    return "permission denied" if isinstance(error, PermissionError) else (error.strerror or str(error))
 
 
 class DamagedFile(Exception):
@@ -301,7 +366,8 @@ def transaction(db: sqlite3.Connection):
     try:
         yield db
     except BaseException:
-        db.execute("ROLLBACK")
+        if db.in_transaction:  # SQLite rolls back by itself on some errors (a full disk): no second ROLLBACK
+            db.execute("ROLLBACK")
         raise
     db.execute("COMMIT")
 

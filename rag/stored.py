@@ -31,8 +31,9 @@ class Rows:
 class StoredChunks:
     """Queries over meta.sqlite's chunk and vector tables, for one writer."""
 
-    def __init__(self, db: sqlite3.Connection, dimension: int) -> None:
+    def __init__(self, db: sqlite3.Connection, dimension: int, table: str = "vectors") -> None:
         self.db, self.dimension = db, dimension
+        self.table = table  # where the vectors are: `vectors`, or `next_vectors` while a rebuild changes the embedder
 
     def select(self, where: str, args: Sequence = (), exclude: np.ndarray | None = None, every: bool = False,
                batch: int = BATCH) -> Iterator[Rows]:
@@ -41,7 +42,7 @@ class StoredChunks:
         gone = set(exclude.tolist()) if exclude is not None else set()
         order = "c.id" if every else "c.id + 0"  # + 0: find the rows by generation, then sort them
         rows = self.db.execute(
-            f"SELECT c.id, v.vector, v.terms FROM chunks c JOIN vectors v ON v.sha256 = c.sha256 WHERE {where} "
+            f"SELECT c.id, v.vector, v.terms FROM chunks c JOIN {self.table} v ON v.sha256 = c.sha256 WHERE {where} "
             f"ORDER BY {order}", tuple(args))
         yield from self._batches(((cid, vector, term) for cid, vector, term in rows if cid not in gone), batch)
 
@@ -53,7 +54,7 @@ class StoredChunks:
             for start in range(0, len(listed), 500):
                 part = listed[start:start + 500]
                 found = {r[0]: r for r in self.db.execute(
-                    "SELECT c.id, v.vector, v.terms FROM chunks c JOIN vectors v ON v.sha256 = c.sha256 "
+                    f"SELECT c.id, v.vector, v.terms FROM chunks c JOIN {self.table} v ON v.sha256 = c.sha256 "
                     f"WHERE c.id IN ({','.join('?' * len(part))})", part)}
                 yield from (found[i] for i in part)
 
@@ -97,6 +98,6 @@ class StoredChunks:
         """A random sample of n vectors of the chunks the new generation will hold (ivfpq training)."""
         gone = set(exclude.tolist())
         rows = [r for r in self.db.execute(
-            f"SELECT c.id, v.vector FROM chunks c JOIN vectors v ON v.sha256 = c.sha256 "
+            f"SELECT c.id, v.vector FROM chunks c JOIN {self.table} v ON v.sha256 = c.sha256 "
             f"WHERE ({LIVE}) OR {PENDING} ORDER BY RANDOM() LIMIT ?", (n + len(gone),)) if r[0] not in gone][:n]
         return np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32).reshape(len(rows), self.dimension)

@@ -94,7 +94,14 @@ class BenchRun:
 
     out: Path
     summary: dict
-    files: list[Path]
+    files: list[Path]  # only those that exist
+    errors: dict[str, str] = field(default_factory=dict)  # answerer -> why it did not run
+    answerers: list[str] = field(default_factory=list)  # those asked for
+
+    @property
+    def nothing_answered(self) -> bool:
+        """Answerers were asked for and none of them ran."""
+        return bool(self.answerers) and set(self.answerers) <= set(self.errors)
 
 
 # --- entry point ---------------------------------------------------------------------------
@@ -165,7 +172,7 @@ def run_bench(config: BenchConfig) -> BenchRun:
         seconds=time.perf_counter() - t0,
     )
     files = report.write_outputs(summary, out)
-    return BenchRun(out, summary, [out / RESULTS, *files])
+    return BenchRun(out, summary, [p for p in [out / RESULTS, *files] if p.exists()], attempts, list(names))
 
 
 def _load_set(config: BenchConfig) -> BenchSet:
