@@ -44,7 +44,7 @@ from .chunking import chunk_stream
 from .config import DEFAULT_BATCH_SIZE, DEFAULT_CHUNK_OVERLAP, DEFAULT_CHUNK_TOKENS, INDEX_TYPES
 from .documents import Document
 from .embedder import Embedder, canonical_name, default_backend, is_embedder, load_embedder
-from .errors import IndexError_, LoadError, RagError
+from .errors import IndexError_, IndexPermission, LoadError, RagError
 from .loaders import SUPPORTED_SUFFIXES, TEXT_SUFFIXES, decoder, stream_text, walk_relative
 from .manifest import Manifest
 from .segments import SegmentWriter
@@ -305,7 +305,7 @@ class _Builder:
                 row = store.current_generation(self.db)
                 self.prev = Manifest.from_json(row[1]) if row else None
             except (IndexError_, ValueError, sqlite3.DatabaseError) as e:
-                if isinstance(e, sqlite3.DatabaseError) and not store.is_corrupt(e):
+                if isinstance(e, IndexPermission) or (isinstance(e, sqlite3.DatabaseError) and not store.is_corrupt(e)):
                     raise
                 self.warn(f"{path / store.META} is damaged ({e}): rebuilding the index from {self.source}")
                 self._wipe()

@@ -13,6 +13,10 @@ class IndexError_(RagError):
     """A missing, incompatible or damaged index."""
 
 
+class IndexPermission(IndexError_):
+    """A file of the index this user may not read or write: not damage, never repaired by rebuilding."""
+
+
 class IndexLocked(RagError):
     """Another process is writing the same index."""
 

@@ -26,7 +26,7 @@ import sqlite3
 from contextlib import contextmanager
 from pathlib import Path
 
-from .errors import IndexError_, IndexLocked, RagError
+from .errors import IndexError_, IndexLocked, IndexPermission, RagError
 
 FORMAT = "rag-index"
 FORMAT_VERSION = 2
@@ -336,7 +336,7 @@ def check_access(path: Path, write: bool = False) -> None:
     if os.access(path, wanted):
         return
     verb = "read and write" if write else "read"
-    raise IndexError_(f"permission denied: this user may not {verb} {path}: run as the user who built the index "
+    raise IndexPermission(f"permission denied: this user may not {verb} {path}: run as the user who built the index "
                       f"or ask them to grant access (e.g. chmod u+rw {path.name}); the index itself is not damaged")
 
 
