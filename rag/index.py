@@ -137,7 +137,10 @@ class Index:
         self.check_bm25()
         terms = [lexical.tokenize(q) for q in queries]
         ids = self._term_ids({t for query in terms for t in query})
-        return self.generation.lexical([[ids[t] for t in query if t in ids] for query in terms], k)
+        try:
+            return self.generation.lexical([[ids[t] for t in query if t in ids] for query in terms], k)
+        except store.DamagedFile as e:
+            raise store.damaged(self.path, e.name, e.why) from None
 
     def check_bm25(self) -> None:
         """Load this generation's BM25 segments (memory-mapped) and check their counts, once."""

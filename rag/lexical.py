@@ -29,6 +29,9 @@ import numpy as np
 
 FOLDER = "bm25"
 FILES = ("chunk_ids.npy", "lengths.npy", "term_ptr.npy", "rows.npy", "tfs.npy")
+# Hashed on every load (one entry per chunk or term); rows and tfs (one per posting, ~40x larger)
+# are checked as a query reads them instead: see `_check_postings` and BENCHMARKS.md.
+CHECKED_ON_LOAD = ("chunk_ids.npy", "lengths.npy", "term_ptr.npy")
 TOKENIZER = "lower-words-nltk-stopwords-snowball-english"
 K1, B, METHOD = 0.9, 0.4, "lucene"
 
@@ -82,6 +85,7 @@ class Postings:
     term_ptr: np.ndarray  # int64 (V + 1,)
     rows: np.ndarray  # int32 (nnz,)
     tfs: np.ndarray  # int32 (nnz,)
+    name: str = ""  # where it was loaded from (`gen-000007/base-000/bm25`), for naming it when damaged
 
     @classmethod
     def build(cls, ids: Sequence[int], terms: Sequence[np.ndarray]) -> Postings:
@@ -155,7 +159,7 @@ class Postings:
                 raise
             except (OSError, ValueError) as e:
                 raise DamagedFile(f"{folder.name}/{FOLDER}/{name}", str(e) or type(e).__name__) from None
-        return cls(**arrays)
+        return cls(**arrays, name=f"{folder.parent.name}/{folder.name}/{FOLDER}")
 
     def __len__(self) -> int:
         return len(self.chunk_ids)
@@ -199,8 +203,10 @@ def search_segments(
                 if 0 <= t < len(p.term_ptr) - 1:
                     start, end = int(p.term_ptr[t]), int(p.term_ptr[t + 1])
                     rows = np.asarray(p.rows[start:end])
+                    tf = np.asarray(p.tfs[start:end])
+                    _check_postings(p, start, end, rows, tf)
                     keep = m[rows]
-                    postings.append((rows[keep], np.asarray(p.tfs[start:end], dtype=np.float64)[keep]))
+                    postings.append((rows[keep], tf.astype(np.float64)[keep]))
                 else:
                     postings.append((np.zeros(0, np.int32), np.zeros(0)))
             df = sum(len(rows) for rows, _ in postings)
@@ -211,6 +217,25 @@ def search_segments(
                 scores[offset + rows] += idf * tf / (tf + norm[rows])
         out.append(_top(scores, chunk_ids, k))
     return out
+
+
+def _check_postings(p: Postings, start: int, end: int, rows: np.ndarray, tf: np.ndarray) -> None:
+    """The postings a query reads, checked as they are read (the arrays are too large to hash on
+    every load: BENCHMARKS.md): pointers in order and within the arrays, rows within the
+    segment, each count at least 1 and at most its chunk's length. Flipped bytes fail these
+    far more often than not; `rag info --check` and every `rag index` compare checksums."""
+    from .store import DamagedFile
+
+    n = len(p.chunk_ids)
+    problem = None
+    if not 0 <= start <= end <= len(p.rows):
+        problem = ("term_ptr.npy", "its term pointers are out of order or past the postings")
+    elif len(rows) and (int(rows.min()) < 0 or int(rows.max()) >= n):
+        problem = ("rows.npy", f"a posting points past the segment's {n} rows")
+    elif len(tf) and (int(tf.min()) < 1 or bool((tf > np.asarray(p.lengths)[rows]).any())):
+        problem = ("tfs.npy", "a term count is below 1 or above its chunk's length")
+    if problem is not None:
+        raise DamagedFile(f"{p.name}/{problem[0]}" if p.name else problem[0], problem[1])
 
 
 def _top(scores: np.ndarray, chunk_ids: np.ndarray, k: int) -> list[tuple[int, float]]:

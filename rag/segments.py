@@ -162,6 +162,10 @@ def check_postings(generation: Generation, index_dir: Path) -> None:
     names = [base_name(i) for i in range(len(segments) - 1)] + [DELTA]
     expected = list(manifest.counts.get("segments", [])) + [manifest.counts.get("delta")]
     for name, (postings, _), n in zip(names, segments, expected):
+        for file in lexical.CHECKED_ON_LOAD:  # small: a few ms at a million chunks (BENCHMARKS.md)
+            rel = f"{name}/{lexical.FOLDER}/{file}"
+            if store.file_sha256(folder / rel) != manifest.files.get(rel, {}).get("sha256"):
+                raise store.damaged(index_dir, f"{folder.name}/{rel}", "its checksum differs from the one recorded")
         problem = postings.check()
         if problem is None and len(postings) != n:
             problem = f"it has {len(postings)} rows, the manifest says {n}"

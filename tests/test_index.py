@@ -645,14 +645,6 @@ def test_damage_is_one_line_then_rag_index_repairs_it(corpus, tmp_path, embedder
     assert len(index) == 5 and index.verify() == []
 
 
-def test_rebuild_option_starts_from_the_documents(corpus, tmp_path, embedder, monkeypatch):
-    idx = tmp_path / "idx"
-    build(corpus, idx, embedder)
-    encoded = CountingEncode(monkeypatch, embedder)
-    index = build(corpus, idx, embedder, rebuild=True)
-    assert len(encoded.texts) == 5 and index.manifest.generation == 1 and index.verify() == []
-
-
 def test_mismatched_parts_are_caught(corpus, tmp_path, embedder):
     from click.testing import CliRunner
 

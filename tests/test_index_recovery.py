@@ -380,10 +380,27 @@ def test_a_folder_nested_1200_deep_is_walked_without_recursion(tmp_path, embedde
         f.write("The deepest note mentions transformers.\n")
     os.close(fd)
     (docs / "top.md").write_text("A note at the top.\n")
-    result = cli("index", docs, "--index", tmp_path / "idx", "-q", "--backend", "torch")
-    assert result.exit_code == 0, result.output[-500:]
-    documents = Index.load(tmp_path / "idx").documents()
-    assert len(documents) == 2 and documents[0].endswith("/d/bottom.md") and documents[0].count("/") == 1200
+    try:
+        result = cli("index", docs, "--index", tmp_path / "idx", "-q", "--backend", "torch")
+        assert result.exit_code == 0, result.output[-500:]
+        documents = Index.load(tmp_path / "idx").documents()
+        assert len(documents) == 2 and documents[0].endswith("/d/bottom.md") and documents[0].count("/") == 1200
+    finally:
+        remove_deep(docs)  # pytest's own clean-up of old temporary folders recurses, and would fail on it
+
+
+def remove_deep(top: Path) -> None:
+    """Remove a chain of nested `d` folders without recursion: lift each grandchild up a level."""
+    while (child := top / "d").is_dir():
+        for entry in child.iterdir():
+            if entry.name != "d":
+                entry.unlink()
+        if (child / "d").is_dir():
+            os.rename(child / "d", top / "d.next")
+            os.rmdir(child)
+            os.rename(top / "d.next", child)
+        else:
+            os.rmdir(child)
 
 
 # --- one line instead of a traceback ---------------------------------------------------------------
@@ -555,3 +572,38 @@ def test_transaction_does_not_roll_back_twice(tmp_path):
             db.execute("ROLLBACK")  # as SQLite does by itself on SQLITE_FULL
             _enospc()
     assert db.execute("SELECT COUNT(*) FROM t").fetchone()[0] == 0
+
+
+# --- bytes flipped inside the BM25 arrays: never a silent change of ranking where a check is cheap ---
+
+
+def _flip_posting(idx: Path, array: str, word: str = "gpt") -> None:
+    """Flip the high byte of the first posting of `word` in base-000's `array` (rows or tfs)."""
+    db = sqlite3.connect(idx / store.META)
+    term = db.execute("SELECT id FROM terms WHERE term = ?", (word,)).fetchone()[0]
+    db.close()
+    folder = store.gen_dir(idx, 1) / "base-000" / "bm25"
+    start = int(np.load(folder / "term_ptr.npy")[term])
+    path = folder / array
+    data = bytearray(path.read_bytes())
+    offset = len(data) - 4 * len(np.load(path)) + 4 * start + 3  # the data follows the .npy header
+    data[offset] ^= 0x40
+    path.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize("array", ["chunk_ids.npy", "lengths.npy", "term_ptr.npy", "rows.npy", "tfs.npy"])
+def test_bytes_flipped_in_bm25_arrays_are_one_line_then_repaired(corpus, tmp_path, embedder, array):
+    idx = tmp_path / "idx"
+    build(corpus, idx, embedder)
+    path = store.gen_dir(idx, 1) / "base-000" / "bm25" / array
+    if array in ("rows.npy", "tfs.npy"):
+        _flip_posting(idx, array)
+    else:
+        data = bytearray(path.read_bytes())
+        data[-3] ^= 0x01  # inside the last entry
+        path.write_bytes(bytes(data))
+    one_line(cli("search", "GPT-2 context", "--index", idx, "--retriever", "bm25"), "damaged",
+             f"base-000/bm25/{array}", "run `rag index FOLDER")
+    assert cli("index", corpus, "--index", idx, "-q").exit_code == 0
+    index = Index.load(idx)
+    assert index.verify() == [] and index.search("GPT-2 context", k=1, retriever="bm25")[0].doc_path == "gpt2.txt"
