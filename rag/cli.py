@@ -113,7 +113,9 @@ def main() -> None:
                    "(default: the index's, else onnx).")
 @click.option("--batch-size", default=DEFAULT_BATCH_SIZE, show_default=True, type=click.IntRange(min=1))
 @click.option("--rehash", is_flag=True, help="Read and hash every file, even those whose size and mtime are unchanged.")
-@click.option("--rebuild", is_flag=True, help="Discard the index's contents and build it again from FOLDER.")
+@click.option("--rebuild", is_flag=True,
+              help="Read and chunk every document again and write the index anew (a new generation: searches keep "
+                   "the current one until it commits; stored vectors are reused). Allows another --embedder or FOLDER.")
 @click.option("--follow-symlinks", is_flag=True, help="Index what symbolic links point at (files and folders; loops are skipped).")
 @click.option("--max-file-mb", default=200.0, show_default=True, type=click.FloatRange(min=0, min_open=True),
               help="Skip files larger than this, with a warning.")
@@ -227,7 +229,12 @@ def info(index_dir: Path | None, check: bool, as_json: bool) -> None:
     if problems:
         for problem in problems:
             click.secho(f"damaged: {shown(problem)}", fg="red", err=True)
-        raise RagError(f"index {index.path} is damaged: rebuild it with `rag index FOLDER --index {index.path} --rebuild`")
+        from .store import META
+
+        if any(p.startswith(META) for p in problems):  # stored rows: only reading the documents again repairs them
+            raise RagError(f"index {index.path} is damaged: rebuild it with `rag index FOLDER --index {index.path} --rebuild`")
+        raise RagError(f"index {index.path} is damaged: run `rag index FOLDER --index {index.path}` to write its files "
+                       "again from the stored vectors (nothing is embedded)")
 
 
 # -- answering ------------------------------------------------------------------------------------
@@ -362,7 +369,10 @@ def _print_timings(answer) -> None:
 @_index_option
 @_twin_options
 @click.option("--json", "as_json", is_flag=True, help="Print every answer as JSON.")
-def compare(question, names, k, max_new_tokens, temperature, seed, retriever, index_dir, extractive, fid, as_json) -> None:
+@click.option("--html", "html_file", default=None, callback=_path("--html path"),
+              help="Also write the answers side by side, passages and highlights included, as one HTML page.")
+def compare(question, names, k, max_new_tokens, temperature, seed, retriever, index_dir, extractive, fid, as_json,
+            html_file) -> None:
     """Give the same retrieved passages to several generators and compare their answers.
 
     A name may end in modes: smollm2+extractive, flan-t5-small+fid, flan-t5-small+fid+extractive.
@@ -372,6 +382,10 @@ def compare(question, names, k, max_new_tokens, temperature, seed, retriever, in
     from .pipeline import default_comparison, with_modes
 
     _check_question(question, k)
+    if html_file is not None:
+        from .bench.html import check_page_target
+
+        check_page_target(html_file)  # before any model loads: a wrong path fails at once
     settings = _settings(max_new_tokens, temperature, seed)
     chosen = [n.strip() for n in names.split(",") if n.strip()] if names is not None else default_comparison()
     if names is not None and not chosen:
@@ -383,6 +397,12 @@ def compare(question, names, k, max_new_tokens, temperature, seed, retriever, in
     passages, retrieval_ms, results = run_compare(
         index, question, chosen, k=k, settings=settings, retriever=retriever
     )
+    if html_file is not None:
+        from .bench.html import render_compare, write_page
+        from .bench.system import machine
+
+        write_page(html_file, render_compare(question, passages, results, retriever.describe(), machine()))
+        click.echo(f"Wrote {shown(str(html_file))}", err=True)
     if as_json:
         click.echo(json.dumps({
             "question": question,

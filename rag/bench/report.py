@@ -19,6 +19,8 @@ REPORT = "report.md"
 # Per-question F1 of each generator, for the paired scatter plots only: held in the summary dict
 # until `write_outputs` takes it out, never written to summary.json (it grows with the sample).
 PER_QUESTION_F1 = "_f1_by_question"
+# The current answers (results.jsonl records) for report.html, taken out like PER_QUESTION_F1.
+CURRENT_RECORDS = "_records"
 
 
 # --- summary ---------------------------------------------------------------------------------
@@ -48,6 +50,7 @@ def build_summary(
         session = measured_session(sessions, name, keys.get(name))
         generators.append(generator_summary(name, own, session, errors.get(name), len(questions)))
     answered = {name: own for name, own in by_name.items() if own}
+    position = {q.id: i for i, q in enumerate(questions)}
     return _clean({
         "dataset": {"path": str(config.dataset), "name": bench.name, "format": bench.format,
                     "questions": len(bench.questions), "documents": index_info["documents"]},
@@ -61,6 +64,7 @@ def build_summary(
         "generators": generators,
         "paired": compare_all(answered),
         PER_QUESTION_F1: {name: {r["question_id"]: r["f1"] for r in own} for name, own in answered.items()},
+        CURRENT_RECORDS: sorted((r for name in names for r in by_name[name]), key=lambda r: position[r["question_id"]]),
         "notes": notes,
         "machine": system.machine(),
         "versions": system.versions(),
@@ -149,16 +153,20 @@ def _clean(value):
 
 
 def write_outputs(summary: dict, out: Path) -> list[Path]:
-    """summary.json, the plots, and report.md (which shows the plots) in `out`.
+    """summary.json, the plots, report.md (which shows the plots) and report.html in `out`.
 
-    Takes the per-question scores out of `summary` (see PER_QUESTION_F1), so it then equals summary.json.
+    Takes the per-question scores and records out of `summary` (see PER_QUESTION_F1 and
+    CURRENT_RECORDS), so it then equals summary.json.
     """
+    from rag.bench.html import write_html
     from rag.bench.plots import write_plots
 
     plots = write_plots(summary, out, summary.pop(PER_QUESTION_F1, None) or {})
+    records = summary.pop(CURRENT_RECORDS, None) or []
     (out / SUMMARY).write_text(json.dumps(summary, indent=2, allow_nan=False) + "\n", encoding="utf-8")
     (out / REPORT).write_text(markdown(summary, [p.name for p in plots]), encoding="utf-8")
-    return [out / SUMMARY, out / REPORT, *plots]
+    page = write_html(summary, records, out, plots)
+    return [out / SUMMARY, out / REPORT, page, *plots]
 
 
 # --- tables ----------------------------------------------------------------------------------

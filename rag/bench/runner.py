@@ -19,7 +19,7 @@ import re
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -498,6 +498,8 @@ def answer_record(
         "extractive": bool(answer is not None and answer.extractive),
         "fid": bool(answer is not None and answer.fid),
         "source": answer.source if answer is not None else None,  # extractive: the passage holding the span
+        "span": asdict(answer.span) if answer is not None and answer.span is not None else None,
+        "passages": given_passages(answer),  # for report.html: the texts as given, and what the budget did
         "em": exact_match(text, q.answers),
         "f1": round(f1(text, q.answers), 6),
         "answer_in_passages": answer_in_passages(q.answers, given_texts),
@@ -510,6 +512,15 @@ def answer_record(
         "retrieval": _rounded(retrieval.scores[q.id]),
         "error": error,
     }
+
+
+def given_passages(answer) -> list[dict]:
+    """Each passage an answer was given, as cut: its citation, its text, and what the context
+    budget did to it (whole or cut; dropped ones were not given)."""
+    if answer is None:
+        return []
+    status = {item.rank: item.status for item in answer.budget}
+    return [{"citation": p.citation, "text": p.text, "status": status.get(p.rank)} for p in answer.passages]
 
 
 def _rounded(values: dict[str, float]) -> dict[str, float]:

@@ -126,8 +126,13 @@ class SpanIndex:
         if not runs:
             return None
         start, end = runs[0]
-        passage = self.owner[start]
-        return Span(passage, self.where[start], self.where[end - 1] + 1, "")
+        passage, text = self.owner[start], self.texts[self.owner[start]]
+        first, last = self.where[start], self.where[end - 1] + 1
+        while first < last and text[first].isspace():  # the span is the answer's own characters, no more
+            first += 1
+        while last > first and text[last - 1].isspace():
+            last -= 1
+        return Span(passage, first, last, "")
 
     def answer(self, span: Span) -> str:
         return self.texts[span.passage][span.start : span.end].strip()
