@@ -143,7 +143,7 @@ def render_compare(question: str, retrieved: Sequence, results: Sequence, retrie
         f"<p>{esc(question)}</p>",
         _table(["run", ""], [["retriever", retriever],
                              ["retrieved", ", ".join(f"[{p.rank}] {p.citation}" for p in retrieved)],
-                             ["CPU", f"{machine.get('cpu')}, {machine.get('cpus_usable')} usable cores"]], cls="run"),
+                             ["CPU", f"{machine.get('cpu')}, {machine.get('cpus_usable')} usable cores"]], numeric_from=2, cls="run"),
         "<h2>Answerers</h2>",
         _table(["answerer", "family", "generation ms", "prompt tokens", "passages cut", "status"], rows,
                numeric_from=2, cls="summary", roles=roles),
@@ -174,7 +174,7 @@ def _run_table(summary: dict) -> str:
         ["command", summary.get("command") or "-"],
         ["started", f"{summary.get('started')}, took {summary.get('seconds')} s"],
     ]
-    return _table(["run", ""], rows, cls="run")
+    return _table(["run", ""], rows, numeric_from=2, cls="run")
 
 
 def _table(header: Sequence[str], rows: Sequence[Sequence[str]], numeric_from: int = 1, cls: str = "",
@@ -245,10 +245,14 @@ def _passages(answers: dict[str, dict], names: Sequence[str], gold_ids: set[str]
     """The passages each answerer was given (collapsed), with their citations, what the budget did
     to each, a gold document marked, and a pointed or extractive answer highlighted where it is."""
     parts = []
+    groups: dict[str, list[str]] = {}  # answerers given the same passages, with nothing to highlight, share one fold
     for name in names:
         r = answers.get(name)
-        if r is None or not r.get("passages"):
-            continue
+        if r is not None and r.get("passages"):
+            key = json.dumps(r["passages"], sort_keys=True) if not r.get("span") else f"span:{name}"
+            groups.setdefault(key, []).append(name)
+    for group in groups.values():
+        r = answers[group[0]]
         span = r.get("span") or {}
         items = []
         for i, p in enumerate(r["passages"]):
@@ -264,8 +268,8 @@ def _passages(answers: dict[str, dict], names: Sequence[str], gold_ids: set[str]
             items.append(f"<li><span class=\"cite\">[{i + 1}] {esc(p.get('citation'))}</span>"
                          f"{f' <span class=budget>{esc(status)}</span>' if status else ''}{gold}"
                          f"<blockquote>{shown}</blockquote></li>")
-        parts.append(f"<details><summary>passages given to {esc(name)} ({len(items)})</summary><ol>{''.join(items)}</ol>"
-                     "</details>")
+        parts.append(f"<details><summary>passages given to {esc(', '.join(group))} ({len(items)})</summary>"
+                     f"<ol>{''.join(items)}</ol></details>")
     return "\n".join(parts)
 
 
