@@ -240,7 +240,27 @@ def info(index_dir: Path | None, check: bool, as_json: bool) -> None:
 # -- answering ------------------------------------------------------------------------------------
 
 
+def _dtype_option(f):
+    """--dtype: what generators compute in. Checked at once (one line for a bad value), then set
+    as $RAG_DTYPE for this process, which every generator load reads (`rag.cpu`)."""
+
+    def remember(ctx, param, value):
+        import os
+
+        from .cpu import choose_dtype
+
+        if value is not None:
+            choose_dtype(value)  # a bad value is one line
+            os.environ["RAG_DTYPE"] = value.strip().lower()
+        return value
+
+    return click.option("--dtype", default=None, callback=remember, expose_value=False, metavar="auto|float32|bfloat16",
+                        help="What generators compute in (default: $RAG_DTYPE, else auto: bfloat16 where this CPU "
+                             "computes it natively, float32 elsewhere; see `rag models`).")(f)
+
+
 def _generation_options(f):
+    f = _dtype_option(f)
     f = click.option("--seed", type=int, default=None, help="Seed for sampling (with --temperature).")(f)
     f = click.option("--temperature", type=click.FloatRange(min=0.0), default=0.0, show_default=True,
                      help="0 is greedy and deterministic; above 0 samples.")(f)
@@ -354,6 +374,8 @@ def _print_timings(answer) -> None:
         f"{t.get('tokens_per_s', 0):.1f} tokens/s, prompt {answer.prompt_tokens} tokens, "
         f"answer {answer.output_tokens} tokens, passages cut or dropped: {answer.passages_cut}"
     )
+    if answer.dtype_reason:
+        click.echo(f"  {answer.dtype} ({shown(answer.dtype_reason)})")
     if answer.fid:
         click.echo("  Fusion-in-Decoder: each passage was encoded with the question on its own")
     for item in answer.budget:
@@ -456,12 +478,17 @@ def models(ctx) -> None:
         return
     from .generators import list_models
 
+    from .cpu import choose_dtype, this_cpu
+
     infos = list_models()
+    choice = choose_dtype()
     rows = [("name", "family", "size", "available", "licence", "runtime", "source")]
     rows += [(m.name, m.family, m.size, "yes" if m.available else "no", m.licence, m.runtime, m.source) for m in infos]
     widths = [max(len(str(r[i])) for r in rows) for i in range(len(rows[0]))]
     for row in rows:
         click.echo("  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip())
+    click.echo(f"\nThis CPU: {this_cpu().describe()}: generators compute in {choice.dtype} "
+               f"({choice.reason}); --dtype or $RAG_DTYPE chooses.")
     missing = [m for m in infos if not m.available]
     if missing:
         click.echo(f"\nNot available offline: {', '.join(m.name for m in missing)}.")
@@ -512,6 +539,7 @@ def _int_list(value: str, option: str) -> list[int]:
               help="Dataset format (default: detected).")
 @click.option("--split", default="test", show_default=True, help="BEIR qrels split.")
 @click.option("--max-new-tokens", type=click.IntRange(min=1), default=64, show_default=True, help="Answer length cap.")
+@_dtype_option
 @_twin_options
 @click.option("--index-cache", type=click.Path(path_type=Path, file_okay=False), default=None,
               help="Index folder for the corpus (default: a cache folder keyed by corpus, embedder and chunking).")

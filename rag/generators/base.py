@@ -81,7 +81,8 @@ class Answer:
     extractive: bool = False  # decoding was constrained to a span of the passages
     fid: bool = False  # Fusion-in-Decoder: each passage encoded on its own (budget tokens are per passage)
     runtime: str = ""  # what ran the model ("transformers"), never to be confused with its family
-    dtype: str = ""  # what its weights computed in ("float32")
+    dtype: str = ""  # what its weights computed in ("float32", "bfloat16")
+    dtype_reason: str = ""  # why that dtype on this CPU (`rag.cpu.choose_dtype`)
     span: Span | None = None  # extractive: where the answer is (None: no span was produced)
 
     @property
@@ -117,6 +118,7 @@ class Answer:
             "fid": self.fid,
             "runtime": self.runtime,
             "dtype": self.dtype,
+            "dtype_reason": self.dtype_reason,
             "span": asdict(self.span) if self.span is not None else None,
         }
 

@@ -26,6 +26,7 @@ class HFGenerator:
 
     family: str = ""
     load_seconds: float = 0.0  # set by load_generator
+    dtype_reason: str = ""  # set by load_generator: why its weights compute in `dtype` on this CPU
 
     def __init__(
         self,
@@ -210,6 +211,7 @@ class HFGenerator:
             fid=fid,
             runtime=self.runtime,
             dtype=self.dtype,
+            dtype_reason=self.dtype_reason,
             timings={
                 "prompt_ms": (t1 - t0) * 1000,
                 "generation_ms": seconds * 1000,

@@ -40,9 +40,10 @@ HUB = "hub"
 LOCAL = "local"
 GGUF = "gguf"
 
-# Every generator runs through transformers in fp32 today: a GGUF is dequantised on conversion.
+# Every generator runs through transformers: a GGUF is dequantised on conversion and cached in
+# float32, then computes in the dtype `rag.cpu` chooses for this CPU (bfloat16 where it is native).
 # llama.cpp was measured and not adopted (BENCHMARKS.md: faster decode, slower prefill here).
-RUNTIME, DTYPE = "transformers", "float32"
+RUNTIME = "transformers"
 
 
 @dataclass(frozen=True)
@@ -132,17 +133,23 @@ def load_generator(
     device: str = "cpu",
     context_window: int | None = None,
     allow_download: bool = False,
+    dtype: str | None = None,
 ) -> Generator:
     """A ready generator for a preset, Hub id, model folder or .gguf file; loaded once per process.
 
     `context_window`: encoder-decoder input budget (default 512), or for decoder-only the cap
     on the total window (default min(model limit, 2048)). The family comes from the config.
+    `dtype`: auto (bfloat16 where this CPU computes it natively, else float32), float32 or
+    bfloat16; None reads $RAG_DTYPE (see `rag.cpu`). Weights are converted as they load.
     """
-    key = (name_or_path, device, context_window)
+    from rag.cpu import choose_dtype
+
+    choice = choose_dtype(dtype)
+    key = (name_or_path, device, context_window, choice.dtype)
     generator = _LOADED.get(key)
     if generator is None:
         source = resolve(name_or_path)
-        generator = _LOADED[key] = _load(source, device, context_window, allow_download)
+        generator = _LOADED[key] = _load(source, device, context_window, allow_download, choice)
     return generator
 
 
@@ -151,10 +158,15 @@ def clear_loaded() -> None:
     _LOADED.clear()
 
 
-def _load(source: ModelSource, device: str, context_window: int | None, allow_download: bool) -> Generator:
+def _load(source: ModelSource, device: str, context_window: int | None, allow_download: bool,
+          choice: Any = None) -> Generator:
     t0 = time.perf_counter()
     with quiet_transformers():
         config, model, tokenizer = _load_parts(source, device, allow_download)
+    if choice is not None and choice.dtype == "bfloat16" and device == "cpu":
+        import torch
+
+        model = model.to(torch.bfloat16)  # cached weights stay float32 on disk; converted here
     from rag.generators.causal import CausalGenerator, decoder_window
     from rag.generators.prompts import choose_prompt
     from rag.generators.seq2seq import Seq2SeqGenerator, encoder_window
@@ -168,6 +180,8 @@ def _load(source: ModelSource, device: str, context_window: int | None, allow_do
         source.name, model, tokenizer, context_window=window, prompt_style=style, device=device, source=source.location
     )
     generator.load_seconds = time.perf_counter() - t0
+    if choice is not None:
+        generator.dtype_reason = choice.reason
     logger.info("loaded %r in %.1f s", generator, generator.load_seconds)
     return generator
 
@@ -312,7 +326,9 @@ def _save_converted(gguf_path: Path, model: Any, tokenizer: Any, seconds: float)
 def list_models() -> list[ModelInfo]:
     """The presets, best first (PREFERENCE order), and whether each can load offline now
     (file checks only, no torch)."""
-    rows = []
+    from rag.cpu import choose_dtype
+
+    rows, dtype = [], choose_dtype().dtype
     ordered = [PRESETS[n] for n in PREFERENCE] + [p for n, p in PRESETS.items() if n not in PREFERENCE]
     for preset in ordered:
         available = preset_available(preset)
@@ -329,7 +345,7 @@ def list_models() -> list[ModelInfo]:
             note = f"{preset.note}; in the Hugging Face cache"
         else:
             note = f"{preset.note}; run `rag models pull {preset.name}` while online"
-        runtime = f"{RUNTIME} {DTYPE}" + (" (GGUF dequantised)" if gguf is not None or preset.chunked else "")
+        runtime = f"{RUNTIME} {dtype}" + (" (GGUF dequantised)" if gguf is not None or preset.chunked else "")
         rows.append(ModelInfo(preset.name, preset.family, source, preset.size, available, note, preset.licence, runtime))
     return rows
 
