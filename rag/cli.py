@@ -482,8 +482,9 @@ def models(ctx) -> None:
 
     infos = list_models()
     choice = choose_dtype()
-    rows = [("name", "family", "size", "available", "licence", "runtime", "source")]
-    rows += [(m.name, m.family, m.size, "yes" if m.available else "no", m.licence, m.runtime, m.source) for m in infos]
+    rows = [("name", "family", "size", "weights fp32 / bf16", "available", "licence", "runtime", "source")]
+    rows += [(m.name, m.family, m.size, m.memory, "yes" if m.available else "no", m.licence, m.runtime, m.source)
+             for m in infos]
     widths = [max(len(str(r[i])) for r in rows) for i in range(len(rows[0]))]
     for row in rows:
         click.echo("  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip())

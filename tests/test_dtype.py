@@ -106,3 +106,20 @@ def test_ask_json_and_the_bench_summary_record_the_dtype(tmp_path, tiny_gpt2, co
     entry = run.summary["generators"][0]
     assert entry["dtype"] == "bfloat16" and entry["dtype_reason"].startswith("--dtype bfloat16")
     assert run.summary["machine"]["cpu_flags"] == this_cpu().shown_flags
+
+
+def test_the_larger_qwen_preset_is_opt_in_pinned_and_listed_with_its_memory():
+    import tomllib
+
+    from conftest import ROOT
+    from rag.generators import list_models
+    from rag.generators.presets import PRESETS
+
+    preset = PRESETS["qwen2.5-1.5b"]
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]["optional-dependencies"]
+    pinned = [p.split("==")[0] for p in extras["qwen-1-5b"]]
+    assert pinned == preset.chunked.packages and all(p.endswith("==0.2.0") for p in extras["qwen-1-5b"])
+    assert not any("qwen-1-5b" in d for d in extras["models"])  # `make` installs [dev,models] only
+    assert len(preset.chunked.sha256) == 64 and preset.chunked.size == 1_117_320_768
+    row = next(m for m in list_models() if m.name == "qwen2.5-1.5b")
+    assert row.memory == "6.6 / 3.3 GiB" and row.licence == "Apache-2.0"

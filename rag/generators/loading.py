@@ -68,6 +68,7 @@ class ModelInfo:
     note: str = ""
     licence: str = ""
     runtime: str = ""  # what runs it here, e.g. "transformers float32" (a GGUF is dequantised)
+    memory: str = ""  # what its weights take in memory in float32 and in bfloat16
 
 
 # --------------------------------------------------------------------------- resolving
@@ -346,7 +347,9 @@ def list_models() -> list[ModelInfo]:
         else:
             note = f"{preset.note}; run `rag models pull {preset.name}` while online"
         runtime = f"{RUNTIME} {dtype}" + (" (GGUF dequantised)" if gguf is not None or preset.chunked else "")
-        rows.append(ModelInfo(preset.name, preset.family, source, preset.size, available, note, preset.licence, runtime))
+        memory = f"{4 * preset.params / 2**30:.1f} / {2 * preset.params / 2**30:.1f} GiB"
+        rows.append(ModelInfo(preset.name, preset.family, source, preset.size, available, note, preset.licence, runtime,
+                              memory))
     return rows
 
 

