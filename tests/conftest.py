@@ -37,6 +37,16 @@ def write_docs(folder: Path, files: dict[str, str | bytes]) -> Path:
     return folder
 
 
+def write_qa_set(root: Path, docs: dict[str, str | bytes], questions: list[dict]) -> Path:
+    """A QA set in the project's format: `docs/` and a qa.jsonl beside it (whose path is returned)."""
+    import json
+
+    write_docs(root / "docs", docs)
+    path = root / "qa.jsonl"
+    path.write_text("".join(json.dumps(q) + "\n" for q in questions), encoding="utf-8")
+    return path
+
+
 def folder_bytes(folder: Path) -> dict[Path, bytes]:
     """Every file under `folder` (relative path -> content): to show an index was left untouched."""
     return {f.relative_to(folder): f.read_bytes() for f in folder.rglob("*") if f.is_file()}

@@ -16,7 +16,7 @@ from rag.cli import main
 from rag.errors import RagError
 from tiny_models import build_tiny_gpt2, build_tiny_t5
 
-from conftest import Counting, write_docs
+from conftest import Counting, write_docs, write_qa_set
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 MISSING = "nonexistent-org/nope"
@@ -58,11 +58,7 @@ def models(tmp_path_factory) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def qa_set(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("qa") / "mini"
-    write_docs(root / "docs", DOCS)
-    path = root / "qa.jsonl"
-    path.write_text("".join(json.dumps(q) + "\n" for q in QUESTIONS), encoding="utf-8")
-    return path
+    return write_qa_set(tmp_path_factory.mktemp("qa") / "mini", DOCS, QUESTIONS)
 
 
 def read_jsonl(path: Path) -> list[dict]:

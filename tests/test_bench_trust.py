@@ -14,7 +14,7 @@ from rag.bench.runner import BenchConfig, run_bench
 from rag.generators import prompts
 from tiny_models import build_tiny_gpt2, build_tiny_t5
 
-from conftest import Counting, write_docs
+from conftest import Counting, write_qa_set
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 DOCS = {
@@ -46,10 +46,7 @@ def models(tmp_path_factory) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def qa_set(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("qa") / "trust"
-    write_docs(root / "docs", DOCS)
-    (root / "qa.jsonl").write_text("".join(json.dumps(q) + "\n" for q in QUESTIONS), encoding="utf-8")
-    return root / "qa.jsonl"
+    return write_qa_set(tmp_path_factory.mktemp("qa") / "trust", DOCS, QUESTIONS)
 
 
 

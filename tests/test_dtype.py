@@ -88,20 +88,19 @@ def test_ask_json_and_the_bench_summary_record_the_dtype(tmp_path, tiny_gpt2, co
     answer = json.loads(result.output)
     assert answer["dtype"] == "bfloat16" and answer["dtype_reason"].startswith("--dtype bfloat16")
 
-    from conftest import write_docs
+    from conftest import write_qa_set
     from rag.bench.runner import BenchConfig, run_bench
 
-    root = tmp_path / "mini"
-    write_docs(root / "docs", {"a.md": "BERT is pre-trained with masked language modelling.\n"})
-    (root / "qa.jsonl").write_text(json.dumps({"id": "q1", "question": "What is BERT pre-trained with?",
-                                               "answer": "masked language modelling", "doc": "a.md"}) + "\n")
+    qa = write_qa_set(tmp_path / "mini", {"a.md": "BERT is pre-trained with masked language modelling.\n"},
+                      [{"id": "q1", "question": "What is BERT pre-trained with?", "answer": "masked language modelling",
+                        "doc": "a.md"}])
     from rag.cpu import this_cpu
     from rag.generators import load_generator
 
     def in_bf16(name: str):
         return load_generator(name, dtype="bfloat16")
 
-    run = run_bench(BenchConfig(dataset=root / "qa.jsonl", out=tmp_path / "out", embedder=embedder, max_new_tokens=4,
+    run = run_bench(BenchConfig(dataset=qa, out=tmp_path / "out", embedder=embedder, max_new_tokens=4,
                                 generators=[tiny_gpt2], index_cache=tmp_path / "idx", load=in_bf16))
     entry = run.summary["generators"][0]
     assert entry["dtype"] == "bfloat16" and entry["dtype_reason"].startswith("--dtype bfloat16")

@@ -15,7 +15,7 @@ from rag.bench.runner import run_bench
 from rag.cli import main
 from rag.errors import RagError
 
-from conftest import write_docs
+from conftest import write_qa_set
 from test_bench import bench_cache, config, models, read_jsonl  # noqa: F401 (fixtures)
 
 # A document that tries everything: markup, an entity, quotes, a script that would mark the page
@@ -37,10 +37,7 @@ QUESTIONS = [
 
 @pytest.fixture(scope="module")
 def hostile_set(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("hostile") / "mini"
-    write_docs(root / "docs", DOCS)
-    (root / "qa.jsonl").write_text("".join(json.dumps(q) + "\n" for q in QUESTIONS), encoding="utf-8")
-    return root / "qa.jsonl"
+    return write_qa_set(tmp_path_factory.mktemp("hostile") / "mini", DOCS, QUESTIONS)
 
 
 @pytest.fixture(scope="module")

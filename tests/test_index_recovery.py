@@ -24,7 +24,7 @@ from rag import segments, store
 from rag.cli import main
 from rag.index import Index
 
-from conftest import ROOT, write_docs
+from conftest import ROOT, write_docs, write_qa_set
 from test_index import CountingEncode, _run_killed, build, corpus, rows  # noqa: F401 (corpus: a fixture)
 
 
@@ -552,12 +552,11 @@ def test_a_bm25_query_matching_nothing_does_not_call_the_index_empty(corpus, tmp
 
 def test_bench_where_no_answerer_loads_exits_non_zero_and_claims_no_results(tmp_path, monkeypatch):
     monkeypatch.setenv("RAG_CACHE", str(tmp_path / "cache"))
-    root = tmp_path / "mini"
-    write_docs(root / "docs", {"a.md": "BERT is pre-trained with masked language modelling.\n"})
-    (root / "qa.jsonl").write_text(json.dumps({"id": "q1", "question": "What is BERT pre-trained with?",
-                                               "answer": "masked language modelling", "doc": "a.md"}) + "\n")
+    qa = write_qa_set(tmp_path / "mini", {"a.md": "BERT is pre-trained with masked language modelling.\n"},
+                      [{"id": "q1", "question": "What is BERT pre-trained with?", "answer": "masked language modelling",
+                        "doc": "a.md"}])
     out = tmp_path / "out"
-    result = cli("bench", root / "qa.jsonl", "-g", tmp_path / "no-such-model", "--out", out, "-q")
+    result = cli("bench", qa, "-g", tmp_path / "no-such-model", "--out", out, "-q")
     assert result.exit_code == 1, result.output
     assert "no question was answered" in result.output and "Traceback" not in result.output
     assert not (out / "results.jsonl").exists() and "results.jsonl" not in result.output
