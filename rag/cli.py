@@ -241,17 +241,14 @@ def info(index_dir: Path | None, check: bool, as_json: bool) -> None:
 
 
 def _dtype_option(f):
-    """--dtype: what generators compute in. Checked at once (one line for a bad value), then set
-    as $RAG_DTYPE for this process, which every generator load reads (`rag.cpu`)."""
+    """--dtype: what generators compute in. Checked at once (one line for a bad value), then the
+    dtype of every generator this process loads (`rag.cpu.prefer`)."""
 
     def remember(ctx, param, value):
-        import os
-
-        from .cpu import choose_dtype
+        from .cpu import prefer
 
         if value is not None:
-            choose_dtype(value)  # a bad value is one line
-            os.environ["RAG_DTYPE"] = value.strip().lower()
+            prefer(value)  # a bad value is one line
         return value
 
     return click.option("--dtype", default=None, callback=remember, expose_value=False, metavar="auto|float32|bfloat16",

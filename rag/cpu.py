@@ -44,6 +44,18 @@ class DtypeChoice:
     reason: str
 
 
+_PREFERRED: str | None = None  # set by the command line's --dtype for this process (`prefer`)
+
+
+def prefer(value: str) -> DtypeChoice:
+    """Make `value` (checked: a bad one is a RagError) the dtype of every generator this process
+    loads without a dtype of its own: what `--dtype` on the command line does."""
+    global _PREFERRED
+    choice = choose_dtype(value)
+    _PREFERRED = value.strip().lower()
+    return choice
+
+
 @lru_cache(maxsize=1)
 def this_cpu() -> Cpu:
     """Read once from /proc/cpuinfo (Linux); elsewhere an unknown CPU with no flags (float32)."""
@@ -67,8 +79,10 @@ def parse_cpuinfo(text: str) -> Cpu:
 
 
 def choose_dtype(requested: str | None = None, cpu: Cpu | None = None) -> DtypeChoice:
-    """The generator dtype for `requested` (auto, float32, bfloat16; None reads $RAG_DTYPE,
-    else auto) on `cpu` (default: this one)."""
+    """The generator dtype for `requested` (auto, float32, bfloat16; None: what `prefer` set,
+    else $RAG_DTYPE, else auto) on `cpu` (default: this one)."""
+    if requested is None and _PREFERRED is not None:
+        requested = _PREFERRED
     from_env = requested is None and os.environ.get("RAG_DTYPE", "").strip()
     value = (requested if requested is not None else (from_env or "auto")).strip().lower()
     if value not in DTYPES:

@@ -18,7 +18,10 @@ XEON_AMX = ("processor\t: 0\nmodel name\t: Intel(R) Xeon(R) Platinum 8480+\n"
 
 @pytest.fixture(autouse=True)
 def no_dtype_from_the_environment(monkeypatch):
-    monkeypatch.setenv("RAG_DTYPE", "")  # restored after each test, whatever --dtype set meanwhile
+    import rag.cpu
+
+    monkeypatch.setenv("RAG_DTYPE", "")
+    monkeypatch.setattr(rag.cpu, "_PREFERRED", None)  # restored after each test, whatever --dtype set meanwhile
 
 
 @pytest.mark.parametrize("flags, expected, why", [

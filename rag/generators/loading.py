@@ -162,12 +162,13 @@ def clear_loaded() -> None:
 def _load(source: ModelSource, device: str, context_window: int | None, allow_download: bool,
           choice: Any = None) -> Generator:
     t0 = time.perf_counter()
+    bf16 = choice is not None and choice.dtype == "bfloat16" and device == "cpu"
     with quiet_transformers():
-        config, model, tokenizer = _load_parts(source, device, allow_download)
-    if choice is not None and choice.dtype == "bfloat16" and device == "cpu":
+        config, model, tokenizer = _load_parts(source, device, allow_download, bf16)
+    if bf16 and str(next(model.parameters()).dtype) != "torch.bfloat16":
         import torch
 
-        model = model.to(torch.bfloat16)  # cached weights stay float32 on disk; converted here
+        model = model.to(torch.bfloat16)  # a GGUF converted just now: float32 in memory this once
     from rag.generators.causal import CausalGenerator, decoder_window
     from rag.generators.prompts import choose_prompt
     from rag.generators.seq2seq import Seq2SeqGenerator, encoder_window
@@ -187,8 +188,9 @@ def _load(source: ModelSource, device: str, context_window: int | None, allow_do
     return generator
 
 
-def _load_parts(source: ModelSource, device: str, allow_download: bool) -> tuple[Any, Any, Any]:
-    """(config, model, tokenizer), the model class chosen from the config."""
+def _load_parts(source: ModelSource, device: str, allow_download: bool, bf16: bool = False) -> tuple[Any, Any, Any]:
+    """(config, model, tokenizer), the model class chosen from the config. With `bf16`, cached
+    float32 weights are cast tensor by tensor as they load (peak memory: the bfloat16 model)."""
     import torch
     from transformers import AutoConfig, AutoTokenizer
 
@@ -209,7 +211,9 @@ def _load_parts(source: ModelSource, device: str, allow_download: bool) -> tuple
     try:
         config = AutoConfig.from_pretrained(location, local_files_only=local_only)
         model_cls = _model_class(config)
-        dtype = torch.float32 if device == "cpu" else "auto"
+        dtype = (torch.bfloat16 if bf16 else torch.float32) if device == "cpu" else "auto"
+        # bf16: the float32 file is memory-mapped and each tensor cast as it loads; the mapped pages
+        # count in the load's peak RSS (4.0 GiB for qwen2.5-0.5b, 1.7 after; BENCHMARKS.md).
         model = model_cls.from_pretrained(location, config=config, local_files_only=local_only, dtype=dtype)
         tokenizer = AutoTokenizer.from_pretrained(location, local_files_only=local_only)
     except ModelNotAvailable:
