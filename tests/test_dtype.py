@@ -125,3 +125,14 @@ def test_the_larger_qwen_preset_is_opt_in_pinned_and_listed_with_its_memory():
     assert len(preset.chunked.sha256) == 64 and preset.chunked.size == 1_117_320_768
     row = next(m for m in list_models() if m.name == "qwen2.5-1.5b")
     assert row.memory == "6.6 / 3.3 GiB" and row.licence == "Apache-2.0"
+
+
+def test_the_larger_preset_is_the_default_only_where_bfloat16_is_native(monkeypatch):
+    import rag.cpu
+    import rag.generators.loading as loading
+
+    monkeypatch.setattr(loading, "preset_available", lambda preset: preset.name in ("qwen2.5-1.5b", "qwen2.5-0.5b"))
+    monkeypatch.setattr(rag.cpu, "this_cpu", lambda: parse_cpuinfo(XEON_AMX))
+    assert loading.default_generator_name() == "qwen2.5-1.5b"
+    monkeypatch.setattr(rag.cpu, "this_cpu", lambda: parse_cpuinfo(EPYC_AVX2))
+    assert loading.default_generator_name() == "qwen2.5-0.5b"  # float32 here: three times slower, so not by default

@@ -359,9 +359,14 @@ def list_models() -> list[ModelInfo]:
 
 def default_generator_name() -> str:
     """The best preset that can load offline right now; flan-t5-small if none can (its error
-    then says how to pull it)."""
+    then says how to pull it). A preset that is the default only where bfloat16 is native
+    (`Preset.default_needs_bf16`) is passed over on other CPUs."""
+    from rag.cpu import choose_dtype
+
+    bf16 = choose_dtype().dtype == "bfloat16"
     for name in PREFERENCE:
-        if preset_available(PRESETS[name]):
+        preset = PRESETS[name]
+        if (bf16 or not preset.default_needs_bf16) and preset_available(preset):
             return name
     return "flan-t5-small"
 
