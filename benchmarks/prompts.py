@@ -50,14 +50,14 @@ def main() -> None:
 
     from rag.bench.datasets import load_dataset
     from rag.bench.metrics import exact_match, f1
-    from rag.bench.runner import _document_texts, oracle_passages, sample_questions
+    from rag.bench.runner import document_texts, oracle_passages, sample_questions
     from rag.generators import load_generator
     from rag.generators.prompts import ChatPrompt, CompletionPrompt
 
     torch.set_num_threads(args.threads)
     bench = load_dataset(SQUAD)
     questions = sample_questions(bench.questions, args.questions, args.seed)
-    texts = _document_texts(bench)
+    texts = document_texts(bench)
     generator = load_generator(args.generator)
     if generator.prompt_style.name == "chat":
         styles = {name: ChatPrompt(generator.tokenizer, system, suffix) for name, system, suffix in CHAT}

@@ -588,6 +588,10 @@ from .cost import cost_command  # noqa: E402  (click only: torch loads when the 
 
 main.add_command(cost_command, "cost")
 
+from .train.cli import train_command  # noqa: E402  (click only)
+
+main.add_command(train_command, "train")
+
 
 if __name__ == "__main__":
     main()

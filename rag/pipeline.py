@@ -95,10 +95,15 @@ def with_modes(labels: Sequence[str], extractive: bool = False, fid: bool = Fals
     """The labels to run: as given and, for each mode asked for, each one's twin in that mode
     right after it (side by side), without repeats. A decoder-only model's +fid twin is refused
     when it runs (one line), so it shows in the results as not run, with the reason."""
+    from rag.readers.loading import is_reader
+
     out: list[str] = []
     for label in labels:
         name, modes = split_label(label)
         variants = [set(modes)]
+        if is_reader(name):  # a reader always points at a span: no twins
+            out.extend([label] if label not in out else [])
+            continue
         if fid:
             variants += [v | {"fid"} for v in variants]
         if extractive:

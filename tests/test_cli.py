@@ -212,10 +212,18 @@ def test_models_lists_presets_with_availability():
     result = run("models")
     assert result.exit_code == 0
     lines = result.output.splitlines()
-    assert lines[0].split() == ["name", "family", "size", "available", "licence", "runtime", "source"]
-    rows = {line.split()[0]: line.split() for line in lines[1:] if line.strip() and not line.startswith(("Not", " "))}
-    assert set(rows) >= {"flan-t5-small", "flan-t5-base", "t5-small", "gpt2", "distilgpt2", "smollm2"}
-    assert rows["smollm2"][1] == "decoder-only" and rows["smollm2"][3] == "yes"  # the packaged GGUF
-    assert rows["smollm2"][4] == "Apache-2.0" and rows["gemma3-270m"][4:8] == ["Gemma", "Terms", "of", "Use"]
+    header = ["name", "family", "size", "weights fp32 / bf16", "available", "licence", "runtime", "source"]
+    starts = [lines[0].index(h) for h in header]
+    assert starts == sorted(starts)
+
+    def cells(line: str) -> list[str]:
+        return [line[a:b].strip() for a, b in zip(starts, [*starts[1:], None])]
+
+    rows = {cells(line)[0]: cells(line) for line in lines[1:] if line.strip() and not line.startswith(("Not", " ", "This CPU"))}
+    assert set(rows) >= {"flan-t5-small", "flan-t5-base", "t5-small", "gpt2", "distilgpt2", "smollm2", "minilm-reader"}
+    assert rows["smollm2"][1] == "decoder-only" and rows["smollm2"][4] == "yes"  # the packaged GGUF
+    assert rows["smollm2"][5] == "Apache-2.0" and rows["gemma3-270m"][5].startswith("Gemma Terms of Use")
+    assert rows["smollm2"][3] == "0.5 / 0.3 GiB"
     assert rows["flan-t5-small"][1] == "encoder-decoder"
+    assert rows["minilm-reader"][1] == "encoder-only" and rows["minilm-reader"][6].startswith("onnxruntime")
     assert "transformers float32 (GGUF dequantised)" in next(line for line in lines if line.startswith("smollm2"))

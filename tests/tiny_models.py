@@ -123,3 +123,40 @@ def build_scripted_gpt2(source: str | Path, folder: str | Path, script: list[int
     model.save_pretrained(folder)
     AutoTokenizer.from_pretrained(source).save_pretrained(folder)
     return folder
+
+
+def build_tiny_qa(folder: Path, seed: int = 0) -> Path:
+    """A tiny random-weight BERT with a span head and the packaged MiniLM's (fast, uncased) tokenizer."""
+    import torch
+    from transformers import AutoTokenizer, BertConfig, BertForQuestionAnswering
+
+    from rag.train.reader import base_folder
+
+    tokenizer = AutoTokenizer.from_pretrained(base_folder("all-MiniLM-L6-v2"))
+    torch.manual_seed(seed)
+    config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                        intermediate_size=64, max_position_embeddings=512)
+    model = BertForQuestionAnswering(config)
+    model.save_pretrained(folder, safe_serialization=True)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+def squad_file(path: Path, articles: dict[str, list[tuple[str, list[tuple[str, str]]]]]) -> Path:
+    """A SQuAD v1.1 file: {title: [(context, [(question, answer), ...]), ...]}; answers located in the context."""
+    import json
+
+    data = []
+    n = 0
+    for title, paragraphs in articles.items():
+        out = []
+        for context, qas in paragraphs:
+            items = []
+            for question, answer in qas:
+                n += 1
+                items.append({"id": f"q{n}", "question": question,
+                              "answers": [{"text": answer, "answer_start": context.index(answer)}]})
+            out.append({"context": context, "qas": items})
+        data.append({"title": title, "paragraphs": out})
+    path.write_text(json.dumps({"version": "1.1", "data": data}), encoding="utf-8")
+    return path

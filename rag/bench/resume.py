@@ -37,6 +37,8 @@ def prompt_key(generator: object, settings: object) -> str:
         "context_window": getattr(generator, "context_window", None),
         "settings": values,
     }
+    if getattr(generator, "weights_key", None):  # a reader: retrained weights answer again
+        key["weights"] = generator.weights_key
     dtype = getattr(generator, "dtype", None)
     if dtype and dtype != "float32":  # answers computed in bfloat16 are not float32's (whose keys stay as they were)
         key["dtype"] = str(dtype)

@@ -155,7 +155,7 @@ def run_bench(config: BenchConfig) -> BenchRun:
             if (None, q.id) not in done:
                 results.append(retrieval_record(run_key, q, retrieval))
     attempts: dict[str, str] = {}  # generator -> why it did not run
-    texts = _document_texts(bench)
+    texts = document_texts(bench)
     for name in names:  # loaded even when all is stored: only the loaded generator knows its prompt key
         error = run_generator(name, questions, retrieval, texts, config, run_key, results, sessions,
                               done_before=[r for r in existing if r.get("generator") == name and r.get("run") == run_key])
@@ -460,7 +460,7 @@ def oracle_passages(q: BenchQuestion, texts: Callable[[str], str], n: int) -> li
     return passages
 
 
-def _document_texts(bench: BenchSet) -> Callable[[str], str]:
+def document_texts(bench: BenchSet) -> Callable[[str], str]:
     """Doc id -> text: the set's documents, else the file in its corpus folder (PDF, HTML...)."""
     known = {d.path: d.text for d in bench.documents}
 
@@ -499,6 +499,7 @@ def answer_record(
         "fid": bool(answer is not None and answer.fid),
         "source": answer.source if answer is not None else None,  # extractive: the passage holding the span
         "span": asdict(answer.span) if answer is not None and answer.span is not None else None,
+        "found": answer.found if answer is not None else None,  # a reader: False when it said "not in the documents"
         "passages": given_passages(answer),  # for report.html: the texts as given, and what the budget did
         "em": exact_match(text, q.answers),
         "f1": round(f1(text, q.answers), 6),

@@ -12,6 +12,7 @@ from rag.documents import Passage
 from rag.errors import RagError
 
 ENCODER_DECODER = "encoder-decoder"
+ENCODER_ONLY = "encoder-only"  # a reader: points at a span instead of generating
 DECODER_ONLY = "decoder-only"
 
 WHOLE = "whole"
@@ -84,6 +85,9 @@ class Answer:
     dtype: str = ""  # what its weights computed in ("float32", "bfloat16")
     dtype_reason: str = ""  # why that dtype on this CPU (`rag.cpu.choose_dtype`)
     span: Span | None = None  # extractive: where the answer is (None: no span was produced)
+    found: bool | None = None  # a reader: False when it found no span worth pointing at ("not in the documents")
+    score: float | None = None  # a reader: the best span's score above the no-answer score
+    candidates: list[dict] = field(default_factory=list)  # a reader: the best spans, best first
 
     @property
     def source(self) -> str | None:
@@ -120,6 +124,7 @@ class Answer:
             "dtype": self.dtype,
             "dtype_reason": self.dtype_reason,
             "span": asdict(self.span) if self.span is not None else None,
+            **({"found": self.found, "score": self.score, "candidates": self.candidates} if self.found is not None else {}),
         }
 
 

@@ -144,7 +144,10 @@ def load_generator(
     bfloat16; None reads $RAG_DTYPE (see `rag.cpu`). Weights are converted as they load.
     """
     from rag.cpu import choose_dtype
+    from rag.readers.loading import is_reader, load_reader
 
+    if is_reader(name_or_path):  # an encoder-only span reader answers in the same contract
+        return load_reader(name_or_path)
     choice = choose_dtype(dtype)
     key = (name_or_path, device, context_window, choice.dtype)
     generator = _LOADED.get(key)
@@ -155,8 +158,11 @@ def load_generator(
 
 
 def clear_loaded() -> None:
-    """Forget loaded generators (tests and benchmarks that time loading)."""
+    """Forget loaded generators and readers (tests and benchmarks that time loading)."""
+    from rag.readers.loading import clear_loaded as clear_readers
+
     _LOADED.clear()
+    clear_readers()
 
 
 def _load(source: ModelSource, device: str, context_window: int | None, allow_download: bool,
@@ -333,7 +339,9 @@ def list_models() -> list[ModelInfo]:
     (file checks only, no torch)."""
     from rag.cpu import choose_dtype
 
-    rows, dtype = [], choose_dtype().dtype
+    from rag.readers.loading import list_readers
+
+    rows, dtype = list_readers(), choose_dtype().dtype
     ordered = [PRESETS[n] for n in PREFERENCE] + [p for n, p in PRESETS.items() if n not in PREFERENCE]
     for preset in ordered:
         available = preset_available(preset)

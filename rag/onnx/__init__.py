@@ -1,0 +1,1 @@
+"""ONNX export and quantisation shared by every encoder-only role, with the task as a parameter."""

@@ -1,0 +1,70 @@
+"""What computes a span head's logits: PyTorch (transformers) or ONNX Runtime.
+
+Leaves below the reader: each takes padded NumPy arrays and returns (start, end) logits as NumPy,
+so the reader code is the same on both and the ONNX path never imports torch.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+ONNX_INT8 = "model-int8.onnx"
+ONNX_FP32 = "model.onnx"
+
+
+class TorchLogits:
+    """transformers' AutoModelForQuestionAnswering, float32, no grad."""
+
+    runtime = "transformers"
+
+    def __init__(self, model, threads: int | None = None) -> None:
+        self.model = model.eval()
+        self.threads = threads
+        import inspect
+
+        self.inputs = set(inspect.signature(model.forward).parameters)
+        self.dtype = "float32"
+
+    @classmethod
+    def load(cls, location: str, threads: int | None = None) -> "TorchLogits":
+        from transformers import AutoModelForQuestionAnswering
+
+        return cls(AutoModelForQuestionAnswering.from_pretrained(location, local_files_only=True), threads)
+
+    def __call__(self, arrays: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        import torch
+
+        if self.threads:
+            torch.set_num_threads(self.threads)
+        feeds = {k: torch.from_numpy(v) for k, v in arrays.items() if k in self.inputs}
+        with torch.inference_mode():
+            out = self.model(**feeds)
+        return out.start_logits.float().numpy(), out.end_logits.float().numpy()
+
+
+class OnnxLogits:
+    """ONNX Runtime on an exported span head (inputs as exported, outputs start/end logits)."""
+
+    runtime = "onnxruntime"
+
+    def __init__(self, path: Path, threads: int | None = None) -> None:
+        import onnxruntime as ort
+
+        from rag.threads import ort_spinning
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads or os.cpu_count() or 1
+        options.inter_op_num_threads = 1
+        spin = "1" if ort_spinning() else "0"
+        options.add_session_config_entry("session.intra_op.allow_spinning", spin)
+        options.log_severity_level = 3
+        self.path = Path(path)
+        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        self.inputs = [i.name for i in self.session.get_inputs()]
+        self.dtype = "int8" if path.name == ONNX_INT8 else "float32"
+
+    def __call__(self, arrays: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        start, end = self.session.run(["start_logits", "end_logits"], {n: arrays[n] for n in self.inputs})
+        return start, end

@@ -1,0 +1,162 @@
+"""Finding and loading readers: the shipped minilm-reader, a model folder, or a Hub id.
+
+What is a reader is decided from files alone (no torch): a folder with rag's reader marker or
+an ONNX span head, or a transformers config whose architecture ends in "ForQuestionAnswering".
+ONNX Runtime runs a folder that has ONNX files (int8 first); anything else runs in PyTorch.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from rag.generators.base import ModelNotAvailable
+from rag.readers.backends import ONNX_FP32, ONNX_INT8
+from rag.readers.base import MARKER
+
+PACKAGED = Path(__file__).parent / "minilm-reader"
+PRESETS = {"minilm-reader": PACKAGED}
+BACKENDS = ("onnx", "onnx-fp32", "torch")
+
+
+def preset_available(name: str) -> bool:
+    folder = PRESETS.get(name)
+    return folder is not None and _onnx_file(folder) is not None
+
+
+def reader_folder(name: str) -> Path | None:
+    """The local folder of `name` if it is a reader (preset, folder, or a Hub id in the cache); else None."""
+    if name in PRESETS:
+        return PRESETS[name]
+    path = Path(name).expanduser()
+    if path.is_dir():
+        return path if _is_reader(path) else None
+    if "/" in name and name.count("/") == 1 and not name.startswith((".", "/", "~")):
+        try:
+            from huggingface_hub import snapshot_download
+
+            cached = Path(snapshot_download(name, local_files_only=True))
+        except Exception:  # noqa: BLE001 - not in the cache (or no huggingface_hub): not a reader we can see
+            return None
+        return cached if _is_reader(cached) else None
+    return None
+
+
+def is_reader(name: str) -> bool:
+    return name in PRESETS or reader_folder(name) is not None
+
+
+def _is_reader(folder: Path) -> bool:
+    if (folder / MARKER).is_file() or (folder / ONNX_INT8).is_file():
+        return True
+    try:
+        config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return any(str(a).endswith("ForQuestionAnswering") for a in config.get("architectures") or [])
+
+
+def _onnx_file(folder: Path, backend: str = "onnx") -> Path | None:
+    names = {"onnx": (ONNX_INT8, ONNX_FP32), "onnx-fp32": (ONNX_FP32,)}.get(backend, ())
+    for file in names:
+        if (folder / file).is_file():
+            return folder / file
+    return None
+
+
+def settings(folder: Path) -> dict:
+    try:
+        return json.loads((folder / MARKER).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+
+
+_LOADED: dict[tuple, object] = {}
+
+
+def load_reader(name: str, *, backend: str | None = None, threads: int | None = None):
+    """A ready SpanReader; ONNX Runtime when the folder has ONNX files (or `backend` says so), else PyTorch."""
+    from rag.readers.reader import SpanReader
+
+    key = (name, backend, threads)
+    if key in _LOADED:
+        return _LOADED[key]
+    folder = reader_folder(name)
+    if folder is None or not folder.is_dir():
+        if name in PRESETS:
+            raise ModelNotAvailable(f"Reader '{name}' is not installed with this copy of rag ({folder} is missing): "
+                                    "reinstall rag, or train one with `rag train reader`")
+        raise ModelNotAvailable(f"'{name}' is not a reader rag can load offline: give a folder holding an "
+                                "AutoModelForQuestionAnswering model, or a Hub id in the Hugging Face cache")
+    info = settings(folder)
+    onnx = _onnx_file(folder, backend or "onnx") if backend != "torch" else None
+    if backend in ("onnx", "onnx-fp32") and onnx is None:
+        raise ModelNotAvailable(f"Reader '{name}' has no ONNX file in {folder}: use --reader-backend torch")
+    try:
+        if onnx is not None:
+            from tokenizers import Tokenizer
+
+            from rag.readers.backends import OnnxLogits
+
+            tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
+            logits = OnnxLogits(onnx, threads)
+            pad_id = tokenizer.token_to_id("[PAD]") or 0
+        else:
+            from transformers import AutoTokenizer
+
+            from rag.readers.backends import TorchLogits
+
+            tokenizer = AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
+            logits = TorchLogits.load(str(folder), threads)
+            pad_id = tokenizer.pad_token_id or 0
+    except (OSError, ValueError) as e:
+        raise ModelNotAvailable(f"Cannot load reader '{name}' from {folder}: {str(e).splitlines()[0]}") from None
+    margin = info.get("margin")
+    reader = SpanReader(
+        name, tokenizer, logits, margin=float("-inf") if margin is None else float(margin),
+        max_length=int(info.get("max_length", 384)), stride=int(info.get("stride", 128)),
+        max_answer_tokens=int(info.get("max_answer_tokens", 30)), pad_id=pad_id,
+    )
+    reader.source = str(folder)
+    reader.weights_key = _weights_key(folder, onnx)
+    _LOADED[key] = reader
+    return reader
+
+
+def list_readers() -> list:
+    """`rag models` rows for the reader presets (file checks only)."""
+    from rag.generators.base import ENCODER_ONLY
+    from rag.generators.loading import ModelInfo
+
+    rows = []
+    for name, folder in PRESETS.items():
+        available = preset_available(name)
+        info = settings(folder)
+        held = (info.get("metrics") or {}).get("held_in") or {}
+        note = "span reader trained by `rag train reader`, shipped with rag"
+        if held.get("gold_f1") is not None:
+            note += f" (held-in SQuAD F1 {held['gold_f1']:.2f} on the gold paragraph)"
+        if not available:
+            note = "not installed with this copy of rag: train one with `rag train reader`"
+        onnx = _onnx_file(folder)
+        runtime = "onnxruntime " + ("int8" if onnx is not None and onnx.name == ONNX_INT8 else "float32")
+        rows.append(ModelInfo(name, ENCODER_ONLY, "packaged with rag", "22.7M", available, note, "Apache-2.0",
+                              runtime, f"int8 file {onnx.stat().st_size / 2**20:.0f} MiB" if onnx else ""))
+    return rows
+
+
+def clear_loaded() -> None:
+    _LOADED.clear()
+
+
+def _weights_key(folder: Path, onnx: Path | None) -> str:
+    """Which weights exactly (for the bench's resume key): the files' names and sizes, and rag's
+    training record (its time and settings), not mtimes, which an install changes."""
+    import hashlib
+
+    files = [onnx] if onnx is not None else sorted(folder.glob("*.safetensors")) + sorted(folder.glob("*.bin"))
+    listing = [(f.name, f.stat().st_size) for f in files if f.is_file()]
+    try:
+        record = (folder / MARKER).read_text(encoding="utf-8")
+    except OSError:
+        record = ""
+    return hashlib.sha256(json.dumps([listing, record]).encode()).hexdigest()[:12]

@@ -1,0 +1,80 @@
+"""From a span head's logits to answers: the best spans across every window of every passage.
+
+A span's score is its start logit plus its end logit (end >= start, at most `max_tokens`
+long, context tokens only), compared across windows and passages as they come: training with
+no-answer windows from passages that do not hold the answer (shared normalisation) is what
+makes those scores comparable. A window's no-answer score is the same sum at [CLS].
+
+NumPy only, so the ONNX path imports no torch.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+
+from rag.readers.features import Window
+
+MAX_ANSWER_TOKENS = 30
+
+
+@dataclass
+class Candidate:
+    """One scored span: `passage` indexes the passages read, `start`/`end` are characters in it."""
+
+    passage: int
+    start: int
+    end: int
+    score: float
+    text: str
+
+    def to_dict(self) -> dict:
+        return {"passage": self.passage, "start": self.start, "end": self.end, "score": round(self.score, 4),
+                "text": self.text}
+
+
+def best_spans(
+    windows: Sequence[Window],
+    start_logits: Sequence[np.ndarray],
+    end_logits: Sequence[np.ndarray],
+    passages: Sequence[str],
+    *,
+    top: int = 5,
+    max_tokens: int = MAX_ANSWER_TOKENS,
+) -> tuple[list[Candidate], float]:
+    """The `top` best distinct spans over all windows (best first), and the no-answer score (the
+    lowest [CLS] score of any window, as transformers' QA pipeline takes it)."""
+    found: dict[tuple[int, int, int], Candidate] = {}
+    null = float("inf")
+    for window, starts, ends in zip(windows, start_logits, end_logits):
+        n = len(window)
+        starts, ends = np.asarray(starts[:n], dtype=np.float32), np.asarray(ends[:n], dtype=np.float32)
+        null = min(null, float(starts[0] + ends[0]))
+        context = np.array([o is not None for o in window.offsets])
+        if not context.any():
+            continue
+        scores = starts[:, None] + ends[None, :]
+        i, j = np.indices(scores.shape)
+        allowed = context[:, None] & context[None, :] & (j >= i) & (j - i < max_tokens)
+        scores = np.where(allowed, scores, -np.inf)
+        flat = scores.ravel()
+        keep = min(top, int(allowed.sum()))
+        best = np.argpartition(-flat, keep - 1)[:keep] if keep < flat.size else np.arange(flat.size)
+        for k in best:
+            s, e = divmod(int(k), n)
+            if not np.isfinite(flat[k]):
+                continue
+            char_start, char_end = window.offsets[s][0], window.offsets[e][1]
+            text = passages[window.passage][char_start:char_end]
+            # Trim whitespace so the span is the answer's characters exactly (still a substring).
+            left = len(text) - len(text.lstrip())
+            right = len(text.rstrip())
+            if right <= left:
+                continue
+            key = (window.passage, char_start + left, char_start + right)
+            score = float(flat[k])
+            if key not in found or found[key].score < score:
+                found[key] = Candidate(window.passage, key[1], key[2], score, text[left:right])
+    ranked = sorted(found.values(), key=lambda c: -c.score)[:top]
+    return ranked, (null if np.isfinite(null) else float("-inf"))

@@ -1,0 +1,64 @@
+"""`rag train`: models rag trains here, from the packaged MiniLM (click only; torch loads when it runs)."""
+from __future__ import annotations
+
+import shlex
+from pathlib import Path
+
+import click
+
+from rag.errors import RagError
+
+
+def _command(params: dict, data: Path) -> str:
+    """The command that reproduces this run, every setting spelled out (for the model card)."""
+    words = ["rag", "train", "reader", "--data", str(data)]
+    for key, value in params.items():
+        if key in ("data", "quiet") or value is None or value is False:
+            continue
+        words += [f"--{key.replace('_', '-')}"] + ([] if value is True else [str(value)])
+    return shlex.join(words)
+
+
+@click.group()
+def train_command() -> None:
+    """Train an encoder-only model here (on this CPU) from the packaged all-MiniLM-L6-v2."""
+
+
+@train_command.command("reader")
+@click.option("--data", type=click.Path(path_type=Path), default=None,
+              help="SQuAD v1.1 .json or rag QA .jsonl (default: ../shared/datasets/squad/dev-v1.1-part-a.json).")
+@click.option("--out", type=click.Path(path_type=Path, file_okay=False), required=True,
+              help="Folder for checkpoints and the model (new or empty, or an earlier run's: it resumes).")
+@click.option("--base", default="all-MiniLM-L6-v2", show_default=True,
+              help="Encoder to start from: the packaged MiniLM, a folder, or a Hub id in the cache.")
+@click.option("--held-in", type=click.IntRange(min=0), default=4, show_default=True,
+              help="Articles kept out of training and evaluated on (0: train on every article).")
+@click.option("--negatives", type=click.IntRange(min=0), default=1, show_default=True,
+              help="Retrieved passages without the answer per question, trained as no-answer.")
+@click.option("--epochs", type=click.FloatRange(min=0, min_open=True), default=2.0, show_default=True)
+@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=1e-4, show_default=True)
+@click.option("--batch-size", type=click.IntRange(min=1), default=16, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--threads", type=click.IntRange(min=1), default=None, help="torch threads (default: all cores).")
+@click.option("--no-onnx", is_flag=True, help="Do not export ONNX (fp32 and int8) when training ends.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
+def reader(data, out, base, held_in, negatives, epochs, lr, batch_size, seed, threads, no_onnx, quiet) -> None:
+    """Fine-tune an encoder with a span head (extractive QA); resumes after a kill with the same command."""
+    from rag.train.reader import TrainSettings
+    from rag.train.run_reader import DEFAULT_DATA, train_reader
+
+    data = data or DEFAULT_DATA
+    if not data.exists():
+        raise RagError(f"{data}: no such file: pass --data with a SQuAD v1.1 .json or rag QA .jsonl file")
+    settings = TrainSettings(base=base, epochs=epochs, lr=lr, batch_size=batch_size, seed=seed, negatives=negatives)
+    command = _command(click.get_current_context().params, data)
+    say = (lambda line: None) if quiet else (lambda line: click.echo(line, err=True))
+    run = train_reader(data, out, settings, held_in=held_in, threads=threads, progress=not quiet, command=command,
+                       evaluate_int8=not no_onnx, say=say)
+    held = run.metrics.get("held_in")
+    click.echo(f"model: {run.folder} ({run.train_seconds:.0f} s, {run.windows_per_second:.1f} windows/s)")
+    if held:
+        click.echo(f"held-in ({held['questions']} questions): gold paragraph F1 {held['gold_f1']:.3f} EM {held['gold_em']:.3f}; "
+                   f"5 retrieved passages F1 {held['retrieved_f1']:.3f}; abstains on {held['abstain_unanswerable']:.0%} "
+                   f"of unanswerable, {held['abstain_answerable_retrieved']:.0%} of answerable")
+    click.echo(f"ask with it: rag ask QUESTION -g {run.folder}")

@@ -1,0 +1,302 @@
+"""`rag train reader`: fine-tune an encoder with a span head on QA examples, resumably.
+
+The recipe is transformers' run_qa.py: question + passage windows (384 tokens, stride 128),
+answer characters mapped to tokens by the offsets (`rag.readers.features`), windows without
+the answer labelled at [CLS]; AdamW with linear warm-up and decay; seeded. Optionally each
+question also gets windows of passages rag's own retriever returns for it that do not hold the
+answer, labelled no-answer, so span scores compare across passages when the reader reads five.
+
+A short loop rather than transformers' Trainer: its checkpoints are pickles (optimizer.pt,
+rng_state.pth) and rag keeps none on disk. Here a checkpoint is safetensors (weights, AdamW's
+moments, the RNG) and JSON (step, settings), written to a new folder and swapped in, taken every
+few minutes and at each epoch's end; a killed run resumes from the last one with the same
+batches in the same order. Examples are length-grouped (megabatches sorted by length), padded
+per batch.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import shutil
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+from rag.errors import RagError
+from rag.readers.features import MAX_LENGTH, STRIDE, Window, label, pad, windows
+from rag.train.data import Example
+
+CHECKPOINT = "checkpoint"
+STATE = "state.json"
+MODEL_DIR = "model"
+CHECKPOINT_SECONDS = 300.0
+MEGABATCH = 50  # batches per length-sorted group (as transformers' group_by_length)
+
+
+@dataclass
+class TrainSettings:
+    """What a training run depends on; a resumed run must have the same (checked)."""
+
+    base: str = "all-MiniLM-L6-v2"
+    epochs: float = 2.0
+    lr: float = 1e-4
+    batch_size: int = 16
+    warmup: float = 0.1
+    weight_decay: float = 0.01
+    max_length: int = MAX_LENGTH
+    stride: int = STRIDE
+    seed: int = 0
+    negatives: int = 0  # no-answer passages per question from the retriever
+    data: str = ""
+    data_sha256: str = ""
+    held_in: list[str] = field(default_factory=list)  # articles left out of training
+
+    def key(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class TrainResult:
+    folder: Path
+    steps: int
+    seconds: float
+    examples_per_second: float
+    windows: int
+    resumed_from: int = 0
+
+
+def base_folder(name: str) -> str:
+    """The packaged all-MiniLM-L6-v2's folder for its names; anything else as given (id or path)."""
+    from rag.embedder import _ALIASES, _packaged_minilm
+
+    if name in _ALIASES and (packaged := _packaged_minilm()) is not None:
+        return str(packaged)
+    return name
+
+
+def training_windows(tokenizer, examples: Sequence[Example], settings: TrainSettings) -> list[Window]:
+    """Every example's windows, labelled; then each example's negatives' windows, labelled no-answer."""
+    out = windows(tokenizer, [e.question for e in examples], [e.context for e in examples],
+                  max_length=settings.max_length, stride=settings.stride)
+    for w in out:
+        e = examples[w.passage]
+        label(w, e.answer_start, e.answer)
+    pairs = [(e.question, n) for e in examples for n in e.negatives]
+    if pairs:
+        negative = windows(tokenizer, [q for q, _ in pairs], [n for _, n in pairs],
+                           max_length=settings.max_length, stride=settings.stride)
+        for w in negative:
+            label(w, None, None)
+        out += negative
+    return out
+
+
+def batch_order(lengths: Sequence[int], batch_size: int, seed: int) -> list[list[int]]:
+    """Length-grouped batches for one epoch: shuffle, sort each megabatch by length, cut, shuffle
+    the batches. Deterministic in `seed`, so a resumed epoch replays the same batches."""
+    rng = random.Random(seed)
+    order = list(range(len(lengths)))
+    rng.shuffle(order)
+    size = batch_size * MEGABATCH
+    batches = []
+    for i in range(0, len(order), size):
+        group = sorted(order[i:i + size], key=lambda j: -lengths[j])
+        batches += [group[k:k + batch_size] for k in range(0, len(group), batch_size)]
+    rng.shuffle(batches)
+    return batches
+
+
+def lr_at(step: int, total: int, settings: TrainSettings) -> float:
+    warm = max(1, int(total * settings.warmup))
+    if step < warm:
+        return settings.lr * (step + 1) / warm
+    return settings.lr * max(0.0, (total - step) / max(1, total - warm))
+
+
+def train(
+    examples: Sequence[Example],
+    out: Path,
+    settings: TrainSettings,
+    *,
+    threads: int | None = None,
+    progress: bool = True,
+    checkpoint_seconds: float = CHECKPOINT_SECONDS,
+    stop_after: int | None = None,
+    say: Callable[[str], None] = lambda line: print(line, file=sys.stderr),
+) -> TrainResult:
+    """Train (or resume) into `out` (claimed with `rag.outdir.claim_out`); the model folder is
+    `out/model`. `stop_after` stops after that many steps in this call (tests)."""
+    import torch
+    from transformers import AutoModelForQuestionAnswering, AutoTokenizer
+
+    from rag.outdir import claim_out
+
+    claim_out(out, "train")
+    if threads:
+        torch.set_num_threads(threads)
+    source = base_folder(settings.base)
+    state = _read_state(out / CHECKPOINT)
+    if state is not None and state["settings"] != settings.key():
+        changed = sorted(k for k, v in settings.key().items() if state["settings"].get(k) != v)
+        raise RagError(f"{out} holds a training run with other settings ({', '.join(changed)}): "
+                       "resume it with the same ones, or give another --out")
+    start_from = out / CHECKPOINT if state is not None else Path(source)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(source, use_fast=True)
+        model = AutoModelForQuestionAnswering.from_pretrained(str(start_from))
+    except OSError as e:
+        raise RagError(f"cannot load base model {settings.base!r}: {str(e).splitlines()[0]}") from None
+    model.train()
+
+    data = training_windows(tokenizer, examples, settings)
+    lengths = [len(w) for w in data]
+    per_epoch = math.ceil(len(data) / settings.batch_size)
+    total = max(1, int(per_epoch * settings.epochs))
+    decay = [p for n, p in model.named_parameters() if not (n.endswith("bias") or "LayerNorm" in n)]
+    no_decay = [p for n, p in model.named_parameters() if n.endswith("bias") or "LayerNorm" in n]
+    optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": settings.weight_decay},
+                                   {"params": no_decay, "weight_decay": 0.0}], lr=settings.lr)
+    step = 0
+    if state is not None:
+        step = int(state["step"])
+        _load_optimizer(optimizer, out / CHECKPOINT)
+        torch.set_rng_state(_load_rng(out / CHECKPOINT))
+        say(f"resuming {out} at step {step} of {total}")
+    else:
+        torch.manual_seed(settings.seed)
+    resumed_from = step
+
+    bar = _bar(total, step, progress)
+    last_save = time.monotonic()
+    started = time.monotonic()
+    seen = 0
+    log = (out / "train-log.jsonl").open("a", encoding="utf-8")
+    try:
+        while step < total:
+            epoch, index = divmod(step, per_epoch)
+            batches = batch_order(lengths, settings.batch_size, settings.seed * 1000 + epoch)
+            for ids in batches[index:]:
+                if step >= total:
+                    break
+                batch = [data[i] for i in ids]
+                arrays = pad(batch, tokenizer.pad_token_id or 0)
+                feeds = {k: torch.from_numpy(v) for k, v in arrays.items() if k in _inputs(model)}
+                for group in optimizer.param_groups:
+                    group["lr"] = lr_at(step, total, settings)
+                loss = model(**feeds, start_positions=torch.tensor([w.start for w in batch]),
+                             end_positions=torch.tensor([w.end for w in batch])).loss
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+                optimizer.step()
+                optimizer.zero_grad(set_to_none=True)
+                step += 1
+                seen += len(batch)
+                bar.update(1)
+                bar.set_postfix(loss=f"{loss.item():.3f}", epoch=f"{step / per_epoch:.2f}")
+                if step % 50 == 0 or step == total:
+                    elapsed = time.monotonic() - started
+                    log.write(json.dumps({"step": step, "loss": round(loss.item(), 4), "lr": lr_at(step - 1, total, settings),
+                                          "windows_per_s": round(seen / elapsed, 2)}) + "\n")
+                    log.flush()
+                end_of_epoch = step % per_epoch == 0
+                if end_of_epoch or step == total or time.monotonic() - last_save >= checkpoint_seconds:
+                    _save_checkpoint(model, optimizer, out, step, settings)
+                    last_save = time.monotonic()
+                if stop_after is not None and step - resumed_from >= stop_after:
+                    break
+            if stop_after is not None and step - resumed_from >= stop_after:
+                break
+    finally:
+        bar.close()
+        log.close()
+    seconds = time.monotonic() - started
+    result = TrainResult(out / MODEL_DIR, step, seconds, seen / max(seconds, 1e-9), len(data), resumed_from)
+    if step >= total:
+        _save_model(model, tokenizer, out / MODEL_DIR)
+    return result
+
+
+def _inputs(model) -> set[str]:
+    import inspect
+
+    return set(inspect.signature(model.forward).parameters)
+
+
+def _bar(total: int, done: int, enabled: bool):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, initial=done, unit="step", desc="training", disable=not enabled, dynamic_ncols=True)
+
+
+# --- checkpoints: safetensors and JSON, swapped in whole -------------------------------------------
+
+
+def _read_state(folder: Path) -> dict | None:
+    try:
+        return json.loads((folder / STATE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def _save_checkpoint(model, optimizer, out: Path, step: int, settings: TrainSettings) -> None:
+    """Write the checkpoint to a new folder, then swap it in: a kill leaves the old one or the new one."""
+    import torch
+    from safetensors.torch import save_file
+
+    work = out / f".{CHECKPOINT}.tmp"
+    if work.exists():
+        shutil.rmtree(work)  # ours: inside our claimed --out, with our name
+    work.mkdir()
+    model.save_pretrained(str(work), safe_serialization=True)
+    tensors, groups = {}, []
+    full = optimizer.state_dict()
+    for index, values in full["state"].items():
+        for key, value in values.items():
+            tensor = value if torch.is_tensor(value) else torch.tensor(value)
+            tensors[f"{index}.{key}"] = tensor.contiguous()
+    for group in full["param_groups"]:
+        groups.append({k: v for k, v in group.items()})
+    save_file(tensors, str(work / "optimizer.safetensors"))
+    save_file({"rng": torch.get_rng_state()}, str(work / "rng.safetensors"))
+    (work / "optimizer.json").write_text(json.dumps({"param_groups": groups}))
+    (work / STATE).write_text(json.dumps({"step": step, "settings": settings.key()}, indent=1))
+    old = out / f".{CHECKPOINT}.old"
+    if old.exists():
+        shutil.rmtree(old)
+    if (out / CHECKPOINT).exists():
+        os.replace(out / CHECKPOINT, old)
+    os.replace(work, out / CHECKPOINT)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _load_optimizer(optimizer, folder: Path) -> None:
+    from safetensors.torch import load_file
+
+    tensors = load_file(str(folder / "optimizer.safetensors"))
+    groups = json.loads((folder / "optimizer.json").read_text())["param_groups"]
+    state: dict[int, dict] = {}
+    for name, tensor in tensors.items():
+        index, key = name.split(".", 1)
+        state.setdefault(int(index), {})[key] = tensor
+    optimizer.load_state_dict({"state": state, "param_groups": groups})
+
+
+def _load_rng(folder: Path):
+    from safetensors.torch import load_file
+
+    return load_file(str(folder / "rng.safetensors"))["rng"]
+
+
+def _save_model(model, tokenizer, folder: Path) -> None:
+    work = folder.parent / f".{folder.name}.tmp"
+    if work.exists():
+        shutil.rmtree(work)
+    model.save_pretrained(str(work), safe_serialization=True)
+    tokenizer.save_pretrained(str(work))
+    if folder.exists():
+        shutil.rmtree(folder)  # inside our claimed --out: the model this run wrote before
+    os.replace(work, folder)

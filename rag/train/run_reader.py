@@ -1,0 +1,214 @@
+"""The whole of `rag train reader`: data, split by article, negatives, training, held-in
+evaluation, the no-answer margin, and a model folder with its card.
+
+The held-in articles are evaluated three ways (`rag.readers.evaluate`) and the margin is
+calibrated there. With `held_in=0` every article is trained on: the model then has no held-in
+numbers of its own, and its card says to read them from the held-in run with the same settings.
+"""
+from __future__ import annotations
+
+import json
+import platform
+import sys
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable, Sequence
+
+from rag.bench.metrics import normalize_answer
+from rag.readers.base import MARKER
+from rag.train.data import Example, load_examples, split_by_article
+from rag.train.reader import MODEL_DIR, TrainSettings, train
+
+DEFAULT_DATA = Path("../shared/datasets/squad/dev-v1.1-part-a.json")
+DEFAULT_HELD_IN = 4
+PASSAGES = 5
+SPLIT_SEED = 0  # which articles are held in: fixed, so runs with other training seeds compare
+
+
+@dataclass
+class ReaderRun:
+    folder: Path  # the model folder (None until training finished)
+    finished: bool
+    metrics: dict
+    train_seconds: float
+    windows_per_second: float
+
+
+def _sha256(path: Path) -> str:
+    from rag.store import file_sha256
+
+    return file_sha256(path)
+
+
+def retrieval_for(data: Path, questions: Sequence[Example], depth: int, progress: bool,
+                  say: Callable[[str], None]) -> dict[str, list]:
+    """Each question's ranked passages (hybrid retrieval) from rag's index of the data's paragraphs,
+    built or reused as `rag bench` builds it."""
+    from rag.bench.runner import BenchConfig, dataset_index
+    from rag.retrieve import Retriever
+
+    _, index, info = dataset_index(BenchConfig(dataset=data, progress=progress, echo=say, warn=say))
+    say(f"retrieving {depth} passages for {len(questions)} questions from {info['path']}")
+    found = index.search_many([q.question for q in questions], depth, retriever=Retriever("hybrid"))
+    return {q.id: passages for q, passages in zip(questions, found)}
+
+
+def holds_answer(text: str, answers: Sequence[str]) -> bool:
+    norm = f" {normalize_answer(text)} "
+    return any(f" {normalize_answer(a)} " in norm for a in answers if normalize_answer(a))
+
+
+def add_negatives(examples: Sequence[Example], ranked: dict[str, list], n: int) -> int:
+    """Give each example up to `n` retrieved passages that are not its paragraph and do not hold
+    any of its answers (hard negatives: what the retriever confuses with the answer). Returns how many."""
+    count = 0
+    for e in examples:
+        e.negatives = [p.text for p in ranked.get(e.id, []) if p.doc_path != e.doc and not holds_answer(p.text, e.answers)][:n]
+        count += len(e.negatives)
+    return count
+
+
+def train_reader(
+    data: Path,
+    out: Path,
+    settings: TrainSettings,
+    *,
+    held_in: int = DEFAULT_HELD_IN,
+    threads: int | None = None,
+    progress: bool = True,
+    command: str = "",
+    stop_after: int | None = None,
+    evaluate_int8: bool = True,
+    say: Callable[[str], None] = lambda line: print(line, file=sys.stderr),
+) -> ReaderRun:
+    data = Path(data)
+    examples = load_examples(data)
+    train_set, held = split_by_article(examples, held_in, SPLIT_SEED)
+    settings.data = str(data.resolve())
+    settings.data_sha256 = _sha256(data)
+    settings.held_in = sorted({e.article for e in held})
+    say(f"{len(examples)} questions from {len(set(e.article for e in examples))} articles: "
+        f"training on {len(train_set)}, holding in {len(held)} ({', '.join(settings.held_in) or 'none'})")
+    ranked: dict[str, list] = {}
+    if settings.negatives or held:
+        ranked = retrieval_for(data, [*train_set, *held] if settings.negatives else held, 30, progress, say)
+    if settings.negatives:
+        say(f"{add_negatives(train_set, ranked, settings.negatives)} no-answer passages added from retrieval")
+    result = train(train_set, out, settings, threads=threads, progress=progress, stop_after=stop_after, say=say)
+    finished = (out / MODEL_DIR).is_dir() and result.steps >= 1 and stop_after is None
+    metrics: dict = {}
+    if not finished:
+        return ReaderRun(out / MODEL_DIR, False, metrics, result.seconds, result.examples_per_second)
+    metrics = {"training": {"windows": result.windows, "steps": result.steps, "seconds": round(result.seconds, 1),
+                            "windows_per_second": round(result.examples_per_second, 2),
+                            "resumed_from_step": result.resumed_from}}
+    margin = float("-inf")
+    if held:
+        from rag.readers.loading import load_reader
+
+        reader = load_reader(str(out / MODEL_DIR), backend="torch", threads=threads)
+        margin, metrics["held_in"] = held_in_metrics(reader, held, ranked, progress)
+        say(f"held-in: {json.dumps(metrics['held_in'])}")
+    write_card(out / MODEL_DIR, settings, metrics, margin, command, len(train_set), len(held))
+    if evaluate_int8:
+        from rag.readers.export import export_reader
+
+        export_reader(out / MODEL_DIR, say=say)
+        if held:
+            reader = load_reader(str(out / MODEL_DIR), backend="onnx", threads=threads)
+            _, metrics["held_in_int8"] = held_in_metrics(reader, held, ranked, progress, margin)
+            say(f"held-in, int8 ONNX: {json.dumps(metrics['held_in_int8'])}")
+            write_card(out / MODEL_DIR, settings, metrics, margin, command, len(train_set), len(held))
+    return ReaderRun(out / MODEL_DIR, True, metrics, result.seconds, result.examples_per_second)
+
+
+def passages_for(q: Example, ranked: dict[str, list], n: int = PASSAGES) -> tuple[list[str], list[str]]:
+    """(answerable, unanswerable) passage texts: the top `n` retrieved; the top `n` of those not
+    from the question's own article."""
+    found = ranked.get(q.id, [])
+    own = f"{q.article}/"
+    return [p.text for p in found[:n]], [p.text for p in found if not p.doc_path.startswith(own)][:n]
+
+
+def held_in_metrics(reader, held: Sequence[Example], ranked: dict[str, list], progress: bool,
+                    margin: float | None = None) -> tuple[float, dict]:
+    from rag.readers.evaluate import calibrate, evaluate
+
+    retrieved = {q.id: passages_for(q, ranked)[0] for q in held}
+    unanswerable = {q.id: passages_for(q, ranked)[1] for q in held}
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = lambda items: tqdm(items, desc="held-in", unit="q")  # noqa: E731
+    scored = evaluate(reader, held, retrieved, unanswerable, bar)
+    if margin is None:
+        margin = calibrate(scored.retrieved, scored.unanswerable)
+    return margin, scored.summary(margin)
+
+
+def write_card(folder: Path, settings: TrainSettings, metrics: dict, margin: float, command: str,
+               trained: int, held: int) -> None:
+    """rag-reader.json (how rag reads the model) and README.md (the model card)."""
+    from rag.cpu import this_cpu
+
+    cpu = this_cpu()
+    record = {
+        "format": "rag-reader", "margin": margin if margin != float("-inf") else None,
+        "max_answer_tokens": 30, "max_length": settings.max_length, "stride": settings.stride,
+        "settings": settings.key(), "metrics": metrics, "command": command,
+        "cpu": cpu.model, "python": platform.python_version(),
+        "trained_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "questions_trained": trained, "questions_held_in": held,
+    }
+    (folder / MARKER).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+    (folder / "README.md").write_text(model_card(record), encoding="utf-8")
+
+
+def model_card(record: dict) -> str:
+    s = record["settings"]
+    m = record["metrics"]
+    held = m.get("held_in")
+    lines = [
+        "# minilm-reader: an encoder-only extractive QA reader, trained by rag",
+        "",
+        "all-MiniLM-L6-v2 (6 layers, 384 hidden, 22.7M parameters) with a span head (start/end logits),",
+        "fine-tuned by `rag train reader` on two CPU cores. It answers by pointing at a span of a passage,",
+        "and says \"Not in the documents.\" when no span beats the no-answer score by its margin.",
+        "",
+        "## Base model and data",
+        f"- Base: {s['base']} (sentence-transformers/all-MiniLM-L6-v2, Apache-2.0).",
+        f"- Data: {Path(s['data']).name} (sha256 {s['data_sha256'][:16]}…): SQuAD v1.1 (Rajpurkar et al., 2016), CC BY-SA 4.0.",
+        f"- {record['questions_trained']} questions trained on; held-in articles (never trained on): "
+        f"{', '.join(s['held_in']) or 'none (every article was trained on)'}.",
+        f"- No-answer passages per question from rag's hybrid retriever: {s['negatives']}.",
+        "",
+        "## How it was trained",
+        f"- Command: `{record['command']}`",
+        f"- Seed {s['seed']}; {s['epochs']} epochs; lr {s['lr']} (AdamW, weight decay {s['weight_decay']}, "
+        f"warm-up {s['warmup']:.0%}, linear decay); batches of {s['batch_size']}, length-grouped, dynamically padded;",
+        f"  windows of {s['max_length']} tokens, stride {s['stride']}.",
+        f"- CPU: {record['cpu']}; {m.get('training', {}).get('seconds', '?')} s, "
+        f"{m.get('training', {}).get('windows_per_second', '?')} windows/s.",
+        "",
+        "## Metrics",
+    ]
+    if held:
+        lines += [
+            f"On the {held['questions']} questions of the held-in articles (official SQuAD v1.1 F1/EM):",
+            f"- gold paragraph: F1 {held['gold_f1']}, EM {held['gold_em']}",
+            f"- 5 retrieved passages (hybrid): F1 {held['retrieved_f1']}, EM {held['retrieved_em']}; "
+            f"with abstention at margin {held.get('margin')}: F1 {held.get('retrieved_f1_abstaining')}",
+            f"- abstains on {held.get('abstain_unanswerable')} of unanswerable readings (own article removed), "
+            f"on {held.get('abstain_answerable_retrieved')} of answerable ones",
+        ]
+        if "held_in_int8" in m:
+            q = m["held_in_int8"]
+            lines.append(f"- int8 ONNX: gold F1 {q['gold_f1']}, retrieved F1 {q['retrieved_f1']}")
+    else:
+        lines += ["Trained on every article: it has no held-in numbers of its own. Its quality is that of the",
+                  "held-in run with the same settings (BENCHMARKS.md); its numbers on SQuAD part A mean nothing."]
+    lines += ["", "## Licence", "Apache-2.0 (weights, as the base model); trained on CC BY-SA 4.0 data.", ""]
+    return "\n".join(lines)
+
