@@ -119,67 +119,16 @@ def export(name: str, notify: Callable[[str], None] | None = None) -> Path:
 
 
 def _export(folder: Path, out: Path) -> dict:
-    """PyTorch's exporter for the transformer, ONNX Runtime's dynamic int8 quantisation."""
-    import logging
-    import warnings
+    """The shared export (`rag.onnx.export`, task feature-extraction) and this model's pooling."""
+    from transformers import AutoConfig, AutoTokenizer
 
-    import torch
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-    from transformers import AutoModel, AutoTokenizer
+    from .onnx.export import export_onnx
 
-    logging.getLogger("torch.onnx").setLevel(logging.ERROR)
-    logging.getLogger("torch._dynamo").setLevel(logging.ERROR)
     pooling, max_length = _sentence_transformers_config(folder)
-    tokenizer = AutoTokenizer.from_pretrained(str(folder))
-    # Eager attention exports as plain MatMul/Softmax, the pattern ONNX Runtime's optimiser fuses
-    # into one Attention kernel (SDPA exports as a Where/IsNaN chain it cannot fuse).
-    model = AutoModel.from_pretrained(str(folder), attn_implementation="eager").eval()
-    sample = tokenizer(["a short sample", "and a somewhat longer sample sentence, to pad the first"],
-                       padding=True, return_tensors="pt")
-    names = [n for n in ("input_ids", "attention_mask", "token_type_ids") if n in sample]
-
-    class Encoder(torch.nn.Module):  # named arguments, so the exporter can map dynamic axes to them
-        def __init__(self, inner):
-            super().__init__()
-            self.inner = inner
-
-        def forward(self, input_ids, attention_mask, token_type_ids):
-            return self.inner(input_ids=input_ids, attention_mask=attention_mask,
-                              token_type_ids=token_type_ids).last_hidden_state
-
-    class EncoderWithoutTypes(Encoder):
-        def forward(self, input_ids, attention_mask):
-            return self.inner(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-
-    wrapped = (Encoder if "token_type_ids" in names else EncoderWithoutTypes)(model)
-    exported = out / FILES["onnx-fp32"]
-    with warnings.catch_warnings(), torch.no_grad():
-        warnings.simplefilter("ignore")
-        # The TorchScript exporter (what optimum uses): its graph is the one ONNX Runtime's
-        # transformer optimiser fuses best (Attention, EmbedLayerNormalization): 7-10 % faster
-        # than the dynamo exporter's on this CPU. The dynamo exporter where it is gone.
-        try:
-            torch.onnx.export(wrapped, tuple(sample[n] for n in names), str(exported), input_names=names,
-                              output_names=["last_hidden_state"], dynamo=False, opset_version=14,
-                              dynamic_axes={n: {0: "batch", 1: "sequence"} for n in [*names, "last_hidden_state"]})
-        except Exception:  # noqa: BLE001 - a torch without the TorchScript exporter
-            torch.onnx.export(wrapped, tuple(sample[n] for n in names), str(exported), input_names=names,
-                              output_names=["last_hidden_state"], dynamo=True, opset_version=18, external_data=False,
-                              dynamic_axes={n: {0: "batch", 1: "sequence"} for n in [*names, "last_hidden_state"]})
-        if model.config.model_type in ("bert", "roberta", "xlm-roberta", "mpnet", "distilbert"):
-            from onnxruntime.transformers.optimizer import optimize_model
-
-            # Fuse attention, layer norms and GELUs the way ONNX Runtime's transformer optimiser
-            # does (same outputs to 1e-6, and it makes the int8 model more faithful).
-            optimize_model(str(exported), model_type="bert", num_heads=model.config.num_attention_heads,
-                           hidden_size=model.config.hidden_size, opt_level=1).save_model_to_file(str(exported))
-        # Per-channel unsigned int8 weights: cosine 0.99+ with the fp32 vectors on this model
-        # (per-tensor signed int8 went down to 0.91); measured in BENCHMARKS.md.
-        quantize_dynamic(str(exported), str(out / FILES["onnx"]), weight_type=QuantType.QUInt8, per_channel=True,
-                         extra_options={"DefaultTensorType": 1})  # FLOAT, for the fused ops' outputs
-    tokenizer.backend_tokenizer.save(str(out / "tokenizer.json"))
-    return {"pooling": pooling, "max_seq_length": max_length, "dimension": int(model.config.hidden_size),
-            "inputs": names}
+    names = export_onnx(folder, out / FILES["onnx-fp32"], out / FILES["onnx"], "feature-extraction")
+    AutoTokenizer.from_pretrained(str(folder)).backend_tokenizer.save(str(out / "tokenizer.json"))
+    config = AutoConfig.from_pretrained(str(folder))
+    return {"pooling": pooling, "max_seq_length": max_length, "dimension": int(config.hidden_size), "inputs": names}
 
 
 def _sentence_transformers_config(folder: Path) -> tuple[str, int]:
