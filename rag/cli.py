@@ -336,7 +336,8 @@ def ask(question, generator, k, max_new_tokens, temperature, seed, retriever, in
     if not as_json:
         mode = "".join(f", {m}" for m in MODES if getattr(settings, m))
         runtime = " ".join(filter(None, (getattr(gen, "runtime", ""), getattr(gen, "dtype", ""))))
-        click.secho(shown(f"generator: {gen.name} ({gen.family}{mode}; {runtime or 'runtime unknown'})"), err=True, dim=True)
+        role = "reader" if gen.family == "encoder-only" else "generator"
+        click.secho(shown(f"{role}: {gen.name} ({gen.family}{mode}; {runtime or 'runtime unknown'})"), err=True, dim=True)
     # An extractive answer is cut from the passage's own characters after decoding: printed whole.
     streaming = stream and not as_json and not extractive and sys.stdout.isatty()
     pipeline = Pipeline(index, gen, k=k, settings=settings, retriever=retriever)
@@ -366,6 +367,13 @@ def ask(question, generator, k, max_new_tokens, temperature, seed, retriever, in
 
 def _print_timings(answer) -> None:
     t = answer.timings
+    if answer.found is not None:  # a reader: it read, it did not generate
+        click.echo(f"\nretrieval {t.get('retrieval_ms', 0):.0f} ms, reading {t.get('read_ms', 0):.0f} ms "
+                   f"({answer.prompt_tokens} tokens in question + passage windows); span score above no-answer: "
+                   f"{answer.score if answer.score is not None else '-'}")
+        for c in answer.candidates:
+            click.echo(f"  {c['score']:8.3f}  {shown(c['citation'])}: {shown(c['text'])}")
+        return
     click.echo(
         f"\nretrieval {t.get('retrieval_ms', 0):.0f} ms, generation {t.get('generation_ms', 0):.0f} ms, "
         f"{t.get('tokens_per_s', 0):.1f} tokens/s, prompt {answer.prompt_tokens} tokens, "

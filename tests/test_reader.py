@@ -314,3 +314,12 @@ def test_ask_compare_and_bench_treat_a_reader_as_an_answerer(tiny_qa, reader_cor
     again = runner.invoke(main, args)
     assert again.exit_code == 0
     assert len((out / "results.jsonl").read_text().splitlines()) == len(rows)  # resumed: nothing answered twice
+
+
+def test_a_span_inside_a_word_is_widened_to_the_whole_word():
+    texts = ["unbelievable story"]
+    w = Window([101, 9, 102, 5, 6, 7, 8, 102], None, [None, None, None, (0, 2), (2, 6), (6, 12), (13, 18), None], 0)
+    start = np.array([0, 0, 0, 0, 9, 0, 0, 0], dtype=np.float32)  # "##beli" only
+    end = np.array([0, 0, 0, 0, 9, 0, 0, 0], dtype=np.float32)
+    ranked, _ = best_spans([w], [start], [end], texts, top=1)
+    assert ranked[0].text == "unbelievable" and (ranked[0].start, ranked[0].end) == (0, 12)

@@ -71,6 +71,7 @@ def export_onnx(folder: Path | str, fp32: Path, int8: Path | None, task: str) ->
             optimize_model(str(fp32), model_type="bert", num_heads=model.config.num_attention_heads,
                            hidden_size=model.config.hidden_size, opt_level=1).save_model_to_file(str(fp32))
         if int8 is not None:
+            logging.getLogger().setLevel(max(logging.getLogger().level, logging.ERROR))  # "consider pre-processing"
             quantize_dynamic(str(fp32), str(int8), weight_type=QuantType.QUInt8, per_channel=True,
                              extra_options={"DefaultTensorType": 1})  # FLOAT, for the fused ops' outputs
     return names

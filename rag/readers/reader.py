@@ -119,6 +119,7 @@ class SpanReader:
             timings={"read_ms": seconds * 1000, "total_ms": seconds * 1000}, extractive=True,
             runtime=self.runtime, dtype=self.dtype, span=span, found=reading.found,
             score=round(reading.candidates[0].score - reading.null_score, 4) if reading.candidates else None,
-            candidates=[{**c.to_dict(), "citation": passages[c.passage].citation} for c in reading.candidates],
+            candidates=[{**c.to_dict(), "score": round(c.score - reading.null_score, 4),
+                         "citation": passages[c.passage].citation} for c in reading.candidates],
         )
         return answer

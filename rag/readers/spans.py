@@ -65,8 +65,9 @@ def best_spans(
             s, e = divmod(int(k), n)
             if not np.isfinite(flat[k]):
                 continue
-            char_start, char_end = window.offsets[s][0], window.offsets[e][1]
-            text = passages[window.passage][char_start:char_end]
+            passage = passages[window.passage]
+            char_start, char_end = _whole_words(passage, window.offsets[s][0], window.offsets[e][1])
+            text = passage[char_start:char_end]
             # Trim whitespace so the span is the answer's characters exactly (still a substring).
             left = len(text) - len(text.lstrip())
             right = len(text.rstrip())
@@ -78,3 +79,12 @@ def best_spans(
                 found[key] = Candidate(window.passage, key[1], key[2], score, text[left:right])
     ranked = sorted(found.values(), key=lambda c: -c.score)[:top]
     return ranked, (null if np.isfinite(null) else float("-inf"))
+
+
+def _whole_words(text: str, start: int, end: int) -> tuple[int, int]:
+    """Widen a span that starts or ends inside a word (a WordPiece like "##ional") to the whole word."""
+    while 0 < start < len(text) and text[start - 1].isalnum() and text[start].isalnum():
+        start -= 1
+    while 0 < end < len(text) and text[end - 1].isalnum() and text[end].isalnum():
+        end += 1
+    return start, end

@@ -1,0 +1,90 @@
+"""How fast the reader answers, on which runtime, and what a cold `rag ask -g READER` costs.
+
+    .venv/bin/python benchmarks/reader_speed.py [READER] [--questions 100] [--threads 2]
+
+1. Warm reads: held-in SQuAD questions, 5 hybrid-retrieved passages each, read by ONNX Runtime
+   int8, ONNX Runtime fp32 and PyTorch fp32, interleaved question by question (the machine is
+   noisy: the three share its moods). p50/p90 ms of the read alone.
+2. Cold asks: `rag ask QUESTION -g READER --index <the bench's SQuAD index>` as new processes,
+   5 in a row: wall time, peak RSS, and whether torch was imported (`-X importtime`).
+Prints markdown rows and the CPU model.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def cold_ask(reader: str, index: Path, question: str, threads: int) -> tuple[float, float, bool]:
+    """(wall s, peak RSS MB, torch imported) of one `rag ask` process."""
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": str(threads)}
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    start = time.perf_counter()
+    done = subprocess.run([sys.executable, "-X", "importtime", "-m", "rag.cli", "ask", question, "-g", reader,
+                           "--index", str(index), "--retriever", "hybrid", "--json"],
+                          capture_output=True, text=True, env=env)
+    wall = time.perf_counter() - start
+    if done.returncode != 0:
+        raise SystemExit(done.stderr[-2000:])
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    torch = any(line.rstrip().endswith("| torch") for line in done.stderr.splitlines())
+    return wall, max(peak, before) / 1024, torch
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("reader", nargs="?", default="minilm-reader")
+    parser.add_argument("--questions", type=int, default=100)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--cold", type=int, default=5)
+    args = parser.parse_args()
+
+    from rag.bench.runner import BenchConfig, dataset_index
+    from rag.cpu import this_cpu
+    from rag.readers.loading import load_reader, reader_folder, settings
+    from rag.retrieve import Retriever
+    from rag.train.data import load_examples
+
+    folder = reader_folder(args.reader)
+    record = settings(folder)["settings"]
+    data = Path(record["data"])
+    held = [e for e in load_examples(data) if e.article in set(record["held_in"])]
+    sample = random.Random(0).sample(held, min(args.questions, len(held)))
+    _, index, info = dataset_index(BenchConfig(dataset=data))
+    found = index.search_many([q.question for q in sample], 5, retriever=Retriever("hybrid"))
+    readers = {b: load_reader(args.reader, backend=b, threads=args.threads) for b in ("onnx", "onnx-fp32", "torch")}
+    times: dict[str, list[float]] = {b: [] for b in readers}
+    for q, passages in zip(sample, found):
+        texts = [p.text for p in passages]
+        for backend, reader in readers.items():
+            start = time.perf_counter()
+            reader.read(q.question, texts)
+            times[backend].append(1000 * (time.perf_counter() - start))
+    cpu = this_cpu()
+    print(f"CPU: {cpu.describe()}; {args.threads} threads; "
+          f"{len(sample)} held-in questions, 5 hybrid passages each")
+    print("| runtime | p50 ms | p90 ms | mean ms |")
+    print("|---|---:|---:|---:|")
+    for backend, values in times.items():
+        values.sort()
+        print(f"| {backend} | {statistics.median(values):.0f} | {values[int(0.9 * (len(values) - 1))]:.0f} | "
+              f"{statistics.fmean(values):.0f} |")
+    print("\n| cold `rag ask` | wall s | peak RSS MB | torch imported |")
+    print("|---|---:|---:|---|")
+    for q in sample[: args.cold]:
+        wall, rss, torch = cold_ask(args.reader, Path(info["path"]), q.question, args.threads)
+        print(f"| {q.question[:50]} | {wall:.2f} | {rss:.0f} | {'yes' if torch else 'no'} |")
+
+
+if __name__ == "__main__":
+    main()
