@@ -213,7 +213,11 @@ def test_list_models():
     rows = list_models()
     assert all(isinstance(r, ModelInfo) for r in rows)
     by_name = {r.name: r for r in rows}
-    assert set(by_name) == set(PRESETS) >= {"flan-t5-small", "flan-t5-base", "t5-small", "gpt2", "distilgpt2", "smollm2"}
+    from rag.readers.loading import PRESETS as READERS
+
+    assert set(by_name) == set(PRESETS) | set(READERS)
+    assert set(PRESETS) >= {"flan-t5-small", "flan-t5-base", "t5-small", "gpt2", "distilgpt2", "smollm2"}
+    assert by_name["minilm-reader"].family == "encoder-only" and rows[0].name == "minilm-reader"
     assert by_name["flan-t5-small"].family == "encoder-decoder" and by_name["gpt2"].family == "decoder-only"
     assert by_name["smollm2"].family == "decoder-only" and by_name["smollm2"].size == "135M"
     assert by_name["smollm2"].runtime == "transformers float32 (GGUF dequantised)"
@@ -228,15 +232,19 @@ def test_list_models():
     from rag.cpu import choose_dtype
 
     bf16 = choose_dtype().dtype == "bfloat16"  # some presets are the default only where bfloat16 is native
-    eligible = [r.name for r in rows if r.available and (bf16 or not PRESETS[r.name].default_needs_bf16)]  # best first
-    assert default_generator_name() == (eligible[0] if eligible else "flan-t5-small")
+    readers = [r.name for r in rows if r.family == "encoder-only" and r.available]
+    eligible = [r.name for r in rows if r.name in PRESETS and r.available and (bf16 or not PRESETS[r.name].default_needs_bf16)]
+    assert default_generator_name() == (readers + eligible + ["flan-t5-small"])[0]  # the reader first, then best first
 
 
 def test_default_generator_follows_the_preference_order(monkeypatch):
     import rag.generators.loading as loading
 
+    import rag.readers.loading as readers
+
     def only(*names):
         monkeypatch.setattr(loading, "preset_available", lambda preset: preset.name in names)
+        monkeypatch.setattr(readers, "preset_available", lambda name: name in names)
         return loading.default_generator_name()
 
     assert only("gpt2", "smollm2", "distilgpt2") == "smollm2"
@@ -244,6 +252,7 @@ def test_default_generator_follows_the_preference_order(monkeypatch):
     assert only("distilgpt2", "flan-t5-base", "smollm2") == "flan-t5-base"
     assert only("distilgpt2") == "distilgpt2"
     assert only() == "flan-t5-small"  # nothing here: the one whose error says how to pull it
+    assert only("qwen2.5-0.5b", "minilm-reader") == "minilm-reader"  # the shipped reader, by measurement
 
 
 def test_listing_does_not_import_torch():

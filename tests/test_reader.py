@@ -323,3 +323,46 @@ def test_a_span_inside_a_word_is_widened_to_the_whole_word():
     end = np.array([0, 0, 0, 0, 9, 0, 0, 0], dtype=np.float32)
     ranked, _ = best_spans([w], [start], [end], texts, top=1)
     assert ranked[0].text == "unbelievable" and (ranked[0].start, ranked[0].end) == (0, 12)
+
+
+def test_a_kill_between_the_checkpoint_renames_loses_no_checkpoint(tiny_qa, tiny_squad, tmp_path):
+    import os
+
+    from rag.train.data import load_examples
+    from rag.train.reader import CHECKPOINT, train
+
+    examples = load_examples(tiny_squad)
+    out = tmp_path / "run"
+    train(examples, out, _settings(tiny_qa), threads=1, progress=False, checkpoint_seconds=0, stop_after=4)
+    os.replace(out / CHECKPOINT, out / f".{CHECKPOINT}.tmp")  # as if killed after moving the old one aside
+    again = train(examples, out, _settings(tiny_qa), threads=1, progress=False, stop_after=1, say=lambda line: None)
+    assert again.resumed_from == 4 and again.steps == 5
+
+
+def test_a_damaged_checkpoint_is_one_line_and_nothing_else_is_touched(tiny_qa, tiny_squad, tmp_path):
+    from rag.errors import RagError
+    from rag.train.data import load_examples
+    from rag.train.reader import CHECKPOINT, train
+
+    examples = load_examples(tiny_squad)
+    out = tmp_path / "run"
+    train(examples, out, _settings(tiny_qa), threads=1, progress=False, checkpoint_seconds=0, stop_after=2)
+    (out / CHECKPOINT / "optimizer.safetensors").write_bytes(b"garbage")
+    before = folder_bytes(out)
+    with pytest.raises(RagError, match="damaged.*remove that folder"):
+        train(examples, out, _settings(tiny_qa), threads=1, progress=False, say=lambda line: None)
+    assert folder_bytes(out) == before
+
+
+@pytest.mark.parametrize("content", [b"{not json", b"\xff\xfe\x00garbage", b'{"data": [{"title": "x"}]}'])
+def test_bad_training_data_is_one_line_naming_the_file(tmp_path, content):
+    from click.testing import CliRunner
+
+    from rag.cli import main
+
+    data = tmp_path / "bad.json"
+    data.write_bytes(content)
+    result = CliRunner().invoke(main, ["train", "reader", "--data", str(data), "--out", str(tmp_path / "out"), "-q"])
+    assert result.exit_code != 0 and "Traceback" not in result.output
+    assert str(data) in result.output or "bad.json" in result.output
+    assert not (tmp_path / "out").exists()

@@ -366,11 +366,15 @@ def list_models() -> list[ModelInfo]:
 
 
 def default_generator_name() -> str:
-    """The best preset that can load offline right now; flan-t5-small if none can (its error
+    """The shipped reader where it is installed (`rag.readers.loading.DEFAULT_READER`, chosen by
+    measurement); else the best generator preset that can load offline right now; flan-t5-small if none can (its error
     then says how to pull it). A preset that is the default only where bfloat16 is native
     (`Preset.default_needs_bf16`) is passed over on other CPUs."""
     from rag.cpu import choose_dtype
+    from rag.readers import loading as readers
 
+    if readers.DEFAULT_READER and readers.preset_available(readers.DEFAULT_READER):
+        return readers.DEFAULT_READER
     bf16 = choose_dtype().dtype == "bfloat16"
     for name in PREFERENCE:
         preset = PRESETS[name]

@@ -16,6 +16,9 @@ from rag.readers.base import MARKER
 PACKAGED = Path(__file__).parent / "minilm-reader"
 PRESETS = {"minilm-reader": PACKAGED}
 BACKENDS = ("onnx", "onnx-fp32", "torch")
+# `rag ask`'s default answerer where it is installed: see BENCHMARKS.md ("The encoder-only reader")
+# for the held-in F1 and latency beside the generators that decided it.
+DEFAULT_READER = "minilm-reader"
 
 
 def preset_available(name: str) -> bool:

@@ -1,0 +1,1 @@
+"""Models rag trains here from the packaged all-MiniLM-L6-v2 (`rag train ...`); torch loads when training starts."""

@@ -51,7 +51,13 @@ def load_examples(path: str | Path) -> list[Example]:
 
 
 def _squad(path: Path) -> list[Example]:
-    data = json.loads(path.read_text(encoding="utf-8"))
+    from rag.bench.datasets import load_squad
+
+    try:
+        load_squad(path)  # checks the file's shape, naming the first bad record
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as e:
+        raise RagError(str(e)) from None
     out = []
     for article in data["data"]:
         title = article["title"].replace("/", "_")

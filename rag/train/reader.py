@@ -139,6 +139,7 @@ def train(
     if threads:
         torch.set_num_threads(threads)
     source = base_folder(settings.base)
+    _recover_checkpoint(out)
     state = _read_state(out / CHECKPOINT)
     if state is not None and state["settings"] != settings.key():
         changed = sorted(k for k, v in settings.key().items() if state["settings"].get(k) != v)
@@ -163,8 +164,12 @@ def train(
     step = 0
     if state is not None:
         step = int(state["step"])
-        _load_optimizer(optimizer, out / CHECKPOINT)
-        torch.set_rng_state(_load_rng(out / CHECKPOINT))
+        try:
+            _load_optimizer(optimizer, out / CHECKPOINT)
+            torch.set_rng_state(_load_rng(out / CHECKPOINT))
+        except Exception as e:  # noqa: BLE001 - a damaged file: say which, and the way out
+            raise RagError(f"{out / CHECKPOINT} is damaged ({str(e).splitlines()[0][:120]}): remove that folder "
+                           "to start this run over (the rest of --out is kept)") from None
         say(f"resuming {out} at step {step} of {total}")
     else:
         torch.manual_seed(settings.seed)
@@ -233,6 +238,17 @@ def _bar(total: int, done: int, enabled: bool):
 
 
 # --- checkpoints: safetensors and JSON, swapped in whole -------------------------------------------
+
+
+def _recover_checkpoint(out: Path) -> None:
+    """A kill between the two renames of `_save_checkpoint` leaves no checkpoint folder but the new
+    one (complete once its state.json is written, which is last) or the old one: put it back."""
+    if (out / CHECKPOINT).exists():
+        return
+    for candidate in (out / f".{CHECKPOINT}.tmp", out / f".{CHECKPOINT}.old"):
+        if _read_state(candidate) is not None:
+            os.replace(candidate, out / CHECKPOINT)
+            return
 
 
 def _read_state(folder: Path) -> dict | None:
