@@ -76,6 +76,14 @@ def settings(folder: Path) -> dict:
 _LOADED: dict[tuple, object] = {}
 
 
+def _onnxruntime_usable() -> bool:
+    try:
+        import onnxruntime  # noqa: F401
+    except Exception:  # noqa: BLE001 - missing, or a broken build
+        return False
+    return True
+
+
 def load_reader(name: str, *, backend: str | None = None, threads: int | None = None):
     """A ready SpanReader; ONNX Runtime when the folder has ONNX files (or `backend` says so), else PyTorch."""
     from rag.readers.reader import SpanReader
@@ -93,7 +101,12 @@ def load_reader(name: str, *, backend: str | None = None, threads: int | None = 
     info = settings(folder)
     onnx = _onnx_file(folder, backend or "onnx") if backend != "torch" else None
     if backend in ("onnx", "onnx-fp32") and onnx is None:
-        raise ModelNotAvailable(f"Reader '{name}' has no ONNX file in {folder}: use --reader-backend torch")
+        raise ModelNotAvailable(f"Reader '{name}' has no ONNX file in {folder}: load it with backend='torch'")
+    if onnx is not None and backend is None and not _onnxruntime_usable():
+        if not any(folder.glob("*.safetensors")):
+            raise ModelNotAvailable(f"Reader '{name}' needs onnxruntime, which does not import here: "
+                                    "pip install onnxruntime")
+        onnx = None  # the fallback: the same weights in PyTorch
     try:
         if onnx is not None:
             from tokenizers import Tokenizer
