@@ -318,7 +318,8 @@ def test_ask_compare_and_bench_treat_a_reader_as_an_answerer(tiny_qa, reader_cor
 
 def test_a_span_inside_a_word_is_widened_to_the_whole_word():
     texts = ["unbelievable story"]
-    w = Window([101, 9, 102, 5, 6, 7, 8, 102], None, [None, None, None, (0, 2), (2, 6), (6, 12), (13, 18), None], 0)
+    w = Window([101, 9, 102, 5, 6, 7, 8, 102], None, [None, None, None, (0, 2), (2, 6), (6, 12), (13, 18), None], 0,
+               words=[None, None, None, 0, 0, 0, 1, None])
     start = np.array([0, 0, 0, 0, 9, 0, 0, 0], dtype=np.float32)  # "##beli" only
     end = np.array([0, 0, 0, 0, 9, 0, 0, 0], dtype=np.float32)
     ranked, _ = best_spans([w], [start], [end], texts, top=1)
@@ -366,3 +367,14 @@ def test_bad_training_data_is_one_line_naming_the_file(tmp_path, content):
     assert result.exit_code != 0 and "Traceback" not in result.output
     assert str(data) in result.output or "bad.json" in result.output
     assert not (tmp_path / "out").exists()
+
+
+def test_widening_keeps_to_the_tokenizers_words_so_cjk_characters_stay_apart(tokenizer):
+    text = "我住在北京市中心。"
+    w = windows(tokenizer, ["哪里?"], [text])[0]
+    pieces = [i for i, o in enumerate(w.offsets) if o is not None and text[o[0]:o[1]] in "北京"]
+    start = np.zeros(len(w), dtype=np.float32)
+    end = np.zeros(len(w), dtype=np.float32)
+    start[pieces[0]], end[pieces[-1]] = 9, 9
+    ranked, _ = best_spans([w], [start], [end], [text], top=1)
+    assert ranked[0].text == "北京"

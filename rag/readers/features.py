@@ -10,7 +10,7 @@ Only tokenizer calls and lists: no torch, so inference with ONNX Runtime uses it
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Sequence
 
 MAX_LENGTH = 384
@@ -31,7 +31,7 @@ class Window:
     passage: int  # which passage (or training example) it came from
     start: int = 0  # answer label: token positions, 0 ([CLS]) when the window holds no answer
     end: int = 0
-    extra: dict[str, Any] = field(default_factory=dict)
+    words: list[int | None] | None = None  # each context token's word (the pre-tokenizer's), None elsewhere
 
     def __len__(self) -> int:
         return len(self.input_ids)
@@ -52,12 +52,16 @@ def windows(
     sets for run_qa.py (only the passage is cut, windows overlap by `stride` tokens).
     """
     backend, plain = _truncating(tokenizer, max_length, stride)
-    questions = [_cut_question(plain, q.lstrip(), max_length // 2) for q in questions]
+    # The tokenizer needs room for `stride` passage tokens besides the question and 3 special tokens.
+    limit = max(1, min(max_length // 2, max_length - stride - 4))
+    questions = [_cut_question(plain, q.lstrip(), limit) for q in questions]
     out = []
     for i, first in enumerate(backend.encode_batch(list(zip(questions, passages)))):
         for enc in (first, *first.overflowing):
-            offsets = [tuple(o) if s == 1 else None for o, s in zip(enc.offsets, enc.sequence_ids)]
-            out.append(Window(list(enc.ids), list(enc.type_ids), offsets, i))
+            context = [s == 1 for s in enc.sequence_ids]
+            offsets = [tuple(o) if c else None for o, c in zip(enc.offsets, context)]
+            words = [w if c else None for w, c in zip(enc.word_ids, context)]
+            out.append(Window(list(enc.ids), list(enc.type_ids), offsets, i, words=words))
     return out
 
 

@@ -1,9 +1,11 @@
 """From a span head's logits to answers: the best spans across every window of every passage.
 
 A span's score is its start logit plus its end logit (end >= start, at most `max_tokens`
-long, context tokens only), compared across windows and passages as they come: training with
-no-answer windows from passages that do not hold the answer (shared normalisation) is what
-makes those scores comparable. A window's no-answer score is the same sum at [CLS].
+long, context tokens only), compared across windows and passages as they come. Each window is
+its own softmax in training (transformers' SQuAD 2.0 recipe, not Clark & Gardner's shared
+normalisation over all of a question's windows); what makes raw scores comparable across
+passages is training on no-answer windows of passages that do not hold the answer. A window's
+no-answer score is the same sum at [CLS].
 
 NumPy only, so the ONNX path imports no torch.
 """
@@ -50,10 +52,10 @@ def best_spans(
     for window, starts, ends in zip(windows, start_logits, end_logits):
         n = len(window)
         starts, ends = np.asarray(starts[:n], dtype=np.float32), np.asarray(ends[:n], dtype=np.float32)
-        null = min(null, float(starts[0] + ends[0]))
         context = np.array([o is not None for o in window.offsets])
         if not context.any():
-            continue
+            continue  # nothing of a passage here: its [CLS] score says nothing either
+        null = min(null, float(starts[0] + ends[0]))
         scores = starts[:, None] + ends[None, :]
         i, j = np.indices(scores.shape)
         allowed = context[:, None] & context[None, :] & (j >= i) & (j - i < max_tokens)
@@ -66,7 +68,8 @@ def best_spans(
             if not np.isfinite(flat[k]):
                 continue
             passage = passages[window.passage]
-            char_start, char_end = _whole_words(passage, window.offsets[s][0], window.offsets[e][1])
+            s, e = _whole_words(window, s, e)
+            char_start, char_end = window.offsets[s][0], window.offsets[e][1]
             text = passage[char_start:char_end]
             # Trim whitespace so the span is the answer's characters exactly (still a substring).
             left = len(text) - len(text.lstrip())
@@ -81,10 +84,14 @@ def best_spans(
     return ranked, (null if np.isfinite(null) else float("-inf"))
 
 
-def _whole_words(text: str, start: int, end: int) -> tuple[int, int]:
-    """Widen a span that starts or ends inside a word (a WordPiece like "##ional") to the whole word."""
-    while 0 < start < len(text) and text[start - 1].isalnum() and text[start].isalnum():
-        start -= 1
-    while 0 < end < len(text) and text[end - 1].isalnum() and text[end].isalnum():
-        end += 1
-    return start, end
+def _whole_words(window: Window, s: int, e: int) -> tuple[int, int]:
+    """Widen a span that starts or ends inside a word (a WordPiece like "##ional") to the whole
+    word, as the tokenizer's pre-tokenizer cut words (so CJK characters stay one each)."""
+    words = window.words
+    if words is None:
+        return s, e
+    while s > 0 and words[s] is not None and words[s - 1] == words[s]:
+        s -= 1
+    while e + 1 < len(words) and words[e] is not None and words[e + 1] == words[e]:
+        e += 1
+    return s, e

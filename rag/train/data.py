@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
@@ -87,12 +88,9 @@ def _qa_jsonl(path: Path) -> list[Example]:
         doc = next(iter(q.gold), None)
         context = text_of(doc) if doc else ""
         for answer in q.answers:
-            start = context.find(answer)
-            if start < 0:
-                start = context.lower().find(answer.lower())
-            if start >= 0:
-                out.append(Example(q.id, q.question, context, start, context[start:start + len(answer)], q.answers,
-                                   doc, doc))
+            found = re.search(re.escape(answer), context) or re.search(re.escape(answer), context, re.IGNORECASE)
+            if found and found.group():
+                out.append(Example(q.id, q.question, context, found.start(), found.group(), q.answers, doc, doc))
                 break
     if not out:
         raise RagError(f"{path}: no answer was found in its document: a reader needs answers that are spans of the text")

@@ -146,6 +146,7 @@ def train(
         raise RagError(f"{out} holds a training run with other settings ({', '.join(changed)}): "
                        "resume it with the same ones, or give another --out")
     start_from = out / CHECKPOINT if state is not None else Path(source)
+    torch.manual_seed(settings.seed)  # before loading: the new span head's initial weights are drawn there
     try:
         tokenizer = AutoTokenizer.from_pretrained(source, use_fast=True)
         model = AutoModelForQuestionAnswering.from_pretrained(str(start_from))
@@ -154,6 +155,10 @@ def train(
     model.train()
 
     data = training_windows(tokenizer, examples, settings)
+    fingerprint = data_fingerprint(data)
+    if state is not None and state.get("data") not in (None, fingerprint):
+        raise RagError(f"{out} was trained on other windows than these (the data or the retrieved no-answer passages "
+                       "changed): resume it with the same data and index, or give another --out")
     lengths = [len(w) for w in data]
     per_epoch = math.ceil(len(data) / settings.batch_size)
     total = max(1, int(per_epoch * settings.epochs))
@@ -171,8 +176,6 @@ def train(
             raise RagError(f"{out / CHECKPOINT} is damaged ({str(e).splitlines()[0][:120]}): remove that folder "
                            "to start this run over (the rest of --out is kept)") from None
         say(f"resuming {out} at step {step} of {total}")
-    else:
-        torch.manual_seed(settings.seed)
     resumed_from = step
 
     bar = _bar(total, step, progress)
@@ -209,7 +212,7 @@ def train(
                     log.flush()
                 end_of_epoch = step % per_epoch == 0
                 if end_of_epoch or step == total or time.monotonic() - last_save >= checkpoint_seconds:
-                    _save_checkpoint(model, optimizer, out, step, settings)
+                    _save_checkpoint(model, optimizer, out, step, settings, fingerprint)
                     last_save = time.monotonic()
                 if stop_after is not None and step - resumed_from >= stop_after:
                     break
@@ -258,7 +261,17 @@ def _read_state(folder: Path) -> dict | None:
         return None
 
 
-def _save_checkpoint(model, optimizer, out: Path, step: int, settings: TrainSettings) -> None:
+def data_fingerprint(data: Sequence[Window]) -> str:
+    """A hash of every window's tokens and labels: a resumed run must replay the same batches."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for w in data:
+        h.update(json.dumps([w.input_ids, w.start, w.end]).encode())
+    return h.hexdigest()[:16]
+
+
+def _save_checkpoint(model, optimizer, out: Path, step: int, settings: TrainSettings, fingerprint: str = "") -> None:
     """Write the checkpoint to a new folder, then swap it in: a kill leaves the old one or the new one."""
     import torch
     from safetensors.torch import save_file
@@ -279,7 +292,7 @@ def _save_checkpoint(model, optimizer, out: Path, step: int, settings: TrainSett
     save_file(tensors, str(work / "optimizer.safetensors"))
     save_file({"rng": torch.get_rng_state()}, str(work / "rng.safetensors"))
     (work / "optimizer.json").write_text(json.dumps({"param_groups": groups}))
-    (work / STATE).write_text(json.dumps({"step": step, "settings": settings.key()}, indent=1))
+    (work / STATE).write_text(json.dumps({"step": step, "settings": settings.key(), "data": fingerprint}, indent=1))
     old = out / f".{CHECKPOINT}.old"
     if old.exists():
         shutil.rmtree(old)

@@ -59,12 +59,23 @@ def holds_answer(text: str, answers: Sequence[str]) -> bool:
     return any(f" {normalize_answer(a)} " in norm for a in answers if normalize_answer(a))
 
 
-def add_negatives(examples: Sequence[Example], ranked: dict[str, list], n: int) -> int:
-    """Give each example up to `n` retrieved passages that are not its paragraph and do not hold
-    any of its answers (hard negatives: what the retriever confuses with the answer). Returns how many."""
+def article_of(doc_path: str, articles: set[str]) -> str | None:
+    """The article a retrieved document belongs to: a SQuAD "<title>/<n>" or a JSONL document itself."""
+    if doc_path in articles:
+        return doc_path
+    head = doc_path.rsplit("/", 1)[0]
+    return head if head in articles else None
+
+
+def add_negatives(examples: Sequence[Example], ranked: dict[str, list], n: int, held_in: Sequence[str] = ()) -> int:
+    """Give each example up to `n` retrieved passages that are not its paragraph, do not hold any
+    of its answers (hard negatives: what the retriever confuses with the answer) and are not from a
+    held-in article (whose text must stay unseen). Returns how many."""
+    held = set(held_in)
     count = 0
     for e in examples:
-        e.negatives = [p.text for p in ranked.get(e.id, []) if p.doc_path != e.doc and not holds_answer(p.text, e.answers)][:n]
+        e.negatives = [p.text for p in ranked.get(e.id, []) if p.doc_path != e.doc and not holds_answer(p.text, e.answers)
+                       and article_of(p.doc_path, held) is None][:n]
         count += len(e.negatives)
     return count
 
@@ -94,7 +105,7 @@ def train_reader(
     if settings.negatives or held:
         ranked = retrieval_for(data, [*train_set, *held] if settings.negatives else held, 30, progress, say)
     if settings.negatives:
-        say(f"{add_negatives(train_set, ranked, settings.negatives)} no-answer passages added from retrieval")
+        say(f"{add_negatives(train_set, ranked, settings.negatives, settings.held_in)} no-answer passages added from retrieval")
     result = train(train_set, out, settings, threads=threads, progress=progress, stop_after=stop_after, say=say)
     finished = (out / MODEL_DIR).is_dir() and result.steps >= 1 and stop_after is None
     metrics: dict = {}
@@ -127,8 +138,8 @@ def passages_for(q: Example, ranked: dict[str, list], n: int = PASSAGES) -> tupl
     """(answerable, unanswerable) passage texts: the top `n` retrieved; the top `n` of those not
     from the question's own article."""
     found = ranked.get(q.id, [])
-    own = f"{q.article}/"
-    return [p.text for p in found[:n]], [p.text for p in found if not p.doc_path.startswith(own)][:n]
+    own = {q.article}
+    return [p.text for p in found[:n]], [p.text for p in found if article_of(p.doc_path, own) is None][:n]
 
 
 def held_in_metrics(reader, held: Sequence[Example], ranked: dict[str, list], progress: bool,
@@ -143,9 +154,22 @@ def held_in_metrics(reader, held: Sequence[Example], ranked: dict[str, list], pr
 
         bar = lambda items: tqdm(items, desc="held-in", unit="q")  # noqa: E731
     scored = evaluate(reader, held, retrieved, unanswerable, bar)
+    # Sorted by what the passages hold, not by how they were chosen: retrieved passages without the
+    # answer are unanswerable readings; "unanswerable" ones that happen to hold an answer string are
+    # left out; a question with no passages at all is left out of both.
+    with_answer, without = [], []
+    for q, r, u in zip(held, scored.retrieved, scored.unanswerable):
+        if retrieved[q.id]:
+            (with_answer if any(holds_answer(t, q.answers) for t in retrieved[q.id]) else without).append(r)
+        if unanswerable[q.id] and not any(holds_answer(t, q.answers) for t in unanswerable[q.id]):
+            without.append(u)
     if margin is None:
-        margin = calibrate(scored.retrieved, scored.unanswerable)
-    return margin, scored.summary(margin)
+        margin = calibrate(with_answer, without)
+    summary = scored.summary(margin)
+    summary["abstain_answer_in_passages"] = round(sum(s.gap < margin for s in with_answer) / max(1, len(with_answer)), 4)
+    summary["abstain_answer_in_no_passage"] = round(sum(s.gap < margin for s in without) / max(1, len(without)), 4)
+    summary["readings_answer_in_passages"], summary["readings_answer_in_no_passage"] = len(with_answer), len(without)
+    return margin, summary
 
 
 def write_card(folder: Path, settings: TrainSettings, metrics: dict, margin: float, command: str,
