@@ -34,6 +34,9 @@ demo: $(STAMP)
 	$(BIN)/rag search "Which objective is BERT pre-trained with?" -k 3 --index $(DEMO_INDEX)
 	$(BIN)/rag search "Which paper did Vaswani publish in 2017?" -k 3 --retriever hybrid --index $(DEMO_INDEX)
 	$(BIN)/rag models
+	$(BIN)/rag ask "Which objective is BERT pre-trained with?" -g minilm-reader --index $(DEMO_INDEX) -v
+	# One answerer per role side by side on the same passages: the encoder-only reader points at a
+	# span, the decoder-only generator writes (and, with --extractive, copies) one.
 	$(BIN)/rag compare "Which objective is BERT pre-trained with?" --index $(DEMO_INDEX) --extractive
 
 test: $(STAMP)

@@ -63,7 +63,9 @@ class Embedder:
             return SentenceTransformer(source, device=self.device, local_files_only=True)
         except Exception:
             pass
-        if os.environ.get("HF_HUB_OFFLINE", "0") not in ("", "0", "false", "False"):
+        from .models.hub import offline
+
+        if offline():
             raise EmbedderNotAvailable(
                 f"embedder {self.name!r} is not available offline: give a local folder with --embedder, "
                 "or download it once while online (unset HF_HUB_OFFLINE)"

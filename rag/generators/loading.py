@@ -427,7 +427,9 @@ def _check_hub_reachable(source: ModelSource, timeout: float = 3.0) -> None:
     import socket
     from urllib.parse import urlparse
 
-    if os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in {"1", "true", "yes", "on"}:
+    from rag.models.hub import offline
+
+    if offline():
         raise ModelNotAvailable(f"Cannot download '{source.name}': HF_HUB_OFFLINE is set; unset it to pull models.")
     from huggingface_hub import constants
 

@@ -1,0 +1,1 @@
+"""What every model role shares: the Hugging Face Hub and offline rules."""
