@@ -378,3 +378,14 @@ def test_widening_keeps_to_the_tokenizers_words_so_cjk_characters_stay_apart(tok
     start[pieces[0]], end[pieces[-1]] = 9, 9
     ranked, _ = best_spans([w], [start], [end], [text], top=1)
     assert ranked[0].text == "北京"
+
+
+def test_the_margin_declines_at_most_a_tenth_of_answerable_readings():
+    from rag.readers.evaluate import Scored, calibrate
+
+    answerable = [Scored(1.0, 1.0, float(g), 0.0) for g in range(100)]
+    unanswerable = [Scored(0.0, 0.0, float(g), 0.0) for g in (-5, 3, 50)]
+    margin = calibrate(answerable, unanswerable)
+    assert sum(s.gap < margin for s in answerable) == 10
+    assert sum(s.gap < margin for s in unanswerable) == 2
+    assert calibrate(answerable, []) == float("-inf")  # nothing to calibrate against: never decline
