@@ -219,6 +219,7 @@ def test_a_killed_training_resumes_where_it_stopped_and_ends_where_an_unbroken_o
     second = train(examples, tmp_path / "broken", _settings(tiny_qa), threads=1, progress=False,
                    say=lambda line: None)
     assert second.resumed_from == 7 and second.steps == 15
+    assert second.seconds > first.seconds > 0  # the run's training time spans both calls
     a, b = load_file(str(whole.folder / "model.safetensors")), load_file(str(second.folder / "model.safetensors"))
     assert a.keys() == b.keys()
     for key in a:
@@ -389,3 +390,22 @@ def test_the_margin_declines_at_most_a_tenth_of_answerable_readings():
     assert sum(s.gap < margin for s in answerable) == 10
     assert sum(s.gap < margin for s in unanswerable) == 2
     assert calibrate(answerable, []) == float("-inf")  # nothing to calibrate against: never decline
+
+
+def test_special_tokens_written_in_a_passage_are_read_as_text(tokenizer):
+    text = "The [CLS] token starts every input and [SEP] ends it."
+    w = windows(tokenizer, ["What starts every input?"], [text])[0]
+    special = set(tokenizer.all_special_ids)
+    assert sum(t in special for t in w.input_ids) == 3  # [CLS] question [SEP] passage [SEP], nothing more
+    assert "".join(text[o[0]:o[1]] for o in w.offsets if o is not None).replace(" ", "") == text.replace(" ", "")
+
+
+def test_no_span_crosses_a_blank_line():
+    texts = ["Heading\n\nBody text"]
+    w = Window([101, 9, 102, 5, 6, 7, 102], None, [None, None, None, (0, 7), (9, 13), (14, 18), None], 0,
+               words=[None, None, None, 0, 1, 2, None])
+    start = np.array([0, 0, 0, 9, 2, 1, 0], dtype=np.float32)  # best: "Heading" ... "text", across the break
+    end = np.array([0, 0, 0, 0, 1, 9, 0], dtype=np.float32)
+    ranked, _ = best_spans([w], [start], [end], texts, top=5)
+    assert ranked and all("\n\n" not in c.text for c in ranked)
+    assert ranked[0].text == "Body text"

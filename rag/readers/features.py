@@ -83,6 +83,8 @@ def _truncating(tokenizer, max_length: int, stride: int):
         plain = Tokenizer.from_str(backend.to_str())
         plain.no_padding()
         plain.no_truncation()
+        for t in (copy, plain):  # a document about BERT that says "[SEP]" is text, not a separator
+            t.encode_special_tokens = True
         _CONFIGURED.clear()  # one tokenizer at a time is the common case; keep memory flat
         _CONFIGURED[key] = (backend, copy, plain)  # holding backend keeps its id from being reused
     return _CONFIGURED[key][1:]

@@ -11,6 +11,7 @@ NumPy only, so the ONNX path imports no torch.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -19,6 +20,7 @@ import numpy as np
 from rag.readers.features import Window
 
 MAX_ANSWER_TOKENS = 30
+BREAK = re.compile(r"\n[ \t]*\n")  # a blank line: the tokenizer sees only whitespace, the reader never learnt it
 
 
 @dataclass
@@ -61,7 +63,7 @@ def best_spans(
         allowed = context[:, None] & context[None, :] & (j >= i) & (j - i < max_tokens)
         scores = np.where(allowed, scores, -np.inf)
         flat = scores.ravel()
-        keep = min(top, int(allowed.sum()))
+        keep = min(4 * top, int(allowed.sum()))  # more than `top`: some are dropped below
         best = np.argpartition(-flat, keep - 1)[:keep] if keep < flat.size else np.arange(flat.size)
         for k in best:
             s, e = divmod(int(k), n)
@@ -74,8 +76,8 @@ def best_spans(
             # Trim whitespace so the span is the answer's characters exactly (still a substring).
             left = len(text) - len(text.lstrip())
             right = len(text.rstrip())
-            if right <= left:
-                continue
+            if right <= left or BREAK.search(text, left, right):
+                continue  # nothing, or across a paragraph break: an answer is within one paragraph
             key = (window.passage, char_start + left, char_start + right)
             score = float(flat[k])
             if key not in found or found[key].score < score:

@@ -177,6 +177,8 @@ def train(
                            "to start this run over (the rest of --out is kept)") from None
         say(f"resuming {out} at step {step} of {total}")
     resumed_from = step
+    before_seconds = float(state.get("seconds", 0.0)) if state else 0.0  # training time of earlier calls
+    before_seen = int(state.get("windows_seen", 0)) if state else 0
 
     bar = _bar(total, step, progress)
     last_save = time.monotonic()
@@ -212,7 +214,8 @@ def train(
                     log.flush()
                 end_of_epoch = step % per_epoch == 0
                 if end_of_epoch or step == total or time.monotonic() - last_save >= checkpoint_seconds:
-                    _save_checkpoint(model, optimizer, out, step, settings, fingerprint)
+                    _save_checkpoint(model, optimizer, out, step, settings, fingerprint,
+                                     before_seconds + time.monotonic() - started, before_seen + seen)
                     last_save = time.monotonic()
                 if stop_after is not None and step - resumed_from >= stop_after:
                     break
@@ -221,7 +224,9 @@ def train(
     finally:
         bar.close()
         log.close()
-    seconds = time.monotonic() - started
+    # The whole run's training time and throughput, over every call that trained it (not evaluation).
+    seconds = before_seconds + (time.monotonic() - started if step > resumed_from else 0.0)
+    seen += before_seen
     result = TrainResult(out / MODEL_DIR, step, seconds, seen / max(seconds, 1e-9), len(data), resumed_from)
     if step >= total:
         _save_model(model, tokenizer, out / MODEL_DIR)
@@ -271,7 +276,8 @@ def data_fingerprint(data: Sequence[Window]) -> str:
     return h.hexdigest()[:16]
 
 
-def _save_checkpoint(model, optimizer, out: Path, step: int, settings: TrainSettings, fingerprint: str = "") -> None:
+def _save_checkpoint(model, optimizer, out: Path, step: int, settings: TrainSettings, fingerprint: str = "",
+                     seconds: float = 0.0, seen: int = 0) -> None:
     """Write the checkpoint to a new folder, then swap it in: a kill leaves the old one or the new one."""
     import torch
     from safetensors.torch import save_file
@@ -292,7 +298,8 @@ def _save_checkpoint(model, optimizer, out: Path, step: int, settings: TrainSett
     save_file(tensors, str(work / "optimizer.safetensors"))
     save_file({"rng": torch.get_rng_state()}, str(work / "rng.safetensors"))
     (work / "optimizer.json").write_text(json.dumps({"param_groups": groups}))
-    (work / STATE).write_text(json.dumps({"step": step, "settings": settings.key(), "data": fingerprint}, indent=1))
+    (work / STATE).write_text(json.dumps({"step": step, "settings": settings.key(), "data": fingerprint,
+                                          "seconds": round(seconds, 1), "windows_seen": seen}, indent=1))
     old = out / f".{CHECKPOINT}.old"
     if old.exists():
         shutil.rmtree(old)
