@@ -233,8 +233,9 @@ def test_list_models():
 
     bf16 = choose_dtype().dtype == "bfloat16"  # some presets are the default only where bfloat16 is native
     readers = [r.name for r in rows if r.family == "encoder-only" and r.available]
+    opted_in = [r.name for r in rows if r.name in PRESETS and r.available and bf16 and PRESETS[r.name].default_needs_bf16]
     eligible = [r.name for r in rows if r.name in PRESETS and r.available and (bf16 or not PRESETS[r.name].default_needs_bf16)]
-    assert default_generator_name() == (readers + eligible + ["flan-t5-small"])[0]  # the reader first, then best first
+    assert default_generator_name() == (opted_in + readers + eligible + ["flan-t5-small"])[0]
 
 
 def test_default_generator_follows_the_preference_order(monkeypatch):

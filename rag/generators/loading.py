@@ -366,16 +366,22 @@ def list_models() -> list[ModelInfo]:
 
 
 def default_generator_name() -> str:
-    """The shipped reader where it is installed (`rag.readers.loading.DEFAULT_READER`, chosen by
-    measurement); else the best generator preset that can load offline right now; flan-t5-small if none can (its error
+    """The opt-in qwen2.5-1.5b where it is installed and bfloat16 is native; else the shipped reader
+    where it is installed (`rag.readers.loading.DEFAULT_READER`, chosen by measurement); else the
+    best generator preset that can load offline right now; flan-t5-small if none can (its error
     then says how to pull it). A preset that is the default only where bfloat16 is native
     (`Preset.default_needs_bf16`) is passed over on other CPUs."""
     from rag.cpu import choose_dtype
     from rag.readers import loading as readers
 
+    bf16 = choose_dtype().dtype == "bfloat16"
+    # The opt-in 1.5B, where the user installed it and bfloat16 is native, answers better than the
+    # reader (F1 0.63 against 0.50) at 3.9 s against 0.15: installing it asked for quality.
+    opted_in = [n for n in PREFERENCE if PRESETS[n].default_needs_bf16 and bf16 and preset_available(PRESETS[n])]
+    if opted_in:
+        return opted_in[0]
     if readers.DEFAULT_READER and readers.preset_available(readers.DEFAULT_READER):
         return readers.DEFAULT_READER
-    bf16 = choose_dtype().dtype == "bfloat16"
     for name in PREFERENCE:
         preset = PRESETS[name]
         if (bf16 or not preset.default_needs_bf16) and preset_available(preset):
