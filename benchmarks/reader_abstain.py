@@ -39,13 +39,11 @@ def main() -> None:
     reader_name = sys.argv[1] if len(sys.argv) > 1 else "minilm-reader"
     from rag.bench.runner import BenchConfig, dataset_index
     from rag.cpu import this_cpu
-    from rag.readers.loading import load_reader, reader_folder, settings
+    from rag.readers.loading import load_reader
     from rag.retrieve import Retriever
-    from rag.train.data import load_examples
+    from rag.train.run_reader import held_in_examples
 
-    record = settings(reader_folder(reader_name))
-    data = Path(record["settings"]["data"])
-    held = [e for e in load_examples(data) if e.article in set(record["settings"]["held_in"])]
+    data, held = held_in_examples(reader_name)
     answerable = random.Random(0).sample(held, min(len(STDLIB), len(held)))
     _, index, _ = dataset_index(BenchConfig(dataset=data))
     reader = load_reader(reader_name, threads=2)

@@ -56,14 +56,11 @@ def main() -> None:
 
     from rag.bench.runner import BenchConfig, dataset_index
     from rag.cpu import this_cpu
-    from rag.readers.loading import load_reader, reader_folder, settings
+    from rag.readers.loading import load_reader
     from rag.retrieve import Retriever
-    from rag.train.data import load_examples
+    from rag.train.run_reader import held_in_examples
 
-    folder = reader_folder(args.reader)
-    record = settings(folder)["settings"]
-    data = Path(record["data"])
-    held = [e for e in load_examples(data) if e.article in set(record["held_in"])]
+    data, held = held_in_examples(args.reader)
     sample = random.Random(0).sample(held, min(args.questions, len(held)))
     _, index, info = dataset_index(BenchConfig(dataset=data))
     found = index.search_many([q.question for q in sample], 5, retriever=Retriever("hybrid"))

@@ -324,6 +324,7 @@ def ask(question, generator, k, max_new_tokens, temperature, seed, retriever, in
         show_passages, stream, verbose, as_json) -> None:
     """Answer QUESTION from the indexed documents, citing its sources."""
     from .generators import BudgetError, default_generator_name
+    from .generators.base import ENCODER_ONLY
     from .index import Index
     from .pipeline import MODES, Pipeline, settings_for
 
@@ -336,7 +337,7 @@ def ask(question, generator, k, max_new_tokens, temperature, seed, retriever, in
     if not as_json:
         mode = "".join(f", {m}" for m in MODES if getattr(settings, m))
         runtime = " ".join(filter(None, (getattr(gen, "runtime", ""), getattr(gen, "dtype", ""))))
-        role = "reader" if gen.family == "encoder-only" else "generator"
+        role = "reader" if gen.family == ENCODER_ONLY else "generator"
         click.secho(shown(f"{role}: {gen.name} ({gen.family}{mode}; {runtime or 'runtime unknown'})"), err=True, dim=True)
     # An extractive answer is cut from the passage's own characters after decoding: printed whole.
     streaming = stream and not as_json and not extractive and sys.stdout.isatty()

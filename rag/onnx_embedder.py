@@ -29,7 +29,6 @@ import numpy as np
 from .config import DEFAULT_BATCH_SIZE, DEFAULT_EMBEDDER, cache_dir
 from .errors import EmbedderNotAvailable
 from .store import file_sha256
-from .threads import ort_spinning
 
 BACKENDS = ("torch", "onnx", "onnx-fp32")
 # Part of the cache key: a change in how the export is made (exporter, fusions, quantisation)
@@ -209,16 +208,9 @@ class OnnxEmbedder:
 
     @cached_property
     def session(self):
-        import onnxruntime as ort
+        from .onnx.session import cpu_session
 
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = self.threads or os.cpu_count() or 1
-        options.inter_op_num_threads = 1
-        spin = "1" if ort_spinning() else "0"  # see rag/threads.py
-        options.add_session_config_entry("session.intra_op.allow_spinning", spin)
-        options.add_session_config_entry("session.inter_op.allow_spinning", spin)
-        options.log_severity_level = 3
-        return ort.InferenceSession(str(self.folder / FILES[self.backend]), options, providers=["CPUExecutionProvider"])
+        return cpu_session(self.folder / FILES[self.backend], self.threads)
 
     @cached_property
     def _tokenizer(self):

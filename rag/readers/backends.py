@@ -5,13 +5,19 @@ so the reader code is the same on both and the ONNX path never imports torch.
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
 
 ONNX_INT8 = "model-int8.onnx"
 ONNX_FP32 = "model.onnx"
+
+
+def forward_inputs(model) -> set[str]:
+    """The argument names the model's forward takes (BERT takes token_type_ids, DistilBERT does not)."""
+    import inspect
+
+    return set(inspect.signature(model.forward).parameters)
 
 
 class TorchLogits:
@@ -22,9 +28,7 @@ class TorchLogits:
     def __init__(self, model, threads: int | None = None) -> None:
         self.model = model.eval()
         self.threads = threads
-        import inspect
-
-        self.inputs = set(inspect.signature(model.forward).parameters)
+        self.inputs = forward_inputs(model)
         self.dtype = "float32"
 
     @classmethod
@@ -50,18 +54,10 @@ class OnnxLogits:
     runtime = "onnxruntime"
 
     def __init__(self, path: Path, threads: int | None = None) -> None:
-        import onnxruntime as ort
+        from rag.onnx.session import cpu_session
 
-        from rag.threads import ort_spinning
-
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads or os.cpu_count() or 1
-        options.inter_op_num_threads = 1
-        spin = "1" if ort_spinning() else "0"
-        options.add_session_config_entry("session.intra_op.allow_spinning", spin)
-        options.log_severity_level = 3
         self.path = Path(path)
-        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        self.session = cpu_session(path, threads)
         self.inputs = [i.name for i in self.session.get_inputs()]
         self.dtype = "int8" if path.name == ONNX_INT8 else "float32"
 

@@ -67,8 +67,7 @@ def calibrate(answerable: Sequence[Scored], unanswerable: Sequence[Scored], fals
     if not gaps or not unanswerable:
         return float("-inf")
     allowed = int(false_abstain * len(gaps))  # this many answerable readings may fall below the margin
-    margin = gaps[allowed]  # readings with gap < margin are declined: exactly `allowed` of them (ties aside)
-    return float(margin) if margin != float("-inf") else float("-inf")
+    return float(gaps[allowed])  # readings with gap < margin are declined: exactly `allowed` of them (ties aside)
 
 
 def read_scored(reader, question: str, texts: Sequence[str], answers: Sequence[str]) -> Scored:

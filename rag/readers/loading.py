@@ -45,7 +45,7 @@ def reader_folder(name: str) -> Path | None:
 
 
 def is_reader(name: str) -> bool:
-    return name in PRESETS or reader_folder(name) is not None
+    return reader_folder(name) is not None
 
 
 def _is_reader(folder: Path) -> bool:

@@ -13,8 +13,7 @@ from dataclasses import dataclass
 from typing import Callable, Sequence
 
 from rag.documents import Passage
-from rag.generators.base import WHOLE, Answer, BudgetItem, ModeNotSupported, Span
-from rag.generators.base import ENCODER_ONLY
+from rag.generators.base import ENCODER_ONLY, WHOLE, Answer, BudgetItem, ModeNotSupported, Span
 from rag.readers.base import NOT_FOUND
 from rag.readers.features import MAX_LENGTH, STRIDE, pad, windows
 from rag.readers.spans import MAX_ANSWER_TOKENS, Candidate, best_spans
@@ -113,15 +112,15 @@ class SpanReader:
             text = NOT_FOUND
         if on_text is not None:
             on_text(text)
-        answer = Answer(
+        above = [round(c.score - reading.null_score, 4) for c in reading.candidates]  # over the no-answer score
+        return Answer(
             question=question, text=text, generator=self.name, family=ENCODER_ONLY, passages=list(passages),
             budget=budget, prompt_tokens=reading.tokens, output_tokens=0,
             # generation_ms: the answering step's time under the name every table reads, reading here
             timings={"read_ms": seconds * 1000, "generation_ms": seconds * 1000, "total_ms": seconds * 1000},
             extractive=True,
             runtime=self.runtime, dtype=self.dtype, span=span, found=reading.found,
-            score=round(reading.candidates[0].score - reading.null_score, 4) if reading.candidates else None,
-            candidates=[{**c.to_dict(), "score": round(c.score - reading.null_score, 4),
-                         "citation": passages[c.passage].citation} for c in reading.candidates],
+            score=above[0] if above else None,
+            candidates=[{**c.to_dict(), "score": gap, "citation": passages[c.passage].citation}
+                        for c, gap in zip(reading.candidates, above)],
         )
-        return answer

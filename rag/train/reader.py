@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from rag.errors import RagError
+from rag.readers.backends import forward_inputs
 from rag.readers.features import MAX_LENGTH, STRIDE, Window, label, pad, windows
 from rag.train.data import Example
 
@@ -184,6 +185,7 @@ def train(
     last_save = time.monotonic()
     started = time.monotonic()
     seen = 0
+    inputs = forward_inputs(model)
     log = (out / "train-log.jsonl").open("a", encoding="utf-8")
     try:
         while step < total:
@@ -194,7 +196,7 @@ def train(
                     break
                 batch = [data[i] for i in ids]
                 arrays = pad(batch, tokenizer.pad_token_id or 0)
-                feeds = {k: torch.from_numpy(v) for k, v in arrays.items() if k in _inputs(model)}
+                feeds = {k: torch.from_numpy(v) for k, v in arrays.items() if k in inputs}
                 for group in optimizer.param_groups:
                     group["lr"] = lr_at(step, total, settings)
                 loss = model(**feeds, start_positions=torch.tensor([w.start for w in batch]),
@@ -228,15 +230,9 @@ def train(
     seconds = before_seconds + (time.monotonic() - started if step > resumed_from else 0.0)
     seen += before_seen
     result = TrainResult(out / MODEL_DIR, step, seconds, seen / max(seconds, 1e-9), len(data), resumed_from)
-    if step >= total:
+    if step >= total and (step > resumed_from or not (out / MODEL_DIR).is_dir()):  # a finished run's model stays
         _save_model(model, tokenizer, out / MODEL_DIR)
     return result
-
-
-def _inputs(model) -> set[str]:
-    import inspect
-
-    return set(inspect.signature(model.forward).parameters)
 
 
 def _bar(total: int, done: int, enabled: bool):

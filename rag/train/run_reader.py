@@ -135,6 +135,16 @@ def train_reader(
     return ReaderRun(out / MODEL_DIR, True, metrics, result.seconds, result.examples_per_second)
 
 
+def held_in_examples(reader: str) -> tuple[Path, list[Example]]:
+    """(the data a reader was trained from, its held-in questions), from its rag-reader.json."""
+    from rag.readers.loading import reader_folder, settings
+
+    record = settings(reader_folder(reader))["settings"]
+    data = Path(record["data"])
+    held = set(record["held_in"])
+    return data, [e for e in load_examples(data) if e.article in held]
+
+
 def passages_for(q: Example, ranked: dict[str, list], n: int = PASSAGES) -> tuple[list[str], list[str]]:
     """(answerable, unanswerable) passage texts: the top `n` retrieved; the top `n` of those not
     from the question's own article."""
@@ -147,8 +157,9 @@ def held_in_metrics(reader, held: Sequence[Example], ranked: dict[str, list], pr
                     margin: float | None = None) -> tuple[float, dict]:
     from rag.readers.evaluate import calibrate, evaluate
 
-    retrieved = {q.id: passages_for(q, ranked)[0] for q in held}
-    unanswerable = {q.id: passages_for(q, ranked)[1] for q in held}
+    split = {q.id: passages_for(q, ranked) for q in held}
+    retrieved = {qid: answerable for qid, (answerable, _) in split.items()}
+    unanswerable = {qid: other for qid, (_, other) in split.items()}
     bar = None
     if progress:
         from tqdm.auto import tqdm
