@@ -81,7 +81,7 @@ def make_corpus(folder: Path, chunks: int, length: int, seed: int = 0) -> None:
     rng = np.random.default_rng(seed)
     words = [f"w{i:x}" for i in range(VOCABULARY)]
     folder.mkdir(parents=True, exist_ok=True)
-    then = time.time() - 3600  # files that existed well before indexing (see RACY_NS in rag/build.py)
+    then = time.time() - 3600  # files that existed well before indexing (see RACY_NS in rag/build/plan.py)
     for f in range(chunks // CHUNKS_PER_FILE):
         path = folder / f"{f // 1000:03d}" / f"doc{f:07d}.txt"
         path.parent.mkdir(exist_ok=True)

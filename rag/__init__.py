@@ -22,12 +22,13 @@ if TYPE_CHECKING:
     from .embedder import Embedder
     from .errors import RagError
     from .generators import Answer, load_generator
-    from .index import BuildReport, Index
+    from .build import BuildReport
+    from .index import Index
     from .pipeline import Pipeline
     from .retrieve import Retriever
 
 _LAZY = {
-    "Index": "index", "BuildReport": "index", "Document": "documents", "Chunk": "documents",
+    "Index": "index", "BuildReport": "build", "Document": "documents", "Chunk": "documents",
     "Passage": "documents", "Embedder": "embedder", "RagError": "errors",
     "Pipeline": "pipeline", "Answer": "generators", "load_generator": "generators", "Retriever": "retrieve",
 }

@@ -12,6 +12,9 @@ DEFAULT_CHUNK_OVERLAP = 40
 # than 64 with torch and ONNX Runtime alike (BENCHMARKS.md, embedding backends).
 DEFAULT_BATCH_SIZE = 16
 INDEX_TYPES = ("flat", "hnsw", "ivfpq")
+# Files larger than this are skipped with a warning naming --max-file-mb: a 200 MB log or dump is
+# rarely meant to be searched, and reading one costs minutes; text files are streamed regardless.
+DEFAULT_MAX_FILE_MB = 200.0
 # Hybrid retrieval: chosen on SQuAD part A over a grid, checked on SciFact (BENCHMARKS.md).
 # A small RRF constant with BM25 weighted 2 lets BM25's top ranks lead and the dense ranking
 # reorder near-ties and add what BM25 misses. Plain RRF is --rrf-k 60 --bm25-weight 1.

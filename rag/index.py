@@ -11,8 +11,9 @@ import sqlite3
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
+from typing import TYPE_CHECKING
+
 from . import lexical, store
-from .build import BuildOptions, BuildReport, Source, build, build_folder, document_sources, folder_sources
 from .config import default_index_dir
 from .documents import Document, Passage
 from .embedder import Embedder, canonical_name, is_embedder, query_embedder
@@ -21,7 +22,10 @@ from .manifest import Manifest
 from .retrieve import Hits, Retriever, as_retriever, rank
 from .segments import Generation, check_postings, open_generation
 
-__all__ = ["Index", "BuildOptions", "BuildReport", "Source", "folder_sources", "document_sources"]
+if TYPE_CHECKING:
+    from .build import BuildReport
+
+__all__ = ["Index"]
 
 
 class Index:
@@ -43,6 +47,8 @@ class Index:
     def build(cls, folder: str | Path, index_dir: str | Path | None = None, **options) -> Index:
         """Index (or update the index of) every supported file under `folder`; `options` are
         `BuildOptions` fields (embedder, chunk_tokens, overlap, index_type, rehash, rebuild, ...)."""
+        from .build import BuildOptions, build_folder  # the writer side, loaded only to write
+
         index_dir = index_dir if index_dir is not None else default_index_dir()
         report = build_folder(Path(folder), Path(index_dir), BuildOptions(**options))
         return cls._loaded(index_dir, options.get("embedder"), report)
@@ -50,6 +56,8 @@ class Index:
     @classmethod
     def build_from_documents(cls, documents: Iterable[Document], index_dir: str | Path, **options) -> Index:
         """Index in-memory documents (e.g. a benchmark's paragraphs), incrementally like a folder."""
+        from .build import BuildOptions, build, document_sources
+
         documents = list(documents)
         report = build(lambda: document_sources(documents), Path(index_dir), "<documents>", BuildOptions(**options))
         return cls._loaded(index_dir, options.get("embedder"), report)

@@ -429,6 +429,11 @@ def vector_blob(vector) -> bytes:
     return np.asarray(vector, dtype=np.float32).tobytes()
 
 
+def text_sha(text: str) -> str:
+    """A chunk's text, hashed: vectors are stored once per distinct text."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
 def chunk_digest(doc_path: str, start: int, end: int, first_line: int, last_line: int, sha256: str) -> str:
     """What a chunk row says, hashed: `rag info --check` recomputes it to find flipped bytes."""
     return hashlib.sha256(f"{doc_path}\0{start}\0{end}\0{first_line}\0{last_line}\0{sha256}".encode()).hexdigest()[:16]

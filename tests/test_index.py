@@ -143,8 +143,8 @@ def test_unchanged_size_and_mtime_skip_reading_and_rehash_reads(corpus, tmp_path
     reads: list[str] = []
     import rag.build
 
-    real_read = rag.build._read
-    monkeypatch.setattr(rag.build, "_read", lambda p: reads.append(os.path.basename(p)) or real_read(p))
+    real_read = rag.build.sources.read_file
+    monkeypatch.setattr(rag.build.sources, "read_file", lambda p: reads.append(os.path.basename(p)) or real_read(p))
     index = build(corpus, idx, embedder)
     assert set(reads) == {"empty.txt", "noise.bin.txt"}  # only the files that were skipped last time
     assert index.build_report.unchanged == 5
@@ -486,7 +486,7 @@ def _run_killed(script: str) -> subprocess.CompletedProcess:
 def test_killed_first_build_resumes_with_what_it_embedded(corpus, tmp_path, embedder, monkeypatch):
     idx = tmp_path / "idx"
     proc = _run_killed(f"""
-        build.EMBED_BATCH = 2
+        build.embed.EMBED_BATCH = 2
         calls = []
         real = Embedder.encode
         def encode(self, texts, **kw):
@@ -506,7 +506,7 @@ def test_killed_first_build_resumes_with_what_it_embedded(corpus, tmp_path, embe
     assert len(index) == 5 and index.verify() == []
 
 
-@pytest.mark.parametrize("where", ["_commit", "_finish"])
+@pytest.mark.parametrize("where", ["commit", "finish"])
 def test_killed_update_leaves_one_whole_generation(corpus, tmp_path, embedder, where, merge_policy):
     idx = tmp_path / "idx"
     before = rows(build(corpus, idx, embedder))
@@ -516,12 +516,12 @@ def test_killed_update_leaves_one_whole_generation(corpus, tmp_path, embedder, w
         segments.MERGE_FRACTION = {1e9 if merge_policy == "delta" else 0.0}
         def die(*args, **kwargs):
             os._exit(9)
-        setattr(build._Builder, {where!r}, die)
+        setattr(build.ledger.Ledger, {where!r}, die)
         Index.build({str(corpus)!r}, {str(idx)!r}, warn=lambda m: None)
     """)
     assert proc.returncode == 9, proc.stderr
     loaded = Index.load(idx, embedder=embedder)
-    if where == "_commit":  # killed before the commit: the old generation, whole
+    if where == "commit":  # killed before the commit: the old generation, whole
         assert loaded.manifest.generation == 1 and rows(loaded) == before
         assert sorted(store.gen_dirs(idx)) == [1, 2]  # the unfinished one is there until the next run
     else:  # killed after the commit: the new generation, whole
@@ -727,15 +727,15 @@ def test_meta_sqlite_found_damaged_mid_build_is_rebuilt_from_the_folder(corpus, 
     idx = tmp_path / "idx"
     build(corpus, idx, embedder)
     (corpus / "gpt2.txt").write_text("Changed text about GPT-2's tokeniser.\n")
-    real, calls = rag.build._Builder.embed, []
+    real, calls = rag.build.embed.embed_pending, []
 
-    def malformed_once(self, pending):
-        calls.append(pending)
+    def malformed_once(*args, **kwargs):
+        calls.append(args)
         if len(calls) == 1:
             raise sqlite3.DatabaseError("database disk image is malformed")
-        return real(self, pending)
+        return real(*args, **kwargs)
 
-    monkeypatch.setattr(rag.build._Builder, "embed", malformed_once)
+    monkeypatch.setattr(rag.build.embed, "embed_pending", malformed_once)
     warnings: list[str] = []
     index = Index.build(corpus, idx, embedder=embedder, warn=warnings.append, notify=lambda m: None)
     assert len(calls) == 2 and any("meta.sqlite is damaged (database disk image is malformed)" in w for w in warnings)
@@ -822,10 +822,10 @@ def test_a_large_text_file_is_streamed_to_the_same_chunks(tmp_path, embedder, mo
     text = "\r\n\r\n".join(paragraphs) + "\r\n"
     folder = write_docs(tmp_path / "docs", {"big.txt": text.encode("cp1252"), "small.md": "Small.\n"})
     whole = build(folder, tmp_path / "whole", embedder, chunk_tokens=40, overlap=5)
-    monkeypatch.setattr(rag.build, "STREAM_BYTES", 100)  # everything above 100 bytes is streamed
+    monkeypatch.setattr(rag.build.plan, "STREAM_BYTES", 100)  # everything above 100 bytes is streamed
     opened: list[str] = []
-    real_stream = rag.build.stream_text
-    monkeypatch.setattr(rag.build, "stream_text", lambda open_file, warn: opened.append("big") or real_stream(open_file, warn))
+    real_stream = rag.build.plan.stream_text
+    monkeypatch.setattr(rag.build.plan, "stream_text", lambda open_file, warn: opened.append("big") or real_stream(open_file, warn))
     streamed = build(folder, tmp_path / "streamed", embedder, chunk_tokens=40, overlap=5)
     assert opened == ["big"] and rows(streamed) == rows(whole) and len(rows(whole)) > 10
     assert "café 7." in streamed.search("Paragraph 7", k=1, retriever="bm25")[0].text  # decoded as cp1252

@@ -72,7 +72,7 @@ def test_rebuild_re_embeds_a_stored_vector_whose_checksum_fails(corpus, tmp_path
     assert len(encoded.texts) == 1 and index.verify() == []
 
 
-KILL_POINTS = ["embedding", "writing", "_commit", "_finish"]
+KILL_POINTS = ["embedding", "writing", "commit", "finish"]
 
 
 @pytest.mark.parametrize("where", KILL_POINTS)
@@ -93,13 +93,13 @@ def test_killed_rebuild_leaves_the_old_generation_searchable_and_resumes(corpus,
             Embedder.encode = encode
         """),
         "writing": "segments.SegmentWriter._write_all = lambda *a, **k: os._exit(9)\n",
-    }.get(where, f"setattr(build._Builder, {where!r}, lambda *a, **k: os._exit(9))\n")
+    }.get(where, f"setattr(build.ledger.Ledger, {where!r}, lambda *a, **k: os._exit(9))\n")
     proc = _run_killed(
-        "from rag import segments\nbuild.EMBED_SLICE, build.CHECKPOINT_SECONDS = 1, 0.0\n" + kill
+        "from rag import segments\nbuild.embed.EMBED_SLICE, build.embed.CHECKPOINT_SECONDS = 1, 0.0\n" + kill
         + f"Index.build({str(corpus)!r}, {str(idx)!r}, rebuild=True, chunk_tokens=16, overlap=4, backend='torch', warn=lambda m: None)\n")
     assert proc.returncode == 9, proc.stderr
     loaded = Index.load(idx, embedder=embedder)
-    if where == "_finish":  # killed after the commit: the new generation, whole
+    if where == "finish":  # killed after the commit: the new generation, whole
         assert loaded.manifest.generation == 2 and loaded.manifest.chunking["tokens"] == 16
     else:
         assert loaded.manifest.generation == 1 and rows(loaded) == before
@@ -125,7 +125,7 @@ def test_a_small_first_build_killed_after_seconds_keeps_its_work(corpus, tmp_pat
     idx = tmp_path / "idx"
     proc = _run_killed(f"""
         import time
-        build.EMBED_SLICE, build.CHECKPOINT_SECONDS = 1, 0.5
+        build.embed.EMBED_SLICE, build.embed.CHECKPOINT_SECONDS = 1, 0.5
         real = Embedder.encode
         calls = []
         def encode(self, texts, **kw):
@@ -150,7 +150,7 @@ def test_searches_during_a_rebuild_all_succeed(corpus, tmp_path, embedder):
     code = f"""
         import time
         from pathlib import Path
-        build.EMBED_SLICE = 1
+        build.embed.EMBED_SLICE = 1
         real = Embedder.encode
         def encode(self, texts, **kw):
             Path({str(started)!r}).touch()
@@ -194,8 +194,8 @@ def test_rebuild_with_another_embedder_keeps_the_old_one_until_it_commits(corpus
                                                                           monkeypatch):
     idx = tmp_path / "idx"
     before = rows(build(corpus, idx, embedder))
-    monkeypatch.setattr(build_module, "EMBED_SLICE", 1)
-    monkeypatch.setattr(build_module, "CHECKPOINT_SECONDS", 0.0)
+    monkeypatch.setattr(build_module.embed, "EMBED_SLICE", 1)
+    monkeypatch.setattr(build_module.embed, "CHECKPOINT_SECONDS", 0.0)
     calls = []
     real = type(hash_embedder).encode
 
