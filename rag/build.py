@@ -43,7 +43,8 @@ from . import lexical, store
 from .chunking import chunk_stream
 from .config import DEFAULT_BATCH_SIZE, DEFAULT_CHUNK_OVERLAP, DEFAULT_CHUNK_TOKENS, INDEX_TYPES
 from .documents import Document
-from .embedder import Embedder, canonical_name, default_backend, is_embedder, load_embedder
+from .embedders import Embedder, default_backend, is_embedder, load_embedder
+from .embedders.names import canonical_name
 from .errors import IndexError_, IndexPermission, LoadError, RagError
 from .loaders import SUPPORTED_SUFFIXES, TEXT_SUFFIXES, decoder, stream_text, walk_relative
 from .manifest import Manifest
