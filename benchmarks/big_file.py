@@ -38,18 +38,18 @@ def make_file(path: Path, megabytes: float) -> None:
 
 def child(args) -> None:
     from rag.build import BuildOptions, build_folder
-    from rag.embedder import Embedder
+    from rag.embedders.st import TorchEmbedder
 
     if args.real_embedder:
-        emb = Embedder()
+        emb = TorchEmbedder()
         emb.encode(["warm-up"])
     else:
         from transformers import AutoTokenizer
 
-        from rag.embedder import _packaged_minilm
+        from rag.embedders.names import packaged_minilm
 
         emb = update_cost.stand_in_embedder()
-        type(emb).tokenizer = AutoTokenizer.from_pretrained(str(_packaged_minilm()))
+        type(emb).tokenizer = AutoTokenizer.from_pretrained(str(packaged_minilm()))
         type(emb).max_tokens = 256
     with open("/proc/self/clear_refs", "w") as f:
         f.write("5")

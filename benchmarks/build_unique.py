@@ -31,7 +31,7 @@ if not squad.is_file():
     sys.exit(f"{squad} is not here: this benchmark needs ../shared/datasets")
 data = json.load(open(squad, encoding="utf-8"))
 docs = [Document(f"{a['title']}/{i}.txt", p["context"]) for a in data["data"] for i, p in enumerate(a["paragraphs"])]
-from rag.embedder import load_embedder  # noqa: E402
+from rag.embedders import load_embedder  # noqa: E402
 
 emb = load_embedder(None, "onnx-fp32")
 emb.encode(["warm up"])

@@ -46,13 +46,13 @@ def main() -> None:
     import faiss
     import numpy as np
 
-    from rag.embedder import Embedder
+    from rag.embedders.st import TorchEmbedder
     from rag.index import Index
 
     source = ROOT / "corpora" / "encoder-roles" / "docs"
     work = Path(tempfile.mkdtemp(prefix="rag-bench-"))
     try:
-        embedder = Embedder(batch_size=args.batch_size)
+        embedder = TorchEmbedder(batch_size=args.batch_size)
         embedder.encode(["warm-up sentence"] * 8)
         probe = Index.build(source, work / "probe", embedder=embedder, warn=lambda m: None)
         copies = -(-args.min_chunks // len(probe))

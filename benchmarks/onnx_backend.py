@@ -72,7 +72,7 @@ def main() -> None:
 
     from rag.bench.datasets import load_dataset
     from rag.bench.runner import BenchConfig, retrieve
-    from rag.embedder import load_embedder
+    from rag.embedders import load_embedder
     from rag.index import Index
 
     torch.set_num_threads(args.threads)

@@ -45,7 +45,7 @@ def stand_in_embedder():
     """An Embedder with the same interface: words as tokens, vectors from a hash of the text."""
     import re
 
-    from rag.embedder import Embedder
+    from rag.embedders.st import TorchEmbedder
 
     class WordTokenizer:
         _word = re.compile(r"\S+")
@@ -53,7 +53,7 @@ def stand_in_embedder():
         def __call__(self, text, **kwargs):
             return {"offset_mapping": [m.span() for m in self._word.finditer(text)]}
 
-    class HashEmbedder(Embedder):
+    class HashEmbedder(TorchEmbedder):
         def __init__(self):
             super().__init__("stand-in/hash-384")
 
@@ -103,9 +103,9 @@ def child(args) -> None:
 
     faiss.omp_set_num_threads(1)
     from rag.build import BuildOptions, build, folder_sources
-    from rag.embedder import Embedder
+    from rag.embedders.st import TorchEmbedder
 
-    emb = Embedder(batch_size=64) if args.real_embedder else stand_in_embedder()
+    emb = TorchEmbedder(batch_size=64) if args.real_embedder else stand_in_embedder()
     if args.real_embedder:
         emb.encode(["warm-up"])  # load the model before the clock starts
     docs = Path(args.docs)

@@ -19,7 +19,7 @@ __all__ = [
 
 if TYPE_CHECKING:
     from .documents import Chunk, Document, Passage
-    from .embedder import Embedder
+    from .embedders import Embedder
     from .errors import RagError
     from .generators import Answer, load_generator
     from .build import BuildReport
@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 
 _LAZY = {
     "Index": "index", "BuildReport": "build", "Document": "documents", "Chunk": "documents",
-    "Passage": "documents", "Embedder": "embedder", "RagError": "errors",
+    "Passage": "documents", "Embedder": "embedders", "RagError": "errors",
     "Pipeline": "pipeline", "Answer": "generators", "load_generator": "generators", "Retriever": "retrieve",
 }
 

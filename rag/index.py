@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING
 from . import lexical, store
 from .config import default_index_dir
 from .documents import Document, Passage
-from .embedder import Embedder, canonical_name, is_embedder, query_embedder
+from .embedders import Embedder, is_embedder, query_embedder
+from .embedders.names import canonical_name
 from .errors import IndexError_, RagError, require_utf8
 from .manifest import Manifest
 from .retrieve import Hits, Retriever, as_retriever, rank

@@ -19,9 +19,9 @@ SHARED_DATASETS = ROOT.parent / "shared" / "datasets"
 
 @pytest.fixture(scope="session")
 def embedder():
-    from rag.embedder import Embedder
+    from rag.embedders.st import TorchEmbedder
 
-    emb = Embedder()
+    emb = TorchEmbedder()
     emb.model  # load once for the whole session
     return emb
 
@@ -153,9 +153,9 @@ class HashEmbedder:
 
 @pytest.fixture
 def hash_embedder():
-    from rag.embedder import Embedder
+    from rag.embedders.st import TorchEmbedder
 
-    return type("HashEmbedderStandIn", (HashEmbedder, Embedder), {"__init__": lambda self: None})()
+    return type("HashEmbedderStandIn", (HashEmbedder, TorchEmbedder), {"__init__": lambda self: None})()
 
 
 class Counting:

@@ -477,7 +477,7 @@ def _run_killed(script: str) -> subprocess.CompletedProcess:
         import os, sys
         sys.path.insert(0, {str(ROOT)!r})
         from rag import build, store
-        from rag.embedder import Embedder
+        from rag.embedders.st import TorchEmbedder
         from rag.index import Index
     """) + textwrap.dedent(script)
     return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
@@ -488,13 +488,13 @@ def test_killed_first_build_resumes_with_what_it_embedded(corpus, tmp_path, embe
     proc = _run_killed(f"""
         build.embed.EMBED_BATCH = 2
         calls = []
-        real = Embedder.encode
+        real = TorchEmbedder.encode
         def encode(self, texts, **kw):
             calls.append(len(texts))
             if len(calls) == 3:
                 os._exit(9)   # killed while embedding the third batch: two are committed
             return real(self, texts, **kw)
-        Embedder.encode = encode
+        TorchEmbedder.encode = encode
         Index.build({str(corpus)!r}, {str(idx)!r}, backend="torch", warn=lambda m: None)
     """)
     assert proc.returncode == 9, proc.stderr

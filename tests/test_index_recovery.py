@@ -83,14 +83,14 @@ def test_killed_rebuild_leaves_the_old_generation_searchable_and_resumes(corpus,
     # call, committed every call (CHECKPOINT_SECONDS 0: the time rule, not the count, commits).
     kill = {
         "embedding": textwrap.dedent("""
-            real = Embedder.encode
+            real = TorchEmbedder.encode
             calls = []
             def encode(self, texts, **kw):
                 calls.append(texts)
                 if len(calls) == 3:
                     os._exit(9)
                 return real(self, texts, **kw)
-            Embedder.encode = encode
+            TorchEmbedder.encode = encode
         """),
         "writing": "segments.SegmentWriter._write_all = lambda *a, **k: os._exit(9)\n",
     }.get(where, f"setattr(build.ledger.Ledger, {where!r}, lambda *a, **k: os._exit(9))\n")
@@ -126,7 +126,7 @@ def test_a_small_first_build_killed_after_seconds_keeps_its_work(corpus, tmp_pat
     proc = _run_killed(f"""
         import time
         build.embed.EMBED_SLICE, build.embed.CHECKPOINT_SECONDS = 1, 0.5
-        real = Embedder.encode
+        real = TorchEmbedder.encode
         calls = []
         def encode(self, texts, **kw):
             calls.append(texts)
@@ -134,7 +134,7 @@ def test_a_small_first_build_killed_after_seconds_keeps_its_work(corpus, tmp_pat
                 os._exit(9)
             time.sleep(0.6)
             return real(self, texts, **kw)
-        Embedder.encode = encode
+        TorchEmbedder.encode = encode
         Index.build({str(corpus)!r}, {str(idx)!r}, backend="torch", warn=lambda m: None)
     """)
     assert proc.returncode == 9, proc.stderr
@@ -151,12 +151,12 @@ def test_searches_during_a_rebuild_all_succeed(corpus, tmp_path, embedder):
         import time
         from pathlib import Path
         build.embed.EMBED_SLICE = 1
-        real = Embedder.encode
+        real = TorchEmbedder.encode
         def encode(self, texts, **kw):
             Path({str(started)!r}).touch()
             time.sleep(0.4)
             return real(self, texts, **kw)
-        Embedder.encode = encode
+        TorchEmbedder.encode = encode
         Index.build({str(corpus)!r}, {str(idx)!r}, rebuild=True, chunk_tokens=16, overlap=4, backend="torch", warn=lambda m: None)
         print("done")
     """
@@ -164,7 +164,7 @@ def test_searches_during_a_rebuild_all_succeed(corpus, tmp_path, embedder):
         import os, sys
         sys.path.insert(0, {str(ROOT)!r})
         from rag import build
-        from rag.embedder import Embedder
+        from rag.embedders.st import TorchEmbedder
         from rag.index import Index
     """) + textwrap.dedent(code)
     proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -450,13 +450,13 @@ def test_no_write_access_to_the_index_folder_is_one_line(corpus, tmp_path, embed
 
 
 def test_an_unreadable_onnx_cache_is_said_once_and_torch_embeds(corpus, tmp_path, monkeypatch):
-    from rag import onnx_embedder
     from rag.config import DEFAULT_EMBEDDER
+    from rag.embedders.onnx import EXPORT, export_folder
 
     monkeypatch.setenv("RAG_CACHE", str(tmp_path / "cache"))
-    target = onnx_embedder.export_folder(DEFAULT_EMBEDDER)
+    target = export_folder(DEFAULT_EMBEDDER)
     target.mkdir(parents=True)
-    (target / onnx_embedder.EXPORT).write_text("{}")  # another user's export, which this one may not read
+    (target / EXPORT).write_text("{}")  # another user's export, which this one may not read
     (target / "private").mkdir()
     real = os.access
     monkeypatch.setattr(os, "access", lambda path, mode, **kw: False if str(path).startswith(str(target)) else real(path, mode, **kw))

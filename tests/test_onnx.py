@@ -10,8 +10,8 @@ import sys
 import numpy as np
 import pytest
 
-from rag.embedder import Embedder, load_embedder
-from rag.onnx_embedder import EXPORT, FILES, OnnxEmbedder, cached, export_folder
+from rag.embedders import load_embedder
+from rag.embedders.onnx import EXPORT, FILES, OnnxEmbedder, cached, export_folder
 
 from conftest import CORPUS, ROOT
 
@@ -112,8 +112,8 @@ def test_a_missing_or_damaged_export_is_made_again_with_one_line(exported, tmp_p
 
 
 def test_a_folder_rag_did_not_make_at_the_export_target_is_left_intact(tmp_path, monkeypatch):
+    from rag.embedders.onnx import export, export_folder
     from rag.errors import EmbedderNotAvailable
-    from rag.onnx_embedder import export, export_folder
 
     monkeypatch.setenv("RAG_CACHE", str(tmp_path / "cache"))
     target = export_folder(NAME)

@@ -42,7 +42,7 @@ def test_the_users_variables_win(env, omp, spin):
 def test_the_onnx_session_follows_the_policy(monkeypatch):
     """The spinning setting reaches ONNX Runtime's session options."""
     ort = pytest.importorskip("onnxruntime")
-    from rag.onnx_embedder import OnnxEmbedder
+    from rag.embedders.onnx import OnnxEmbedder
 
     captured = {}
 

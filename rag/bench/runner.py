@@ -135,7 +135,7 @@ def run_bench(config: BenchConfig) -> BenchRun:
     results, sessions = JsonlLog(out / RESULTS), JsonlLog(out / SESSIONS)
     existing = results.read()
 
-    from rag.embedder import default_backend, is_embedder, load_embedder
+    from rag.embedders import default_backend, is_embedder, load_embedder
 
     emb = config.embedder if is_embedder(config.embedder) else load_embedder(config.embedder, config.backend or default_backend())
     key = index_key(bench, config, emb.name)
@@ -276,7 +276,7 @@ def index_folder(bench: BenchSet, config: BenchConfig, embedder_name: str) -> Pa
 
 def dataset_index(config: BenchConfig) -> tuple[BenchSet, object, dict]:
     """The set, and its corpus index as `rag bench` builds or reuses it (for scripts in benchmarks/)."""
-    from rag.embedder import default_backend, is_embedder, load_embedder
+    from rag.embedders import default_backend, is_embedder, load_embedder
 
     bench = _load_set(config)
     emb = config.embedder if is_embedder(config.embedder) else load_embedder(config.embedder, config.backend or default_backend())

@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from .. import store
-from ..embedder import default_backend, is_embedder, load_embedder
+from ..embedders import default_backend, is_embedder, load_embedder
 from ..errors import RagError
 from . import embed, plan, write
 from .ledger import Ledger

@@ -8,7 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from ..config import DEFAULT_BATCH_SIZE, DEFAULT_CHUNK_OVERLAP, DEFAULT_CHUNK_TOKENS, DEFAULT_MAX_FILE_MB, INDEX_TYPES
-from ..embedder import canonical_name, is_embedder
+from ..embedders import is_embedder
+from ..embedders.names import canonical_name
 from ..errors import IndexError_, RagError
 
 

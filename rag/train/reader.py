@@ -72,9 +72,9 @@ class TrainResult:
 
 def base_folder(name: str) -> str:
     """The packaged all-MiniLM-L6-v2's folder for its names; anything else as given (id or path)."""
-    from rag.embedder import _ALIASES, _packaged_minilm
+    from rag.embedders.names import ALIASES, packaged_minilm
 
-    if name in _ALIASES and (packaged := _packaged_minilm()) is not None:
+    if name in ALIASES and (packaged := packaged_minilm()) is not None:
         return str(packaged)
     return name
 

@@ -7,10 +7,6 @@ The export (and its int8 dynamic quantisation, ONNX Runtime's) is cached under
 times), with the SHA-256 of each file it wrote: a missing or damaged export is made again, with
 one line saying so. Pooling and normalisation are sentence-transformers' (read from the model's
 `modules.json` and pooling config: mean or CLS token, then L2), done in NumPy.
-
-Backends: `torch` (sentence-transformers, fp32), `onnx` (ONNX Runtime, weights quantised to
-int8) and `onnx-fp32`. Their vectors agree to a cosine of 0.99+ (BENCHMARKS.md), so an index
-built with one is searched with another.
 """
 from __future__ import annotations
 
@@ -26,34 +22,16 @@ from pathlib import Path
 
 import numpy as np
 
-from .config import DEFAULT_BATCH_SIZE, DEFAULT_EMBEDDER, cache_dir
-from .errors import EmbedderNotAvailable
-from .store import file_sha256
+from ..config import DEFAULT_BATCH_SIZE, cache_dir
+from ..errors import EmbedderNotAvailable
+from ..store import file_sha256
+from .names import canonical_name, model_folder
 
-BACKENDS = ("torch", "onnx", "onnx-fp32")
 # Part of the cache key: a change in how the export is made (exporter, fusions, quantisation)
 # makes a new export instead of reusing one made the old way.
 RECIPE = "torchscript-eager-attention-fused/u8-per-channel/2"
 FILES = {"onnx": "model-int8.onnx", "onnx-fp32": "model.onnx"}
 EXPORT = "export.json"
-
-
-def model_folder(name: str) -> Path | None:
-    """The local folder of a sentence-transformers model, found without importing torch: the
-    packaged all-MiniLM-L6-v2, a folder given by path, or a snapshot in the Hugging Face cache."""
-    from .embedder import _packaged_minilm
-
-    if name == DEFAULT_EMBEDDER and (packaged := _packaged_minilm()) is not None:
-        return packaged
-    local = Path(name).expanduser()
-    if (local / "modules.json").is_file() or (local / "config.json").is_file():
-        return local
-    try:
-        from huggingface_hub import snapshot_download
-
-        return Path(snapshot_download(name, local_files_only=True))
-    except Exception:
-        return None
 
 
 def export_folder(name: str) -> Path | None:
@@ -121,7 +99,7 @@ def _export(folder: Path, out: Path) -> dict:
     """The shared export (`rag.onnx.export`, task feature-extraction) and this model's pooling."""
     from transformers import AutoConfig, AutoTokenizer
 
-    from .onnx.export import export_onnx
+    from ..onnx.export import export_onnx
 
     pooling, max_length = _sentence_transformers_config(folder)
     names = export_onnx(folder, out / FILES["onnx-fp32"], out / FILES["onnx"], "feature-extraction")
@@ -184,12 +162,10 @@ class _OffsetTokenizer:
 
 
 class OnnxEmbedder:
-    """Same interface as `rag.embedder.Embedder`, on ONNX Runtime; the session loads on first use."""
+    """The `rag.embedders.Embedder` interface on ONNX Runtime; the session loads on first use."""
 
     def __init__(self, name: str, backend: str = "onnx", batch_size: int = DEFAULT_BATCH_SIZE,
                  threads: int | None = None, notify: Callable[[str], None] | None = None) -> None:
-        from .embedder import canonical_name
-
         if backend not in FILES:
             raise ValueError(f"not an ONNX backend: {backend!r}")
         self.name, self.backend, self.batch_size = canonical_name(name), backend, batch_size
@@ -208,7 +184,7 @@ class OnnxEmbedder:
 
     @cached_property
     def session(self):
-        from .onnx.session import cpu_session
+        from ..onnx.session import cpu_session
 
         return cpu_session(self.folder / FILES[self.backend], self.threads)
 
