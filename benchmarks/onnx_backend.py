@@ -71,7 +71,7 @@ def main() -> None:
     import torch
 
     from rag.bench.datasets import load_dataset
-    from rag.bench.runner import BenchConfig, retrieve
+    from rag.bench.retrieval import retrieve
     from rag.embedders import load_embedder
     from rag.index import Index
 

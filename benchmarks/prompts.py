@@ -50,7 +50,8 @@ def main() -> None:
 
     from rag.bench.datasets import load_dataset
     from rag.bench.metrics import exact_match, f1
-    from rag.bench.runner import document_texts, oracle_passages, sample_questions
+    from rag.bench.answering import document_texts, oracle_passages
+    from rag.bench.runner import sample_questions
     from rag.generators import load_generator
     from rag.generators.prompts import ChatPrompt, CompletionPrompt
 

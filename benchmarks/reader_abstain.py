@@ -37,7 +37,8 @@ STDLIB = [
 
 def main() -> None:
     reader_name = sys.argv[1] if len(sys.argv) > 1 else "minilm-reader"
-    from rag.bench.runner import BenchConfig, dataset_index
+    from rag.bench.config import BenchConfig
+    from rag.bench.corpus import dataset_index
     from rag.cpu import this_cpu
     from rag.readers.loading import load_reader
     from rag.retrieve import Retriever

@@ -54,7 +54,8 @@ def main() -> None:
     parser.add_argument("--cold", type=int, default=5)
     args = parser.parse_args()
 
-    from rag.bench.runner import BenchConfig, dataset_index
+    from rag.bench.config import BenchConfig
+    from rag.bench.corpus import dataset_index
     from rag.cpu import this_cpu
     from rag.readers.loading import load_reader
     from rag.retrieve import Retriever

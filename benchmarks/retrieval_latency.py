@@ -37,7 +37,8 @@ def main() -> None:
     if not args.dataset.exists():
         sys.exit(f"{args.dataset} is missing: this benchmark reads SQuAD from ../shared/datasets/")
 
-    from rag.bench.runner import BenchConfig, dataset_index
+    from rag.bench.config import BenchConfig
+    from rag.bench.corpus import dataset_index
     from rag.retrieve import Retriever
 
     bench, index, info = dataset_index(BenchConfig(dataset=args.dataset, progress=True))

@@ -269,7 +269,8 @@ def test_beir_set_is_benchmarked_retrieval_only(tmp_path, beir_set, embedder):
 
 
 def test_retriever_is_recorded_and_keys_the_run(tmp_path, qa_set, embedder):
-    from rag.bench.runner import _load_set, _run_key
+    from rag.bench.corpus import load_set as _load_set
+    from rag.bench.resume import run_key_of as _run_key
     from rag.retrieve import Retriever
 
     runs = {}

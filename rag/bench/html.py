@@ -118,7 +118,7 @@ def render(summary: dict, records: Sequence[dict], plots: Sequence[Path] = (), t
 def render_compare(question: str, retrieved: Sequence, results: Sequence, retriever: str, machine: dict) -> str:
     """`rag compare --html`: the same view for one question, without gold answers. `retrieved`
     are the passages retrieved, `results` the comparison's (name, answer, error, load_ms)."""
-    from rag.bench.runner import given_passages
+    from rag.bench.answering import given_passages
 
     records, rows, roles = [], [], []
     for r in results:

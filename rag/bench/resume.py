@@ -1,6 +1,6 @@
 """Which stored answers a resumed `rag bench` may reuse, beyond the run key.
 
-The run key (runner.py) covers what is known before any model loads: data, index, retrieval,
+The run key (`run_key_of`) covers what is known before any model loads: data, index, retrieval,
 --passages, --max-new-tokens. How a generator lays out its prompt is only known once it is
 loaded (a chat template comes with the tokenizer), so each answer also carries a prompt key,
 and a generator's stored answers whose key differs from the freshly loaded generator's are
@@ -10,8 +10,19 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, is_dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from rag.bench.corpus import sha
+from rag.bench.results import RESULTS
+from rag.errors import RagError
+from rag.retrieve import Retriever
+
+if TYPE_CHECKING:
+    from rag.bench.config import BenchConfig
+    from rag.bench.datasets import BenchSet
 
 PROBE_QUESTION, PROBE_PASSAGES = "Q", ["P"]  # a fixed dummy question: its rendering shows the template
 
@@ -80,3 +91,24 @@ def measured_session(sessions: Iterable[Mapping], generator: str, key: str | Non
         if chosen:
             return chosen[-1]
     return None
+
+
+def run_key_of(index_key: str, bench: BenchSet, config: BenchConfig) -> str:
+    """What makes stored answers reusable: the corpus/index, the questions and the generation settings.
+    The prompt, known only once a generator loads, is keyed per answer (`resume.prompt_key`)."""
+    questions = sha([[q.id, q.question, q.answers, sorted(q.gold.items())] for q in bench.questions])
+    key = {"index": index_key, "questions": questions, "oracle": config.oracle, "passages": config.passages,
+           "max_new_tokens": config.max_new_tokens, "temperature": 0.0}
+    if config.retriever != Retriever() and not config.oracle:  # the default keeps keys of runs made before retrievers
+        key["retriever"] = config.retriever.to_dict()
+    return sha(key)[:12]
+
+
+def check_resumable(existing: Sequence[dict], run_key: str, out: Path) -> None:
+    """Refuse an --out whose stored answers were made with another setup (never mixed in)."""
+    other = next((r for r in existing if r.get("generator") is not None and r.get("run") != run_key), None)
+    if other is not None:
+        raise RagError(
+            f"{out / RESULTS} holds answers from another setup (dataset, corpus, embedder, chunking, retriever, "
+            "--oracle, --passages or --max-new-tokens differ): choose another --out"
+        )

@@ -79,7 +79,7 @@ def _squad(path: Path) -> list[Example]:
 
 def _qa_jsonl(path: Path) -> list[Example]:
     from rag.bench.datasets import load_qa_jsonl
-    from rag.bench.runner import document_texts
+    from rag.bench.answering import document_texts
 
     bench = load_qa_jsonl(path)
     text_of = document_texts(bench)

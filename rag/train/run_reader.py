@@ -45,7 +45,8 @@ def retrieval_for(data: Path, questions: Sequence[Example], depth: int, progress
                   say: Callable[[str], None]) -> dict[str, list]:
     """Each question's ranked passages (hybrid retrieval) from rag's index of the data's paragraphs,
     built or reused as `rag bench` builds it."""
-    from rag.bench.runner import BenchConfig, dataset_index
+    from rag.bench.config import BenchConfig
+    from rag.bench.corpus import dataset_index
     from rag.retrieve import Retriever
 
     _, index, info = dataset_index(BenchConfig(dataset=data, progress=progress, echo=say, warn=say))
