@@ -41,7 +41,7 @@ import numpy as np
 
 from . import lexical, store
 from .chunking import chunk_stream
-from .config import DEFAULT_BATCH_SIZE, DEFAULT_CHUNK_OVERLAP, DEFAULT_CHUNK_TOKENS, INDEX_TYPES
+from .config import DEFAULT_BATCH_SIZE, DEFAULT_CHUNK_OVERLAP, DEFAULT_CHUNK_TOKENS, DEFAULT_MAX_FILE_MB, INDEX_TYPES
 from .documents import Document
 from .embedder import Embedder, canonical_name, default_backend, is_embedder, load_embedder
 from .errors import IndexError_, IndexPermission, LoadError, RagError
@@ -51,7 +51,6 @@ from .segments import SegmentWriter
 from .stored import StoredChunks
 
 STREAM_BYTES = 8_000_000  # text files larger than this are hashed, decoded and chunked a block at a time
-DEFAULT_MAX_FILE_MB = 200  # larger files are skipped with a warning naming --max-file-mb
 EMBED_BATCH = 512  # chunks embedded and committed together at most: the granularity of resuming
 EMBED_SLICE = 256  # chunks given to the embedder at once (length-sorted, so batches pad little): ~3 s here
 CHECKPOINT_SECONDS = 5.0  # embedded vectors are committed at least this often: a short build killed keeps its work
