@@ -21,6 +21,19 @@ DEFAULT_MAX_FILE_MB = 200.0
 DEFAULT_POOL = 50
 DEFAULT_RRF_K = 1.0
 DEFAULT_BM25_WEIGHT = 2.0
+# How passages are ranked (rag.retrieve): dense (embedder + FAISS), BM25, or both fused.
+RETRIEVERS = ("dense", "bm25", "hybrid")
+DEFAULT_RETRIEVER = "dense"
+DEFAULT_K = 5  # passages retrieved for a query, or handed to a generator
+# Generation: the room kept for the answer, and greedy decoding.
+DEFAULT_MAX_NEW_TOKENS = 64
+DEFAULT_TEMPERATURE = 0.0
+# `rag bench`: the recall@k cut-offs, the passages offered to each generator, the seed of the
+# --limit sample and the BEIR qrels split.
+DEFAULT_BENCH_KS = (1, 3, 5)
+DEFAULT_BENCH_PASSAGES = 5
+DEFAULT_SAMPLE_SEED = 0
+DEFAULT_BEIR_SPLIT = "test"
 
 
 def default_index_dir() -> Path:

@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from .config import DEFAULT_K, DEFAULT_MAX_NEW_TOKENS, DEFAULT_TEMPERATURE
 from .documents import Passage
 from .generators.base import Answer, BudgetError, Generator, ModelNotAvailable
 from .errors import RagError
@@ -23,8 +24,8 @@ MODES = ("fid", "extractive")
 
 @dataclass
 class GenerationSettings:
-    max_new_tokens: int = 64
-    temperature: float = 0.0
+    max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS
+    temperature: float = DEFAULT_TEMPERATURE
     seed: int | None = None
     extractive: bool = False  # constrain the answer to a span of the passages given
     fid: bool = False  # encoder-decoder: Fusion-in-Decoder, one encoder pass per passage
@@ -42,7 +43,7 @@ class Pipeline:
 
     index: Index
     generator: Generator
-    k: int = 5
+    k: int = DEFAULT_K
     settings: GenerationSettings | None = None
     retriever: Retriever | str | None = None  # dense by default; see `rag.retrieve`
 
@@ -147,7 +148,7 @@ def compare(
     question: str,
     generator_names: Sequence[str],
     *,
-    k: int = 5,
+    k: int = DEFAULT_K,
     settings: GenerationSettings | None = None,
     load: Callable[[str], Generator] | None = None,
     retriever: Retriever | str | None = None,

@@ -16,10 +16,8 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from .config import DEFAULT_BM25_WEIGHT, DEFAULT_POOL, DEFAULT_RRF_K
+from .config import DEFAULT_BM25_WEIGHT, DEFAULT_POOL, DEFAULT_RETRIEVER, DEFAULT_RRF_K, RETRIEVERS
 from .errors import RagError
-
-RETRIEVERS = ("dense", "bm25", "hybrid")
 
 Hits = list[tuple[int, float]]  # (chunk id, score), best first
 
@@ -28,7 +26,7 @@ Hits = list[tuple[int, float]]  # (chunk id, score), best first
 class Retriever:
     """Which ranking to use and how to fuse and diversify it."""
 
-    kind: str = "dense"
+    kind: str = DEFAULT_RETRIEVER
     pool: int = DEFAULT_POOL  # candidates taken from each ranking before fusing (fixed), or for MMR (at least k)
     rrf_k: float = DEFAULT_RRF_K  # RRF's constant c: larger flattens the weight of the top ranks
     bm25_weight: float = DEFAULT_BM25_WEIGHT  # the BM25 ranking's weight in the fusion; dense weighs 1

@@ -180,7 +180,7 @@ def test_bad_input_is_one_line_and_writes_nothing(tmp_path, args, message):
     from rag.cost import cost_command
 
     group = RagGroup("rag")
-    group.add_command(cost_command, "cost")  # exactly how rag/cli.py registers it
+    group.add_command(cost_command, "cost")  # exactly how rag/cli/__init__.py registers it
     out = tmp_path / "out"
     result = CliRunner().invoke(group, ["cost", *args, "--out", str(out)])
     assert result.exit_code == 1

@@ -6,12 +6,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from rag.config import DEFAULT_CHUNK_OVERLAP, DEFAULT_CHUNK_TOKENS
+from rag.config import (
+    DEFAULT_BEIR_SPLIT, DEFAULT_BENCH_KS, DEFAULT_BENCH_PASSAGES, DEFAULT_CHUNK_OVERLAP, DEFAULT_CHUNK_TOKENS,
+    DEFAULT_MAX_NEW_TOKENS, DEFAULT_SAMPLE_SEED,
+)
 from rag.documents import Passage
 from rag.retrieve import Retriever
 
-DEFAULT_KS = (1, 3, 5)
-DEFAULT_PASSAGES = 5
 RANKING_DEPTH = 10  # MRR@10 and nDCG@10 need ten distinct documents
 LATENCY_PROBE = 50  # single-query searches timed for retrieval latency (metrics use one batch)
 
@@ -22,21 +23,21 @@ class BenchConfig:
 
     dataset: Path
     generators: list[str] | None = None  # None: one of each family available here
-    ks: Sequence[int] = DEFAULT_KS
-    passages: int = DEFAULT_PASSAGES  # retrieved chunks offered to each generator
+    ks: Sequence[int] = DEFAULT_BENCH_KS
+    passages: int = DEFAULT_BENCH_PASSAGES  # retrieved chunks offered to each generator
     limit: int | None = None
-    sample_seed: int = 0
+    sample_seed: int = DEFAULT_SAMPLE_SEED
     out: Path | None = None  # None: bench-out/<dataset>-<timestamp>
     oracle: bool = False
     retrieval_only: bool = False
     format: str | None = None
-    split: str = "test"  # BEIR qrels file
+    split: str = DEFAULT_BEIR_SPLIT  # BEIR qrels file
     index_cache: Path | None = None  # None: <rag cache>/bench-index/<name>-<key>
     embedder: object = None  # name, Embedder instance, or None for the default
     backend: str | None = None  # embedding backend: torch, onnx (int8) or onnx-fp32; None: the default
     chunk_tokens: int = DEFAULT_CHUNK_TOKENS
     overlap: int = DEFAULT_CHUNK_OVERLAP
-    max_new_tokens: int = 64
+    max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS
     extractive: bool = False  # also run every generator in extractive mode, side by side
     fid: bool = False  # also run every generator with Fusion-in-Decoder (encoder-decoder ones run)
     retriever: Retriever = field(default_factory=Retriever)  # dense, bm25 or hybrid (+ MMR)

@@ -1,6 +1,6 @@
 """The `rag cost` command: parses options, calls `run_cost`, prints where the results are.
 
-Registered in rag/cli.py with `main.add_command(cost_command, "cost")`; it imports nothing heavy,
+Registered in rag/cli/__init__.py with `main.add_command(cost_command, "cost")`; it imports nothing heavy,
 so `rag --help` stays instant.
 """
 from __future__ import annotations

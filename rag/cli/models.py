@@ -1,0 +1,45 @@
+"""`rag models` and `rag models pull`: which generators this machine can run, and fetching them."""
+from __future__ import annotations
+
+import click
+
+from ..errors import RagError
+
+
+@click.group(invoke_without_command=True)
+@click.pass_context
+def models(ctx: click.Context) -> None:
+    """List generator presets: family, source, size, and whether each is available here."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from ..cpu import choose_dtype, this_cpu
+    from ..generators import list_models
+
+    infos = list_models()
+    choice = choose_dtype()
+    rows = [("name", "family", "size", "weights fp32 / bf16", "available", "licence", "runtime", "source")]
+    rows += [(m.name, m.family, m.size, m.memory, "yes" if m.available else "no", m.licence, m.runtime, m.source)
+             for m in infos]
+    widths = [max(len(str(r[i])) for r in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        click.echo("  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip())
+    click.echo(f"\nThis CPU: {this_cpu().describe()}: generators compute in {choice.dtype} "
+               f"({choice.reason}); --dtype or $RAG_DTYPE chooses.")
+    missing = [m for m in infos if not m.available]
+    if missing:
+        click.echo(f"\nNot available offline: {', '.join(m.name for m in missing)}.")
+        for m in missing:
+            click.echo(f"  {m.name}: {m.note.rsplit('; ', 1)[-1]}")
+
+
+@models.command()
+@click.argument("name")
+def pull(name: str) -> None:
+    """Make a generator available offline: download Hub weights (needs the network) or convert a GGUF once."""
+    from ..generators import ModelNotAvailable, pull_model
+
+    try:
+        path = pull_model(name)
+    except ModelNotAvailable as e:
+        raise RagError(str(e)) from None
+    click.echo(f"{name}: ready at {path}")
