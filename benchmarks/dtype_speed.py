@@ -24,7 +24,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -33,8 +32,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-import rag  # noqa: E402,F401  (the thread policy, before torch loads OpenMP)
 from llama_cpp_speed import SQUAD, copy_bandwidth, hf_run  # noqa: E402
+
+import rag  # noqa: E402,F401  (the thread policy, before torch loads OpenMP)
 from rag.bench.system import status_kb  # noqa: E402
 
 DTYPES = ("float32", "bfloat16")
@@ -100,7 +100,7 @@ def bench_model(name: str, items, args, bandwidth: dict) -> dict:
     for m in models.values():  # warm-up, untimed
         hf_run(m, prepared[0][1], 4)
     runs: dict[str, list[dict]] = {d: [] for d in DTYPES}
-    for k, (question, ids, answers) in enumerate(prepared):
+    for k, (_question, ids, answers) in enumerate(prepared):
         for dtype in (DTYPES if k % 2 == 0 else DTYPES[::-1]):
             r = hf_run(models[dtype], ids, args.max_new_tokens)
             r["prompt_tokens"] = len(ids)

@@ -31,9 +31,9 @@ def main() -> None:
     if not args.dataset.exists():
         sys.exit(f"{args.dataset} is missing: this benchmark reads SQuAD from ../shared/datasets/")
 
-    from rag.bench.metrics import mrr_at_k, ndcg_at_k, recall_at_k
     from rag.bench.config import BenchConfig
     from rag.bench.corpus import dataset_index
+    from rag.bench.metrics import mrr_at_k, ndcg_at_k, recall_at_k
     from rag.retrieve import rrf
 
     bench, index, info = dataset_index(BenchConfig(dataset=args.dataset, progress=True))

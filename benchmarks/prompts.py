@@ -48,9 +48,9 @@ def main() -> None:
 
     import torch
 
+    from rag.bench.answering import document_texts, oracle_passages
     from rag.bench.datasets import load_dataset
     from rag.bench.metrics import exact_match, f1
-    from rag.bench.answering import document_texts, oracle_passages
     from rag.bench.runner import sample_questions
     from rag.generators import load_generator
     from rag.generators.prompts import ChatPrompt, CompletionPrompt

@@ -18,11 +18,11 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
+    from .build import BuildReport
     from .documents import Chunk, Document, Passage
     from .embedders import Embedder
     from .errors import RagError
     from .generators import Answer, load_generator
-    from .build import BuildReport
     from .index import Index
     from .pipeline import Pipeline
     from .retrieve import Retriever

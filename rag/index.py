@@ -10,7 +10,6 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-
 from typing import TYPE_CHECKING
 
 from . import lexical, store
@@ -266,7 +265,7 @@ class Index:
         try:
             live = self.live_ids()
             bad_rows = 0
-            for cid, path, start, end, first, last, text, sha, digest in self.db.execute(
+            for _cid, path, start, end, first, last, text, sha, digest in self.db.execute(
                     'SELECT id, doc_path, start, "end", first_line, last_line, text, sha256, digest FROM chunks '
                     "WHERE gen_added <= ? AND (gen_removed IS NULL OR gen_removed > ?)", (g, g)):
                 if (hashlib.sha256(text.encode()).hexdigest() != sha

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
 from collections.abc import Callable, Iterator
-from typing import BinaryIO
+from dataclasses import dataclass
 from html.parser import HTMLParser
 from pathlib import Path
+from typing import BinaryIO
 
 from .encodings import decode_bytes, decode_stream
 from .errors import LoadError

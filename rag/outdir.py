@@ -6,7 +6,7 @@ untouched, so a user who points --out at the wrong folder loses nothing.
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from rag.errors import RagError
@@ -33,6 +33,6 @@ def claim_out(out: Path, tool: str) -> Path:
                 f"that `rag {tool}` did not write (no {marker.name}): choose a new or empty folder (nothing was changed)"
             )
     out.mkdir(parents=True, exist_ok=True)
-    created = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    created = datetime.now(UTC).isoformat(timespec="seconds")
     marker.write_text(json.dumps({"format": f"rag-{tool}", "created": created}) + "\n", encoding="utf-8")
     return marker

@@ -11,11 +11,10 @@ from dataclasses import dataclass
 
 from .config import DEFAULT_K, DEFAULT_MAX_NEW_TOKENS, DEFAULT_TEMPERATURE
 from .documents import Passage
-from .generators.base import Answer, BudgetError, Generator, ModelNotAvailable
 from .errors import RagError
+from .generators.base import Answer, BudgetError, Generator, ModelNotAvailable
 from .index import Index
 from .retrieve import Retriever
-
 
 # A generator label may end in modes, so `compare` and `bench` can run one model several ways
 # side by side: "smollm2", "smollm2+extractive", "flan-t5-small+fid+extractive".

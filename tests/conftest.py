@@ -22,7 +22,7 @@ def embedder():
     from rag.embedders.st import TorchEmbedder
 
     emb = TorchEmbedder()
-    emb.model  # load once for the whole session
+    _ = emb.model  # load once for the whole session
     return emb
 
 

@@ -9,14 +9,13 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from conftest import Counting, write_docs, write_qa_set
+from tiny_models import build_tiny_gpt2, build_tiny_t5
 
 from rag.bench.metrics import ndcg_at_k
 from rag.bench.runner import BenchConfig, run_bench, sample_questions
 from rag.cli import main
 from rag.errors import RagError
-from tiny_models import build_tiny_gpt2, build_tiny_t5
-
-from conftest import Counting, write_docs, write_qa_set
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 MISSING = "nonexistent-org/nope"

@@ -7,14 +7,13 @@ import json
 from pathlib import Path
 
 import pytest
+from conftest import Counting, write_qa_set
+from tiny_models import build_tiny_gpt2, build_tiny_t5
 
 from rag.bench.paired import compare
 from rag.bench.report import text_table
 from rag.bench.runner import BenchConfig, run_bench
 from rag.generators import prompts
-from tiny_models import build_tiny_gpt2, build_tiny_t5
-
-from conftest import Counting, write_qa_set
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 DOCS = {

@@ -99,8 +99,7 @@ def test_presets_list_the_offline_models_with_licences():
 
 
 def test_preset_without_its_packages_says_how_to_install(monkeypatch, tmp_path):
-    from rag.generators import load_generator
-    from rag.generators import chunked
+    from rag.generators import chunked, load_generator
 
     monkeypatch.setenv("RAG_CACHE", str(tmp_path))
     monkeypatch.setattr(chunked, "find_part", lambda module, relative: None)

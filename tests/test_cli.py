@@ -5,10 +5,9 @@ import subprocess
 import sys
 
 from click.testing import CliRunner
+from conftest import ROOT, write_docs
 
 from rag.cli import main
-
-from conftest import ROOT, write_docs
 
 
 def run(*args: str, env: dict | None = None):

@@ -6,14 +6,23 @@ import json
 
 import pytest
 from click.testing import CliRunner
+from conftest import folder_bytes
 
-from rag.cost.archs import ARCHS, DECODER_ONLY, ENCODER_DECODER, build_model, count_parameters, family, hf_config, resolve
+from rag.cost.archs import (
+    ARCHS,
+    DECODER_ONLY,
+    ENCODER_DECODER,
+    build_model,
+    count_parameters,
+    family,
+    hf_config,
+    resolve,
+)
 from rag.cost.cache import cross_cache_bytes, kv_cache_bytes
 from rag.cost.feeds import CONCAT, FID, cached_tokens, make_feed, window_for
 from rag.cost.measure import measure
 from rag.cost.run import OUT_MARKER, CostSettings, claim_out, run_cost
 from rag.errors import RagError
-from conftest import folder_bytes
 
 TINY_T5 = {
     "model_type": "t5", "is_encoder_decoder": True, "vocab_size": 120, "d_model": 32, "d_kv": 8, "d_ff": 64,

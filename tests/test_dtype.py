@@ -92,6 +92,7 @@ def test_ask_json_and_the_bench_summary_record_the_dtype(tmp_path, tiny_gpt2, co
     assert answer["dtype"] == "bfloat16" and answer["dtype_reason"].startswith("--dtype bfloat16")
 
     from conftest import write_qa_set
+
     from rag.bench.runner import BenchConfig, run_bench
 
     qa = write_qa_set(tmp_path / "mini", {"a.md": "BERT is pre-trained with masked language modelling.\n"},
@@ -114,6 +115,7 @@ def test_the_larger_qwen_preset_is_opt_in_pinned_and_listed_with_its_memory():
     import tomllib
 
     from conftest import ROOT
+
     from rag.generators import list_models
     from rag.generators.presets import PRESETS
 
@@ -130,7 +132,6 @@ def test_the_larger_qwen_preset_is_opt_in_pinned_and_listed_with_its_memory():
 def test_the_larger_preset_is_the_default_only_where_bfloat16_is_native(monkeypatch):
     import rag.cpu
     import rag.generators.loading as loading
-
     import rag.readers.loading as readers
 
     monkeypatch.setattr(loading, "preset_available", lambda preset: preset.name in ("qwen2.5-1.5b", "qwen2.5-0.5b"))

@@ -5,13 +5,13 @@ from __future__ import annotations
 import json
 
 import pytest
+from tiny_models import build_scripted_gpt2, build_tiny_gpt2
 
 from rag.documents import Passage
 from rag.generators import load_generator
 from rag.generators.extractive import SpanIndex, vocab_pieces
 from rag.generators.prompts import ChatPrompt, CompletionPrompt
 from rag.pipeline import GenerationSettings, split_label, with_modes
-from tiny_models import build_scripted_gpt2, build_tiny_gpt2
 
 
 def passage(text: str, rank: int, path: str) -> Passage:

@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import pytest
+from tiny_models import build_scripted_gpt2, build_tiny_gpt2
 
 from rag.documents import Passage
 from rag.generators import (
@@ -24,7 +25,6 @@ from rag.generators import (
 )
 from rag.generators.presets import hub_cached, packaged_gguf
 from rag.generators.prompts import CompletionPrompt
-from tiny_models import build_scripted_gpt2, build_tiny_gpt2, build_tiny_t5
 
 QUESTION = "What is the capital of France?"
 MAX_NEW = 8
@@ -240,7 +240,6 @@ def test_list_models():
 
 def test_default_generator_follows_the_preference_order(monkeypatch):
     import rag.generators.loading as loading
-
     import rag.readers.loading as readers
 
     def only(*names):

@@ -9,14 +9,13 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from conftest import write_qa_set
+from test_bench import bench_cache, config, models, read_jsonl  # noqa: F401 (fixtures)
 
 from rag.bench.html import HTML, esc, render
 from rag.bench.runner import run_bench
 from rag.cli import main
 from rag.errors import RagError
-
-from conftest import write_qa_set
-from test_bench import bench_cache, config, models, read_jsonl  # noqa: F401 (fixtures)
 
 # A document that tries everything: markup, an entity, quotes, a script that would mark the page
 # if it ran, and a terminal escape.

@@ -10,13 +10,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import ROOT, folder_bytes, make_pdf, write_docs
 
 from rag import faiss_index, lexical, store
-from rag.build import BuildOptions
 from rag.errors import IndexError_, IndexLocked, RagError
 from rag.index import Index
-
-from conftest import ROOT, folder_bytes, make_pdf, write_docs
 
 DOCS = {
     "bert.md": "# BERT\n\nBERT is an encoder-only transformer pre-trained with masked language modelling.\n",
@@ -808,7 +806,7 @@ def test_a_crashing_loader_skips_its_file_not_the_run(corpus, tmp_path, embedder
 
 
 def test_bad_utf8_in_a_file_is_a_warning_naming_it(corpus, tmp_path, embedder):
-    (corpus / "notes.md").write_bytes("Café notes — résumé ".encode() + b"\xff" + " and more.\n".encode())
+    (corpus / "notes.md").write_bytes("Café notes — résumé ".encode() + b"\xff" + b" and more.\n")
     warnings: list[str] = []
     index = Index.build(corpus, tmp_path / "idx", embedder=embedder, warn=warnings.append, notify=lambda m: None)
     assert any(w.startswith("notes.md: not valid UTF-8: 1 bad byte sequence") for w in warnings)

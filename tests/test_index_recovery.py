@@ -18,14 +18,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from conftest import ROOT, write_docs, write_qa_set
+from test_index import CountingEncode, _run_killed, build, corpus, rows  # noqa: F401 (corpus: a fixture)
 
 from rag import build as build_module
 from rag import segments, store
 from rag.cli import main
 from rag.index import Index
-
-from conftest import ROOT, write_docs, write_qa_set
-from test_index import CountingEncode, _run_killed, build, corpus, rows  # noqa: F401 (corpus: a fixture)
 
 
 def cli(*args: str):

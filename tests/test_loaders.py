@@ -3,11 +3,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from conftest import make_pdf, write_docs
 
 from rag.errors import LoadError
 from rag.loaders import html_to_text, load_text, walk
-
-from conftest import make_pdf, write_docs
 
 
 def test_walk_skips_hidden_unsupported_and_given_folders(tmp_path: Path):

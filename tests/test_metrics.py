@@ -16,7 +16,6 @@ from rag.bench.metrics import (
     recall_at_k,
 )
 
-
 # --- SQuAD normalisation -------------------------------------------------------------------
 
 

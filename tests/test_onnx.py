@@ -9,11 +9,10 @@ import sys
 
 import numpy as np
 import pytest
+from conftest import CORPUS, ROOT
 
 from rag.embedders import load_embedder
 from rag.embedders.onnx import EXPORT, FILES, OnnxEmbedder, cached, export_folder
-
-from conftest import CORPUS, ROOT
 
 NAME = "sentence-transformers/all-MiniLM-L6-v2"
 
@@ -21,7 +20,7 @@ NAME = "sentence-transformers/all-MiniLM-L6-v2"
 @pytest.fixture(scope="module")
 def exported():
     """The packaged MiniLM exported once into the user's rag cache (as `rag index` would)."""
-    OnnxEmbedder(NAME).folder
+    _ = OnnxEmbedder(NAME).folder
     return export_folder(NAME)
 
 

@@ -5,8 +5,8 @@ checks the same rules hold with a real subword tokenizer.
 """
 from __future__ import annotations
 
-
 import pytest
+from tiny_models import build_tiny_gpt2
 
 from rag.documents import Passage
 from rag.generators import BudgetError
@@ -24,7 +24,6 @@ from rag.generators.prompts import (
     has_finished_line,
     sentence_ends,
 )
-from tiny_models import build_tiny_gpt2
 
 
 def words(text: str) -> int:

@@ -7,19 +7,17 @@ check behaviour (labels, substrings, resumption, refusals), never quality.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import folder_bytes, write_qa_set
+from tiny_models import build_tiny_qa, squad_file
 
 from rag.documents import Passage
 from rag.readers.features import Window, label, span_text, windows
 from rag.readers.spans import best_spans
 from rag.train.reader import base_folder
-
-from conftest import folder_bytes, write_qa_set
-from tiny_models import build_tiny_qa, squad_file
 
 LONG = " ".join(f"Sentence {i} says that item {i} weighs {i * 7} grams and is {['red', 'blue', 'green'][i % 3]}."
                 for i in range(60))

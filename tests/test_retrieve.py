@@ -7,14 +7,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from conftest import write_docs
 
 from rag import lexical, store
 from rag.cli import main
 from rag.errors import IndexError_, RagError
 from rag.index import Index
 from rag.retrieve import Retriever, mmr, rrf
-
-from conftest import write_docs
 
 # Dense retrieval matches meaning: a question about an error code lands on the documents that
 # talk about error codes in general. Only one short document holds the exact code.

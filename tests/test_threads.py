@@ -57,5 +57,5 @@ def test_the_onnx_session_follows_the_policy(monkeypatch):
     embedder.__dict__["folder"] = __import__("pathlib").Path("/nonexistent")
     monkeypatch.delenv("RAG_ORT_SPINNING", raising=False)
     monkeypatch.setenv("OMP_WAIT_POLICY", "PASSIVE")
-    embedder.session
+    _ = embedder.session
     assert captured == {"session.intra_op.allow_spinning": "0", "session.inter_op.allow_spinning": "0"}

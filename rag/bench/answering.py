@@ -6,14 +6,14 @@ import gc
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
+from rag import progress
 from rag.bench.config import BenchConfig, Retrieval
 from rag.bench.datasets import BenchQuestion, BenchSet
 from rag.bench.metrics import answer_in_passages, exact_match, f1, prediction_supported
 from rag.bench.results import JsonlLog
 from rag.bench.retrieval import rounded
-from rag import progress
 from rag.documents import Passage
 
 
@@ -83,7 +83,7 @@ def run_generator(
     sessions.append({
         "run": run_key, "generator": label, "extractive": settings.extractive, "fid": settings.fid, "questions": len(pending), "load_s": round(load_s, 3),
         "peak_rss_mb": round(memory.peak_mb(), 1), "baseline_rss_mb": None if baseline is None else round(baseline, 1),
-        "memory_method": memory.method, "at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "memory_method": memory.method, "at": datetime.now(UTC).isoformat(timespec="seconds"),
         "prompt_key": key, **model_info(generator),
     })
     del generator

@@ -7,8 +7,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from rag.config import (
-    DEFAULT_BEIR_SPLIT, DEFAULT_BENCH_KS, DEFAULT_BENCH_PASSAGES, DEFAULT_CHUNK_OVERLAP, DEFAULT_CHUNK_TOKENS,
-    DEFAULT_MAX_NEW_TOKENS, DEFAULT_SAMPLE_SEED,
+    DEFAULT_BEIR_SPLIT,
+    DEFAULT_BENCH_KS,
+    DEFAULT_BENCH_PASSAGES,
+    DEFAULT_CHUNK_OVERLAP,
+    DEFAULT_CHUNK_TOKENS,
+    DEFAULT_MAX_NEW_TOKENS,
+    DEFAULT_SAMPLE_SEED,
 )
 from rag.documents import Passage
 from rag.retrieve import Retriever

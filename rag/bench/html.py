@@ -17,7 +17,13 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from rag.bench.report import (
-    GENERATOR_COLUMNS, PAIRED_COLUMNS, _headline, _paired_text, _retriever_text, generator_rows, paired_rows,
+    GENERATOR_COLUMNS,
+    PAIRED_COLUMNS,
+    _headline,
+    _paired_text,
+    _retriever_text,
+    generator_rows,
+    paired_rows,
     retrieval_rows,
 )
 

@@ -15,7 +15,7 @@ import random
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from rag.bench.answering import document_texts, run_generator
@@ -53,7 +53,7 @@ def run_bench(config: BenchConfig) -> BenchRun:
     """Run (or resume) a benchmark and write its results, summary, report and plots."""
     from rag.bench import report
 
-    started = datetime.now(timezone.utc)
+    started = datetime.now(UTC)
     t0 = time.perf_counter()
     bench = load_set(config)
     ks = _check_options(config)

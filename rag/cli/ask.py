@@ -10,8 +10,15 @@ from typing import TYPE_CHECKING
 import click
 
 from ..errors import RagError, require_utf8
-from .options import generation_options, generators_option, index_option, json_option, path, retriever_options, \
-    twin_options
+from .options import (
+    generation_options,
+    generators_option,
+    index_option,
+    json_option,
+    path,
+    retriever_options,
+    twin_options,
+)
 from .output import comparison_table, indent, print_timings, shown, terminal_width
 
 if TYPE_CHECKING:

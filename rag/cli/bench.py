@@ -8,13 +8,26 @@ from typing import TYPE_CHECKING
 import click
 
 from ..config import (
-    DEFAULT_BEIR_SPLIT, DEFAULT_BENCH_KS, DEFAULT_BENCH_PASSAGES, DEFAULT_CHUNK_OVERLAP, DEFAULT_CHUNK_TOKENS,
+    DEFAULT_BEIR_SPLIT,
+    DEFAULT_BENCH_KS,
+    DEFAULT_BENCH_PASSAGES,
+    DEFAULT_CHUNK_OVERLAP,
+    DEFAULT_CHUNK_TOKENS,
     DEFAULT_SAMPLE_SEED,
 )
 from ..errors import RagError
 from .options import (
-    CHUNK_TOKENS, OVERLAP, LazyChoice, backend_option, dtype_option, embedder_option, generators_option,
-    max_new_tokens_option, quiet_option, retriever_options, twin_options,
+    CHUNK_TOKENS,
+    OVERLAP,
+    LazyChoice,
+    backend_option,
+    dtype_option,
+    embedder_option,
+    generators_option,
+    max_new_tokens_option,
+    quiet_option,
+    retriever_options,
+    twin_options,
 )
 from .output import show_progress, shown, warn
 

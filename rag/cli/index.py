@@ -10,12 +10,24 @@ from typing import TYPE_CHECKING
 import click
 
 from ..config import (
-    DEFAULT_BATCH_SIZE, DEFAULT_CHUNK_OVERLAP, DEFAULT_CHUNK_TOKENS, DEFAULT_MAX_FILE_MB, INDEX_TYPES,
+    DEFAULT_BATCH_SIZE,
+    DEFAULT_CHUNK_OVERLAP,
+    DEFAULT_CHUNK_TOKENS,
+    DEFAULT_MAX_FILE_MB,
+    INDEX_TYPES,
     default_index_dir,
 )
 from ..errors import RagError, require_utf8
 from .options import (
-    CHUNK_TOKENS, OVERLAP, backend_option, embedder_option, index_option, json_option, k_option, path, quiet_option,
+    CHUNK_TOKENS,
+    OVERLAP,
+    backend_option,
+    embedder_option,
+    index_option,
+    json_option,
+    k_option,
+    path,
+    quiet_option,
     retriever_options,
 )
 from .output import indent, score, show_progress, shown, terminal_width, warn

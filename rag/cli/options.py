@@ -11,8 +11,14 @@ from typing import Any, TypeVar
 import click
 
 from ..config import (
-    DEFAULT_BM25_WEIGHT, DEFAULT_K, DEFAULT_MAX_NEW_TOKENS, DEFAULT_POOL, DEFAULT_RETRIEVER, DEFAULT_RRF_K,
-    DEFAULT_TEMPERATURE, RETRIEVERS,
+    DEFAULT_BM25_WEIGHT,
+    DEFAULT_K,
+    DEFAULT_MAX_NEW_TOKENS,
+    DEFAULT_POOL,
+    DEFAULT_RETRIEVER,
+    DEFAULT_RRF_K,
+    DEFAULT_TEMPERATURE,
+    RETRIEVERS,
 )
 from ..cpu import DTYPES, prefer
 from ..errors import RagError

@@ -283,7 +283,7 @@ def write_plots(summary: dict[str, Any], out: Path) -> list[Path]:
     for name, specs in panels.items():
         fig, axes = plt.subplots(1, 2, figsize=(13, 5.5), dpi=100)
         for ax, (key, ylabel, log) in zip(axes, specs):
-            for i, (label, rows) in enumerate(lines.items()):
+            for label, rows in lines.items():
                 arch_index = list(summary["archs"]).index(rows[0]["arch"])
                 values = [(r["k"], r["kv_cache_mb"] + r["cross_cache_mb"] if key == "cache_total_mb" else r.get(key))
                           for r in rows]
@@ -294,7 +294,7 @@ def write_plots(summary: dict[str, Any], out: Path) -> list[Path]:
                 marker = "s" if rows[0]["family"] == ENCODER_DECODER else "o"
                 ax.plot([k for k, _ in values], [v for _, v in values], style, marker=marker, markersize=4,
                         color=f"C{arch_index % 10}", label=label)
-            ax.set_xlabel("k (passages of %d tokens)" % summary["settings"]["passage_tokens"])
+            ax.set_xlabel(f"k (passages of {summary['settings']['passage_tokens']} tokens)")
             ax.set_ylabel(ylabel)
             ax.set_xscale("log")
             ax.set_xticks(summary["settings"]["ks"])

@@ -13,10 +13,11 @@ import random
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from rag.cost.archs import ARCHS, family, hf_config, resolve
 from rag.cost.feeds import MODES, Feed, make_feed, modes_for, window_for
@@ -226,4 +227,4 @@ def _load() -> list[float] | None:
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="seconds")

@@ -31,9 +31,9 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
+    from rag.bench.system import PeakMemory
     from rag.cost.archs import build_model, count_parameters, resolve
     from rag.cost.feeds import Feed
-    from rag.bench.system import PeakMemory
     from rag.cost.measure import measure
 
     torch.set_num_threads(args.threads)

@@ -68,7 +68,7 @@ def load_embedder(name: str | None, backend: str = "torch", batch_size: int = DE
     problem = usable_cache(emb.name)
     if problem is None:
         try:
-            emb.settings  # the export, read (or made) now: a cache that fails fails once, here
+            _ = emb.settings  # the export, read (or made) now: a cache that fails fails once, here
             return emb
         except OSError as e:
             problem = f"{e.filename or 'the ONNX export cache'}: {e.strerror or e}"

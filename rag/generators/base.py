@@ -5,8 +5,9 @@ these names, and importing them must stay instant.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Callable, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 from rag.documents import Passage
 from rag.errors import RagError

@@ -14,9 +14,9 @@ import json
 import os
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from rag.config import cache_dir
 from rag.generators.base import ModelNotAvailable

@@ -14,7 +14,8 @@ lives in hf.py.
 """
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from rag.generators.base import Span
 

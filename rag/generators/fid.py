@@ -7,7 +7,8 @@ the encoder states laid end to end: it reads every passage at once.
 """
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 
 def fid_encode(model: Any, inputs: Sequence[Sequence[int]], pad_token_id: int = 0) -> tuple[Any, Any]:

@@ -15,9 +15,10 @@ import os
 import shutil
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from rag.generators.base import Generator, ModelNotAvailable
 from rag.generators.chunked import assemble
@@ -338,7 +339,6 @@ def list_models() -> list[ModelInfo]:
     """The presets, best first (PREFERENCE order), and whether each can load offline now
     (file checks only, no torch)."""
     from rag.cpu import choose_dtype
-
     from rag.readers.loading import list_readers
 
     rows, dtype = list_readers(), choose_dtype().dtype

@@ -6,8 +6,9 @@ a generator hands in its own tokenizer's counter, a test hands in `str.split`.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from rag.documents import Passage
 from rag.generators.base import CUT, DROPPED, ENCODER_DECODER, WHOLE, BudgetError, BudgetItem
@@ -68,6 +69,8 @@ class CompletionPrompt(PromptStyle):
         context = "\n".join(texts)
         return f"Context: {context}\n\nQuestion: {question.strip()}\n{self.cue}"
 
+
+PLAIN = CompletionPrompt()  # the default rendering of `fit_passages` (it holds no state)
 
 # Asks for the short answer (SQuAD-style). Chosen on SQuAD v1.1 dev part A only, among the
 # variants in benchmarks/prompts.py (BENCHMARKS.md); for SmolLM2 they are all within noise.
@@ -159,7 +162,7 @@ def fit_passages(
     budget_tokens: int,
     *,
     question: str,
-    render: Render = CompletionPrompt(),
+    render: Render = PLAIN,
 ) -> Fit:
     """Add passages best-first while the whole rendered prompt fits `budget_tokens`.
 

@@ -2,7 +2,7 @@
 comes out of the decoder, so the input window does not shrink with the answer's length."""
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from rag.documents import Passage
 from rag.generators.base import ENCODER_DECODER

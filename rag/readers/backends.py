@@ -32,7 +32,7 @@ class TorchLogits:
         self.dtype = "float32"
 
     @classmethod
-    def load(cls, location: str, threads: int | None = None) -> "TorchLogits":
+    def load(cls, location: str, threads: int | None = None) -> TorchLogits:
         from transformers import AutoModelForQuestionAnswering
 
         return cls(AutoModelForQuestionAnswering.from_pretrained(location, local_files_only=True), threads)

@@ -10,8 +10,9 @@ Only tokenizer calls and lists: no torch, so inference with ONNX Runtime uses it
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 MAX_LENGTH = 384
 STRIDE = 128

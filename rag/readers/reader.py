@@ -9,8 +9,8 @@ with `Answer.found` False; the best span is still in `Answer.candidates`.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Sequence
 
 from rag.documents import Passage
 from rag.generators.base import ENCODER_ONLY, WHOLE, Answer, BudgetItem, ModeNotSupported, Span

@@ -12,8 +12,8 @@ NumPy only, so the ONNX path imports no torch.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 

@@ -11,9 +11,9 @@ from __future__ import annotations
 import json
 import random
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
 
 from rag.errors import RagError
 
@@ -78,8 +78,8 @@ def _squad(path: Path) -> list[Example]:
 
 
 def _qa_jsonl(path: Path) -> list[Example]:
-    from rag.bench.datasets import load_qa_jsonl
     from rag.bench.answering import document_texts
+    from rag.bench.datasets import load_qa_jsonl
 
     bench = load_qa_jsonl(path)
     text_of = document_texts(bench)

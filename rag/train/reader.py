@@ -22,9 +22,9 @@ import random
 import shutil
 import sys
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
 
 from rag.errors import RagError
 from rag.readers.backends import forward_inputs

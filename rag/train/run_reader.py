@@ -10,10 +10,10 @@ from __future__ import annotations
 import json
 import platform
 import sys
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Callable, Sequence
 
 from rag.bench.metrics import normalize_answer
 from rag.readers.base import MARKER
@@ -196,7 +196,7 @@ def write_card(folder: Path, settings: TrainSettings, metrics: dict, margin: flo
         "max_answer_tokens": 30, "max_length": settings.max_length, "stride": settings.stride,
         "settings": settings.key(), "metrics": metrics, "command": command,
         "cpu": cpu.model, "python": platform.python_version(),
-        "trained_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "trained_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "questions_trained": trained, "questions_held_in": held,
     }
     (folder / MARKER).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
