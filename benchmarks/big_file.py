@@ -9,6 +9,7 @@ of torch and weights), not something that grows with the file.
 
     .venv/bin/python benchmarks/big_file.py --mb 50,500 [--real-embedder] [--work /tmp/big-file]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -54,14 +55,30 @@ def child(args) -> None:
     with open("/proc/self/clear_refs", "w") as f:
         f.write("5")
     started = time.perf_counter()
-    report = build_folder(Path(args.docs), Path(args.index), BuildOptions(
-        embedder=emb, warn=lambda m: print(m, file=sys.stderr), notify=lambda m: None,
-        progress=sys.stderr.isatty(), max_file_mb=None))
+    report = build_folder(
+        Path(args.docs),
+        Path(args.index),
+        BuildOptions(
+            embedder=emb,
+            warn=lambda m: print(m, file=sys.stderr),
+            notify=lambda m: None,
+            progress=sys.stderr.isatty(),
+            max_file_mb=None,
+        ),
+    )
     seconds = time.perf_counter() - started
     with open("/proc/self/status") as f:
         peak = next(int(line.split()[1]) / 1024 for line in f if line.startswith("VmHWM:"))
-    print(json.dumps({"seconds": round(seconds, 1), "peak_rss_mb": round(peak), "chunks": report.chunks,
-                      "embedded": report.chunks_embedded}))
+    print(
+        json.dumps(
+            {
+                "seconds": round(seconds, 1),
+                "peak_rss_mb": round(peak),
+                "chunks": report.chunks,
+                "embedded": report.chunks_embedded,
+            }
+        )
+    )
 
 
 def main() -> None:
@@ -75,7 +92,9 @@ def main() -> None:
     args = parser.parse_args()
     if args.child:
         return child(args)
-    print(f"one text file; tokenizer: all-MiniLM-L6-v2; vectors: {'all-MiniLM-L6-v2' if args.real_embedder else 'STAND-IN (hash)'}")
+    print(
+        f"one text file; tokenizer: all-MiniLM-L6-v2; vectors: {'all-MiniLM-L6-v2' if args.real_embedder else 'STAND-IN (hash)'}"
+    )
     print(f"{'MB':>6} {'seconds':>9} {'peak RSS MB':>12} {'chunks':>9}")
     for mb in [float(x) for x in args.mb.split(",")]:
         case = Path(args.work) / f"{mb:g}"

@@ -15,6 +15,7 @@ are timed side by side, median of --repeat.
 
     .venv/bin/python benchmarks/bm25_load_check.py [--chunks 1000000] [--terms-per-chunk 80]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -52,7 +53,7 @@ def synthetic(n: int, per_chunk: int, vocab: int, seed: int = 0) -> lexical.Post
         rows[start:end] = np.sort(drawn)
     tfs = rng.geometric(0.6, size=nnz).astype(np.int32)
     lengths = rng.integers(per_chunk, 2 * per_chunk, size=n).astype(np.int32)
-    chunk_ids = (np.arange(n, dtype=np.int64) + 1_000_000)
+    chunk_ids = np.arange(n, dtype=np.int64) + 1_000_000
     return lexical.Postings(chunk_ids, lengths, term_ptr, rows, tfs)
 
 
@@ -84,8 +85,10 @@ def main() -> None:
     print(f"CPU: {cpu_model()} ({os.cpu_count()} cores); numpy {np.__version__}")
     started = time.perf_counter()
     postings = synthetic(args.chunks, args.terms_per_chunk, args.vocab)
-    print(f"synthetic postings: {args.chunks:,} chunks, {len(postings.rows):,} postings, {args.vocab:,} terms "
-          f"({time.perf_counter() - started:.0f} s to make)")
+    print(
+        f"synthetic postings: {args.chunks:,} chunks, {len(postings.rows):,} postings, {args.vocab:,} terms "
+        f"({time.perf_counter() - started:.0f} s to make)"
+    )
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
 
@@ -110,9 +113,13 @@ def main() -> None:
         lexical._check_postings = lambda *a: None
         unchecked = timed(lambda: lexical.search_segments([(loaded, None)], queries, 10), args.repeat)
         lexical._check_postings = real_check
-        print(f"\nload (memory-map the five arrays): {load * 1000:.2f} ms; one 4-term BM25 query: {query * 1000:.0f} ms")
-        print(f"20 queries with the postings they read checked: {checked * 1000:.0f} ms, unchecked: "
-              f"{unchecked * 1000:.0f} ms ({checked / unchecked:.2f}x)")
+        print(
+            f"\nload (memory-map the five arrays): {load * 1000:.2f} ms; one 4-term BM25 query: {query * 1000:.0f} ms"
+        )
+        print(
+            f"20 queries with the postings they read checked: {checked * 1000:.0f} ms, unchecked: "
+            f"{unchecked * 1000:.0f} ms ({checked / unchecked:.2f}x)"
+        )
         print("\n| array | size | SHA-256 | CRC-32 | SHA-256 / query |")
         print("|---|---:|---:|---:|---:|")
         small = 0.0
@@ -121,10 +128,14 @@ def main() -> None:
             crc = timed(lambda p=path: crc32_file(p), args.repeat)
             if name in ("chunk_ids.npy", "lengths.npy", "term_ptr.npy"):
                 small += sha
-            print(f"| {name} | {path.stat().st_size / 1e6:.1f} MB | {sha * 1000:.1f} ms | {crc * 1000:.1f} ms | "
-                  f"{sha / query:.2f}x |")
-        print(f"\nSHA-256 of the three small arrays (chunk_ids, lengths, term_ptr): {small * 1000:.1f} ms "
-              f"= {small / query:.2f}x one query")
+            print(
+                f"| {name} | {path.stat().st_size / 1e6:.1f} MB | {sha * 1000:.1f} ms | {crc * 1000:.1f} ms | "
+                f"{sha / query:.2f}x |"
+            )
+        print(
+            f"\nSHA-256 of the three small arrays (chunk_ids, lengths, term_ptr): {small * 1000:.1f} ms "
+            f"= {small / query:.2f}x one query"
+        )
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ can be timed side by side with the same virtual environment:
 
     .venv/bin/python benchmarks/build_unique.py . ; .venv/bin/python benchmarks/build_unique.py /tmp/other-checkout
 """
+
 import json
 import os
 import sys

@@ -13,6 +13,7 @@ loads are interleaved; the figure reported is the median over --repeats.
 
     .venv/bin/python benchmarks/contention.py [--repeats 3] [--tasks query-dense,query-hybrid,index,generate]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -37,7 +38,9 @@ def worker(task: str, index: str) -> dict:
     sys.path.insert(0, str(ROOT))
     from rag.index import Index
 
-    questions = [json.loads(line)["question"] for line in (CORPUS / "qa.jsonl").read_text().splitlines() if line.strip()]
+    questions = [
+        json.loads(line)["question"] for line in (CORPUS / "qa.jsonl").read_text().splitlines() if line.strip()
+    ]
     if task.startswith("query"):
         retriever = "dense" if task == "query-torch" else task.split("-")[1]
         loaded = Index.load(index)
@@ -89,8 +92,13 @@ def run(task: str, policy: str, load: int, index: str) -> dict:
     hogs = busy(load)
     try:
         time.sleep(0.5)  # let the busy loops take their cores
-        proc = subprocess.run([sys.executable, __file__, "--worker", task, "--index", index],
-                              capture_output=True, text=True, env=env, timeout=1800)
+        proc = subprocess.run(
+            [sys.executable, __file__, "--worker", task, "--index", index],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=1800,
+        )
     finally:
         for hog in hogs:
             hog.kill()
@@ -119,18 +127,22 @@ def main() -> None:
     Index.build(CORPUS / "docs", index, warn=lambda m: None, notify=lambda m: None)
     results: dict = {}
     tasks = [t for t in args.tasks.split(",") if t]
-    print(f"{os.cpu_count()} cores; medians of {args.repeats}; policy 'rag' = passive waiting, 'default' = libraries' own")
+    print(
+        f"{os.cpu_count()} cores; medians of {args.repeats}; policy 'rag' = passive waiting, 'default' = libraries' own"
+    )
     for task in tasks:
         for load in (0, 1, 2):
             figures: dict[str, list[dict]] = {p: [] for p in POLICIES}
             for r in range(args.repeats):
-                for policy in (list(POLICIES) if r % 2 == 0 else list(POLICIES)[::-1]):
+                for policy in list(POLICIES) if r % 2 == 0 else list(POLICIES)[::-1]:
                     figures[policy].append(run(task, policy, load, index))
             for policy, runs in figures.items():
                 summary = {key: round(statistics.median(run[key] for run in runs), 2) for key in runs[0]}
                 results[f"{task}|{load}|{policy}"] = summary
-                print(f"{task:>13}  busy {load}  {policy:>7}: " + ", ".join(f"{k} {v}" for k, v in summary.items()),
-                      flush=True)
+                print(
+                    f"{task:>13}  busy {load}  {policy:>7}: " + ", ".join(f"{k} {v}" for k, v in summary.items()),
+                    flush=True,
+                )
     shutil.rmtree(work, ignore_errors=True)
     if args.out:
         Path(args.out).write_text(json.dumps(results, indent=2) + "\n")

@@ -8,6 +8,7 @@ Per generator: F1 and EM of each, the paired difference (bfloat16 - float32) wit
 seeded bootstrap 95% interval over the questions both answered, win/tie/loss by F1, and how
 many answers are the same text (greedy: the same tokens, as far as the text shows).
 """
+
 from __future__ import annotations
 
 import json
@@ -35,7 +36,9 @@ def main() -> None:
     if len(sys.argv) != 3:
         sys.exit(__doc__)
     fp32, bf16 = records(Path(sys.argv[1])), records(Path(sys.argv[2]))
-    print("| generator | questions | F1 fp32 | F1 bf16 | F1 bf16 - fp32 | 95% CI | EM fp32 | EM bf16 | W/T/L | same text |")
+    print(
+        "| generator | questions | F1 fp32 | F1 bf16 | F1 bf16 - fp32 | 95% CI | EM fp32 | EM bf16 | W/T/L | same text |"
+    )
     print("|---|---:|---:|---:|---:|---|---:|---:|---|---:|")
     for name in fp32:
         if name not in bf16:
@@ -46,10 +49,12 @@ def main() -> None:
         same = sum(a[q]["answer"] == b[q]["answer"] for q in common)
         mean = lambda rows, key: sum(r[key] for r in rows) / len(rows)  # noqa: E731
         f = pair["f1"]
-        print(f"| {name} | {len(common)} | {mean([b[q] for q in common], 'f1'):.3f} | {mean([a[q] for q in common], 'f1'):.3f} "
-              f"| {f['diff']:+.3f} | [{f['low']:+.3f}, {f['high']:+.3f}] | {mean([b[q] for q in common], 'em'):.3f} | "
-              f"{mean([a[q] for q in common], 'em'):.3f} | {pair['wins']}/{pair['ties']}/{pair['losses']} | "
-              f"{same}/{len(common)} |")
+        print(
+            f"| {name} | {len(common)} | {mean([b[q] for q in common], 'f1'):.3f} | {mean([a[q] for q in common], 'f1'):.3f} "
+            f"| {f['diff']:+.3f} | [{f['low']:+.3f}, {f['high']:+.3f}] | {mean([b[q] for q in common], 'em'):.3f} | "
+            f"{mean([a[q] for q in common], 'em'):.3f} | {pair['wins']}/{pair['ties']}/{pair['losses']} | "
+            f"{same}/{len(common)} |"
+        )
 
 
 if __name__ == "__main__":

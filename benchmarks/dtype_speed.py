@@ -15,6 +15,7 @@ answers are token for token the same as float32's.
     HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/dtype_speed.py [--models qwen2.5-0.5b,gemma3-270m,smollm2]
         [--questions 30] [--threads 2] [--json out.json]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -54,9 +55,21 @@ def rag_items(n: int) -> list[tuple[str, list, list[str]]]:
     for q in bench.questions[::step][:n]:
         gold = next(iter(q.gold))
         at = order.index(gold)
-        chosen = [p for p in order[at:at + 5]]
-        passages = [Passage(chunk_id=i, doc_path=p, text=docs[p], start=0, end=len(docs[p]), first_line=1,
-                            last_line=docs[p].count("\n") + 1, score=1.0, rank=i + 1) for i, p in enumerate(chosen)]
+        chosen = [p for p in order[at : at + 5]]
+        passages = [
+            Passage(
+                chunk_id=i,
+                doc_path=p,
+                text=docs[p],
+                start=0,
+                end=len(docs[p]),
+                first_line=1,
+                last_line=docs[p].count("\n") + 1,
+                score=1.0,
+                rank=i + 1,
+            )
+            for i, p in enumerate(chosen)
+        ]
         items.append((q.question, passages, q.answers))
     return items
 
@@ -66,8 +79,22 @@ def peak_rss(model: str, dtype: str, ids: list[int], max_new: int, threads: int)
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
         json.dump({"ids": ids, "max_new": max_new}, f)
     try:
-        out = subprocess.run([sys.executable, __file__, "--probe", f.name, "--models", model, "--dtype", dtype,
-                              "--threads", str(threads)], capture_output=True, text=True)
+        out = subprocess.run(
+            [
+                sys.executable,
+                __file__,
+                "--probe",
+                f.name,
+                "--models",
+                model,
+                "--dtype",
+                dtype,
+                "--threads",
+                str(threads),
+            ],
+            capture_output=True,
+            text=True,
+        )
     finally:
         os.unlink(f.name)
     return json.loads(out.stdout.strip().splitlines()[-1])["peak_rss_MiB"] if out.returncode == 0 else None
@@ -96,19 +123,26 @@ def bench_model(name: str, items, args, bandwidth: dict) -> dict:
     clear_loaded()
     models = {dtype: load_generator(name, dtype=dtype) for dtype in DTYPES}
     g = models["float32"]
-    prepared = [(q, g.prepare(q, passages, max_new_tokens=args.max_new_tokens)[1], answers) for q, passages, answers in items]
+    prepared = [
+        (q, g.prepare(q, passages, max_new_tokens=args.max_new_tokens)[1], answers) for q, passages, answers in items
+    ]
     for m in models.values():  # warm-up, untimed
         hf_run(m, prepared[0][1], 4)
     runs: dict[str, list[dict]] = {d: [] for d in DTYPES}
     for k, (_question, ids, answers) in enumerate(prepared):
-        for dtype in (DTYPES if k % 2 == 0 else DTYPES[::-1]):
+        for dtype in DTYPES if k % 2 == 0 else DTYPES[::-1]:
             r = hf_run(models[dtype], ids, args.max_new_tokens)
             r["prompt_tokens"] = len(ids)
-            r["f1"] = f1(cut_answer(g.tokenizer.decode(r["tokens"], skip_special_tokens=True),
-                                    g.prompt_style.stop_at_newline), answers)
+            r["f1"] = f1(
+                cut_answer(g.tokenizer.decode(r["tokens"], skip_special_tokens=True), g.prompt_style.stop_at_newline),
+                answers,
+            )
             runs[dtype].append(r)
-        print(f"  [{name} {k + 1}/{len(prepared)}] prompt {len(ids)} tokens; "
-              f"{'same' if runs['float32'][-1]['tokens'] == runs['bfloat16'][-1]['tokens'] else 'different'}", flush=True)
+        print(
+            f"  [{name} {k + 1}/{len(prepared)}] prompt {len(ids)} tokens; "
+            f"{'same' if runs['float32'][-1]['tokens'] == runs['bfloat16'][-1]['tokens'] else 'different'}",
+            flush=True,
+        )
     params = g.num_parameters
     out = {"model": name, "parameters": params, "questions": len(prepared)}
     for dtype, rows in runs.items():
@@ -124,7 +158,9 @@ def bench_model(name: str, items, args, bandwidth: dict) -> dict:
             "answer_s_total": sum(r["prefill_s"] + r["decode_s"] for r in rows),
             "f1": statistics.mean(r["f1"] for r in rows),
             "share_of_bound": decode_tok_s / (bandwidth["traffic_GBps"] * 1e9 / bytes_per_token),
-            "peak_rss_MiB": None if args.no_rss else peak_rss(name, dtype, prepared[0][1], args.max_new_tokens, args.threads),
+            "peak_rss_MiB": None
+            if args.no_rss
+            else peak_rss(name, dtype, prepared[0][1], args.max_new_tokens, args.threads),
         }
     out["identical"] = sum(a["tokens"] == b["tokens"] for a, b in zip(runs["float32"], runs["bfloat16"]))
     out["speedup_whole_answers"] = out["float32"]["answer_s_total"] / out["bfloat16"]["answer_s_total"]
@@ -155,21 +191,28 @@ def main() -> None:
     items = rag_items(args.questions)
     results = [bench_model(name, items, args, bandwidth) for name in args.models.split(",")]
     print(f"\nmemory bandwidth (numpy copy, read + write): {bandwidth['traffic_GBps']:.1f} GB/s")
-    print("\n| model | dtype | prefill tok/s | decode ms/token | answer s (median) | share of bound | peak RSS MiB | F1 |")
+    print(
+        "\n| model | dtype | prefill tok/s | decode ms/token | answer s (median) | share of bound | peak RSS MiB | F1 |"
+    )
     print("|---|---|---:|---:|---:|---:|---:|---:|")
     for r in results:
         for dtype in DTYPES:
             d = r[dtype]
             rss = "-" if d["peak_rss_MiB"] is None else f"{d['peak_rss_MiB']:.0f}"
-            print(f"| {r['model']} | {dtype} | {d['prefill_tok_s']:.0f} | {d['decode_ms_per_token']:.0f} | "
-                  f"{d['answer_s_median']:.2f} | {d['share_of_bound']:.0%} | {rss} | {d['f1']:.3f} |")
+            print(
+                f"| {r['model']} | {dtype} | {d['prefill_tok_s']:.0f} | {d['decode_ms_per_token']:.0f} | "
+                f"{d['answer_s_median']:.2f} | {d['share_of_bound']:.0%} | {rss} | {d['f1']:.3f} |"
+            )
     print()
     for r in results:
-        print(f"{r['model']}: whole answers {r['speedup_whole_answers']:.2f}x faster in bfloat16 (prefill "
-              f"{r['speedup_prefill']:.2f}x); greedy tokens identical {r['identical']}/{r['questions']}")
+        print(
+            f"{r['model']}: whole answers {r['speedup_whole_answers']:.2f}x faster in bfloat16 (prefill "
+            f"{r['speedup_prefill']:.2f}x); greedy tokens identical {r['identical']}/{r['questions']}"
+        )
     if args.json:
-        Path(args.json).write_text(json.dumps({"cpu": this_cpu().describe(), "bandwidth": bandwidth, "results": results},
-                                              indent=2))
+        Path(args.json).write_text(
+            json.dumps({"cpu": this_cpu().describe(), "bandwidth": bandwidth, "results": results}, indent=2)
+        )
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ and then the filled one (second); each figure excludes importing torch and trans
 
     .venv/bin/python benchmarks/generate_overhead.py [--questions 10] [--repeats 2]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -36,8 +37,9 @@ LOAD_SNIPPET = (
 
 def timed_load(cache: str) -> float:
     env = {**os.environ, "RAG_CACHE": cache}
-    out = subprocess.run([sys.executable, "-c", LOAD_SNIPPET.format(root=str(ROOT))], env=env,
-                         capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", LOAD_SNIPPET.format(root=str(ROOT))], env=env, capture_output=True, text=True, check=True
+    )
     return float(out.stdout.strip().splitlines()[-1])
 
 
@@ -50,8 +52,10 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(prefix="rag-cache-") as cache:
         first, second = timed_load(cache), timed_load(cache)
-    print(f"smollm2 load: first (convert GGUF) {first:.1f} s, second (cached safetensors) {second:.1f} s, "
-          f"ratio {second / first:.2f} (target <= 0.25)")
+    print(
+        f"smollm2 load: first (convert GGUF) {first:.1f} s, second (cached safetensors) {second:.1f} s, "
+        f"ratio {second / first:.2f} (target <= 0.25)"
+    )
 
     import torch
 
@@ -89,12 +93,18 @@ def main() -> None:
             asks.append(ask_s)
             bares.append(bare_s)
             retrievals.append(answer.timings["retrieval_ms"] / 1000)
-    print(f"questions: {len(questions)} x {args.repeats}, max_new_tokens {args.max_new_tokens}, "
-          f"torch threads {torch.get_num_threads()}")
-    print(f"Pipeline.ask   median {statistics.median(asks):.3f} s (retrieval median {statistics.median(retrievals) * 1000:.0f} ms)")
+    print(
+        f"questions: {len(questions)} x {args.repeats}, max_new_tokens {args.max_new_tokens}, "
+        f"torch threads {torch.get_num_threads()}"
+    )
+    print(
+        f"Pipeline.ask   median {statistics.median(asks):.3f} s (retrieval median {statistics.median(retrievals) * 1000:.0f} ms)"
+    )
     print(f"model.generate median {statistics.median(bares):.3f} s")
-    print(f"overhead: median per-question {100 * (statistics.median(ratios) - 1):+.1f}%, "
-          f"total {100 * (sum(asks) / sum(bares) - 1):+.1f}% (target <= 5%)")
+    print(
+        f"overhead: median per-question {100 * (statistics.median(ratios) - 1):+.1f}%, "
+        f"total {100 * (sum(asks) / sum(bares) - 1):+.1f}% (target <= 5%)"
+    )
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ the grid rather than on a single best cell.
 
     .venv/bin/python benchmarks/hybrid_sweep.py [--dataset ../shared/datasets/squad/dev-v1.1-part-a.json]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -48,9 +49,15 @@ def main() -> None:
         totals = [0.0] * 5
         for q, ids in zip(questions, rankings):
             docs = [doc_of[i] for i in ids]
-            for j, value in enumerate((recall_at_k(docs, q.gold, 1), recall_at_k(docs, q.gold, 5),
-                                       recall_at_k(docs, q.gold, 10), mrr_at_k(docs, q.gold, 10),
-                                       ndcg_at_k(docs, q.gold, 10))):
+            for j, value in enumerate(
+                (
+                    recall_at_k(docs, q.gold, 1),
+                    recall_at_k(docs, q.gold, 5),
+                    recall_at_k(docs, q.gold, 10),
+                    mrr_at_k(docs, q.gold, 10),
+                    ndcg_at_k(docs, q.gold, 10),
+                )
+            ):
                 totals[j] += value
         return tuple(t / len(questions) for t in totals)
 

@@ -8,6 +8,7 @@ imported at start-up.
 
     .venv/bin/python benchmarks/index_throughput.py [--min-chunks 5000]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -71,7 +72,9 @@ def main() -> None:
             for c in chunk_document(Document(path.name, load_text(path)), embedder.tokenizer)
         ]
         start = time.perf_counter()
-        vectors = embedder.model.encode(texts, batch_size=args.batch_size, normalize_embeddings=True, convert_to_numpy=True)
+        vectors = embedder.model.encode(
+            texts, batch_size=args.batch_size, normalize_embeddings=True, convert_to_numpy=True
+        )
         flat = faiss.IndexFlatIP(vectors.shape[1])
         flat.add(np.ascontiguousarray(vectors, dtype=np.float32))
         floor_s = time.perf_counter() - start
@@ -82,7 +85,9 @@ def main() -> None:
         assert len(index) == len(texts), (len(index), len(texts))
 
         n = len(texts)
-        print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch threads {__import__('torch').get_num_threads()}")
+        print(
+            f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch threads {__import__('torch').get_num_threads()}"
+        )
         print(f"chunks: {n} ({copies} copies of the shipped corpus), batch size {args.batch_size}")
         print(f"floor  (encode + FAISS add): {floor_s:7.1f} s  {n / floor_s:7.1f} chunks/s")
         print(f"Index.build (whole pipeline): {build_s:7.1f} s  {n / build_s:7.1f} chunks/s")

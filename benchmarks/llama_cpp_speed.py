@@ -36,6 +36,7 @@ convention; single thread).
 
 Needs llama-cpp-python (not a project dependency): build it portable (GGML_NATIVE=OFF).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -77,8 +78,17 @@ def squad_items(n: int) -> list[tuple[str, list, list[str]]]:
     for q in bench.questions[::step][:n]:
         doc_id = next(iter(q.gold))
         text = docs[doc_id]
-        passage = Passage(chunk_id=0, doc_path=doc_id, text=text, start=0, end=len(text), first_line=1,
-                          last_line=text.count("\n") + 1, score=1.0, rank=1)
+        passage = Passage(
+            chunk_id=0,
+            doc_path=doc_id,
+            text=text,
+            start=0,
+            end=len(text),
+            first_line=1,
+            last_line=text.count("\n") + 1,
+            score=1.0,
+            rank=1,
+        )
         items.append((q.question, [passage], q.answers))
     return items
 
@@ -123,8 +133,12 @@ def copy_bandwidth(mib: int = 512, repeats: int = 5, rounds: int = 3) -> dict:
         if r:
             time.sleep(1)
         best = min(best, *(_timed(lambda: np.copyto(dst, src)) for _ in range(repeats)))
-    return {"array_MiB": mib, "best_s": best, "copy_GBps": src.nbytes / best / 1e9,
-            "traffic_GBps": 2 * src.nbytes / best / 1e9}
+    return {
+        "array_MiB": mib,
+        "best_s": best,
+        "copy_GBps": src.nbytes / best / 1e9,
+        "traffic_GBps": 2 * src.nbytes / best / 1e9,
+    }
 
 
 def _timed(fn) -> float:
@@ -154,10 +168,14 @@ def hf_run(g, ids: list[int], max_new: int) -> dict:
     input_ids = torch.tensor([ids], dtype=torch.long)
     w0, c0 = time.perf_counter(), time.process_time()
     with torch.inference_mode():
-        out = g.model.generate(input_ids=input_ids, attention_mask=torch.ones_like(input_ids), streamer=clock,
-                               **g.generation_kwargs(max_new))
+        out = g.model.generate(
+            input_ids=input_ids,
+            attention_mask=torch.ones_like(input_ids),
+            streamer=clock,
+            **g.generation_kwargs(max_new),
+        )
     w2, c2 = time.perf_counter(), time.process_time()
-    new = out[0, len(ids):].tolist()
+    new = out[0, len(ids) :].tolist()
     # marks[0] is the prompt (put before the first forward), marks[1] the first new token
     w1, c1 = clock.marks[1] if len(clock.marks) > 1 else (w2, c2)
     return {"tokens": new, "prefill_s": w1 - w0, "prefill_cpu": c1 - c0, "decode_s": w2 - w1, "decode_cpu": c2 - c1}
@@ -166,8 +184,9 @@ def hf_run(g, ids: list[int], max_new: int) -> dict:
 def llama_load(path: Path, threads: int):
     from llama_cpp import Llama
 
-    return Llama(model_path=str(path), n_ctx=N_CTX, n_threads=threads, n_threads_batch=threads, verbose=False,
-                 logits_all=False)
+    return Llama(
+        model_path=str(path), n_ctx=N_CTX, n_threads=threads, n_threads_batch=threads, verbose=False, logits_all=False
+    )
 
 
 def llama_run(llm, ids: list[int], eos: set[int], max_new: int) -> dict:
@@ -234,12 +253,26 @@ def run_probe(backend: str, model: str, spec: dict, threads: int) -> dict:
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
         json.dump(spec, f)
     try:
-        out = subprocess.run([sys.executable, __file__, "--probe", backend, "--probe-input", f.name, "--models", model,
-                              "--threads", str(threads)], capture_output=True, text=True)
+        out = subprocess.run(
+            [
+                sys.executable,
+                __file__,
+                "--probe",
+                backend,
+                "--probe-input",
+                f.name,
+                "--models",
+                model,
+                "--threads",
+                str(threads),
+            ],
+            capture_output=True,
+            text=True,
+        )
     finally:
         os.unlink(f.name)
     if out.returncode != 0:
-        return {"error": f"rc={out.returncode}: {out.stderr.strip().splitlines()[-1:] }"}
+        return {"error": f"rc={out.returncode}: {out.stderr.strip().splitlines()[-1:]}"}
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -280,8 +313,16 @@ def bench_model(name: str, items, args, bandwidth: dict) -> dict:
         own = llm.tokenize(fit.prompt.encode("utf-8"), add_bos=g.prompt_style.add_special_tokens, special=True)
         if own != ids:
             first = next((i for i, (a, b) in enumerate(zip(own, ids)) if a != b), min(len(own), len(ids)))
-            tok_mismatch.append({"question": question, "hf_len": len(ids), "llama_len": len(own), "first_diff": first,
-                                 "hf_ids": ids[max(0, first - 2):first + 3], "llama_ids": own[max(0, first - 2):first + 3]})
+            tok_mismatch.append(
+                {
+                    "question": question,
+                    "hf_len": len(ids),
+                    "llama_len": len(own),
+                    "first_diff": first,
+                    "hf_ids": ids[max(0, first - 2) : first + 3],
+                    "llama_ids": own[max(0, first - 2) : first + 3],
+                }
+            )
 
     # warm-up (untimed)
     hf_run(g, prepared[0][1], 4)
@@ -292,8 +333,11 @@ def bench_model(name: str, items, args, bandwidth: dict) -> dict:
         order = ("hf", "llama") if k % 2 == 0 else ("llama", "hf")
         res = {}
         for backend in order:
-            res[backend] = (hf_run(g, ids, args.max_new_tokens) if backend == "hf"
-                            else llama_run(llm, ids, eos, args.max_new_tokens))
+            res[backend] = (
+                hf_run(g, ids, args.max_new_tokens)
+                if backend == "hf"
+                else llama_run(llm, ids, eos, args.max_new_tokens)
+            )
         row = {"question": question, "answers": answers, "prompt_tokens": len(ids)}
         for b in ("hf", "llama"):
             r = res[b]
@@ -303,10 +347,15 @@ def bench_model(name: str, items, args, bandwidth: dict) -> dict:
             row[b] = r
         a, b = res["hf"]["tokens"], res["llama"]["tokens"]
         row["identical"] = a == b
-        row["first_diff"] = None if a == b else next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
+        row["first_diff"] = (
+            None if a == b else next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
+        )
         rows.append(row)
-        print(f"  [{name} {k + 1}/{len(prepared)}] prompt {len(ids)} tok; hf {len(a)} new, llama {len(b)} new; "
-              f"{'same' if row['identical'] else 'DIFFERENT at ' + str(row['first_diff'])}", flush=True)
+        print(
+            f"  [{name} {k + 1}/{len(prepared)}] prompt {len(ids)} tok; hf {len(a)} new, llama {len(b)} new; "
+            f"{'same' if row['identical'] else 'DIFFERENT at ' + str(row['first_diff'])}",
+            flush=True,
+        )
 
     def agg(b: str) -> dict:
         pre_tok = sum(r["prompt_tokens"] for r in rows)
@@ -316,15 +365,19 @@ def bench_model(name: str, items, args, bandwidth: dict) -> dict:
         out = {
             "prefill_tok_s": pre_tok / pre_s,
             "decode_tok_s": dec_tok / dec_s if dec_s > 0 else 0.0,
-            "prefill_s": pre_s, "decode_s": dec_s,
+            "prefill_s": pre_s,
+            "decode_s": dec_s,
             "prefill_cpu_s": sum(r[b]["prefill_cpu"] for r in rows),
             "decode_cpu_s": sum(r[b]["decode_cpu"] for r in rows),
             "new_tokens": sum(len(r[b]["tokens"]) for r in rows),
             "decode_tokens": dec_tok,
             "f1": statistics.mean(r[b]["f1"] for r in rows),
             "em": statistics.mean(r[b]["em"] for r in rows),
-            "median_decode_tok_s": statistics.median((len(r[b]["tokens"]) - 1) / r[b]["decode_s"]
-                                                     for r in rows if r[b]["decode_s"] > 0 and len(r[b]["tokens"]) > 1),
+            "median_decode_tok_s": statistics.median(
+                (len(r[b]["tokens"]) - 1) / r[b]["decode_s"]
+                for r in rows
+                if r[b]["decode_s"] > 0 and len(r[b]["tokens"]) > 1
+            ),
         }
         return out
 
@@ -342,10 +395,21 @@ def bench_model(name: str, items, args, bandwidth: dict) -> dict:
     del llm
     rss = {} if args.no_rss else {b: run_probe(b, name, spec, args.threads) for b in ("hf", "llama")}
     return {
-        "model": name, "gguf": str(path), "weights": weights, "hf_params": hf_params, "hf_tied": hf_tied,
-        "eos_project": sorted(eos), "eog_llama": llama_eog, "prompt_style": g.prompt_style.name,
-        "tokenizer_mismatches": tok_mismatch, "hf": hf, "llama": ll, "rss": rss, "rows": rows,
-        "identical": sum(r["identical"] for r in rows), "total": len(rows),
+        "model": name,
+        "gguf": str(path),
+        "weights": weights,
+        "hf_params": hf_params,
+        "hf_tied": hf_tied,
+        "eos_project": sorted(eos),
+        "eog_llama": llama_eog,
+        "prompt_style": g.prompt_style.name,
+        "tokenizer_mismatches": tok_mismatch,
+        "hf": hf,
+        "llama": ll,
+        "rss": rss,
+        "rows": rows,
+        "identical": sum(r["identical"] for r in rows),
+        "total": len(rows),
     }
 
 
@@ -353,12 +417,18 @@ def bench_model(name: str, items, args, bandwidth: dict) -> dict:
 
 
 def report(results: list[dict], bandwidth: dict, args, load: tuple) -> None:
-    print(f"\nthreads {args.threads}, {args.questions} SQuAD questions (gold paragraph only), "
-          f"greedy, max {args.max_new_tokens} new tokens; load average before/after {load[0]:.2f}/{load[1]:.2f}")
-    print(f"memory copy bandwidth (numpy, 512 MiB, best of 15, 1 thread): {bandwidth['copy_GBps']:.2f} GB/s copied "
-          f"= {bandwidth['traffic_GBps']:.2f} GB/s read+write (used for the bound)\n")
-    head = ("| model | backend | prefill tok/s | decode tok/s | prefill CPU s | decode CPU s | new tok | "
-            "MB read/token | bound tok/s | of bound | peak RSS MiB | load s | F1 | EM |")
+    print(
+        f"\nthreads {args.threads}, {args.questions} SQuAD questions (gold paragraph only), "
+        f"greedy, max {args.max_new_tokens} new tokens; load average before/after {load[0]:.2f}/{load[1]:.2f}"
+    )
+    print(
+        f"memory copy bandwidth (numpy, 512 MiB, best of 15, 1 thread): {bandwidth['copy_GBps']:.2f} GB/s copied "
+        f"= {bandwidth['traffic_GBps']:.2f} GB/s read+write (used for the bound)\n"
+    )
+    head = (
+        "| model | backend | prefill tok/s | decode tok/s | prefill CPU s | decode CPU s | new tok | "
+        "MB read/token | bound tok/s | of bound | peak RSS MiB | load s | F1 | EM |"
+    )
     print(head)
     print("|" + "---|" * (head.count("|") - 1))
     for res in results:
@@ -366,28 +436,38 @@ def report(results: list[dict], bandwidth: dict, args, load: tuple) -> None:
             r = res[b]
             rss = res["rss"].get(b, {})
             peak = f"{rss['peak_rss_MiB']:.0f}" if "peak_rss_MiB" in rss else rss.get("error", "-")
-            print(f"| {res['model']} | {'transformers fp32' if b == 'hf' else 'llama.cpp GGUF'} | "
-                  f"{r['prefill_tok_s']:.1f} | {r['decode_tok_s']:.1f} | {r['prefill_cpu_s']:.1f} | "
-                  f"{r['decode_cpu_s']:.1f} | {r['new_tokens']} | {r['bytes_per_token'] / 1e6:.0f} | "
-                  f"{r['bound_tok_s']:.1f} | {r['fraction_of_bound']:.0%} | {peak} | {r['load_s']:.1f} | "
-                  f"{r['f1']:.3f} | {r['em']:.2f} |")
+            print(
+                f"| {res['model']} | {'transformers fp32' if b == 'hf' else 'llama.cpp GGUF'} | "
+                f"{r['prefill_tok_s']:.1f} | {r['decode_tok_s']:.1f} | {r['prefill_cpu_s']:.1f} | "
+                f"{r['decode_cpu_s']:.1f} | {r['new_tokens']} | {r['bytes_per_token'] / 1e6:.0f} | "
+                f"{r['bound_tok_s']:.1f} | {r['fraction_of_bound']:.0%} | {peak} | {r['load_s']:.1f} | "
+                f"{r['f1']:.3f} | {r['em']:.2f} |"
+            )
     print()
     for res in results:
         hf, ll = res["hf"], res["llama"]
         w = res["weights"]
-        print(f"{res['model']}: llama.cpp/transformers speed-up prefill x{ll['prefill_tok_s'] / hf['prefill_tok_s']:.2f}, "
-              f"decode x{ll['decode_tok_s'] / hf['decode_tok_s']:.2f} (median per-question decode "
-              f"{hf['median_decode_tok_s']:.1f} vs {ll['median_decode_tok_s']:.1f} tok/s); "
-              f"greedy identical {res['identical']}/{res['total']}")
-        print(f"  GGUF {w['file_bytes'] / 1e6:.1f} MB, tensors {w['tensor_bytes'] / 1e6:.1f} MB, token_embd "
-              f"{w['token_embd_bytes'] / 1e6:.1f} MB ({w['token_embd_type']}), "
-              f"{'tied (table read in full as output layer)' if w['tied'] else 'untied (table excluded)'}; "
-              f"hf params {res['hf_params'] / 1e6:.1f}M tied={res['hf_tied']}")
-        print(f"  eos ids (project): {res['eos_project']}; llama.cpp EOG ids: {res['eog_llama']}; "
-              f"prompt style {res['prompt_style']}")
+        print(
+            f"{res['model']}: llama.cpp/transformers speed-up prefill x{ll['prefill_tok_s'] / hf['prefill_tok_s']:.2f}, "
+            f"decode x{ll['decode_tok_s'] / hf['decode_tok_s']:.2f} (median per-question decode "
+            f"{hf['median_decode_tok_s']:.1f} vs {ll['median_decode_tok_s']:.1f} tok/s); "
+            f"greedy identical {res['identical']}/{res['total']}"
+        )
+        print(
+            f"  GGUF {w['file_bytes'] / 1e6:.1f} MB, tensors {w['tensor_bytes'] / 1e6:.1f} MB, token_embd "
+            f"{w['token_embd_bytes'] / 1e6:.1f} MB ({w['token_embd_type']}), "
+            f"{'tied (table read in full as output layer)' if w['tied'] else 'untied (table excluded)'}; "
+            f"hf params {res['hf_params'] / 1e6:.1f}M tied={res['hf_tied']}"
+        )
+        print(
+            f"  eos ids (project): {res['eos_project']}; llama.cpp EOG ids: {res['eog_llama']}; "
+            f"prompt style {res['prompt_style']}"
+        )
         if res["tokenizer_mismatches"]:
-            print(f"  llama.cpp tokenize(prompt) != project ids for {len(res['tokenizer_mismatches'])}/{res['total']}: "
-                  f"{res['tokenizer_mismatches'][0]}")
+            print(
+                f"  llama.cpp tokenize(prompt) != project ids for {len(res['tokenizer_mismatches'])}/{res['total']}: "
+                f"{res['tokenizer_mismatches'][0]}"
+            )
         else:
             print(f"  llama.cpp tokenize(prompt) == project ids for all {res['total']} prompts")
         for b in ("hf", "llama"):
@@ -395,9 +475,11 @@ def report(results: list[dict], bandwidth: dict, args, load: tuple) -> None:
                 print(f"  RSS {b}: {res['rss'][b]}")
         for r in res["rows"]:
             if not r["identical"]:
-                print(f"  DIFF at token {r['first_diff']}: {r['question']!r} gold {r['answers'][0]!r}\n"
-                      f"     hf:    {r['hf']['text']!r} (F1 {r['hf']['f1']:.2f})\n"
-                      f"     llama: {r['llama']['text']!r} (F1 {r['llama']['f1']:.2f})")
+                print(
+                    f"  DIFF at token {r['first_diff']}: {r['question']!r} gold {r['answers'][0]!r}\n"
+                    f"     hf:    {r['hf']['text']!r} (F1 {r['hf']['f1']:.2f})\n"
+                    f"     llama: {r['llama']['text']!r} (F1 {r['llama']['f1']:.2f})"
+                )
         print()
 
 
@@ -425,8 +507,9 @@ def main() -> None:
         results.append(bench_model(name.strip(), items, args, bandwidth))
     report(results, bandwidth, args, (load0, os.getloadavg()[0]))
     if args.json:
-        Path(args.json).write_text(json.dumps({"bandwidth": bandwidth, "threads": args.threads, "results": results},
-                                              indent=1, default=str))
+        Path(args.json).write_text(
+            json.dumps({"bandwidth": bandwidth, "threads": args.threads, "results": results}, indent=1, default=str)
+        )
 
 
 if __name__ == "__main__":

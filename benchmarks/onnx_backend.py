@@ -10,6 +10,7 @@
 
     .venv/bin/python benchmarks/onnx_backend.py [--threads 2] [--work /tmp/onnx-bench]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -33,22 +34,28 @@ SQUAD = ROOT.parent / "shared" / "datasets" / "squad" / "dev-v1.1-part-a.json"
 # encode call's texts by length, so every torch row is length-sorted. "torch batch 64" is the
 # old default batch size; "onnx-fp32 unsorted" isolates what sorting gains on ONNX Runtime,
 # "onnx-fp32" what the runtime gains over torch, "onnx" what int8 adds.
-VARIANTS = (("torch batch 64", "torch", True, 64), ("torch", "torch", True, DEFAULT_BATCH_SIZE),
-            ("onnx-fp32 unsorted", "onnx-fp32", False, DEFAULT_BATCH_SIZE),
-            ("onnx-fp32", "onnx-fp32", True, DEFAULT_BATCH_SIZE), ("onnx", "onnx", True, DEFAULT_BATCH_SIZE))
+VARIANTS = (
+    ("torch batch 64", "torch", True, 64),
+    ("torch", "torch", True, DEFAULT_BATCH_SIZE),
+    ("onnx-fp32 unsorted", "onnx-fp32", False, DEFAULT_BATCH_SIZE),
+    ("onnx-fp32", "onnx-fp32", True, DEFAULT_BATCH_SIZE),
+    ("onnx", "onnx", True, DEFAULT_BATCH_SIZE),
+)
 BASELINE = "torch"
 
 
 def cold(command: list[str], env: dict) -> tuple[float, float]:
     """(seconds, peak RSS MB) of one new process running the rag CLI."""
-    code = ("import atexit, sys\n"
-            "def peak():\n"
-            "    hwm = next(int(l.split()[1]) for l in open('/proc/self/status') if l.startswith('VmHWM'))\n"
-            "    sys.stderr.write(f'PEAK {hwm}\\n')\n"
-            "atexit.register(peak)\n"
-            "from rag.cli import main\n"
-            f"sys.argv = ['rag', *{command!r}]\n"
-            "main()\n")
+    code = (
+        "import atexit, sys\n"
+        "def peak():\n"
+        "    hwm = next(int(l.split()[1]) for l in open('/proc/self/status') if l.startswith('VmHWM'))\n"
+        "    sys.stderr.write(f'PEAK {hwm}\\n')\n"
+        "atexit.register(peak)\n"
+        "from rag.cli import main\n"
+        f"sys.argv = ['rag', *{command!r}]\n"
+        "main()\n"
+    )
     start = time.perf_counter()
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=ROOT)
     seconds = time.perf_counter() - start
@@ -80,8 +87,10 @@ def main() -> None:
     work = Path(args.work)
     shutil.rmtree(work, ignore_errors=True)
     results: dict = {"threads": args.threads, "backends": {}}
-    print(f"SQuAD v1.1 dev part A: {len(bench.documents)} paragraphs, {len(bench.questions)} questions; "
-          f"{args.threads} threads")
+    print(
+        f"SQuAD v1.1 dev part A: {len(bench.documents)} paragraphs, {len(bench.questions)} questions; "
+        f"{args.threads} threads"
+    )
     for label, backend, length_sorted, batch_size in VARIANTS:
         emb = load_embedder(None, backend, batch_size=batch_size)
         if backend != "torch":
@@ -89,17 +98,27 @@ def main() -> None:
             emb.sort_by_length = length_sorted
         emb.encode(["warm-up sentence"] * 4)
         started = time.perf_counter()
-        index = Index.build_from_documents(bench.documents, work / label.replace(" ", "-"), embedder=emb, warn=lambda m: None,
-                                           notify=lambda m: None)
+        index = Index.build_from_documents(
+            bench.documents, work / label.replace(" ", "-"), embedder=emb, warn=lambda m: None, notify=lambda m: None
+        )
         seconds = time.perf_counter() - started
         retrieval = retrieve(index, bench.questions, 10, [1, 5, 10], retriever=None)
-        scores = {key: round(statistics.fmean(s[key] for s in retrieval.scores.values()), 4)
-                  for key in ("recall@1", "recall@5", "recall@10", "mrr@10")}
-        r = {"chunks": len(index), "build_s": round(seconds, 1), "chunks_per_s": round(len(index) / seconds, 1), **scores}
+        scores = {
+            key: round(statistics.fmean(s[key] for s in retrieval.scores.values()), 4)
+            for key in ("recall@1", "recall@5", "recall@10", "mrr@10")
+        }
+        r = {
+            "chunks": len(index),
+            "build_s": round(seconds, 1),
+            "chunks_per_s": round(len(index) / seconds, 1),
+            **scores,
+        }
         results["backends"][label] = r
-        print(f"{label:>18}: build {r['build_s']:7.1f} s  {r['chunks_per_s']:6.1f} chunks/s  "
-              f"recall@1/5/10 {r['recall@1']:.3f}/{r['recall@5']:.3f}/{r['recall@10']:.3f}  MRR@10 {r['mrr@10']:.3f}",
-              flush=True)
+        print(
+            f"{label:>18}: build {r['build_s']:7.1f} s  {r['chunks_per_s']:6.1f} chunks/s  "
+            f"recall@1/5/10 {r['recall@1']:.3f}/{r['recall@5']:.3f}/{r['recall@10']:.3f}  MRR@10 {r['mrr@10']:.3f}",
+            flush=True,
+        )
         index.close()
     base = results["backends"][BASELINE]["chunks_per_s"]
     for label, *_ in VARIANTS:

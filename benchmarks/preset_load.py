@@ -6,6 +6,7 @@ really is the first. torch and transformers are imported before the clock starts
 
     .venv/bin/python benchmarks/preset_load.py [--presets smollm2,gemma3-270m,qwen2.5-0.5b]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -44,9 +45,11 @@ def main() -> None:
             runs.append(json.loads(out.stdout.strip().splitlines()[-1]))
         shutil.rmtree(cache, ignore_errors=True)
         first, later = runs
-        print(f"{name:>14}: first {first['seconds']:6.1f} s ({first['peak_rss_mb']:.0f} MB peak), "
-              f"later {later['seconds']:5.1f} s ({later['peak_rss_mb']:.0f} MB), later / first {later['seconds'] / first['seconds']:.2f}",
-              flush=True)
+        print(
+            f"{name:>14}: first {first['seconds']:6.1f} s ({first['peak_rss_mb']:.0f} MB peak), "
+            f"later {later['seconds']:5.1f} s ({later['peak_rss_mb']:.0f} MB), later / first {later['seconds'] / first['seconds']:.2f}",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

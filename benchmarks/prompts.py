@@ -6,6 +6,7 @@ variants run interleaved per question so that a noisy machine slows them all ali
 
     .venv/bin/python benchmarks/prompts.py -g smollm2 --questions 40 [--threads 2]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -23,15 +24,26 @@ SQUAD = ROOT.parent / "shared" / "datasets" / "squad" / "dev-v1.1-part-a.json"
 
 # (name, system prompt, line after the question) for chat models.
 CHAT = (
-    ("before (issue 3)", "Answer the question using only the numbered context passages. Answer briefly; if the "
-                         "passages do not hold the answer, say you do not know.", ""),
+    (
+        "before (issue 3)",
+        "Answer the question using only the numbered context passages. Answer briefly; if the "
+        "passages do not hold the answer, say you do not know.",
+        "",
+    ),
     ("few words", "Answer the question from the context in a few words.", ""),
     ("few words, repeated", "Answer the question from the context in a few words.", "Answer in a few words."),
-    ("shortest phrase", "Answer with the shortest phrase from the context that answers the question. "
-                        "Do not write a sentence.", ""),
+    (
+        "shortest phrase",
+        "Answer with the shortest phrase from the context that answers the question. Do not write a sentence.",
+        "",
+    ),
 )
 # (name, text before the answer) for base models: the prompt ends with it.
-COMPLETION = (("Answer:", "Answer:"), ("Short answer:", "Short answer:"), ("Answer (a few words):", "Answer (a few words):"))
+COMPLETION = (
+    ("Answer:", "Answer:"),
+    ("Short answer:", "Short answer:"),
+    ("Answer (a few words):", "Answer (a few words):"),
+)
 
 
 def main() -> None:
@@ -69,7 +81,7 @@ def main() -> None:
     examples: dict[str, list[str]] = {name: [] for name in styles}
     for i, q in enumerate(questions):
         passages = oracle_passages(q, texts, 1)
-        for name, style in (styles.items() if i % 2 == 0 else reversed(list(styles.items()))):
+        for name, style in styles.items() if i % 2 == 0 else reversed(list(styles.items())):
             generator.prompt_style = style
             started = time.perf_counter()
             answer = generator.generate(q.question, passages, max_new_tokens=args.max_new_tokens)
@@ -87,8 +99,9 @@ def main() -> None:
         for line in examples[name]:
             print(f"      {line}")
     if args.out:
-        Path(args.out).write_text(json.dumps({"generator": args.generator, "questions": len(questions),
-                                              "results": results}, indent=2) + "\n")
+        Path(args.out).write_text(
+            json.dumps({"generator": args.generator, "questions": len(questions), "results": results}, indent=2) + "\n"
+        )
 
 
 if __name__ == "__main__":

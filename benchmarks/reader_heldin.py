@@ -14,6 +14,7 @@ retrieval searches all of them), then runs `rag bench` twice into DIR:
 The reader's numbers on the other part-A articles mean nothing (it trained on them): only
 these are its quality. Set thread counts with OMP_NUM_THREADS / --threads as for any benchmark.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -59,12 +60,31 @@ def main() -> None:
     data = held_in_file(Path(record["data"]), record["held_in"], args.out)
     say = lambda line: print(line, file=sys.stderr)  # noqa: E731
     also = [g for g in args.also.split(",") if g]
-    gold = run_bench(BenchConfig(dataset=data, generators=[args.reader], oracle=True, out=args.out / "gold",
-                                 progress=True, echo=say, warn=say, retriever=Retriever("hybrid")))
+    gold = run_bench(
+        BenchConfig(
+            dataset=data,
+            generators=[args.reader],
+            oracle=True,
+            out=args.out / "gold",
+            progress=True,
+            echo=say,
+            warn=say,
+            retriever=Retriever("hybrid"),
+        )
+    )
     print(text_table(gold.summary))
-    retrieved = run_bench(BenchConfig(dataset=data, generators=[args.reader, *also], limit=args.limit,
-                                      out=args.out / "retrieved", progress=True, echo=say, warn=say,
-                                      retriever=Retriever("hybrid")))
+    retrieved = run_bench(
+        BenchConfig(
+            dataset=data,
+            generators=[args.reader, *also],
+            limit=args.limit,
+            out=args.out / "retrieved",
+            progress=True,
+            echo=say,
+            warn=say,
+            retriever=Retriever("hybrid"),
+        )
+    )
     print(text_table(retrieved.summary))
 
 

@@ -9,6 +9,7 @@
    5 in a row: wall time, peak RSS, and whether torch was imported (`-X importtime`).
 Prints markdown rows and the CPU model.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -30,8 +31,22 @@ def cold_ask(reader: str, index: Path, question: str, threads: int) -> tuple[flo
     import shutil
 
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": str(threads)}
-    command = [sys.executable, "-X", "importtime", "-m", "rag.cli", "ask", question, "-g", reader,
-               "--index", str(index), "--retriever", "hybrid", "--json"]
+    command = [
+        sys.executable,
+        "-X",
+        "importtime",
+        "-m",
+        "rag.cli",
+        "ask",
+        question,
+        "-g",
+        reader,
+        "--index",
+        str(index),
+        "--retriever",
+        "hybrid",
+        "--json",
+    ]
     timer = shutil.which("time") or ("/usr/bin/time" if Path("/usr/bin/time").exists() else None)
     if timer:
         command = [timer, "-f", "RAG_PEAK_KB=%M", *command]
@@ -81,19 +96,22 @@ def main() -> None:
             reader.read(q.question, texts)
             times[backend].append(1000 * (time.perf_counter() - start))
     cpu = this_cpu()
-    print(f"CPU: {cpu.describe()}; {args.threads} threads; "
-          f"{len(sample)} held-in questions, 5 hybrid passages each")
+    print(f"CPU: {cpu.describe()}; {args.threads} threads; {len(sample)} held-in questions, 5 hybrid passages each")
     print("| runtime | p50 ms | p90 ms | mean ms |")
     print("|---|---:|---:|---:|")
     for backend, values in times.items():
         values.sort()
-        print(f"| {backend} | {statistics.median(values):.0f} | {values[int(0.9 * (len(values) - 1))]:.0f} | "
-              f"{statistics.fmean(values):.0f} |")
+        print(
+            f"| {backend} | {statistics.median(values):.0f} | {values[int(0.9 * (len(values) - 1))]:.0f} | "
+            f"{statistics.fmean(values):.0f} |"
+        )
     print("\n| cold `rag ask` | wall s | peak RSS MB | torch imported |")
     print("|---|---:|---:|---|")
     for q in sample[: args.cold]:
         wall, rss, torch = cold_ask(args.reader, Path(info["path"]), q.question, args.threads)
-        print(f"| {q.question[:50]} | {wall:.2f} | {'n/a' if rss is None else f'{rss:.0f}'} | {'yes' if torch else 'no'} |")
+        print(
+            f"| {q.question[:50]} | {wall:.2f} | {'n/a' if rss is None else f'{rss:.0f}'} | {'yes' if torch else 'no'} |"
+        )
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ FAISS, BM25, fusion and fetching the passages from SQLite. Target: hybrid p50 <=
 
     .venv/bin/python benchmarks/retrieval_latency.py [--questions 300] [--k 10]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -58,7 +59,9 @@ def main() -> None:
     print(f"{len(questions)} questions, k={args.k}, pool {Retriever().pool}, single-query calls, warm")
     print(f"{'retriever':<10}{'p50 ms':>9}{'p95 ms':>9}{'mean ms':>9}")
     for name, values in times.items():
-        print(f"{name:<10}{percentile(values, 0.5):>9.2f}{percentile(values, 0.95):>9.2f}{statistics.mean(values):>9.2f}")
+        print(
+            f"{name:<10}{percentile(values, 0.5):>9.2f}{percentile(values, 0.95):>9.2f}{statistics.mean(values):>9.2f}"
+        )
     ratio = percentile(times["hybrid"], 0.5) / percentile(times["dense"], 0.5)
     print(f"hybrid p50 / dense p50 = {ratio:.2f} (target <= 2)")
 

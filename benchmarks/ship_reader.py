@@ -7,6 +7,7 @@ margin, settings, metrics) and the model card (README.md); refuses if the files 
 the folder holds no rag-reader.json. Weights committed stay in the history forever: ship the
 model that is the one to ship, and rarely again.
 """
+
 from __future__ import annotations
 
 import shutil

@@ -14,6 +14,7 @@ all-MiniLM-L6-v2 (embedding included). Every process uses one thread for FAISS a
 
     .venv/bin/python benchmarks/update_cost.py --sizes 10000,100000,1000000 --real 10000 --work /tmp/update-cost
 """
+
 from __future__ import annotations
 
 import argparse
@@ -130,14 +131,30 @@ def child(args) -> None:
         segments.MERGE_FRACTION = 0.0
     with open("/proc/self/clear_refs", "w") as f:
         f.write("5")
-    options = BuildOptions(embedder=emb, chunk_tokens=100, overlap=0, warn=lambda m: None, notify=lambda m: None,
-                           progress=args.op == "build" and sys.stderr.isatty())
+    options = BuildOptions(
+        embedder=emb,
+        chunk_tokens=100,
+        overlap=0,
+        warn=lambda m: None,
+        notify=lambda m: None,
+        progress=args.op == "build" and sys.stderr.isatty(),
+    )
     started = time.perf_counter()
     report = build(lambda: folder_sources(docs), Path(args.index), str(docs.resolve()), options)
     seconds = time.perf_counter() - started
-    print(json.dumps({"op": args.op, "seconds": round(seconds, 3), "peak_rss_mb": round(peak_mb(), 1),
-                      "chunks": report.chunks, "embedded": report.chunks_embedded, "reused": report.chunks_reused,
-                      "generation": report.generation}))
+    print(
+        json.dumps(
+            {
+                "op": args.op,
+                "seconds": round(seconds, 3),
+                "peak_rss_mb": round(peak_mb(), 1),
+                "chunks": report.chunks,
+                "embedded": report.chunks_embedded,
+                "reused": report.chunks_reused,
+                "generation": report.generation,
+            }
+        )
+    )
 
 
 def run_op(op: str, docs: Path, index: Path, real: bool, seed: int) -> dict:
@@ -171,9 +188,13 @@ def main() -> None:
     work = Path(args.work)
     runs = [(int(s), False) for s in args.sizes.split(",") if s] + ([(args.real, True)] if args.real else [])
     results = []
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; "
-          "embedder: STAND-IN (hash vectors) unless marked real; one thread")
-    print(f"{'size':>9} {'embedder':>9} {'operation':>10} {'seconds':>8} {'peak RSS MB':>12} {'embedded':>9} {'chunks':>9}")
+    print(
+        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; "
+        "embedder: STAND-IN (hash vectors) unless marked real; one thread"
+    )
+    print(
+        f"{'size':>9} {'embedder':>9} {'operation':>10} {'seconds':>8} {'peak RSS MB':>12} {'embedded':>9} {'chunks':>9}"
+    )
     for size, real in runs:
         case = work / f"{size}-{'real' if real else 'standin'}"
         if case.exists():
@@ -183,8 +204,11 @@ def main() -> None:
             r = run_op(op, case / "docs", case / "index", real, seed=n)
             r.update(size=size, embedder="real" if real else "stand-in")
             results.append(r)
-            print(f"{size:>9} {r['embedder']:>9} {op:>10} {r['seconds']:>8.2f} {r['peak_rss_mb']:>12.0f} {r['embedded']:>9}"
-                  f" {r['chunks']:>9}", flush=True)
+            print(
+                f"{size:>9} {r['embedder']:>9} {op:>10} {r['seconds']:>8.2f} {r['peak_rss_mb']:>12.0f} {r['embedded']:>9}"
+                f" {r['chunks']:>9}",
+                flush=True,
+            )
         if not args.keep:
             shutil.rmtree(case)
     if args.out:

@@ -2,6 +2,7 @@
 
 Heavy libraries (torch, transformers, faiss) load on first use, so importing rag is cheap.
 """
+
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
@@ -13,8 +14,17 @@ _configure_threads()  # before torch, faiss or ONNX Runtime is imported: see rag
 __version__ = "0.1.0"
 
 __all__ = [
-    "Index", "BuildReport", "Document", "Chunk", "Passage", "Embedder", "RagError",
-    "Pipeline", "Answer", "load_generator", "Retriever",
+    "Index",
+    "BuildReport",
+    "Document",
+    "Chunk",
+    "Passage",
+    "Embedder",
+    "RagError",
+    "Pipeline",
+    "Answer",
+    "load_generator",
+    "Retriever",
 ]
 
 if TYPE_CHECKING:
@@ -28,9 +38,17 @@ if TYPE_CHECKING:
     from .retrieve import Retriever
 
 _LAZY = {
-    "Index": "index", "BuildReport": "build", "Document": "documents", "Chunk": "documents",
-    "Passage": "documents", "Embedder": "embedders", "RagError": "errors",
-    "Pipeline": "pipeline", "Answer": "generators", "load_generator": "generators", "Retriever": "retrieve",
+    "Index": "index",
+    "BuildReport": "build",
+    "Document": "documents",
+    "Chunk": "documents",
+    "Passage": "documents",
+    "Embedder": "embedders",
+    "RagError": "errors",
+    "Pipeline": "pipeline",
+    "Answer": "generators",
+    "load_generator": "generators",
+    "Retriever": "retrieve",
 }
 
 

@@ -5,6 +5,7 @@ boundary. Chunks are spans of the original text (so they can be cited by line),
 consecutive chunks share at most `overlap` tokens, and every non-blank character
 of the document lies in some chunk.
 """
+
 from __future__ import annotations
 
 import bisect
@@ -31,12 +32,12 @@ def token_offsets(text: str, tokenizer: OffsetTokenizer) -> list[tuple[int, int]
 
 def _boundary_strength(text: str, offsets: Sequence[tuple[int, int]], j: int) -> int:
     """How good a cut is between token j-1 and token j: 4 paragraph, 3 sentence, 2 line, 1 word, 0 inside a word."""
-    gap = text[offsets[j - 1][1]:offsets[j][0]]
+    gap = text[offsets[j - 1][1] : offsets[j][0]]
     if not gap:
         return 0
     if gap.count("\n") >= 2:
         return 4
-    if _SENTENCE_END.search(text[offsets[j - 1][0]:offsets[j - 1][1]]):
+    if _SENTENCE_END.search(text[offsets[j - 1][0] : offsets[j - 1][1]]):
         return 3
     if "\n" in gap:
         return 2
@@ -91,7 +92,11 @@ WINDOW = 200_000  # characters tokenised at a time: memory stays flat however lo
 
 
 def chunk_stream(
-    pieces: Iterable[str], doc_path: str, tokenizer: OffsetTokenizer, size: int = 200, overlap: int = 40,
+    pieces: Iterable[str],
+    doc_path: str,
+    tokenizer: OffsetTokenizer,
+    size: int = 200,
+    overlap: int = 40,
     window: int = WINDOW,
 ) -> Iterator[Chunk]:
     """The chunks of a document given as consecutive pieces of its text (a file read block by
@@ -111,8 +116,14 @@ def chunk_stream(
         newlines = [i for i, c in enumerate(buffer) if c == "\n"]
         for a, b in ranges:
             s, e = offsets[a][0], offsets[b - 1][1]
-            yield Chunk(doc_path, buffer[s:e], base + s, base + e, line + bisect.bisect_right(newlines, s),
-                        line + bisect.bisect_right(newlines, e - 1))
+            yield Chunk(
+                doc_path,
+                buffer[s:e],
+                base + s,
+                base + e,
+                line + bisect.bisect_right(newlines, s),
+                line + bisect.bisect_right(newlines, e - 1),
+            )
         if final:
             return
         # Keep the text from the word that holds the next chunk's first token (re-tokenising from a

@@ -1,4 +1,5 @@
 """Defaults, in one place, so the CLI and the library agree."""
+
 from __future__ import annotations
 
 import os

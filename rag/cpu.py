@@ -7,6 +7,7 @@ not, bf16 is emulated and 3-4x slower. So the choice is made here, at run time, 
 `auto` picks bfloat16 when /proc/cpuinfo lists `amx_bf16` or `avx512_bf16`, float32 otherwise.
 `--dtype` (or `$RAG_DTYPE`) overrides it. The choice and its reason travel with every answer.
 """
+
 from __future__ import annotations
 
 import os

@@ -3,6 +3,7 @@
 Plain dataclasses so every stage (loading, chunking, indexing, retrieval, generation)
 can hand data to the next without knowing how it was made.
 """
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass

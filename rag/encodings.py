@@ -18,6 +18,7 @@ The rule, decided by principle rather than per sample:
 
 Only the first SAMPLE bytes are scored; the whole file is then decoded with the winner.
 """
+
 from __future__ import annotations
 
 import codecs
@@ -33,8 +34,17 @@ LEGACY = ("cp1252", "cp1250", "cp1251", "koi8_r", "cp1253", "cp1254", "shift_jis
 
 _SCRIPTS = ("LATIN", "CYRILLIC", "GREEK", "ARABIC", "HEBREW", "HANGUL", "THAI", "ARMENIAN", "GEORGIAN")
 _CJK = ("CJK", "HIRAGANA", "KATAKANA", "IDEOGRAPHIC")
-_ODD_BLOCKS = ("BOX DRAWINGS", "BLOCK", "SHADE", "HALFWIDTH", "ISOLATED FORM", "FINAL FORM", "INITIAL FORM",
-               "MEDIAL FORM", "LIGATURE")
+_ODD_BLOCKS = (
+    "BOX DRAWINGS",
+    "BLOCK",
+    "SHADE",
+    "HALFWIDTH",
+    "ISOLATED FORM",
+    "FINAL FORM",
+    "INITIAL FORM",
+    "MEDIAL FORM",
+    "LIGATURE",
+)
 
 
 def decode_bytes(data: bytes, warn: Callable[[str], None] | None = None) -> str:
@@ -50,8 +60,10 @@ def decode_bytes(data: bytes, warn: Callable[[str], None] | None = None) -> str:
     good, bad = _utf8_sequences(data[: 4 * SAMPLE])
     if good and bad <= good:
         if warn is not None:
-            warn(f"not valid UTF-8: {bad} bad byte sequence(s) in the first {min(len(data), 4 * SAMPLE)} bytes, "
-                 "read as UTF-8 with U+FFFD in their place")
+            warn(
+                f"not valid UTF-8: {bad} bad byte sequence(s) in the first {min(len(data), 4 * SAMPLE)} bytes, "
+                "read as UTF-8 with U+FFFD in their place"
+            )
         return _normalise(data.decode("utf-8", errors="replace"))
     encoding = best_encoding(data[:SAMPLE])
     if encoding is None:
@@ -151,7 +163,7 @@ def _utf8_sequences(data: bytes) -> tuple[int, int]:
         length = 2 if 0xC2 <= byte <= 0xDF else 3 if 0xE0 <= byte <= 0xEF else 4 if 0xF0 <= byte <= 0xF4 else 0
         if length and i + length <= n:
             try:
-                data[i:i + length].decode("utf-8")
+                data[i : i + length].decode("utf-8")
                 good += 1
                 i += length
                 continue

@@ -33,6 +33,8 @@ def require_utf8(text: str, what: str) -> str:
     except UnicodeEncodeError as e:
         bad = text[e.start]
         byte = f"byte 0x{ord(bad) - 0xDC00:02x}" if 0xDC80 <= ord(bad) <= 0xDCFF else f"character U+{ord(bad):04X}"
-        raise RagError(f"the {what} is not valid UTF-8 ({byte} at character {e.start + 1}): pass it as UTF-8 "
-                       "(check the terminal's encoding or the shell's locale, e.g. LANG=C.UTF-8)") from None
+        raise RagError(
+            f"the {what} is not valid UTF-8 ({byte} at character {e.start + 1}): pass it as UTF-8 "
+            "(check the terminal's encoding or the shell's locale, e.g. LANG=C.UTF-8)"
+        ) from None
     return text

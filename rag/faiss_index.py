@@ -5,6 +5,7 @@ vectors and must be trained on enough of them. Indexes are built a segment at a 
 (see rag/segments.py); ivfpq segments are copies of one index trained on a sample of the whole
 corpus, retrained when the corpus has grown or shrunk fourfold since.
 """
+
 from __future__ import annotations
 
 import hashlib

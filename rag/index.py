@@ -5,6 +5,7 @@ Loading checks what is cheap on every load (the generation's files are there wit
 recorded sizes, FAISS holds the recorded number of vectors under the recorded ids) and
 `verify` checks everything (`rag info --check`). Any damage is one line naming the file.
 """
+
 from __future__ import annotations
 
 import sqlite3
@@ -31,7 +32,9 @@ __all__ = ["Index"]
 class Index:
     """One generation of an index, opened for searching."""
 
-    def __init__(self, path: Path, manifest: Manifest, generation: Generation, db: sqlite3.Connection, embedder: Embedder):
+    def __init__(
+        self, path: Path, manifest: Manifest, generation: Generation, db: sqlite3.Connection, embedder: Embedder
+    ):
         self.path = path
         self.manifest = manifest
         self.generation = generation  # its FAISS segments, and its BM25 segments on first use
@@ -171,9 +174,12 @@ class Index:
         import numpy as np
 
         marks = ",".join("?" * len(ids))
-        rows = dict(self._query(
-            f"SELECT c.id, v.vector FROM chunks c JOIN vectors v ON v.sha256 = c.sha256 WHERE c.id IN ({marks})",
-            [int(i) for i in ids]))
+        rows = dict(
+            self._query(
+                f"SELECT c.id, v.vector FROM chunks c JOIN vectors v ON v.sha256 = c.sha256 WHERE c.id IN ({marks})",
+                [int(i) for i in ids],
+            )
+        )
         if len(rows) < len(set(int(i) for i in ids)):
             raise self._gone_or_damaged(store.META)
         if any(len(v) != 4 * self.manifest.dimension for v in rows.values()):  # a rebuild changed the embedder since
@@ -228,14 +234,24 @@ class Index:
 
     def live_ids(self) -> list[int]:
         g = self.manifest.generation
-        return [row[0] for row in self._query(
-            "SELECT id FROM chunks WHERE gen_added <= ? AND (gen_removed IS NULL OR gen_removed > ?) ORDER BY id", (g, g))]
+        return [
+            row[0]
+            for row in self._query(
+                "SELECT id FROM chunks WHERE gen_added <= ? AND (gen_removed IS NULL OR gen_removed > ?) ORDER BY id",
+                (g, g),
+            )
+        ]
 
     def documents(self) -> list[str]:
         g = self.manifest.generation
-        return [row[0] for row in self._query(
-            "SELECT DISTINCT doc_path FROM chunks WHERE gen_added <= ? AND (gen_removed IS NULL OR gen_removed > ?) "
-            "ORDER BY doc_path", (g, g))]
+        return [
+            row[0]
+            for row in self._query(
+                "SELECT DISTINCT doc_path FROM chunks WHERE gen_added <= ? AND (gen_removed IS NULL OR gen_removed > ?) "
+                "ORDER BY doc_path",
+                (g, g),
+            )
+        ]
 
     def size_on_disk(self) -> int:
         files = [self.path / store.META, *(p for p in self.folder.rglob("*") if p.is_file())]
@@ -266,16 +282,24 @@ class Index:
             live = self.live_ids()
             bad_rows = 0
             for _cid, path, start, end, first, last, text, sha, digest in self.db.execute(
-                    'SELECT id, doc_path, start, "end", first_line, last_line, text, sha256, digest FROM chunks '
-                    "WHERE gen_added <= ? AND (gen_removed IS NULL OR gen_removed > ?)", (g, g)):
-                if (hashlib.sha256(text.encode()).hexdigest() != sha
-                        or store.chunk_digest(path, start, end, first, last, sha) != digest):
+                'SELECT id, doc_path, start, "end", first_line, last_line, text, sha256, digest FROM chunks '
+                "WHERE gen_added <= ? AND (gen_removed IS NULL OR gen_removed > ?)",
+                (g, g),
+            ):
+                if (
+                    hashlib.sha256(text.encode()).hexdigest() != sha
+                    or store.chunk_digest(path, start, end, first, last, sha) != digest
+                ):
                     bad_rows += 1
             bad_vectors = sum(
-                1 for vector, terms, digest in self.db.execute(
+                1
+                for vector, terms, digest in self.db.execute(
                     "SELECT vector, terms, digest FROM vectors WHERE sha256 IN (SELECT sha256 FROM chunks WHERE "
-                    "gen_added <= ? AND (gen_removed IS NULL OR gen_removed > ?))", (g, g))
-                if store.vector_digest(vector, terms) != digest)
+                    "gen_added <= ? AND (gen_removed IS NULL OR gen_removed > ?))",
+                    (g, g),
+                )
+                if store.vector_digest(vector, terms) != digest
+            )
         except sqlite3.DatabaseError as e:
             return problems + [f"{store.META}: {e}"]
         if bad_rows:
@@ -283,15 +307,18 @@ class Index:
         if bad_vectors:
             problems.append(f"{store.META}: {bad_vectors} stored vectors do not match their checksums")
         if len(live) != self.manifest.counts["chunks"]:
-            problems.append(f"{store.META}: {len(live)} live chunks, the manifest says {self.manifest.counts['chunks']}")
+            problems.append(
+                f"{store.META}: {len(live)} live chunks, the manifest says {self.manifest.counts['chunks']}"
+            )
         faiss_ids = self.generation.faiss_ids()
         if faiss_ids is not None and sorted(faiss_ids.tolist()) != live:
             problems.append(f"{self.folder.name}: its FAISS ids are not the chunks in {store.META}")
         try:
             segments = self.generation.postings()
             problem = next((p.check() for p, _ in segments if p.check()), None)
-            ids = np.concatenate([np.asarray(p.chunk_ids) if live is None else np.asarray(p.chunk_ids)[live]
-                                  for p, live in segments])
+            ids = np.concatenate(
+                [np.asarray(p.chunk_ids) if live is None else np.asarray(p.chunk_ids)[live] for p, live in segments]
+            )
             if problem is None and sorted(ids.tolist()) != live:
                 problem = f"its chunk ids are not the chunks in {store.META}"
             if problem:
@@ -317,13 +344,19 @@ def _check_folder(path: Path, given) -> None:
             "upgrade it (stored vectors are reused, nothing is embedded again)"
         )
     if store.looks_like_index(path):
-        raise IndexError_(f"index {given} has lost its marker ({store.MARKER} is missing or damaged): run "
-                          f"`rag index FOLDER --index {given}` to write it again (nothing is embedded again)")
+        raise IndexError_(
+            f"index {given} has lost its marker ({store.MARKER} is missing or damaged): run "
+            f"`rag index FOLDER --index {given}` to write it again (nothing is embedded again)"
+        )
     if (path / store.MARKER).exists():
-        raise IndexError_(f"{given} is not a rag index ({store.MARKER} is damaged and the folder holds files rag did "
-                          "not make): give the index folder with --index, or build a new one in an empty folder")
-    raise IndexError_(f"{given} is not a rag index (it has no {store.MARKER}): build one with `rag index FOLDER --index {given}`"
-                      + (" in a new or empty folder" if any(path.iterdir()) else ""))
+        raise IndexError_(
+            f"{given} is not a rag index ({store.MARKER} is damaged and the folder holds files rag did "
+            "not make): give the index folder with --index, or build a new one in an empty folder"
+        )
+    raise IndexError_(
+        f"{given} is not a rag index (it has no {store.MARKER}): build one with `rag index FOLDER --index {given}`"
+        + (" in a new or empty folder" if any(path.iterdir()) else "")
+    )
 
 
 def _current(db: sqlite3.Connection, path: Path) -> Manifest:
@@ -352,4 +385,3 @@ def _embedder_for(manifest: Manifest, embedder: str | Embedder | None, given) ->
             "search it without --embedder, or rebuild it with the embedder you want"
         )
     return emb
-

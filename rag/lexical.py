@@ -17,6 +17,7 @@ frequencies, so the global statistics (N, df, avg_len) are never baked into stor
 an update removes the rows of deleted chunks and appends new ones without touching the rest,
 and no chunk is ever tokenised twice (its terms are kept in meta.sqlite).
 """
+
 from __future__ import annotations
 
 import math
@@ -37,7 +38,8 @@ K1, B, METHOD = 0.9, 0.4, "lucene"
 
 # NLTK's English stop words (as bm25s ships them in STOPWORDS_EN_PLUS), kept here so that
 # tokenising imports neither bm25s nor scipy.
-STOPWORDS = frozenset("""
+STOPWORDS = frozenset(
+    """
 a about above after again against ain all am an and any are aren aren't as at be because been before being below
 between both but by can couldn couldn't d did didn didn't do does doesn doesn't doing don don't down during each
 few for from further had hadn hadn't has hasn hasn't have haven haven't having he her here hers herself him
@@ -47,7 +49,8 @@ s same shan shan't she she's should should've shouldn shouldn't so some such t t
 theirs them themselves then there these they this those through to too under until up ve very was wasn wasn't we
 were weren weren't what when where which while who whom why will with won won't wouldn wouldn't y you you'd
 you'll you're you've your yours yourself yourselves
-""".split())
+""".split()
+)
 
 _WORD = re.compile(r"\w+")
 _stemmer = None
@@ -90,8 +93,13 @@ class Postings:
     @classmethod
     def build(cls, ids: Sequence[int], terms: Sequence[np.ndarray]) -> Postings:
         """From scratch: chunk `ids[i]` holds the term ids `terms[i]` (with repeats)."""
-        empty = cls(np.zeros(0, np.int64), np.zeros(0, np.int32), np.zeros(1, np.int64),
-                    np.zeros(0, np.int32), np.zeros(0, np.int32))
+        empty = cls(
+            np.zeros(0, np.int64),
+            np.zeros(0, np.int32),
+            np.zeros(1, np.int64),
+            np.zeros(0, np.int32),
+            np.zeros(0, np.int32),
+        )
         return empty.update(np.zeros(0, np.int64), ids, terms)
 
     def update(self, removed: Sequence[int], ids: Sequence[int], terms: Sequence[np.ndarray]) -> Postings:

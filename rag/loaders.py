@@ -4,6 +4,7 @@ Every loader returns plain text whose line numbers are what citations point at.
 For Markdown, reStructuredText and plain text that is the file itself; for HTML
 and PDF it is the extracted visible text.
 """
+
 from __future__ import annotations
 
 import os
@@ -23,8 +24,6 @@ TEXT_SUFFIXES = (".txt", ".md", ".markdown", ".rst")
 HTML_SUFFIXES = {".html", ".htm"}
 PDF_SUFFIXES = {".pdf"}
 SUPPORTED_SUFFIXES = set(TEXT_SUFFIXES) | HTML_SUFFIXES | PDF_SUFFIXES
-
-
 
 
 @dataclass(frozen=True)
@@ -67,8 +66,9 @@ def walk_relative(folder: Path, skip: tuple[Path, ...] = (), follow_symlinks: bo
             stack.append(_entries(*item, visited, skip_resolved, follow_symlinks))
 
 
-def _entries(directory: str, prefix: str, visited: set, skip_resolved: set[str],
-             follow_symlinks: bool) -> Iterator[tuple[str, str] | Found]:
+def _entries(
+    directory: str, prefix: str, visited: set, skip_resolved: set[str], follow_symlinks: bool
+) -> Iterator[tuple[str, str] | Found]:
     """One folder's findings in sorted order: files and problems as `Found`, subfolders to
     enter as (path, prefix)."""
     try:
@@ -94,15 +94,21 @@ def _entries(directory: str, prefix: str, visited: set, skip_resolved: set[str],
             is_dir, link = False, False
         if link and not follow_symlinks:
             if entry.is_dir() or _supported(name):  # links to unsupported files are not worth a line
-                yield Found(prefix + name, problem="a symbolic link (rag index --follow-symlinks follows links)",
-                            folder=entry.is_dir())
+                yield Found(
+                    prefix + name,
+                    problem="a symbolic link (rag index --follow-symlinks follows links)",
+                    folder=entry.is_dir(),
+                )
             continue
         if is_dir:
             if os.path.realpath(entry.path) in skip_resolved:
                 continue
             if os.path.exists(os.path.join(entry.path, INDEX_MARKER)) and is_index_folder(Path(entry.path)):
-                yield Found(prefix + name, problem=f"a rag index (its {INDEX_MARKER} marker): not indexed as documents",
-                            folder=True)
+                yield Found(
+                    prefix + name,
+                    problem=f"a rag index (its {INDEX_MARKER} marker): not indexed as documents",
+                    folder=True,
+                )
                 continue
             yield (entry.path, prefix + name + "/")
         elif _supported(name):
@@ -110,7 +116,7 @@ def _entries(directory: str, prefix: str, visited: set, skip_resolved: set[str],
 
 
 def _supported(name: str) -> bool:
-    return "." in name and name[name.rfind("."):].lower() in SUPPORTED_SUFFIXES
+    return "." in name and name[name.rfind(".") :].lower() in SUPPORTED_SUFFIXES
 
 
 def load_text(path: Path) -> str:
@@ -185,9 +191,40 @@ def _pdf_text(data: bytes) -> str:
 
 
 _BLOCK_TAGS = {
-    "address", "article", "aside", "blockquote", "br", "dd", "div", "dl", "dt", "figcaption", "figure",
-    "footer", "form", "h1", "h2", "h3", "h4", "h5", "h6", "header", "hr", "li", "main", "nav", "ol",
-    "p", "pre", "section", "table", "td", "th", "tr", "ul", "title",
+    "address",
+    "article",
+    "aside",
+    "blockquote",
+    "br",
+    "dd",
+    "div",
+    "dl",
+    "dt",
+    "figcaption",
+    "figure",
+    "footer",
+    "form",
+    "h1",
+    "h2",
+    "h3",
+    "h4",
+    "h5",
+    "h6",
+    "header",
+    "hr",
+    "li",
+    "main",
+    "nav",
+    "ol",
+    "p",
+    "pre",
+    "section",
+    "table",
+    "td",
+    "th",
+    "tr",
+    "ul",
+    "title",
 }
 _INVISIBLE_TAGS = {"script", "style", "noscript", "template", "svg", "head"}
 

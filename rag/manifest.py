@@ -4,6 +4,7 @@ It is stored in meta.sqlite with the generation it describes, in the same transa
 makes that generation current, so the manifest, the SQLite rows and the generation's FAISS and
 BM25 files are always read as one version.
 """
+
 from __future__ import annotations
 
 import json
@@ -48,16 +49,30 @@ class Manifest:
             raise ValueError(f"the manifest is {type(data).__name__}, not an object")
         if data.get("format") != FORMAT or data.get("format_version") != FORMAT_VERSION:
             raise ValueError(f"unknown format {data.get('format')!r} version {data.get('format_version')!r}")
-        kinds = {"generation": int, "embedder": str, "dimension": int, "index_type": str, "chunking": dict,
-                 "bm25": dict, "source": str, "counts": dict, "files": dict, "created": str, "updated": str,
-                 "id_sum": int, "base_generation": int}
+        kinds = {
+            "generation": int,
+            "embedder": str,
+            "dimension": int,
+            "index_type": str,
+            "chunking": dict,
+            "bm25": dict,
+            "source": str,
+            "counts": dict,
+            "files": dict,
+            "created": str,
+            "updated": str,
+            "id_sum": int,
+            "base_generation": int,
+        }
         for name, kind in kinds.items():
             if not isinstance(data.get(name), kind):
                 raise ValueError(f"its {name!r} is missing or not a {kind.__name__}")
         for name in ("documents", "chunks", "terms", "base", "delta", "deleted"):
             if not isinstance(data["counts"].get(name), int):
                 raise ValueError(f"its counts lack {name!r}")
-        if not isinstance(data["counts"].get("segments"), list) or not all(isinstance(n, int) for n in data["counts"]["segments"]):
+        if not isinstance(data["counts"].get("segments"), list) or not all(
+            isinstance(n, int) for n in data["counts"]["segments"]
+        ):
             raise ValueError("its counts lack the rows of each segment")
         for name in ("tokens", "overlap"):
             if not isinstance(data["chunking"].get(name), int):

@@ -3,6 +3,7 @@
 A folder is ours only if it holds our marker file; anything else that is not empty is refused
 untouched, so a user who points --out at the wrong folder loses nothing.
 """
+
 from __future__ import annotations
 
 import json

@@ -3,6 +3,7 @@
 `compare` gives the very same retrieved passages to several generators, which is the
 point of this project: one contrast between the two generator families, measured.
 """
+
 from __future__ import annotations
 
 import time
@@ -51,9 +52,7 @@ class Pipeline:
         passages = self.index.search(question, k or self.k, retriever=self.retriever)
         return passages, (time.perf_counter() - start) * 1000
 
-    def ask(
-        self, question: str, *, k: int | None = None, on_text: Callable[[str], None] | None = None
-    ) -> Answer:
+    def ask(self, question: str, *, k: int | None = None, on_text: Callable[[str], None] | None = None) -> Answer:
         passages, retrieval_ms = self.retrieve(question, k)
         answer = answer_from(self.generator, question, passages, self.settings, on_text=on_text)
         answer.timings["retrieval_ms"] = retrieval_ms
@@ -70,8 +69,13 @@ def answer_from(
     settings = settings or GenerationSettings()
     modes = {m: True for m in MODES if getattr(settings, m)}  # generators without modes still work
     return generator.generate(
-        question, passages, max_new_tokens=settings.max_new_tokens, temperature=settings.temperature,
-        seed=settings.seed, on_text=on_text, **modes,
+        question,
+        passages,
+        max_new_tokens=settings.max_new_tokens,
+        temperature=settings.temperature,
+        seed=settings.seed,
+        on_text=on_text,
+        **modes,
     )
 
 

@@ -1,5 +1,6 @@
 """Progress bars with ETA, shared by the build, the bench and training: tqdm on stderr when asked
 for, nothing at all (not even the import) when not."""
+
 from __future__ import annotations
 
 import sys
@@ -26,5 +27,4 @@ def bar(total: int, desc: str, enabled: bool, unit: str):
 
 def label(name: str, width: int = 24) -> str:
     """A bar's description cut from the left, where names differ least."""
-    return name if len(name) <= width else "…" + name[-(width - 1):]
-
+    return name if len(name) <= width else "…" + name[-(width - 1) :]

@@ -8,6 +8,7 @@ extends the list: the top 5 of `-k 50` are the top 5 of `-k 5` (see `fuse`).
 Maximal marginal relevance (MMR) can then re-rank the candidates so the k passages handed to
 a generator are not near-duplicates of each other (overlapping chunks often are).
 """
+
 from __future__ import annotations
 
 import math

@@ -18,6 +18,7 @@ indexing a very large corpus or file needs memory for SEGMENT_CHUNKS chunks, not
 A search asks every segment, the base segments through a selector that skips deleted ids, and
 BM25 takes its statistics (N, document frequencies, average length) over the live chunks of all.
 """
+
 from __future__ import annotations
 
 import os
@@ -127,8 +128,12 @@ def open_generation(index_dir: Path, manifest: Manifest) -> Generation:
         except RuntimeError:
             raise store.damaged(index_dir, where, "FAISS cannot read it") from None
         if index.ntotal != expected or index.d != manifest.dimension:
-            raise store.damaged(index_dir, where, f"it holds {index.ntotal} vectors of {index.d} dimensions, the "
-                                                  f"manifest says {expected} of {manifest.dimension}")
+            raise store.damaged(
+                index_dir,
+                where,
+                f"it holds {index.ntotal} vectors of {index.d} dimensions, the "
+                f"manifest says {expected} of {manifest.dimension}",
+            )
         faiss_index.configure(index, manifest.index_type if name != DELTA else "flat", manifest.index_params)
         indexes.append(index)
     try:
@@ -143,12 +148,16 @@ def open_generation(index_dir: Path, manifest: Manifest) -> Generation:
         for name in names:  # bytes changed in place, or a file (or meta.sqlite) from another index?
             rel = f"{name}/{faiss_index.FILE}"
             if store.file_sha256(folder / rel) != manifest.files.get(rel, {}).get("sha256"):
-                raise store.damaged(index_dir, f"{folder.name}/{rel}",
-                                    "its ids are not this index's chunks and its checksum differs from the one recorded")
+                raise store.damaged(
+                    index_dir,
+                    f"{folder.name}/{rel}",
+                    "its ids are not this index's chunks and its checksum differs from the one recorded",
+                )
         raise IndexError_(
             f"index {index_dir} is damaged: {store.META} does not describe the files of {folder.name} (their checksums "
             f"match, their chunk ids do not: {store.META} copied from another index?); run `rag index FOLDER --index "
-            f"{index_dir} --rebuild` to build it again from the documents")
+            f"{index_dir} --rebuild` to build it again from the documents"
+        )
     return generation
 
 
@@ -171,9 +180,13 @@ def check_postings(generation: Generation, index_dir: Path) -> None:
             problem = f"it has {len(postings)} rows, the manifest says {n}"
         if problem:
             raise store.damaged(index_dir, f"{folder.name}/{name}/{lexical.FOLDER}", problem)
-    ids = np.concatenate([np.asarray(p.chunk_ids) if live is None else np.asarray(p.chunk_ids)[live] for p, live in segments])
+    ids = np.concatenate(
+        [np.asarray(p.chunk_ids) if live is None else np.asarray(p.chunk_ids)[live] for p, live in segments]
+    )
     if store.id_sum(ids) != manifest.id_sum:
-        raise store.damaged(index_dir, f"{folder.name}/{names[0]}/{lexical.FOLDER}", "its chunk ids are not this index's")
+        raise store.damaged(
+            index_dir, f"{folder.name}/{names[0]}/{lexical.FOLDER}", "its chunk ids are not this index's"
+        )
 
 
 # -- writing ------------------------------------------------------------------------------------
@@ -183,8 +196,9 @@ class SegmentWriter:
     """Writes one new generation's search files into `folder` from the chunks meta.sqlite stores
     (`chunks`) and, where it can, the previous generation's files."""
 
-    def __init__(self, index_dir: Path, folder: Path, index_type: str, chunks: StoredChunks,
-                 warn: Callable[[str], None]) -> None:
+    def __init__(
+        self, index_dir: Path, folder: Path, index_type: str, chunks: StoredChunks, warn: Callable[[str], None]
+    ) -> None:
         self.index_dir, self.folder, self.index_type = index_dir, folder, index_type
         self.chunks, self.warn = chunks, warn
         self.dimension = chunks.dimension
@@ -211,8 +225,12 @@ class SegmentWriter:
         n_delta = in_delta - len(delta_removed) + n_new
         if should_merge(prev.counts["base"], len(deleted), n_delta):
             return None
-        self._link(prev_folder, prev, [(base_name(i), base_name(i)) for i in range(len(prev.counts["segments"]))]
-                   + ([(TRAINED, TRAINED)] if TRAINED in prev.files else []))
+        self._link(
+            prev_folder,
+            prev,
+            [(base_name(i), base_name(i)) for i in range(len(prev.counts["segments"]))]
+            + ([(TRAINED, TRAINED)] if TRAINED in prev.files else []),
+        )
         self.sizes, self.params = list(prev.counts["segments"]), dict(prev.index_params)
         index, _ = faiss_index.create("flat", self.dimension, 0)
         ids, terms = self._fill(index, self.chunks.added_since(since), removed)
@@ -236,8 +254,11 @@ class SegmentWriter:
                 self._link(prev_folder, prev, [(TRAINED, TRAINED)])
             self.params = dict(prev.index_params)
             since = prev.base_generation
-            n_added = (self.chunks.count("c.gen_added > ? AND c.gen_removed IS NULL", (since,))
-                       - len(self.chunks.added_after(removed, since)) + self.chunks.count(PENDING))
+            n_added = (
+                self.chunks.count("c.gen_added > ? AND c.gen_removed IS NULL", (since,))
+                - len(self.chunks.added_after(removed, since))
+                + self.chunks.count(PENDING)
+            )
             sizes, opened = prev.counts["segments"], None
             for i, n in enumerate(sizes):
                 name = base_name(i)
@@ -380,13 +401,13 @@ class SegmentWriter:
         for old, new in renames:
             for rel, info in prev.files.items():
                 if rel == old or rel.startswith(old + "/"):
-                    target = self.folder / (new + rel[len(old):])
+                    target = self.folder / (new + rel[len(old) :])
                     target.parent.mkdir(parents=True, exist_ok=True)
                     try:
                         os.link(prev_folder / rel, target)
                     except OSError:
                         shutil.copy2(prev_folder / rel, target)
-                    self.files[new + rel[len(old):]] = info
+                    self.files[new + rel[len(old) :]] = info
 
     def _previous_faiss(self, prev_folder: Path, rel: str, prev: Manifest):
         recorded = prev.files.get(rel, {}).get("sha256")

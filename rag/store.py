@@ -15,6 +15,7 @@ Readers take the newest committed generation from meta.sqlite and read that gene
 files; chunk rows are never changed, only added and (two generations later) deleted, and their
 ids are never reused, so a reader's ids always mean what they meant when it loaded.
 """
+
 from __future__ import annotations
 
 import errno
@@ -75,8 +76,10 @@ CREATE TABLE generations (gen INTEGER PRIMARY KEY, manifest TEXT NOT NULL);
 CREATE TABLE state (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 # While `rag index --rebuild` changes the embedder, the new embedder's vectors, swapped in at its commit.
-NEXT_VECTORS_SCHEMA = ("CREATE TABLE IF NOT EXISTS next_vectors (sha256 TEXT PRIMARY KEY, vector BLOB NOT NULL, "
-                       "terms BLOB NOT NULL, digest TEXT NOT NULL)")
+NEXT_VECTORS_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS next_vectors (sha256 TEXT PRIMARY KEY, vector BLOB NOT NULL, "
+    "terms BLOB NOT NULL, digest TEXT NOT NULL)"
+)
 
 
 # -- the folder ---------------------------------------------------------------------------------
@@ -101,15 +104,22 @@ def is_legacy(folder: Path) -> bool:
         names = {p.name for p in folder.iterdir()}
     except (OSError, ValueError):
         return False
-    return (isinstance(manifest, dict) and manifest.get("format_version") == 1 and "embedder" in manifest
-            and names <= set(LEGACY_FILES) and (folder / META).is_file())
+    return (
+        isinstance(manifest, dict)
+        and manifest.get("format_version") == 1
+        and "embedder" in manifest
+        and names <= set(LEGACY_FILES)
+        and (folder / META).is_file()
+    )
 
 
 def claim(index_dir: Path) -> bool:
     """Make `index_dir` a marked index folder, or prove it is one. Refuses, touching nothing, a
     file or a folder that holds anything not made by rag. True when it is a format-1 index."""
     if index_dir.exists() and not index_dir.is_dir():
-        raise IndexError_(f"--index {index_dir} is a file, not an index folder: choose a new or empty folder (nothing was changed)")
+        raise IndexError_(
+            f"--index {index_dir} is a file, not an index folder: choose a new or empty folder (nothing was changed)"
+        )
     if index_dir.is_dir():
         if is_ours(index_dir):
             return False
@@ -148,7 +158,9 @@ def _write_marker(path: Path, fmt: str, **extra) -> None:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
     except FileExistsError:
         if _read_marker(path, fmt) is None:
-            raise IndexError_(f"{path} exists and is not rag's marker: choose another --index (nothing was changed)") from None
+            raise IndexError_(
+                f"{path} exists and is not rag's marker: choose another --index (nothing was changed)"
+            ) from None
         return
     try:
         os.write(fd, data)
@@ -171,8 +183,12 @@ def looks_like_index(folder: Path) -> bool:
     for entry in entries:
         if entry.name in (MARKER, MARKER + ".tmp", META, META + "-journal", LOCK):
             continue
-        if entry.name.startswith(GEN_PREFIX) and entry.is_dir() and not entry.is_symlink() and \
-                _read_marker(entry / GEN_MARKER, FORMAT + "-generation") is not None:
+        if (
+            entry.name.startswith(GEN_PREFIX)
+            and entry.is_dir()
+            and not entry.is_symlink()
+            and _read_marker(entry / GEN_MARKER, FORMAT + "-generation") is not None
+        ):
             continue
         return False
     try:
@@ -219,8 +235,10 @@ def write_lock(index_dir: Path):
             "wait for that `rag index` to finish"
         ) from None
     except OSError as e:
-        raise IndexError_(f"cannot write in the index folder {index_dir} ({_reason(e)}): run as a user who may "
-                          "write there, or choose another --index (nothing was changed)") from None
+        raise IndexError_(
+            f"cannot write in the index folder {index_dir} ({_reason(e)}): run as a user who may "
+            "write there, or choose another --index (nothing was changed)"
+        ) from None
     try:
         yield
     finally:
@@ -248,7 +266,7 @@ def gen_dirs(index_dir: Path) -> dict[int, Path]:
     """Generation folders that carry rag's marker, by number."""
     found = {}
     for path in index_dir.glob(GEN_PREFIX + "*"):
-        number = path.name[len(GEN_PREFIX):]
+        number = path.name[len(GEN_PREFIX) :]
         if number.isdigit() and path.is_dir() and not path.is_symlink():
             found[int(number)] = path
     return found
@@ -309,13 +327,16 @@ def connect(index_dir: Path, *, create: bool = False, writer: bool = False) -> s
     killed writer is rolled back rather than refused) but with `query_only` set."""
     path = index_dir / META
     if not create and not path.is_file():
-        raise IndexError_(f"index {index_dir} is damaged: {META} is missing; run `rag index FOLDER --index {index_dir}` again")
+        raise IndexError_(
+            f"index {index_dir} is damaged: {META} is missing; run `rag index FOLDER --index {index_dir}` again"
+        )
     if not create:
         check_access(path, write=writer)
     mode = "rwc" if create else ("rw" if writer or os.access(path, os.W_OK) else "ro")
     try:
-        db = sqlite3.connect(f"{path.as_uri()}?mode={mode}", uri=True, check_same_thread=False,
-                             isolation_level=None, timeout=30)
+        db = sqlite3.connect(
+            f"{path.as_uri()}?mode={mode}", uri=True, check_same_thread=False, isolation_level=None, timeout=30
+        )
         db.execute("PRAGMA busy_timeout = 30000")
         if create:
             db.executescript(SCHEMA)
@@ -336,8 +357,10 @@ def check_access(path: Path, write: bool = False) -> None:
     if os.access(path, wanted):
         return
     verb = "read and write" if write else "read"
-    raise IndexPermission(f"permission denied: this user may not {verb} {path}: run as the user who built the index "
-                      f"or ask them to grant access (e.g. chmod u+rw {path.name}); the index itself is not damaged")
+    raise IndexPermission(
+        f"permission denied: this user may not {verb} {path}: run as the user who built the index "
+        f"or ask them to grant access (e.g. chmod u+rw {path.name}); the index itself is not damaged"
+    )
 
 
 def _reason(error: OSError) -> str:
@@ -356,7 +379,9 @@ class DamagedFile(Exception):
 def damaged(index_dir: Path, name: str, error: BaseException | str) -> IndexError_:
     """The one-line error for a damaged part of an index."""
     why = error if isinstance(error, str) else (getattr(error, "strerror", None) or str(error) or type(error).__name__)
-    return IndexError_(f"index {index_dir} is damaged: {name}: {why}; run `rag index FOLDER --index {index_dir}` again to repair it")
+    return IndexError_(
+        f"index {index_dir} is damaged: {name}: {why}; run `rag index FOLDER --index {index_dir}` again to repair it"
+    )
 
 
 @contextmanager
@@ -420,7 +445,8 @@ def is_corrupt(error: sqlite3.DatabaseError) -> bool:
     """Whether SQLite says the file itself is damaged (not busy, not full)."""
     text = str(error).lower()
     return type(error) is sqlite3.DatabaseError or any(
-        word in text for word in ("malformed", "not a database", "no such table", "no such column", "corrupt"))
+        word in text for word in ("malformed", "not a database", "no such table", "no such column", "corrupt")
+    )
 
 
 def vector_blob(vector) -> bytes:

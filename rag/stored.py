@@ -1,5 +1,6 @@
 """The chunks meta.sqlite stores, read for writing a generation's search files: ids, vectors and
 BM25 term ids, a batch at a time, so a million vectors never sit in memory twice."""
+
 from __future__ import annotations
 
 import sqlite3
@@ -35,15 +36,23 @@ class StoredChunks:
         self.db, self.dimension = db, dimension
         self.table = table  # where the vectors are: `vectors`, or `next_vectors` while a rebuild changes the embedder
 
-    def select(self, where: str, args: Sequence = (), exclude: np.ndarray | None = None, every: bool = False,
-               batch: int = BATCH) -> Iterator[Rows]:
+    def select(
+        self,
+        where: str,
+        args: Sequence = (),
+        exclude: np.ndarray | None = None,
+        every: bool = False,
+        batch: int = BATCH,
+    ) -> Iterator[Rows]:
         """The chunks matching `where` (not in `exclude`), by id, in batches. `every` (most rows
         match): read in id order rather than look them up by generation."""
         gone = set(exclude.tolist()) if exclude is not None else set()
         order = "c.id" if every else "c.id + 0"  # + 0: find the rows by generation, then sort them
         rows = self.db.execute(
             f"SELECT c.id, v.vector, v.terms FROM chunks c JOIN {self.table} v ON v.sha256 = c.sha256 WHERE {where} "
-            f"ORDER BY {order}", tuple(args))
+            f"ORDER BY {order}",
+            tuple(args),
+        )
         yield from self._batches(((cid, vector, term) for cid, vector, term in rows if cid not in gone), batch)
 
     def of(self, ids: np.ndarray, batch: int = BATCH) -> Iterator[Rows]:
@@ -52,10 +61,15 @@ class StoredChunks:
         def rows():
             listed = [int(i) for i in ids]
             for start in range(0, len(listed), 500):
-                part = listed[start:start + 500]
-                found = {r[0]: r for r in self.db.execute(
-                    f"SELECT c.id, v.vector, v.terms FROM chunks c JOIN {self.table} v ON v.sha256 = c.sha256 "
-                    f"WHERE c.id IN ({','.join('?' * len(part))})", part)}
+                part = listed[start : start + 500]
+                found = {
+                    r[0]: r
+                    for r in self.db.execute(
+                        f"SELECT c.id, v.vector, v.terms FROM chunks c JOIN {self.table} v ON v.sha256 = c.sha256 "
+                        f"WHERE c.id IN ({','.join('?' * len(part))})",
+                        part,
+                    )
+                }
                 yield from (found[i] for i in part)
 
         yield from self._batches(rows(), batch)
@@ -89,15 +103,26 @@ class StoredChunks:
         found: list[int] = []
         listed = [int(i) for i in ids]
         for start in range(0, len(listed), 500):
-            part = listed[start:start + 500]
-            found += [row[0] for row in self.db.execute(
-                f"SELECT id FROM chunks WHERE gen_added > ? AND id IN ({','.join('?' * len(part))})", [generation, *part])]
+            part = listed[start : start + 500]
+            found += [
+                row[0]
+                for row in self.db.execute(
+                    f"SELECT id FROM chunks WHERE gen_added > ? AND id IN ({','.join('?' * len(part))})",
+                    [generation, *part],
+                )
+            ]
         return np.array(sorted(found), dtype=np.int64)
 
     def sample(self, n: int, exclude: np.ndarray) -> np.ndarray:
         """A random sample of n vectors of the chunks the new generation will hold (ivfpq training)."""
         gone = set(exclude.tolist())
-        rows = [r for r in self.db.execute(
-            f"SELECT c.id, v.vector FROM chunks c JOIN {self.table} v ON v.sha256 = c.sha256 "
-            f"WHERE ({LIVE}) OR {PENDING} ORDER BY RANDOM() LIMIT ?", (n + len(gone),)) if r[0] not in gone][:n]
+        rows = [
+            r
+            for r in self.db.execute(
+                f"SELECT c.id, v.vector FROM chunks c JOIN {self.table} v ON v.sha256 = c.sha256 "
+                f"WHERE ({LIVE}) OR {PENDING} ORDER BY RANDOM() LIMIT ?",
+                (n + len(gone),),
+            )
+            if r[0] not in gone
+        ][:n]
         return np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32).reshape(len(rows), self.dimension)

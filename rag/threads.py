@@ -12,6 +12,7 @@ Every setting is a default: a variable the user has set (`OMP_WAIT_POLICY`, `OMP
 `RAG_ORT_SPINNING`) wins, and `RAG_THREAD_POLICY=default` leaves every library's own default
 alone. It must run before torch or faiss is imported; `rag` (the package) calls it on import.
 """
+
 from __future__ import annotations
 
 import os

@@ -1,4 +1,5 @@
 """Shared fixtures: the real packaged embedder (loaded once), small document folders."""
+
 from __future__ import annotations
 
 import os
@@ -86,7 +87,9 @@ def corpus_index(tmp_path_factory, embedder):
     """The shipped corpus, indexed once per test session with the default settings."""
     from rag.index import Index
 
-    return Index.build(CORPUS / "docs", tmp_path_factory.mktemp("corpus") / "idx", embedder=embedder, warn=lambda m: None)
+    return Index.build(
+        CORPUS / "docs", tmp_path_factory.mktemp("corpus") / "idx", embedder=embedder, warn=lambda m: None
+    )
 
 
 @pytest.fixture(scope="session")
@@ -146,9 +149,23 @@ class HashEmbedder:
 
         import numpy as np
 
-        out = np.stack([np.random.default_rng(int.from_bytes(hashlib.sha256(t.encode()).digest()[:8], "little"))
-                        .standard_normal(self.dimension) for t in texts]) if texts else np.zeros((0, self.dimension))
-        return (out / np.linalg.norm(out, axis=1, keepdims=True)).astype("float32") if len(texts) else out.astype("float32")
+        out = (
+            np.stack(
+                [
+                    np.random.default_rng(
+                        int.from_bytes(hashlib.sha256(t.encode()).digest()[:8], "little")
+                    ).standard_normal(self.dimension)
+                    for t in texts
+                ]
+            )
+            if texts
+            else np.zeros((0, self.dimension))
+        )
+        return (
+            (out / np.linalg.norm(out, axis=1, keepdims=True)).astype("float32")
+            if len(texts)
+            else out.astype("float32")
+        )
 
 
 @pytest.fixture

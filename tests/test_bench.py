@@ -1,6 +1,7 @@
 """`rag bench` end to end: tiny random-weight models of both families, the real packaged embedder,
 small qa-jsonl and BEIR sets written here. Scores of random models are meaningless; what is
 checked is what gets written, counted, resumed and reported."""
+
 from __future__ import annotations
 
 import json
@@ -22,21 +23,37 @@ MISSING = "nonexistent-org/nope"
 
 DOCS = {
     "bert.md": "# BERT\n\nBERT is an encoder-only transformer. It is pre-trained with masked language modelling "
-               "on BooksCorpus and English Wikipedia.\n",
+    "on BooksCorpus and English Wikipedia.\n",
     "gpt2.md": "# GPT-2\n\nGPT-2 is a decoder-only transformer released by OpenAI in 2019. It predicts the next "
-               "token from left to right and has 1.5 billion parameters in its largest size.\n",
+    "token from left to right and has 1.5 billion parameters in its largest size.\n",
     "t5.md": "# T5\n\nT5 is an encoder-decoder transformer from Google. It casts every task as text-to-text "
-             "and was pre-trained on the C4 corpus with span corruption.\n",
+    "and was pre-trained on the C4 corpus with span corruption.\n",
     "faiss.md": "# FAISS\n\nFAISS is a library from Meta for similarity search over dense vectors. A flat index "
-                "compares the query with every stored vector.\n",
+    "compares the query with every stored vector.\n",
 }
 QUESTIONS = [
-    {"id": "q1", "question": "Which objective is BERT pre-trained with?", "answer": "masked language modelling",
-     "aliases": ["masked language modeling"], "doc": "bert.md"},
+    {
+        "id": "q1",
+        "question": "Which objective is BERT pre-trained with?",
+        "answer": "masked language modelling",
+        "aliases": ["masked language modeling"],
+        "doc": "bert.md",
+    },
     {"id": "q2", "question": "In which year was GPT-2 released?", "answer": "2019", "doc": "gpt2.md"},
-    {"id": "q3", "question": "On which corpus was T5 pre-trained?", "answer": "C4", "aliases": ["the C4 corpus"], "doc": "t5.md"},
+    {
+        "id": "q3",
+        "question": "On which corpus was T5 pre-trained?",
+        "answer": "C4",
+        "aliases": ["the C4 corpus"],
+        "doc": "t5.md",
+    },
     {"id": "q4", "question": "Which company makes FAISS?", "answer": "Meta", "doc": "faiss.md"},
-    {"id": "q5", "question": "How many parameters does the largest GPT-2 have?", "answer": "1.5 billion", "doc": "gpt2.md"},
+    {
+        "id": "q5",
+        "question": "How many parameters does the largest GPT-2 have?",
+        "answer": "1.5 billion",
+        "doc": "gpt2.md",
+    },
 ]
 
 
@@ -68,17 +85,29 @@ def config(dataset, out, embedder, **options) -> BenchConfig:
     return BenchConfig(dataset=Path(dataset), out=Path(out), embedder=embedder, max_new_tokens=6, **options)
 
 
-
 # --- end to end through the CLI ----------------------------------------------------------------
 
 
 def test_cli_bench_writes_results_summary_report_and_plots(tmp_path, qa_set, models, bench_cache):
     out = tmp_path / "out"
     names = f"{models['t5']},{models['gpt2']},{MISSING}"
-    result = CliRunner().invoke(main, [
-        "bench", str(qa_set), "--generators", names, "-k", "1,2", "--passages", "2",
-        "--max-new-tokens", "6", "--out", str(out),
-    ])
+    result = CliRunner().invoke(
+        main,
+        [
+            "bench",
+            str(qa_set),
+            "--generators",
+            names,
+            "-k",
+            "1,2",
+            "--passages",
+            "2",
+            "--max-new-tokens",
+            "6",
+            "--out",
+            str(out),
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert "recall@2" in result.output and "tiny-t5" in result.output and MISSING in result.output
 
@@ -93,8 +122,18 @@ def test_cli_bench_writes_results_summary_report_and_plots(tmp_path, qa_set, mod
         assert 0 <= r["f1"] <= 1 and r["em"] in (0.0, 1.0)
 
     summary = json.loads((out / "summary.json").read_text())
-    assert set(summary) >= {"dataset", "sample", "settings", "index", "retrieval", "generators", "machine", "versions",
-                            "command", "seconds"}
+    assert set(summary) >= {
+        "dataset",
+        "sample",
+        "settings",
+        "index",
+        "retrieval",
+        "generators",
+        "machine",
+        "versions",
+        "command",
+        "seconds",
+    }
     retrieval = summary["retrieval"]
     for key in ("recall@1", "recall@2", "mrr@10", "ndcg@10", "answer_in_top2"):
         assert 0 <= retrieval[key] <= 1, key
@@ -179,7 +218,11 @@ def test_resume_skips_finished_pairs_and_matches_a_fresh_run(tmp_path, qa_set, m
     key = lambda r: (r["generator"], r["question_id"])  # noqa: E731
     stored = {key(r): r for r in read_jsonl(results)}
     for r in read_jsonl(tmp_path / "fresh" / "results.jsonl"):  # greedy decoding: same answers
-        assert (r["answer"], r["f1"], r["retrieved_ids"]) == (stored[key(r)]["answer"], stored[key(r)]["f1"], stored[key(r)]["retrieved_ids"])
+        assert (r["answer"], r["f1"], r["retrieved_ids"]) == (
+            stored[key(r)]["answer"],
+            stored[key(r)]["f1"],
+            stored[key(r)]["retrieved_ids"],
+        )
     for a, b in zip(resumed.summary["generators"], fresh.summary["generators"]):
         assert (a["em"], a["f1"], a["answer_in_passages"]) == (b["em"], b["f1"], b["answer_in_passages"])
 
@@ -230,7 +273,11 @@ def test_sample_is_fixed_and_nested():
 def beir_set(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("beir") / "minibeir"
     corpus = [
-        {"_id": "d1", "title": "Vitamin D", "text": "Vitamin D supplements reduce the risk of bone fractures in older adults."},
+        {
+            "_id": "d1",
+            "title": "Vitamin D",
+            "text": "Vitamin D supplements reduce the risk of bone fractures in older adults.",
+        },
         {"_id": "d2", "title": "Smoking", "text": "Smoking tobacco causes lung cancer and heart disease."},
         {"_id": "d3", "title": "Exercise", "text": "Regular aerobic exercise lowers blood pressure."},
         {"_id": "d4", "title": "Sleep", "text": "Short sleep is linked with obesity in children."},
@@ -243,11 +290,14 @@ def beir_set(tmp_path_factory) -> Path:
         {"_id": "4", "text": "A query without judgements is not a question."},
     ]
     qrels = "query-id\tcorpus-id\tscore\r\n1\td1\t2\r\n1\td5\t1\r\n2\td2\t1\r\n3\td3\t1\r\n"
-    write_docs(root, {
-        "corpus.jsonl": "".join(json.dumps(d) + "\n" for d in corpus),
-        "queries.jsonl": "".join(json.dumps(q) + "\n" for q in queries),
-        "qrels/test.tsv": qrels,
-    })
+    write_docs(
+        root,
+        {
+            "corpus.jsonl": "".join(json.dumps(d) + "\n" for d in corpus),
+            "queries.jsonl": "".join(json.dumps(q) + "\n" for q in queries),
+            "qrels/test.tsv": qrels,
+        },
+    )
     return root
 
 
@@ -275,7 +325,9 @@ def test_retriever_is_recorded_and_keys_the_run(tmp_path, qa_set, embedder):
     runs = {}
     for kind in ("dense", "bm25", "hybrid"):
         out = tmp_path / kind
-        runs[kind] = run_bench(config(qa_set, out, embedder, retrieval_only=True, retriever=Retriever(kind=kind))).summary
+        runs[kind] = run_bench(
+            config(qa_set, out, embedder, retrieval_only=True, retriever=Retriever(kind=kind))
+        ).summary
         assert runs[kind]["settings"]["retriever"]["kind"] == kind
         assert f"retriever {kind}" in (out / "report.md").read_text()
     # every question names its document's subject (BERT, GPT-2, T5, FAISS): all three rank it first
@@ -293,8 +345,21 @@ def test_retriever_is_recorded_and_keys_the_run(tmp_path, qa_set, embedder):
 
 
 def test_cli_bench_takes_retriever_options(tmp_path, qa_set):
-    result = CliRunner().invoke(main, ["bench", str(qa_set), "--retrieval-only", "--retriever", "hybrid", "--rrf-k", "5",
-                                       "--out", str(tmp_path / "o"), "-q"])
+    result = CliRunner().invoke(
+        main,
+        [
+            "bench",
+            str(qa_set),
+            "--retrieval-only",
+            "--retriever",
+            "hybrid",
+            "--rrf-k",
+            "5",
+            "--out",
+            str(tmp_path / "o"),
+            "-q",
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert "retriever hybrid (RRF c=5" in result.output
     summary = json.loads((tmp_path / "o" / "summary.json").read_text())

@@ -1,6 +1,7 @@
 """`rag bench` end to end, on what makes its numbers trustworthy: a changed prompt is never resumed
 into old answers, and every pair of generators gets a paired comparison (summary, report, table, plot).
 Tiny random-weight models: their scores mean nothing, what is checked is what is counted."""
+
 from __future__ import annotations
 
 import json
@@ -23,7 +24,12 @@ DOCS = {
     "faiss.md": "FAISS is a library from Meta for similarity search over dense vectors.\n",
 }
 QUESTIONS = [
-    {"id": "q1", "question": "Which objective is BERT pre-trained with?", "answer": "masked language modelling", "doc": "bert.md"},
+    {
+        "id": "q1",
+        "question": "Which objective is BERT pre-trained with?",
+        "answer": "masked language modelling",
+        "doc": "bert.md",
+    },
     {"id": "q2", "question": "In which year was GPT-2 released?", "answer": "2019", "doc": "gpt2.md"},
     {"id": "q3", "question": "On which corpus was T5 pre-trained?", "answer": "C4", "doc": "t5.md"},
     {"id": "q4", "question": "Which company makes FAISS?", "answer": "Meta", "doc": "faiss.md"},
@@ -48,11 +54,19 @@ def qa_set(tmp_path_factory) -> Path:
     return write_qa_set(tmp_path_factory.mktemp("qa") / "trust", DOCS, QUESTIONS)
 
 
-
 def run(qa_set, out, embedder, generators, **options):
     counting = Counting()
-    result = run_bench(BenchConfig(dataset=qa_set, out=out, embedder=embedder, generators=generators,
-                                   max_new_tokens=4, load=counting, **options))
+    result = run_bench(
+        BenchConfig(
+            dataset=qa_set,
+            out=out,
+            embedder=embedder,
+            generators=generators,
+            max_new_tokens=4,
+            load=counting,
+            **options,
+        )
+    )
     return result, counting.calls
 
 
@@ -73,7 +87,9 @@ def test_a_changed_prompt_is_not_resumed_into_old_answers(tmp_path, qa_set, mode
     assert again.summary["generators"] == first.summary["generators"]  # figures of the load that answered
 
     original = prompts.FlanPrompt.render
-    monkeypatch.setattr(prompts.FlanPrompt, "render", lambda self, q, texts: "Reply briefly.\n" + original(self, q, texts))
+    monkeypatch.setattr(
+        prompts.FlanPrompt, "render", lambda self, q, texts: "Reply briefly.\n" + original(self, q, texts)
+    )
     changed, calls = run(qa_set, out, embedder, [t5])
     assert calls == {t5: 4}  # every question answered again with the new prompt
     records = read_jsonl(out / "results.jsonl")
@@ -99,7 +115,7 @@ def test_pairs_are_compared_in_summary_report_table_and_plot(tmp_path, qa_set, m
     result, _ = run(qa_set, tmp_path / "out", embedder, names, extractive=True, limit=3)
     labels = [names[0], f"{names[0]}+extractive", names[1], f"{names[1]}+extractive"]
     pairs = result.summary["paired"]
-    assert [(p["a"], p["b"]) for p in pairs] == [(a, b) for i, a in enumerate(labels) for b in labels[i + 1:]]
+    assert [(p["a"], p["b"]) for p in pairs] == [(a, b) for i, a in enumerate(labels) for b in labels[i + 1 :]]
     records = read_jsonl(tmp_path / "out" / "results.jsonl")
     by = {label: [r for r in records if r["generator"] == label] for label in labels}
     for p in pairs:

@@ -3,6 +3,7 @@
 The chunk packages here are fakes made in the test (a folder per package on sys.path), so the
 behaviour is checked without 700 MB of real weights.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -72,7 +73,9 @@ def test_a_missing_chunk_package_is_named(fake_packages):
     assert not available(s)
     with pytest.raises(ModelNotAvailable) as e:
         assemble(s, "fake")
-    assert str(e.value).startswith("Model 'fake' needs the package fake-gguf-part4, which is not installed: run `pip install")
+    assert str(e.value).startswith(
+        "Model 'fake' needs the package fake-gguf-part4, which is not installed: run `pip install"
+    )
     assert not assembled_path(s).exists()
 
 

@@ -26,7 +26,7 @@ def tokenizer(embedder):
 def _covered(text: str, chunks) -> str:
     mask = [False] * len(text)
     for c in chunks:
-        assert text[c.start:c.end] == c.text
+        assert text[c.start : c.end] == c.text
         for i in range(c.start, c.end):
             mask[i] = True
     return "".join(ch for ch, m in zip(text, mask) if not m)
@@ -104,4 +104,8 @@ def test_streamed_chunks_equal_whole_document_chunks(tokenizer):
                 j = i + rng.randint(1, 300)
                 pieces.append(text[i:j])
                 i = j
-            assert list(chunk_stream(pieces, "x.md", tokenizer, size, overlap, window=window)) == whole, (size, overlap, window)
+            assert list(chunk_stream(pieces, "x.md", tokenizer, size, overlap, window=window)) == whole, (
+                size,
+                overlap,
+                window,
+            )

@@ -15,19 +15,24 @@ def run(*args: str, env: dict | None = None):
 
 
 def test_help_does_not_import_torch():
-    code = "import sys, rag.cli; sys.argv = ['rag', '--help']\ntry:\n    rag.cli.main()\nexcept SystemExit:\n    pass\n" \
-           "assert not {'torch', 'transformers', 'faiss', 'sentence_transformers'} & set(sys.modules), 'heavy import'"
+    code = (
+        "import sys, rag.cli; sys.argv = ['rag', '--help']\ntry:\n    rag.cli.main()\nexcept SystemExit:\n    pass\n"
+        "assert not {'torch', 'transformers', 'faiss', 'sentence_transformers'} & set(sys.modules), 'heavy import'"
+    )
     proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert "index" in proc.stdout and "search" in proc.stdout
 
 
 def test_index_search_info_roundtrip(tmp_path, embedder):
-    docs = write_docs(tmp_path / "docs", {
-        "bert.md": "BERT is pre-trained with masked language modelling.\n",
-        "gpt2.md": "GPT-2 predicts the next token, left to right.\n",
-        "bad.pdf": b"%PDF-1.4 nonsense",
-    })
+    docs = write_docs(
+        tmp_path / "docs",
+        {
+            "bert.md": "BERT is pre-trained with masked language modelling.\n",
+            "gpt2.md": "GPT-2 predicts the next token, left to right.\n",
+            "bad.pdf": b"%PDF-1.4 nonsense",
+        },
+    )
     idx = str(tmp_path / "idx")
     result = run("index", str(docs), "--index", idx)
     assert result.exit_code == 0, result.output
@@ -72,8 +77,14 @@ def test_errors_are_one_line_and_non_zero(tmp_path):
 def test_non_finite_numbers_are_refused(tmp_path):
     idx = str(tmp_path / "none")
     cases = [
-        (["search", "x", "--index", idx, "--retriever", "hybrid", "--bm25-weight", "nan"], "--bm25-weight must be a finite number, got nan"),
-        (["search", "x", "--index", idx, "--retriever", "hybrid", "--rrf-k", "inf"], "--rrf-k must be a finite number, got inf"),
+        (
+            ["search", "x", "--index", idx, "--retriever", "hybrid", "--bm25-weight", "nan"],
+            "--bm25-weight must be a finite number, got nan",
+        ),
+        (
+            ["search", "x", "--index", idx, "--retriever", "hybrid", "--rrf-k", "inf"],
+            "--rrf-k must be a finite number, got inf",
+        ),
         (["search", "x", "--index", idx, "--mmr", "nan"], "--mmr must be a finite number"),
         (["ask", "x", "--index", idx, "--temperature", "nan"], "--temperature must be a finite number"),
     ]
@@ -111,7 +122,11 @@ def test_index_into_a_users_folder_is_refused_and_nothing_changes(tmp_path, embe
     result = run("index", str(docs), "--index", str(thesis))
     assert result.exit_code == 1 and len(result.output.strip().splitlines()) == 1
     assert "is a folder of 2 entries (figures, thesis.tex) that is not a rag index" in result.output
-    assert folder_bytes(thesis) == before and sorted(p.name for p in thesis.rglob("*")) == ["figures", "plot.png", "thesis.tex"]
+    assert folder_bytes(thesis) == before and sorted(p.name for p in thesis.rglob("*")) == [
+        "figures",
+        "plot.png",
+        "thesis.tex",
+    ]
 
 
 def test_index_json_reports_embedded_and_reused_chunks(tmp_path, embedder):
@@ -125,10 +140,13 @@ def test_index_json_reports_embedded_and_reused_chunks(tmp_path, embedder):
 
 
 def _small_index(tmp_path) -> str:
-    docs = write_docs(tmp_path / "docs", {
-        "t5.md": "T5 is an encoder-decoder model. It reads text and writes text.\n",
-        "gpt2.md": "GPT-2 is a decoder-only model. It predicts the next token.\n",
-    })
+    docs = write_docs(
+        tmp_path / "docs",
+        {
+            "t5.md": "T5 is an encoder-decoder model. It reads text and writes text.\n",
+            "gpt2.md": "GPT-2 is a decoder-only model. It predicts the next token.\n",
+        },
+    )
     idx = str(tmp_path / "idx")
     assert run("index", str(docs), "--index", idx, "-q").exit_code == 0
     return idx
@@ -136,16 +154,39 @@ def _small_index(tmp_path) -> str:
 
 def test_ask_prints_answer_sources_and_timings(tmp_path, embedder, tiny_t5):
     idx = _small_index(tmp_path)
-    result = run("ask", "What kind of model is T5?", "--generator", tiny_t5, "--index", idx, "-k", "2",
-                 "--max-new-tokens", "5", "--verbose", "--show-passages")
+    result = run(
+        "ask",
+        "What kind of model is T5?",
+        "--generator",
+        tiny_t5,
+        "--index",
+        idx,
+        "-k",
+        "2",
+        "--max-new-tokens",
+        "5",
+        "--verbose",
+        "--show-passages",
+    )
     assert result.exit_code == 0, result.output
     assert "generator: " in result.output and "(encoder-decoder; transformers float32)" in result.output
     assert "Sources:\n  [1] t5.md:1\n" in result.output  # the best passage, cited by file and line
     assert "T5 is an encoder-decoder model." in result.output  # --show-passages
     assert "retrieval" in result.output and "tokens/s" in result.output and "#1 t5.md:1: whole" in result.output
 
-    result = run("ask", "What kind of model is T5?", "--generator", tiny_t5, "--index", idx, "-k", "2",
-                 "--max-new-tokens", "5", "--json")
+    result = run(
+        "ask",
+        "What kind of model is T5?",
+        "--generator",
+        tiny_t5,
+        "--index",
+        idx,
+        "-k",
+        "2",
+        "--max-new-tokens",
+        "5",
+        "--json",
+    )
     data = json.loads(result.output)
     assert data["family"] == "encoder-decoder" and data["citations"][0] == "t5.md:1"
     assert [b["status"] for b in data["budget"]] == ["whole", "whole"] and data["output_tokens"] <= 5
@@ -154,18 +195,35 @@ def test_ask_prints_answer_sources_and_timings(tmp_path, embedder, tiny_t5):
 def test_compare_runs_both_families_on_the_same_passages(tmp_path, embedder, tiny_t5, tiny_gpt2):
     idx = _small_index(tmp_path)
     names = f"{tiny_t5},{tiny_gpt2},nonexistent-org/nope"
-    result = run("compare", "Which model predicts the next token?", "--generators", names, "--index", idx,
-                 "--max-new-tokens", "4", "--json")
+    result = run(
+        "compare",
+        "Which model predicts the next token?",
+        "--generators",
+        names,
+        "--index",
+        idx,
+        "--max-new-tokens",
+        "4",
+        "--json",
+    )
     assert result.exit_code == 0, result.output
-    data = json.loads(result.output[result.output.index("{"):])
+    data = json.loads(result.output[result.output.index("{") :])
     ok = [r for r in data["results"] if r["answer"]]
     assert [r["answer"]["family"] for r in ok] == ["encoder-decoder", "decoder-only"]
     assert ok[0]["answer"]["citations"] == ok[1]["answer"]["citations"] == [p["citation"] for p in data["passages"]]
     [missing] = [r for r in data["results"] if r["error"]]
     assert missing["generator"] == "nonexistent-org/nope" and "rag models pull" in missing["error"]
 
-    result = run("compare", "Which model predicts the next token?", "--generators", f"{tiny_t5},{tiny_gpt2}",
-                 "--index", idx, "--max-new-tokens", "4")
+    result = run(
+        "compare",
+        "Which model predicts the next token?",
+        "--generators",
+        f"{tiny_t5},{tiny_gpt2}",
+        "--index",
+        idx,
+        "--max-new-tokens",
+        "4",
+    )
     assert result.exit_code == 0, result.output
     header = next(line for line in result.output.splitlines() if line.startswith("generator"))
     assert all(col in header for col in ("family", "answer", "latency", "prompt tok", "cut"))
@@ -174,24 +232,63 @@ def test_compare_runs_both_families_on_the_same_passages(tmp_path, embedder, tin
 
 def test_extractive_ask_and_compare_cite_the_passage_holding_the_span(tmp_path, embedder, tiny_t5, tiny_gpt2):
     idx = _small_index(tmp_path)
-    result = run("ask", "What kind of model is T5?", "--generator", tiny_gpt2, "--index", idx, "-k", "2",
-                 "--max-new-tokens", "5", "--extractive", "--json")
+    result = run(
+        "ask",
+        "What kind of model is T5?",
+        "--generator",
+        tiny_gpt2,
+        "--index",
+        idx,
+        "-k",
+        "2",
+        "--max-new-tokens",
+        "5",
+        "--extractive",
+        "--json",
+    )
     assert result.exit_code == 0, result.output
     data = json.loads(result.output)
     given = data["passages"][data["span"]["passage"]]
     assert data["extractive"] and data["text"] and data["text"] in given["text"]
     assert data["span"]["citation"] == given["citation"]
 
-    result = run("ask", "What kind of model is T5?", "--generator", f"{tiny_t5}+extractive", "--index", idx, "-k", "2",
-                 "--max-new-tokens", "5")
+    result = run(
+        "ask",
+        "What kind of model is T5?",
+        "--generator",
+        f"{tiny_t5}+extractive",
+        "--index",
+        idx,
+        "-k",
+        "2",
+        "--max-new-tokens",
+        "5",
+    )
     assert result.exit_code == 0, result.output
-    assert ", extractive; transformers float32)" in result.output and "<- the answer is copied from here" in result.output
+    assert (
+        ", extractive; transformers float32)" in result.output and "<- the answer is copied from here" in result.output
+    )
 
-    result = run("compare", "Which model predicts the next token?", "--generators", f"{tiny_t5},{tiny_gpt2}",
-                 "--index", idx, "--max-new-tokens", "4", "--extractive", "--json")
+    result = run(
+        "compare",
+        "Which model predicts the next token?",
+        "--generators",
+        f"{tiny_t5},{tiny_gpt2}",
+        "--index",
+        idx,
+        "--max-new-tokens",
+        "4",
+        "--extractive",
+        "--json",
+    )
     assert result.exit_code == 0, result.output
-    data = json.loads(result.output[result.output.index("{"):])
-    assert [r["generator"] for r in data["results"]] == [tiny_t5, f"{tiny_t5}+extractive", tiny_gpt2, f"{tiny_gpt2}+extractive"]
+    data = json.loads(result.output[result.output.index("{") :])
+    assert [r["generator"] for r in data["results"]] == [
+        tiny_t5,
+        f"{tiny_t5}+extractive",
+        tiny_gpt2,
+        f"{tiny_gpt2}+extractive",
+    ]
     for r in data["results"]:
         answer = r["answer"]
         assert answer["extractive"] == r["generator"].endswith("+extractive")
@@ -218,7 +315,11 @@ def test_models_lists_presets_with_availability():
     def cells(line: str) -> list[str]:
         return [line[a:b].strip() for a, b in zip(starts, [*starts[1:], None])]
 
-    rows = {cells(line)[0]: cells(line) for line in lines[1:] if line.strip() and not line.startswith(("Not", " ", "This CPU"))}
+    rows = {
+        cells(line)[0]: cells(line)
+        for line in lines[1:]
+        if line.strip() and not line.startswith(("Not", " ", "This CPU"))
+    }
     assert set(rows) >= {"flan-t5-small", "flan-t5-base", "t5-small", "gpt2", "distilgpt2", "smollm2", "minilm-reader"}
     assert rows["smollm2"][1] == "decoder-only" and rows["smollm2"][4] == "yes"  # the packaged GGUF
     assert rows["smollm2"][5] == "Apache-2.0" and rows["gemma3-270m"][5].startswith("Gemma Terms of Use")

@@ -1,4 +1,5 @@
 """The shipped corpus: its QA file is sound, and the retriever finds the gold document."""
+
 from __future__ import annotations
 
 import re

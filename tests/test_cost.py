@@ -1,5 +1,6 @@
 """`rag cost`: cache-size formulas against real cache tensors, window cuts, outputs, refusals,
 and the shipped architecture configs. Tiny random models only: seconds, not minutes."""
+
 from __future__ import annotations
 
 import json
@@ -25,22 +26,61 @@ from rag.cost.run import OUT_MARKER, CostSettings, claim_out, run_cost
 from rag.errors import RagError
 
 TINY_T5 = {
-    "model_type": "t5", "is_encoder_decoder": True, "vocab_size": 120, "d_model": 32, "d_kv": 8, "d_ff": 64,
-    "num_layers": 2, "num_decoder_layers": 2, "num_heads": 4, "relative_attention_num_buckets": 8,
-    "feed_forward_proj": "gated-gelu", "tie_word_embeddings": False, "pad_token_id": 0, "eos_token_id": 1,
+    "model_type": "t5",
+    "is_encoder_decoder": True,
+    "vocab_size": 120,
+    "d_model": 32,
+    "d_kv": 8,
+    "d_ff": 64,
+    "num_layers": 2,
+    "num_decoder_layers": 2,
+    "num_heads": 4,
+    "relative_attention_num_buckets": 8,
+    "feed_forward_proj": "gated-gelu",
+    "tie_word_embeddings": False,
+    "pad_token_id": 0,
+    "eos_token_id": 1,
     "decoder_start_token_id": 0,
 }
-TINY_GPT2 = {"model_type": "gpt2", "vocab_size": 120, "n_embd": 32, "n_layer": 3, "n_head": 4, "n_positions": 96,
-             "bos_token_id": 1, "eos_token_id": 1}
+TINY_GPT2 = {
+    "model_type": "gpt2",
+    "vocab_size": 120,
+    "n_embd": 32,
+    "n_layer": 3,
+    "n_head": 4,
+    "n_positions": 96,
+    "bos_token_id": 1,
+    "eos_token_id": 1,
+}
 # gemma-3's layout in miniature: 5 sliding-window layers (window 16), then one full-attention layer
-TINY_GEMMA = {"model_type": "gemma3_text", "vocab_size": 120, "hidden_size": 32, "intermediate_size": 64,
-              "num_hidden_layers": 6, "num_attention_heads": 4, "num_key_value_heads": 1, "head_dim": 16,
-              "sliding_window": 16, "max_position_embeddings": 256, "pad_token_id": 0, "eos_token_id": 1,
-              "bos_token_id": 2, "tie_word_embeddings": True}
+TINY_GEMMA = {
+    "model_type": "gemma3_text",
+    "vocab_size": 120,
+    "hidden_size": 32,
+    "intermediate_size": 64,
+    "num_hidden_layers": 6,
+    "num_attention_heads": 4,
+    "num_key_value_heads": 1,
+    "head_dim": 16,
+    "sliding_window": 16,
+    "max_position_embeddings": 256,
+    "pad_token_id": 0,
+    "eos_token_id": 1,
+    "bos_token_id": 2,
+    "tie_word_embeddings": True,
+}
 
 # Published sizes (tied embeddings counted once): the shipped configs must build these.
-PUBLISHED = {"t5-small": 60e6, "flan-t5-small": 77e6, "flan-t5-base": 248e6, "gpt2": 124e6, "distilgpt2": 82e6,
-             "smollm2": 135e6, "qwen2.5-0.5b": 494e6, "gemma3-270m": 268e6}
+PUBLISHED = {
+    "t5-small": 60e6,
+    "flan-t5-small": 77e6,
+    "flan-t5-base": 248e6,
+    "gpt2": 124e6,
+    "distilgpt2": 82e6,
+    "smollm2": 135e6,
+    "qwen2.5-0.5b": 494e6,
+    "gemma3-270m": 268e6,
+}
 
 
 def _feed(config, mode, k, *, new_tokens, question=5, passage=10, arch="tiny"):
@@ -58,7 +98,9 @@ def test_cache_formulas_match_the_t5_cache_tensors(mode, k):
     cfg = hf_config(TINY_T5)
     self_bytes = kv_cache_bytes(cfg, cached_tokens(ENCODER_DECODER, feed, new_tokens), encoder_decoder=True)
     cross = cross_cache_bytes(cfg, feed.input_tokens)
-    assert sample.kv_cache_bytes == self_bytes == 2 * 2 * 4 * 8 * new_tokens * 4  # 2 x layers x heads x d_kv x tokens x fp32
+    assert (
+        sample.kv_cache_bytes == self_bytes == 2 * 2 * 4 * 8 * new_tokens * 4
+    )  # 2 x layers x heads x d_kv x tokens x fp32
     assert sample.cross_cache_bytes == cross == 2 * 2 * 4 * 8 * feed.input_tokens * 4
     assert feed.input_tokens == (5 + 10 * k if mode == CONCAT else k * (5 + 10))
     assert sample.new_tokens == new_tokens and 0 < sample.ttft_s <= sample.total_s
@@ -112,8 +154,9 @@ def test_run_writes_json_markdown_and_png_that_say_random_weights(tmp_path):
     path = tmp_path / "tiny-t5.json"  # one worker process (its start is most of this test's time)
     path.write_text(json.dumps(TINY_T5), encoding="utf-8")
     out = tmp_path / "out"
-    settings = CostSettings(archs=(str(path),), ks=(2, 1), repeats=2, new_tokens=3, threads=1,
-                            passage_tokens=10, question_tokens=4)
+    settings = CostSettings(
+        archs=(str(path),), ks=(2, 1), repeats=2, new_tokens=3, threads=1, passage_tokens=10, question_tokens=4
+    )
     result = run_cost(out, settings)
 
     assert (out / OUT_MARKER).is_file()
@@ -167,7 +210,9 @@ def test_shipped_configs_load_and_build_the_published_sizes(name):
     assert label == name
     cfg = hf_config(config)
     assert isinstance(cfg, PretrainedConfig)
-    assert bool(cfg.is_encoder_decoder) == (ARCHS[name].family == ENCODER_DECODER) == (family(config) == ENCODER_DECODER)
+    assert (
+        bool(cfg.is_encoder_decoder) == (ARCHS[name].family == ENCODER_DECODER) == (family(config) == ENCODER_DECODER)
+    )
     model = build_model(config, meta=True)  # shapes only: nothing allocated
     assert model.config.is_encoder_decoder == cfg.is_encoder_decoder
     expected = ("ForConditionalGeneration",) if cfg.is_encoder_decoder else ("ForCausalLM", "LMHeadModel")
@@ -176,14 +221,17 @@ def test_shipped_configs_load_and_build_the_published_sizes(name):
     assert abs(n - PUBLISHED[name]) / PUBLISHED[name] < 0.03, f"{name}: {n:,} parameters"
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--archs", "t5-tiny"], "unknown architecture 't5-tiny'"),
-    (["--ks", "1,x"], "--ks must be whole numbers"),
-    (["--ks", "0,5"], "--ks must be whole numbers of at least 1"),
-    (["--new-tokens", "1"], "--new-tokens must be a whole number of at least 2"),
-    (["--archs", "gpt2", "--modes", "fid"], "Fusion-in-Decoder needs an encoder-decoder"),
-    (["--archs", "gpt2", "--question-tokens", "2000"], "leaves no room"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--archs", "t5-tiny"], "unknown architecture 't5-tiny'"),
+        (["--ks", "1,x"], "--ks must be whole numbers"),
+        (["--ks", "0,5"], "--ks must be whole numbers of at least 1"),
+        (["--new-tokens", "1"], "--new-tokens must be a whole number of at least 2"),
+        (["--archs", "gpt2", "--modes", "fid"], "Fusion-in-Decoder needs an encoder-decoder"),
+        (["--archs", "gpt2", "--question-tokens", "2000"], "leaves no room"),
+    ],
+)
 def test_bad_input_is_one_line_and_writes_nothing(tmp_path, args, message):
     from rag.cli import RagGroup
     from rag.cost import cost_command

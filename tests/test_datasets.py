@@ -1,4 +1,5 @@
 """The three benchmark readers on small fixtures, format detection, errors, and the real sets."""
+
 import json
 from pathlib import Path
 
@@ -29,10 +30,19 @@ def qa_set(tmp_path: Path) -> Path:
     return write_jsonl(
         tmp_path / "mini" / "qa.jsonl",
         [
-            {"id": "q001", "question": "What kind of model is BERT?", "answer": "encoder-only",
-             "aliases": ["encoder only", "encoder-only"], "doc": "bert.md"},
-            {"id": "q002", "question": "What kind of model is T5?", "answer": "encoder-decoder",
-             "doc": "./models/t5.txt"},
+            {
+                "id": "q001",
+                "question": "What kind of model is BERT?",
+                "answer": "encoder-only",
+                "aliases": ["encoder only", "encoder-only"],
+                "doc": "bert.md",
+            },
+            {
+                "id": "q002",
+                "question": "What kind of model is T5?",
+                "answer": "encoder-decoder",
+                "doc": "./models/t5.txt",
+            },
         ],
     )
 
@@ -41,23 +51,55 @@ def squad_data() -> dict:
     return {
         "version": "1.1",
         "data": [
-            {"title": "Super_Bowl_50", "paragraphs": [
-                {"context": "The Denver Broncos won Super Bowl 50.", "qas": [
-                    {"id": "s1", "question": "Who won Super Bowl 50?", "answers": [
-                        {"answer_start": 4, "text": "Denver Broncos"},
-                        {"answer_start": 4, "text": "Denver Broncos"},
-                        {"answer_start": 0, "text": "The Denver Broncos"}]}]},
-                {"context": "It was played in Santa Clara.", "qas": [
-                    {"id": "s2", "question": "Where was it played?", "answers": [
-                        {"answer_start": 17, "text": "Santa Clara"}]}]},
-            ]},
-            {"title": "AC/DC", "paragraphs": [
-                {"context": "AC/DC is a rock band from Sydney.", "qas": [
-                    {"id": "s3", "question": "Where is AC/DC from?", "answers": [
-                        {"answer_start": 26, "text": "Sydney"}]},
-                    {"id": "s4", "question": "What is AC/DC?", "answers": [
-                        {"answer_start": 11, "text": "rock band"}]}]},
-            ]},
+            {
+                "title": "Super_Bowl_50",
+                "paragraphs": [
+                    {
+                        "context": "The Denver Broncos won Super Bowl 50.",
+                        "qas": [
+                            {
+                                "id": "s1",
+                                "question": "Who won Super Bowl 50?",
+                                "answers": [
+                                    {"answer_start": 4, "text": "Denver Broncos"},
+                                    {"answer_start": 4, "text": "Denver Broncos"},
+                                    {"answer_start": 0, "text": "The Denver Broncos"},
+                                ],
+                            }
+                        ],
+                    },
+                    {
+                        "context": "It was played in Santa Clara.",
+                        "qas": [
+                            {
+                                "id": "s2",
+                                "question": "Where was it played?",
+                                "answers": [{"answer_start": 17, "text": "Santa Clara"}],
+                            }
+                        ],
+                    },
+                ],
+            },
+            {
+                "title": "AC/DC",
+                "paragraphs": [
+                    {
+                        "context": "AC/DC is a rock band from Sydney.",
+                        "qas": [
+                            {
+                                "id": "s3",
+                                "question": "Where is AC/DC from?",
+                                "answers": [{"answer_start": 26, "text": "Sydney"}],
+                            },
+                            {
+                                "id": "s4",
+                                "question": "What is AC/DC?",
+                                "answers": [{"answer_start": 11, "text": "rock band"}],
+                            },
+                        ],
+                    },
+                ],
+            },
         ],
     }
 
@@ -72,17 +114,23 @@ def squad_file(tmp_path: Path) -> Path:
 @pytest.fixture
 def beir_dir(tmp_path: Path) -> Path:
     root = tmp_path / "minibeir"
-    write_jsonl(root / "corpus.jsonl", [
-        {"_id": "d1", "title": "Aspirin", "text": "Aspirin reduces fever.", "metadata": {}},
-        {"_id": "d2", "title": "", "text": "Untitled abstract."},
-        {"_id": "d3", "title": "Ibuprofen", "text": "Ibuprofen is an NSAID."},
-    ])
-    write_jsonl(root / "queries.jsonl", [
-        {"_id": "1", "text": "Aspirin lowers fever."},
-        {"_id": "2", "text": "A query with no judgements."},
-        {"_id": "3", "text": "NSAIDs include ibuprofen."},
-        {"_id": "4", "text": "Only judged not relevant."},
-    ])
+    write_jsonl(
+        root / "corpus.jsonl",
+        [
+            {"_id": "d1", "title": "Aspirin", "text": "Aspirin reduces fever.", "metadata": {}},
+            {"_id": "d2", "title": "", "text": "Untitled abstract."},
+            {"_id": "d3", "title": "Ibuprofen", "text": "Ibuprofen is an NSAID."},
+        ],
+    )
+    write_jsonl(
+        root / "queries.jsonl",
+        [
+            {"_id": "1", "text": "Aspirin lowers fever."},
+            {"_id": "2", "text": "A query with no judgements."},
+            {"_id": "3", "text": "NSAIDs include ibuprofen."},
+            {"_id": "4", "text": "Only judged not relevant."},
+        ],
+    )
     (root / "qrels").mkdir()
     # BEIR publishes qrels with CRLF line endings; graded scores, and a grade-0 judgement
     (root / "qrels" / "test.tsv").write_bytes(
@@ -104,26 +152,31 @@ def test_qa_jsonl(qa_set: Path):
         Document("models/t5.txt", "T5 is an encoder-decoder model."),
     ]
     assert bench.questions == [
-        BenchQuestion("q001", "What kind of model is BERT?", ["encoder-only", "encoder only"],
-                      {"bert.md": 1}),
-        BenchQuestion("q002", "What kind of model is T5?", ["encoder-decoder"],
-                      {"models/t5.txt": 1}),
+        BenchQuestion("q001", "What kind of model is BERT?", ["encoder-only", "encoder only"], {"bert.md": 1}),
+        BenchQuestion("q002", "What kind of model is T5?", ["encoder-decoder"], {"models/t5.txt": 1}),
     ]
 
 
 @pytest.mark.parametrize(
     "line, message",
     [
-        ('{"id": "q9", "question": "Q?", "answer": "A", "doc": "missing.md"}',
-         r"qa\.jsonl:2: gold document 'missing\.md' not found"),
-        ('{"id": "q9", "question": "Q?", "doc": "bert.md"}',
-         r"qa\.jsonl:2: missing or empty string field 'answer'"),
-        ('{"id": "q001", "question": "Q?", "answer": "A", "doc": "bert.md"}',
-         r"qa\.jsonl:2: duplicate question id 'q001'"),
-        ('{"id": "q9", "question": "Q?", "answer": "A", "doc": "../qa.jsonl"}',
-         r"qa\.jsonl:2: 'doc' must be a path inside docs/"),
-        ('{"id": "q9", "question": "Q?", "answer": "A", "aliases": "x", "doc": "bert.md"}',
-         r"qa\.jsonl:2: 'aliases' must be a list of strings"),
+        (
+            '{"id": "q9", "question": "Q?", "answer": "A", "doc": "missing.md"}',
+            r"qa\.jsonl:2: gold document 'missing\.md' not found",
+        ),
+        ('{"id": "q9", "question": "Q?", "doc": "bert.md"}', r"qa\.jsonl:2: missing or empty string field 'answer'"),
+        (
+            '{"id": "q001", "question": "Q?", "answer": "A", "doc": "bert.md"}',
+            r"qa\.jsonl:2: duplicate question id 'q001'",
+        ),
+        (
+            '{"id": "q9", "question": "Q?", "answer": "A", "doc": "../qa.jsonl"}',
+            r"qa\.jsonl:2: 'doc' must be a path inside docs/",
+        ),
+        (
+            '{"id": "q9", "question": "Q?", "answer": "A", "aliases": "x", "doc": "bert.md"}',
+            r"qa\.jsonl:2: 'aliases' must be a list of strings",
+        ),
         ('{"id": "q9", "question": "Q?"', r"qa\.jsonl:2: not valid JSON"),
         ('["not", "an", "object"]', r"qa\.jsonl:2: expected a JSON object"),
     ],
@@ -164,10 +217,14 @@ def test_squad(squad_file: Path):
 @pytest.mark.parametrize(
     "corrupt, message",
     [
-        (lambda d: d["data"][1]["paragraphs"][0]["qas"][0].pop("answers"),
-         r"data\[1\]\.paragraphs\[0\]\.qas\[0\]: missing or empty 'answers'"),
-        (lambda d: d["data"][0]["paragraphs"][1].pop("context"),
-         r"data\[0\]\.paragraphs\[1\]: missing or empty string field 'context'"),
+        (
+            lambda d: d["data"][1]["paragraphs"][0]["qas"][0].pop("answers"),
+            r"data\[1\]\.paragraphs\[0\]\.qas\[0\]: missing or empty 'answers'",
+        ),
+        (
+            lambda d: d["data"][0]["paragraphs"][1].pop("context"),
+            r"data\[0\]\.paragraphs\[1\]: missing or empty string field 'context'",
+        ),
         (lambda d: d["data"][1].pop("paragraphs"), r"data\[1\]: expected an article"),
         (lambda d: d["data"][1].update(title="Super_Bowl_50"), r"duplicate article title"),
     ],
@@ -218,18 +275,36 @@ def test_beir_other_split(beir_dir: Path):
 @pytest.mark.parametrize(
     "file, content, message",
     [
-        ("qrels/test.tsv", b"query-id\tcorpus-id\tscore\r\n1\td1\r\n",
-         r"test\.tsv:2: expected 3 tab-separated fields, got 2"),
-        ("qrels/test.tsv", b"query-id\tcorpus-id\tscore\r\n1\td1\t1\r\n1\td2\thigh\r\n",
-         r"test\.tsv:3: score 'high' is not an integer"),
-        ("qrels/test.tsv", b"query-id\tcorpus-id\tscore\r\n99\td1\t1\r\n",
-         r"test\.tsv: query '99' is not in .*queries\.jsonl"),
-        ("corpus.jsonl", b'{"_id": "d1", "text": "a"}\n{"_id": "d1", "text": "b"}\n',
-         r"corpus\.jsonl:2: duplicate document id 'd1'"),
-        ("corpus.jsonl", b'{"_id": "d1", "text": "a"}\n{"text": "b"}\n',
-         r"corpus\.jsonl:2: missing or empty string field '_id'"),
-        ("queries.jsonl", b'{"_id": "1", "text": "ok"}\n\n{"_id": "3", "text": }\n',
-         r"queries\.jsonl:3: not valid JSON"),
+        (
+            "qrels/test.tsv",
+            b"query-id\tcorpus-id\tscore\r\n1\td1\r\n",
+            r"test\.tsv:2: expected 3 tab-separated fields, got 2",
+        ),
+        (
+            "qrels/test.tsv",
+            b"query-id\tcorpus-id\tscore\r\n1\td1\t1\r\n1\td2\thigh\r\n",
+            r"test\.tsv:3: score 'high' is not an integer",
+        ),
+        (
+            "qrels/test.tsv",
+            b"query-id\tcorpus-id\tscore\r\n99\td1\t1\r\n",
+            r"test\.tsv: query '99' is not in .*queries\.jsonl",
+        ),
+        (
+            "corpus.jsonl",
+            b'{"_id": "d1", "text": "a"}\n{"_id": "d1", "text": "b"}\n',
+            r"corpus\.jsonl:2: duplicate document id 'd1'",
+        ),
+        (
+            "corpus.jsonl",
+            b'{"_id": "d1", "text": "a"}\n{"text": "b"}\n',
+            r"corpus\.jsonl:2: missing or empty string field '_id'",
+        ),
+        (
+            "queries.jsonl",
+            b'{"_id": "1", "text": "ok"}\n\n{"_id": "3", "text": }\n',
+            r"queries\.jsonl:3: not valid JSON",
+        ),
     ],
 )
 def test_beir_errors_name_file_and_line(beir_dir: Path, file: str, content: bytes, message: str):

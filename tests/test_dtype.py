@@ -1,5 +1,6 @@
 """The per-CPU dtype of generators: chosen from the CPU's flags, overridden by --dtype or
 $RAG_DTYPE, recorded with every answer, and the bfloat16 path giving float32's greedy tokens."""
+
 from __future__ import annotations
 
 import json
@@ -12,8 +13,10 @@ from rag.cpu import Cpu, choose_dtype, parse_cpuinfo
 from rag.errors import RagError
 
 EPYC_AVX2 = "processor\t: 0\nmodel name\t: AMD EPYC 7B13\nflags\t\t: fpu sse sse2 avx avx2 fma\n\nprocessor\t: 1\n"
-XEON_AMX = ("processor\t: 0\nmodel name\t: Intel(R) Xeon(R) Platinum 8480+\n"
-            "flags\t\t: avx2 avx512f avx512_vnni avx512_bf16 amx_bf16 amx_tile amx_int8\n")
+XEON_AMX = (
+    "processor\t: 0\nmodel name\t: Intel(R) Xeon(R) Platinum 8480+\n"
+    "flags\t\t: avx2 avx512f avx512_vnni avx512_bf16 amx_bf16 amx_tile amx_int8\n"
+)
 
 
 @pytest.fixture(autouse=True)
@@ -24,13 +27,16 @@ def no_dtype_from_the_environment(monkeypatch):
     monkeypatch.setattr(rag.cpu, "_PREFERRED", None)  # restored after each test, whatever --dtype set meanwhile
 
 
-@pytest.mark.parametrize("flags, expected, why", [
-    ("avx2 avx512f avx512_vnni avx512_bf16 amx_bf16 amx_tile", "bfloat16", "amx_bf16"),
-    ("avx2 avx512f avx512_vnni avx512_bf16", "bfloat16", "avx512_bf16"),
-    ("avx2 avx512f avx512_vnni", "float32", "no native bfloat16"),
-    ("avx2 fma", "float32", "no native bfloat16"),
-    ("", "float32", "no native bfloat16"),
-])
+@pytest.mark.parametrize(
+    "flags, expected, why",
+    [
+        ("avx2 avx512f avx512_vnni avx512_bf16 amx_bf16 amx_tile", "bfloat16", "amx_bf16"),
+        ("avx2 avx512f avx512_vnni avx512_bf16", "bfloat16", "avx512_bf16"),
+        ("avx2 avx512f avx512_vnni", "float32", "no native bfloat16"),
+        ("avx2 fma", "float32", "no native bfloat16"),
+        ("", "float32", "no native bfloat16"),
+    ],
+)
 def test_auto_follows_the_cpus_flags(flags, expected, why):
     choice = choose_dtype("auto", Cpu("Some CPU", frozenset(flags.split())))
     assert choice.dtype == expected and why in choice.reason and "Some CPU" in choice.reason
@@ -40,7 +46,10 @@ def test_cpuinfo_is_read_for_the_model_and_flags():
     assert parse_cpuinfo(EPYC_AVX2) == Cpu("AMD EPYC 7B13", frozenset("fpu sse sse2 avx avx2 fma".split()))
     xeon = parse_cpuinfo(XEON_AMX)
     assert choose_dtype(None, xeon).dtype == "bfloat16" and "amx_bf16" in xeon.describe()
-    assert parse_cpuinfo("") == Cpu("unknown CPU", frozenset()) and choose_dtype(None, parse_cpuinfo("")).dtype == "float32"
+    assert (
+        parse_cpuinfo("") == Cpu("unknown CPU", frozenset())
+        and choose_dtype(None, parse_cpuinfo("")).dtype == "float32"
+    )
 
 
 def test_explicit_choices_override_and_say_so(monkeypatch):
@@ -60,7 +69,10 @@ def test_explicit_choices_override_and_say_so(monkeypatch):
 def test_a_bad_dtype_on_the_command_line_is_one_line(tmp_path):
     for command in (["ask", "q?"], ["compare", "q?"], ["bench", str(tmp_path / "qa.jsonl")]):
         result = CliRunner().invoke(main, [*command, "--dtype", "bf16"])
-        assert result.exit_code == 1 and result.output.strip() == "Error: --dtype is 'bf16': use one of auto, float32, bfloat16"
+        assert (
+            result.exit_code == 1
+            and result.output.strip() == "Error: --dtype is 'bf16': use one of auto, float32, bfloat16"
+        )
 
 
 def test_rag_models_names_the_cpu_and_the_choice():
@@ -85,8 +97,22 @@ def test_bfloat16_gives_float32s_greedy_tokens_and_is_recorded(tiny_gpt2, tiny_t
 
 
 def test_ask_json_and_the_bench_summary_record_the_dtype(tmp_path, tiny_gpt2, corpus_index, embedder):
-    result = CliRunner().invoke(main, ["ask", "What is BERT?", "-g", tiny_gpt2, "--index", str(corpus_index.path),
-                                       "--dtype", "bfloat16", "--max-new-tokens", "4", "--json"])
+    result = CliRunner().invoke(
+        main,
+        [
+            "ask",
+            "What is BERT?",
+            "-g",
+            tiny_gpt2,
+            "--index",
+            str(corpus_index.path),
+            "--dtype",
+            "bfloat16",
+            "--max-new-tokens",
+            "4",
+            "--json",
+        ],
+    )
     assert result.exit_code == 0, result.output
     answer = json.loads(result.output)
     assert answer["dtype"] == "bfloat16" and answer["dtype_reason"].startswith("--dtype bfloat16")
@@ -95,17 +121,35 @@ def test_ask_json_and_the_bench_summary_record_the_dtype(tmp_path, tiny_gpt2, co
 
     from rag.bench.runner import BenchConfig, run_bench
 
-    qa = write_qa_set(tmp_path / "mini", {"a.md": "BERT is pre-trained with masked language modelling.\n"},
-                      [{"id": "q1", "question": "What is BERT pre-trained with?", "answer": "masked language modelling",
-                        "doc": "a.md"}])
+    qa = write_qa_set(
+        tmp_path / "mini",
+        {"a.md": "BERT is pre-trained with masked language modelling.\n"},
+        [
+            {
+                "id": "q1",
+                "question": "What is BERT pre-trained with?",
+                "answer": "masked language modelling",
+                "doc": "a.md",
+            }
+        ],
+    )
     from rag.cpu import this_cpu
     from rag.generators import load_generator
 
     def in_bf16(name: str):
         return load_generator(name, dtype="bfloat16")
 
-    run = run_bench(BenchConfig(dataset=qa, out=tmp_path / "out", embedder=embedder, max_new_tokens=4,
-                                generators=[tiny_gpt2], index_cache=tmp_path / "idx", load=in_bf16))
+    run = run_bench(
+        BenchConfig(
+            dataset=qa,
+            out=tmp_path / "out",
+            embedder=embedder,
+            max_new_tokens=4,
+            generators=[tiny_gpt2],
+            index_cache=tmp_path / "idx",
+            load=in_bf16,
+        )
+    )
     entry = run.summary["generators"][0]
     assert entry["dtype"] == "bfloat16" and entry["dtype_reason"].startswith("--dtype bfloat16")
     assert run.summary["machine"]["cpu_flags"] == this_cpu().shown_flags

@@ -1,5 +1,6 @@
 """Extractive decoding: whatever the model wants to write, the answer is a span of a passage it
 was given, and it cites the passage that holds the span. Both families, tiny random models."""
+
 from __future__ import annotations
 
 import json
@@ -27,7 +28,22 @@ QUESTION = "What is the capital of France?"
 
 
 # A toy vocabulary: token i's text. Spaces lead, as in GPT-2's and SentencePiece's vocabularies.
-PIECES = ["Paris", " Paris", " is", " the", "The", " capital", ".", " of", " France", "\n", None, " London", "par", "is"]
+PIECES = [
+    "Paris",
+    " Paris",
+    " is",
+    " the",
+    "The",
+    " capital",
+    ".",
+    " of",
+    " France",
+    "\n",
+    None,
+    " London",
+    "par",
+    "is",
+]
 
 
 def ids(*texts: str) -> list[int]:
@@ -37,7 +53,9 @@ def ids(*texts: str) -> list[int]:
 def test_span_index_allows_only_continuations_of_a_passage_ignoring_case_and_spacing():
     spans = SpanIndex(["The capital of France is Paris.", "Paris is\n the capital."], PIECES)
     first = set(spans.next_tokens([]))
-    assert set(ids("Paris", " Paris", "The", " the", " capital", "par", "is", " is")) <= first  # case, leading space free
+    assert (
+        set(ids("Paris", " Paris", "The", " the", " capital", "par", "is", " is")) <= first
+    )  # case, leading space free
     assert not first & set(ids(" London", "\n", ".")) and 10 not in first  # not in a passage; no text; no start
     # "the capital" is in both passages (upper and lower case): either continuation is allowed,
     # and where the passage has a space, a newline token (which reads as one) may come too
@@ -96,8 +114,11 @@ def test_every_answer_is_a_span_of_a_given_passage(family, tiny_t5, tiny_gpt2, g
 def test_the_span_comes_from_the_passages_that_fit(tiny_gpt2):
     """When the budget cuts and drops passages, the answer is a span of what the model was given."""
     g = load_generator(tiny_gpt2, context_window=80)
-    long = [passage("Paris is the capital. " * 3, 1, "a.md"), passage("BERT uses attention layers. " * 8, 2, "b.md"),
-            passage("T5 encodes short passages. " * 8, 3, "c.md")]
+    long = [
+        passage("Paris is the capital. " * 3, 1, "a.md"),
+        passage("BERT uses attention layers. " * 8, 2, "b.md"),
+        passage("T5 encodes short passages. " * 8, 3, "c.md"),
+    ]
     for seed in range(4):
         answer = g.generate(QUESTION, long, max_new_tokens=6, temperature=1.5, seed=seed, extractive=True)
         assert answer.passages_cut >= 1
@@ -140,7 +161,7 @@ def test_answer_json_carries_the_span(tiny_t5):
     data = json.loads(json.dumps(answer.to_dict()))
     assert data["extractive"] is True
     assert data["span"]["citation"] == data["citations"][data["span"]["passage"]]
-    assert PASSAGES[data["span"]["passage"]].text[data["span"]["start"]:data["span"]["end"]].strip() == data["text"]
+    assert PASSAGES[data["span"]["passage"]].text[data["span"]["start"] : data["span"]["end"]].strip() == data["text"]
 
 
 def test_labels_name_a_mode():

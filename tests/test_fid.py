@@ -1,5 +1,6 @@
 """Fusion-in-Decoder on a tiny T5: every passage is encoded on its own, none is cut to share
 one window, and the decoder really reads all of them."""
+
 from __future__ import annotations
 
 import pytest
@@ -55,7 +56,8 @@ def test_the_decoder_cross_attends_to_every_passage(tiny_t5):
     _, inputs = g.prepare_fid(QUESTION, given, 4)
     seen = []
     hook = g.model.get_decoder().register_forward_hook(
-        lambda module, args, kwargs, out: seen.append(kwargs["encoder_hidden_states"].shape[1]), with_kwargs=True)
+        lambda module, args, kwargs, out: seen.append(kwargs["encoder_hidden_states"].shape[1]), with_kwargs=True
+    )
     try:
         g.generate(QUESTION, given, max_new_tokens=2, fid=True)
     finally:
@@ -65,7 +67,7 @@ def test_the_decoder_cross_attends_to_every_passage(tiny_t5):
     with torch.no_grad():
         states, mask = fid_encode(g.model, inputs, g.pad_token_id)
         alone = g.model.get_encoder()(input_ids=torch.tensor([inputs[-1]])).last_hidden_state
-        assert torch.allclose(states.last_hidden_state[0, -len(inputs[-1]):], alone[0], atol=1e-5)
+        assert torch.allclose(states.last_hidden_state[0, -len(inputs[-1]) :], alone[0], atol=1e-5)
 
         def first_step(passages):
             _, ids = g.prepare_fid(QUESTION, passages, 4)
@@ -79,8 +81,11 @@ def test_the_decoder_cross_attends_to_every_passage(tiny_t5):
 
 def test_extractive_fid_can_copy_from_the_last_passage_only(tiny_t5):
     g = load_generator(tiny_t5, context_window=60)
-    given = [passage("T5 reads text. " * 12, 1), passage("BERT uses attention layers. " * 12, 2),
-             passage("Paris stores dense vectors in 1999.", 3)]
+    given = [
+        passage("T5 reads text. " * 12, 1),
+        passage("BERT uses attention layers. " * 12, 2),
+        passage("Paris stores dense vectors in 1999.", 3),
+    ]
     holders = set()
     for seed in range(12):
         answer = g.generate(QUESTION, given, max_new_tokens=4, temperature=2.0, seed=seed, extractive=True, fid=True)

@@ -1,4 +1,5 @@
 """Generators end to end on tiny random models, loaded by path as a user would."""
+
 from __future__ import annotations
 
 import json
@@ -32,8 +33,15 @@ MAX_NEW = 8
 
 def passage(text: str, rank: int, path: str | None = None, first_line: int = 1) -> Passage:
     return Passage(
-        chunk_id=rank, doc_path=path or f"doc{rank}.md", text=text, start=0, end=len(text),
-        first_line=first_line, last_line=first_line + text.count("\n"), score=1.0 - rank / 10, rank=rank,
+        chunk_id=rank,
+        doc_path=path or f"doc{rank}.md",
+        text=text,
+        start=0,
+        end=len(text),
+        first_line=first_line,
+        last_line=first_line + text.count("\n"),
+        score=1.0 - rank / 10,
+        rank=rank,
     )
 
 
@@ -79,9 +87,7 @@ def test_answer_structure(generator):
     assert answer.generator == generator.name and answer.family == generator.family
     assert answer.passages == PASSAGES
     assert answer.citations == [p.citation for p in answer.passages] == ["france.md:3", "models.md:10-11", "index.md:1"]
-    assert [(b.citation, b.rank, b.status) for b in answer.budget] == [
-        (p.citation, p.rank, "whole") for p in PASSAGES
-    ]
+    assert [(b.citation, b.rank, b.status) for b in answer.budget] == [(p.citation, p.rank, "whole") for p in PASSAGES]
     assert all(isinstance(b, BudgetItem) and b.tokens > 0 for b in answer.budget)
     assert answer.passages_cut == 0
     _, ids = generator.prepare(QUESTION, PASSAGES, MAX_NEW)
@@ -233,8 +239,12 @@ def test_list_models():
 
     bf16 = choose_dtype().dtype == "bfloat16"  # some presets are the default only where bfloat16 is native
     readers = [r.name for r in rows if r.family == "encoder-only" and r.available]
-    opted_in = [r.name for r in rows if r.name in PRESETS and r.available and bf16 and PRESETS[r.name].default_needs_bf16]
-    eligible = [r.name for r in rows if r.name in PRESETS and r.available and (bf16 or not PRESETS[r.name].default_needs_bf16)]
+    opted_in = [
+        r.name for r in rows if r.name in PRESETS and r.available and bf16 and PRESETS[r.name].default_needs_bf16
+    ]
+    eligible = [
+        r.name for r in rows if r.name in PRESETS and r.available and (bf16 or not PRESETS[r.name].default_needs_bf16)
+    ]
     assert default_generator_name() == (opted_in + readers + eligible + ["flan-t5-small"])[0]
 
 

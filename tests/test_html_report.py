@@ -1,4 +1,5 @@
 """report.html and `rag compare --html`: one self-contained page, escaped, checked in a real browser."""
+
 from __future__ import annotations
 
 import json
@@ -19,8 +20,10 @@ from rag.errors import RagError
 
 # A document that tries everything: markup, an entity, quotes, a script that would mark the page
 # if it ran, and a terminal escape.
-HOSTILE = ("<b>Bold</b> & \"quoted\" 'single' <script>document.body.setAttribute('data-pwned','1')</script> "
-           "\x1b[31mred\x1b[0m. The Eiffel Tower is in Paris.\n")
+HOSTILE = (
+    "<b>Bold</b> & \"quoted\" 'single' <script>document.body.setAttribute('data-pwned','1')</script> "
+    "\x1b[31mred\x1b[0m. The Eiffel Tower is in Paris.\n"
+)
 DOCS = {
     "tower.md": HOSTILE,
     "bert.md": "BERT is an encoder-only transformer pre-trained with masked language modelling.\n",
@@ -28,8 +31,12 @@ DOCS = {
 }
 QUESTIONS = [
     {"id": "q1", "question": "Where is the <Eiffel> Tower & why?", "answer": "Paris", "doc": "tower.md"},
-    {"id": "q2", "question": "Which objective is BERT pre-trained with?", "answer": "masked language modelling",
-     "doc": "bert.md"},
+    {
+        "id": "q2",
+        "question": "Which objective is BERT pre-trained with?",
+        "answer": "masked language modelling",
+        "doc": "bert.md",
+    },
     {"id": "q3", "question": "How long is GPT-2's context window?", "answer": "1024 tokens", "doc": "gpt2.md"},
 ]
 
@@ -49,7 +56,7 @@ def bench_page(tmp_path_factory, hostile_set, models, embedder) -> Path:
 
 def questions_part(page: str) -> str:
     """The per-question part of a page, without times (which differ between two runs)."""
-    part = page[page.index('<div id="questions">'):]
+    part = page[page.index('<div id="questions">') :]
     return re.sub(r'<td class="num">[0-9]+ ms</td>', "", part)
 
 
@@ -85,7 +92,7 @@ def test_a_highlight_is_exactly_the_span(bench_page):
     assert spans, "extractive answers cite a span"
     for r in spans:
         passage = r["passages"][r["span"]["passage"]]["text"]
-        assert passage[r["span"]["start"]:r["span"]["end"]] == r["answer"]
+        assert passage[r["span"]["start"] : r["span"]["end"]] == r["answer"]
         assert f"<mark>{esc(r['answer'])}</mark>" in page
 
 
@@ -108,16 +115,26 @@ def test_a_resumed_runs_page_equals_a_one_go_runs(tmp_path, hostile_set, models,
 
 def test_render_of_a_record_with_an_error(bench_page):
     summary = json.loads((bench_page / "summary.json").read_text(encoding="utf-8"))
-    record = {**read_jsonl(bench_page / "results.jsonl")[0], "error": "the context budget <is> too small",
-              "answer": ""}
+    record = {**read_jsonl(bench_page / "results.jsonl")[0], "error": "the context budget <is> too small", "answer": ""}
     page = render(summary, [record])
     assert "error: the context budget &lt;is&gt; too small" in page
 
 
 def test_compare_html_writes_the_view_and_refuses_a_foreign_file(tmp_path, corpus_index, models):
     target = tmp_path / "compare.html"
-    args = ["compare", "What is BERT pre-trained with?", "-g", f"{models['t5']},{models['gpt2']}", "--extractive",
-            "--index", str(corpus_index.path), "--max-new-tokens", "4", "--html", str(target)]
+    args = [
+        "compare",
+        "What is BERT pre-trained with?",
+        "-g",
+        f"{models['t5']},{models['gpt2']}",
+        "--extractive",
+        "--index",
+        str(corpus_index.path),
+        "--max-new-tokens",
+        "4",
+        "--html",
+        str(target),
+    ]
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
     page = target.read_text(encoding="utf-8")
@@ -139,18 +156,30 @@ def test_compare_html_writes_the_view_and_refuses_a_foreign_file(tmp_path, corpu
 
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-BROWSER_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+BROWSER_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 def chromium(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
     profile = tmp_path / f"profile-{len(list(tmp_path.glob('profile-*')))}"
-    return subprocess.run([CHROMIUM, *BROWSER_FLAGS, f"--user-data-dir={profile}", *args],
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [CHROMIUM, *BROWSER_FLAGS, f"--user-data-dir={profile}", *args], capture_output=True, text=True, timeout=120
+    )
 
 
-@pytest.mark.skipif(CHROMIUM is None, reason="no Chromium: `apt-get install chromium` (Debian) to check report.html "
-                                             "in a real browser; .ci/run installs it")
+@pytest.mark.skipif(
+    CHROMIUM is None,
+    reason="no Chromium: `apt-get install chromium` (Debian) to check report.html "
+    "in a real browser; .ci/run installs it",
+)
 def test_the_page_in_a_real_browser(tmp_path, bench_page):
     from PIL import Image
 

@@ -53,7 +53,8 @@ def rows(index: Index) -> list[tuple]:
     return index.db.execute(
         'SELECT c.doc_path, c.start, c."end", c.text, v.vector FROM chunks c JOIN vectors v ON v.sha256 = c.sha256 '
         "WHERE c.gen_added <= ? AND (c.gen_removed IS NULL OR c.gen_removed > ?) ORDER BY c.doc_path, c.start",
-        (g, g)).fetchall()
+        (g, g),
+    ).fetchall()
 
 
 class CountingEncode:
@@ -62,7 +63,9 @@ class CountingEncode:
     def __init__(self, monkeypatch, embedder) -> None:
         self.texts: list[str] = []
         real = type(embedder).encode
-        monkeypatch.setattr(type(embedder), "encode", lambda emb, texts, **kw: self.texts.extend(texts) or real(emb, texts, **kw))
+        monkeypatch.setattr(
+            type(embedder), "encode", lambda emb, texts, **kw: self.texts.extend(texts) or real(emb, texts, **kw)
+        )
 
 
 # --- building, searching, updating ---------------------------------------------------------------
@@ -74,14 +77,30 @@ def test_build_search_and_load(corpus, tmp_path, embedder):
     assert (report.added, report.changed, report.removed, report.unchanged) == (5, 0, 0, 0)
     assert sorted(p for p, _ in report.skipped) == ["empty.txt", "noise.bin.txt"]
     assert index.documents() == ["bert.md", "faiss.html", "gpt2.txt", "rag.pdf", "t5/t5.rst"]
-    assert {f.name for f in (tmp_path / "idx").iterdir()} == {"rag-index.json", "meta.sqlite", "write.lock", "gen-000001"}
-    assert {f.name for f in (tmp_path / "idx" / "gen-000001").iterdir()} == {"base-000", "delta", "deleted.npy", "rag-generation.json"}
+    assert {f.name for f in (tmp_path / "idx").iterdir()} == {
+        "rag-index.json",
+        "meta.sqlite",
+        "write.lock",
+        "gen-000001",
+    }
+    assert {f.name for f in (tmp_path / "idx" / "gen-000001").iterdir()} == {
+        "base-000",
+        "delta",
+        "deleted.npy",
+        "rag-generation.json",
+    }
     m = index.manifest
     assert m.embedder == "sentence-transformers/all-MiniLM-L6-v2" and m.generation == 1
     assert (m.dimension, m.metric, m.normalized) == (384, "inner_product", True)
     assert m.chunking["tokens"] == 200 and m.counts["documents"] == 5 and m.counts["chunks"] == 5
-    assert set(m.files) == {"deleted.npy", *(f"{part}/{name}" for part in ("base-000", "delta")
-                                             for name in ("index.faiss", *(f"bm25/{f}" for f in lexical.FILES)))}
+    assert set(m.files) == {
+        "deleted.npy",
+        *(
+            f"{part}/{name}"
+            for part in ("base-000", "delta")
+            for name in ("index.faiss", *(f"bm25/{f}" for f in lexical.FILES))
+        ),
+    }
     assert (m.counts["segments"], m.counts["base"], m.counts["delta"], m.counts["deleted"]) == ([5], 5, 0, 0)
 
     [hit] = index.search("How long is the context of GPT-2?", k=1)
@@ -105,11 +124,17 @@ def test_incremental_update_embeds_only_what_changed(corpus, tmp_path, embedder,
     index = build(corpus, idx, embedder)
     r = index.build_report
     assert (r.added, r.changed, r.removed, r.unchanged, len(r.skipped)) == (1, 1, 1, 3, 2)
-    assert len(encoded.texts) == 2 and any("WordPiece" in t for t in encoded.texts) and any("BART" in t for t in encoded.texts)
+    assert (
+        len(encoded.texts) == 2
+        and any("WordPiece" in t for t in encoded.texts)
+        and any("BART" in t for t in encoded.texts)
+    )
     assert (r.chunks_embedded, r.chunks_reused, r.generation) == (2, 0, 2)
     second = rows(index)
     unchanged = [row for row in first if row[0] in ("faiss.html", "rag.pdf", "t5/t5.rst")]
-    assert [row for row in second if row[0] in ("faiss.html", "rag.pdf", "t5/t5.rst")] == unchanged  # same text, same vectors
+    assert [
+        row for row in second if row[0] in ("faiss.html", "rag.pdf", "t5/t5.rst")
+    ] == unchanged  # same text, same vectors
     assert not any(row[0] == "gpt2.txt" for row in second)
     assert index.search("denoising autoencoder", k=1)[0].doc_path == "new/bart.md"
     assert index.search("WordPiece", k=1)[0].doc_path == "bert.md"
@@ -164,7 +189,9 @@ def test_a_file_modified_right_after_it_was_hashed_is_hashed_again(tmp_path, emb
 
 
 def test_renamed_file_and_edited_paragraph_reuse_vectors(tmp_path, embedder, monkeypatch, merge_policy):
-    paragraphs = [f"Paragraph {i} is about topic number {i}, " + "with several words of filler text. " * 12 for i in range(8)]
+    paragraphs = [
+        f"Paragraph {i} is about topic number {i}, " + "with several words of filler text. " * 12 for i in range(8)
+    ]
     folder = write_docs(tmp_path / "docs", {"long.md": "\n\n".join(paragraphs) + "\n", "other.md": "Something else.\n"})
     idx = tmp_path / "idx"
     build(folder, idx, embedder, chunk_tokens=64, overlap=0)
@@ -182,7 +209,9 @@ def test_renamed_file_and_edited_paragraph_reuse_vectors(tmp_path, embedder, mon
     edited = build(folder, idx, embedder)
     r = edited.build_report
     n_long = edited.db.execute("SELECT chunks FROM documents WHERE path = 'long.md'").fetchone()[0]
-    assert n_long > 10 and r.changed == 1 and 1 <= r.chunks_embedded <= 2 and r.chunks_reused == n_long - r.chunks_embedded
+    assert (
+        n_long > 10 and r.changed == 1 and 1 <= r.chunks_embedded <= 2 and r.chunks_reused == n_long - r.chunks_embedded
+    )
     assert all("quokkas" in t or "Paragraph 4" in t or "Paragraph 6" in t for t in encoded.texts)
     assert edited.search("quokkas on Rottnest", k=1)[0].doc_path == "long.md"
     assert edited.verify() == []
@@ -205,8 +234,16 @@ def test_delta_segments_search_like_a_merged_index(tmp_path, embedder, monkeypat
     scores: BM25's statistics span both segments, and deleted base chunks never come back."""
     from rag import segments
 
-    topics = ["encoders read text", "decoders write text", "FAISS finds vectors", "BM25 counts words",
-              "T5 maps text to text", "GPT-2 predicts tokens", "BERT masks tokens", "RAG retrieves passages"]
+    topics = [
+        "encoders read text",
+        "decoders write text",
+        "FAISS finds vectors",
+        "BM25 counts words",
+        "T5 maps text to text",
+        "GPT-2 predicts tokens",
+        "BERT masks tokens",
+        "RAG retrieves passages",
+    ]
     folders = {}
     for policy in ("delta", "merge", "segments"):
         monkeypatch.setattr(segments, "MERGE_FRACTION", 1e9 if policy == "delta" else 0.0)
@@ -216,7 +253,9 @@ def test_delta_segments_search_like_a_merged_index(tmp_path, embedder, monkeypat
         idx = tmp_path / policy / "idx"
         build(folder, idx, embedder)
         (folder / "d1.md").unlink()
-        write_docs(folder, {"d2.md": "FAISS finds vectors, and counts words like BM25.\n", "new.md": "Words about tokens.\n"})
+        write_docs(
+            folder, {"d2.md": "FAISS finds vectors, and counts words like BM25.\n", "new.md": "Words about tokens.\n"}
+        )
         build(folder, idx, embedder)
         (folder / "d6.md").rename(folder / "moved.md")
         (folder / "new.md").unlink()
@@ -227,7 +266,11 @@ def test_delta_segments_search_like_a_merged_index(tmp_path, embedder, monkeypat
     for query in ("tokens", "words and vectors", "text", "decoders write text"):
         for kind in ("dense", "bm25", "hybrid"):
             a, b, c = (index.search(query, k=8, retriever=kind) for index in (delta, merged, split))
-            assert [(p.doc_path, p.text) for p in a] == [(p.doc_path, p.text) for p in b] == [(p.doc_path, p.text) for p in c]
+            assert (
+                [(p.doc_path, p.text) for p in a]
+                == [(p.doc_path, p.text) for p in b]
+                == [(p.doc_path, p.text) for p in c]
+            )
             assert [p.score for p in a] == pytest.approx([p.score for p in b], rel=1e-5), (query, kind)
             assert [p.score for p in c] == pytest.approx([p.score for p in b], rel=1e-5), (query, kind)
             assert not {"d1.md", "new.md", "d6.md"} & {p.doc_path for p in a}
@@ -296,7 +339,9 @@ def test_hnsw_and_ivfpq(corpus, tmp_path, embedder, merge_policy):
     query = "masked language modelling"
     assert [p.text for p in hnsw.search(query, 3)] == [p.text for p in flat.search(query, 3)]
     assert hnsw.manifest.index_params["M"] == 32
-    (corpus / "gpt2.txt").unlink()  # merged: rebuilt from the stored vectors (hnsw cannot remove); delta: skipped by a selector
+    (
+        corpus / "gpt2.txt"
+    ).unlink()  # merged: rebuilt from the stored vectors (hnsw cannot remove); delta: skipped by a selector
     hnsw = build(corpus, tmp_path / "hnsw", embedder)
     assert hnsw.manifest.index_type == "hnsw" and len(hnsw) == 4 and hnsw.verify() == []
     assert "gpt2.txt" not in {p.doc_path for p in hnsw.search("GPT-2 context window", k=4)}
@@ -328,8 +373,10 @@ def test_settings_default_to_what_the_index_records(corpus, tmp_path, embedder, 
 
     notes: list[str] = []
     changed = Index.build(corpus, idx, embedder=embedder, index_type="flat", warn=lambda m: None, notify=notes.append)
-    assert notes == ["--index-type flat differs from the index's hnsw: the FAISS index is rebuilt from the stored "
-                     "vectors (nothing is embedded again)"]
+    assert notes == [
+        "--index-type flat differs from the index's hnsw: the FAISS index is rebuilt from the stored "
+        "vectors (nothing is embedded again)"
+    ]
     assert changed.manifest.index_type == "flat" and encoded.texts == []
     notes.clear()
     Index.build(corpus, idx, embedder=embedder, chunk_tokens=100, warn=lambda m: None, notify=notes.append)
@@ -352,7 +399,9 @@ def test_chunk_ids_are_never_reused(corpus, tmp_path, embedder, merge_policy):
 def test_a_folder_that_is_not_an_index_is_refused_untouched(corpus, tmp_path, embedder):
     thesis = write_docs(tmp_path / "thesis", {"chapter1.tex": "My thesis.", "notes/todo.txt": "write it"})
     before = folder_bytes(thesis)
-    with pytest.raises(IndexError_, match=r"thesis is a folder of 2 entries \(chapter1.tex, notes\) that is not a rag index"):
+    with pytest.raises(
+        IndexError_, match=r"thesis is a folder of 2 entries \(chapter1.tex, notes\) that is not a rag index"
+    ):
         build(corpus, thesis, embedder)
     assert folder_bytes(thesis) == before and sorted(p.name for p in thesis.iterdir()) == ["chapter1.tex", "notes"]
     with pytest.raises(IndexError_, match="is not a rag index"):
@@ -408,10 +457,14 @@ def test_second_writer_fails_fast_while_lock_is_held(corpus, tmp_path, embedder)
     idx = tmp_path / "idx"
     build(corpus, idx, embedder)
     holder = subprocess.Popen(
-        [sys.executable, "-c",
-         f"import sys, time; from filelock import FileLock; l = FileLock({str(idx / store.LOCK)!r}); "
-         "l.acquire(); print('held', flush=True); time.sleep(60)"],
-        stdout=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-c",
+            f"import sys, time; from filelock import FileLock; l = FileLock({str(idx / store.LOCK)!r}); "
+            "l.acquire(); print('held', flush=True); time.sleep(60)",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
         assert holder.stdout.readline().strip() == "held"
@@ -426,7 +479,9 @@ def test_second_writer_fails_fast_while_lock_is_held(corpus, tmp_path, embedder)
 def test_embedder_and_source_mismatches_are_refused(corpus, tmp_path, embedder):
     idx = tmp_path / "idx"
     build(corpus, idx, embedder)
-    with pytest.raises(IndexError_, match="built with embedder 'sentence-transformers/all-MiniLM-L6-v2', not 'other/model'"):
+    with pytest.raises(
+        IndexError_, match="built with embedder 'sentence-transformers/all-MiniLM-L6-v2', not 'other/model'"
+    ):
         Index.load(idx, embedder="other/model")
     with pytest.raises(IndexError_, match="built with embedder"):
         Index.build(corpus, idx, embedder="other/model", warn=lambda m: None)
@@ -611,9 +666,15 @@ def _damage_cases(idx: Path):
         "manifest []": (lambda: set_manifest("[]"), "meta.sqlite"),
         "manifest null": (lambda: set_manifest("null"), "meta.sqlite"),
         "manifest without keys": (lambda: set_manifest('{"format": "rag-index", "format_version": 2}'), "meta.sqlite"),
-        "truncated index.faiss": (lambda: truncate(gen / "base-000" / "index.faiss"), "gen-000001/base-000/index.faiss"),
+        "truncated index.faiss": (
+            lambda: truncate(gen / "base-000" / "index.faiss"),
+            "gen-000001/base-000/index.faiss",
+        ),
         "missing index.faiss": (lambda: (gen / "base-000" / "index.faiss").unlink(), "gen-000001/base-000/index.faiss"),
-        "truncated bm25 rows": (lambda: truncate(gen / "base-000" / "bm25" / "rows.npy"), "gen-000001/base-000/bm25/rows.npy"),
+        "truncated bm25 rows": (
+            lambda: truncate(gen / "base-000" / "bm25" / "rows.npy"),
+            "gen-000001/base-000/bm25/rows.npy",
+        ),
         "garbage deleted ids": (lambda: (gen / "deleted.npy").write_bytes(b"junk"), "gen-000001/deleted.npy"),
     }
 
@@ -629,8 +690,10 @@ def test_damage_is_one_line_then_rag_index_repairs_it(corpus, tmp_path, embedder
     damage, name = _damage_cases(idx)[case]
     damage()
     runner = CliRunner()
-    results = [runner.invoke(main, ["search", "GPT-2 context", "--index", str(idx), "--retriever", "hybrid"]),
-               runner.invoke(main, ["info", "--index", str(idx)])]
+    results = [
+        runner.invoke(main, ["search", "GPT-2 context", "--index", str(idx), "--retriever", "hybrid"]),
+        runner.invoke(main, ["info", "--index", str(idx)]),
+    ]
     for result in results:
         assert result.exit_code == 1, (case, result.output)
         lines = result.output.strip().splitlines()
@@ -695,20 +758,34 @@ def test_format_1_index_is_upgraded_without_embedding(corpus, tmp_path, embedder
     idx = tmp_path / "v1"
     idx.mkdir()
     db = sqlite3.connect(idx / "meta.sqlite")
-    db.executescript("CREATE TABLE chunks (id INTEGER PRIMARY KEY, doc_path TEXT, start INTEGER, \"end\" INTEGER, "
-                     "first_line INTEGER, last_line INTEGER, text TEXT, sha256 TEXT, vector BLOB);")
+    db.executescript(
+        'CREATE TABLE chunks (id INTEGER PRIMARY KEY, doc_path TEXT, start INTEGER, "end" INTEGER, '
+        "first_line INTEGER, last_line INTEGER, text TEXT, sha256 TEXT, vector BLOB);"
+    )
     fresh = build(corpus, tmp_path / "fresh", embedder)
     for path, start, end, text, vector in rows(fresh):
         import hashlib
 
-        db.execute("INSERT INTO chunks(doc_path, start, \"end\", first_line, last_line, text, sha256, vector) "
-                   "VALUES (?,?,?,1,1,?,?,?)", (path, start, end, text, hashlib.sha256(text.encode()).hexdigest(), vector))
+        db.execute(
+            'INSERT INTO chunks(doc_path, start, "end", first_line, last_line, text, sha256, vector) '
+            "VALUES (?,?,?,1,1,?,?,?)",
+            (path, start, end, text, hashlib.sha256(text.encode()).hexdigest(), vector),
+        )
     db.commit()
     db.close()
     (idx / "index.faiss").write_bytes(b"old faiss")
-    (idx / "manifest.json").write_text(json.dumps({
-        "format_version": 1, "embedder": "sentence-transformers/all-MiniLM-L6-v2", "index_type": "flat",
-        "chunking": {"tokens": 200, "overlap": 40}, "source": str(corpus.resolve()), "counts": {"documents": 5}}))
+    (idx / "manifest.json").write_text(
+        json.dumps(
+            {
+                "format_version": 1,
+                "embedder": "sentence-transformers/all-MiniLM-L6-v2",
+                "index_type": "flat",
+                "chunking": {"tokens": 200, "overlap": 40},
+                "source": str(corpus.resolve()),
+                "counts": {"documents": 5},
+            }
+        )
+    )
     with pytest.raises(IndexError_, match="older rag .format 1.: run `rag index FOLDER"):
         Index.load(idx)
     encoded = CountingEncode(monkeypatch, embedder)
@@ -758,12 +835,17 @@ def test_an_unreadable_folder_is_a_warning_and_its_documents_are_kept(corpus, tm
     warnings: list[str] = []
     index = Index.build(corpus, idx, embedder=embedder, warn=warnings.append, notify=lambda m: None)
     assert "t5/t5.rst" in index.documents() and index.build_report.removed == 0
-    assert "skipped folder t5/: cannot read this folder (permission denied) (kept its 1 previously indexed documents)" in warnings
+    assert (
+        "skipped folder t5/: cannot read this folder (permission denied) (kept its 1 previously indexed documents)"
+        in warnings
+    )
     assert ("t5/", "cannot read this folder (permission denied)") in index.build_report.skipped
 
 
 def test_symbolic_links_are_followed_only_when_asked(corpus, tmp_path, embedder):
-    outside = write_docs(tmp_path / "outside", {"far.md": "A far-away document about quokkas.\n", "sub/deep.md": "Deep down.\n"})
+    outside = write_docs(
+        tmp_path / "outside", {"far.md": "A far-away document about quokkas.\n", "sub/deep.md": "Deep down.\n"}
+    )
     (corpus / "linked.md").symlink_to(outside / "far.md")
     (corpus / "linked-folder").symlink_to(outside, target_is_directory=True)
     (outside / "sub" / "loop").symlink_to(outside, target_is_directory=True)  # a loop, once followed
@@ -773,8 +855,9 @@ def test_symbolic_links_are_followed_only_when_asked(corpus, tmp_path, embedder)
     assert not any(p.startswith("linked") for p in index.documents())
     assert "skipped linked.md: a symbolic link (rag index --follow-symlinks follows links)" in warnings
     assert "skipped folder linked-folder/: a symbolic link (rag index --follow-symlinks follows links)" in warnings
-    followed = Index.build(corpus, tmp_path / "idx2", embedder=embedder, follow_symlinks=True,
-                           warn=warnings.append, notify=lambda m: None)
+    followed = Index.build(
+        corpus, tmp_path / "idx2", embedder=embedder, follow_symlinks=True, warn=warnings.append, notify=lambda m: None
+    )
     assert {"linked.md", "linked-folder/far.md", "linked-folder/sub/deep.md"} <= set(followed.documents())
     assert not any("loop" in p for p in followed.documents())  # the loop is not walked again
     assert ("zero.txt", "not a regular file (a FIFO, socket or device)") in followed.build_report.skipped
@@ -823,7 +906,9 @@ def test_a_large_text_file_is_streamed_to_the_same_chunks(tmp_path, embedder, mo
     monkeypatch.setattr(rag.build.plan, "STREAM_BYTES", 100)  # everything above 100 bytes is streamed
     opened: list[str] = []
     real_stream = rag.build.plan.stream_text
-    monkeypatch.setattr(rag.build.plan, "stream_text", lambda open_file, warn: opened.append("big") or real_stream(open_file, warn))
+    monkeypatch.setattr(
+        rag.build.plan, "stream_text", lambda open_file, warn: opened.append("big") or real_stream(open_file, warn)
+    )
     streamed = build(folder, tmp_path / "streamed", embedder, chunk_tokens=40, overlap=5)
     assert opened == ["big"] and rows(streamed) == rows(whole) and len(rows(whole)) > 10
     assert "café 7." in streamed.search("Paragraph 7", k=1, retriever="bm25")[0].text  # decoded as cp1252
@@ -856,7 +941,8 @@ def test_many_segments_of_every_index_type(tmp_path, hash_embedder, monkeypatch,
     assert (store.gen_dir(tmp_path / "idx", 2) / "base-001" / "index.faiss").stat().st_ino == untouched.stat().st_ino
     assert updated.search("newword42", k=1, retriever="bm25")[0].doc_path == "new42.txt"
     assert updated.search("word6", k=5, retriever="bm25") and "d0006.txt" not in {
-        p.doc_path for p in updated.search("document 6 says word6", k=20, retriever="bm25")}
+        p.doc_path for p in updated.search("document 6 says word6", k=20, retriever="bm25")
+    }
     vector = hash_embedder.encode(["document 1000 says word1000 and word6\n".strip()])
     [[(chunk, _)]] = updated.dense_hits(vector, 1)
     assert updated.passages([chunk], [1.0])[0].doc_path == "d1000.txt" or index_type != "flat"

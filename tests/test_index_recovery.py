@@ -1,6 +1,7 @@
 """The index under attack: a killed or concurrent --rebuild, damage that keeps file sizes, lost
 markers, odd folders and queries, permissions and a full disk. Each test asserts what is on
 disk and on screen afterwards."""
+
 from __future__ import annotations
 
 import errno
@@ -75,7 +76,9 @@ KILL_POINTS = ["embedding", "writing", "commit", "finish"]
 
 
 @pytest.mark.parametrize("where", KILL_POINTS)
-def test_killed_rebuild_leaves_the_old_generation_searchable_and_resumes(corpus, tmp_path, embedder, monkeypatch, where):
+def test_killed_rebuild_leaves_the_old_generation_searchable_and_resumes(
+    corpus, tmp_path, embedder, monkeypatch, where
+):
     idx = tmp_path / "idx"
     before = rows(build(corpus, idx, embedder))
     # --chunk-tokens 16 makes new chunk texts, so the rebuild has vectors to embed; one per
@@ -94,8 +97,10 @@ def test_killed_rebuild_leaves_the_old_generation_searchable_and_resumes(corpus,
         "writing": "segments.SegmentWriter._write_all = lambda *a, **k: os._exit(9)\n",
     }.get(where, f"setattr(build.ledger.Ledger, {where!r}, lambda *a, **k: os._exit(9))\n")
     proc = _run_killed(
-        "from rag import segments\nbuild.embed.EMBED_SLICE, build.embed.CHECKPOINT_SECONDS = 1, 0.0\n" + kill
-        + f"Index.build({str(corpus)!r}, {str(idx)!r}, rebuild=True, chunk_tokens=16, overlap=4, backend='torch', warn=lambda m: None)\n")
+        "from rag import segments\nbuild.embed.EMBED_SLICE, build.embed.CHECKPOINT_SECONDS = 1, 0.0\n"
+        + kill
+        + f"Index.build({str(corpus)!r}, {str(idx)!r}, rebuild=True, chunk_tokens=16, overlap=4, backend='torch', warn=lambda m: None)\n"
+    )
     assert proc.returncode == 9, proc.stderr
     loaded = Index.load(idx, embedder=embedder)
     if where == "finish":  # killed after the commit: the new generation, whole
@@ -170,7 +175,9 @@ def test_searches_during_a_rebuild_all_succeed(corpus, tmp_path, embedder):
     try:
         deadline = time.time() + 120
         while not started.exists():
-            assert proc.poll() is None and time.time() < deadline, proc.stderr.read() if proc.poll() is not None else "slow"
+            assert proc.poll() is None and time.time() < deadline, (
+                proc.stderr.read() if proc.poll() is not None else "slow"
+            )
             time.sleep(0.05)
         searched = []
         while proc.poll() is None and len(searched) < 8:
@@ -189,8 +196,9 @@ def test_searches_during_a_rebuild_all_succeed(corpus, tmp_path, embedder):
     assert after.manifest.generation == 2 and after.manifest.chunking["tokens"] == 16 and after.verify() == []
 
 
-def test_rebuild_with_another_embedder_keeps_the_old_one_until_it_commits(corpus, tmp_path, embedder, hash_embedder,
-                                                                          monkeypatch):
+def test_rebuild_with_another_embedder_keeps_the_old_one_until_it_commits(
+    corpus, tmp_path, embedder, hash_embedder, monkeypatch
+):
     idx = tmp_path / "idx"
     before = rows(build(corpus, idx, embedder))
     monkeypatch.setattr(build_module.embed, "EMBED_SLICE", 1)
@@ -214,7 +222,9 @@ def test_rebuild_with_another_embedder_keeps_the_old_one_until_it_commits(corpus
 
     notes: list[str] = []
     Index.build(corpus, idx, embedder=embedder, warn=lambda m: None, notify=notes.append)  # a plain update meanwhile
-    assert any("interrupted `rag index --rebuild --embedder stand-in/hash-32` left 2 vectors" in n for n in notes), notes
+    assert any("interrupted `rag index --rebuild --embedder stand-in/hash-32` left 2 vectors" in n for n in notes), (
+        notes
+    )
 
     monkeypatch.setattr(type(hash_embedder), "encode", real)
     encoded = CountingEncode(monkeypatch, hash_embedder)
@@ -240,36 +250,45 @@ def test_rebuild_may_take_documents_from_another_folder(corpus, tmp_path, embedd
 # --- damage that keeps file sizes: the advised `rag index FOLDER` repairs it, embedding nothing ------
 
 
-NINE = ["base-000/index.faiss", "delta/index.faiss", *(f"base-000/bm25/{f}" for f in
-        ("chunk_ids.npy", "lengths.npy", "term_ptr.npy", "rows.npy", "tfs.npy")), "delta/bm25/chunk_ids.npy",
-        "deleted.npy"]
+NINE = [
+    "base-000/index.faiss",
+    "delta/index.faiss",
+    *(f"base-000/bm25/{f}" for f in ("chunk_ids.npy", "lengths.npy", "term_ptr.npy", "rows.npy", "tfs.npy")),
+    "delta/bm25/chunk_ids.npy",
+    "deleted.npy",
+]
 
 
 def _with_delta(corpus: Path, idx: Path, embedder, monkeypatch) -> Path:
     """An index whose current generation has a delta segment and a deleted id."""
     monkeypatch.setattr(segments, "MERGE_FRACTION", 1e9)
     build(corpus, idx, embedder)
-    (corpus / "gpt2.txt").write_text("GPT-2 is a decoder-only language model with a context window of 1024 tokens, "
-                                     "released in 2019.\n")
+    (corpus / "gpt2.txt").write_text(
+        "GPT-2 is a decoder-only language model with a context window of 1024 tokens, released in 2019.\n"
+    )
     index = build(corpus, idx, embedder)
     assert index.manifest.counts["delta"] == 1 and index.manifest.counts["deleted"] == 1
     return store.gen_dir(idx, index.manifest.generation)
 
 
 @pytest.mark.parametrize("name", NINE)
-def test_same_size_garbage_is_repaired_by_plain_rag_index_without_embedding(corpus, tmp_path, embedder, monkeypatch,
-                                                                            name):
+def test_same_size_garbage_is_repaired_by_plain_rag_index_without_embedding(
+    corpus, tmp_path, embedder, monkeypatch, name
+):
     idx = tmp_path / "idx"
     gen = _with_delta(corpus, idx, embedder, monkeypatch)
     path = gen / name
     size = path.stat().st_size
     path.write_bytes(random.Random(name).randbytes(size))
     assert path.stat().st_size == size
-    for result in (cli("search", "GPT-2 context", "--index", idx, "--retriever", "hybrid"), cli("info", "--index", idx)):
+    for result in (
+        cli("search", "GPT-2 context", "--index", idx, "--retriever", "hybrid"),
+        cli("info", "--index", idx),
+    ):
         one_line(result, "damaged", "run `rag index FOLDER")
     repaired = cli("index", corpus, "--index", idx, "--json")
     assert repaired.exit_code == 0, repaired.output
-    report = json.loads(repaired.output[repaired.output.index("{"):])
+    report = json.loads(repaired.output[repaired.output.index("{") :])
     assert report["chunks_embedded"] == 0 and report["generation"] == 3
     index = Index.load(idx)
     assert index.verify() == [] and len(index) == 5
@@ -298,8 +317,9 @@ def test_a_faiss_file_changed_in_place_is_called_damaged_not_copied(corpus, tmp_
     data = bytearray(faiss_file.read_bytes())
     data[-20] ^= 0x01  # inside the id map at the end: a different id
     faiss_file.write_bytes(bytes(data))
-    line = one_line(cli("search", "BERT", "--index", idx), "base-000/index.faiss", "checksum differs",
-                    "run `rag index FOLDER")
+    line = one_line(
+        cli("search", "BERT", "--index", idx), "base-000/index.faiss", "checksum differs", "run `rag index FOLDER"
+    )
     assert "copied" not in line
     assert cli("index", corpus, "--index", idx, "-q").exit_code == 0 and Index.load(idx).verify() == []
 
@@ -349,8 +369,10 @@ def test_meta_sqlite_from_another_index_is_repaired_by_following_the_messages(co
 
 
 def test_a_users_rag_index_json_does_not_hide_its_folder(tmp_path, embedder):
-    docs = write_docs(tmp_path / "docs", {"data/rag-index.json": "{}", "data/notes.md": "Notes about BERT.\n",
-                                          "top.md": "Top-level text.\n"})
+    docs = write_docs(
+        tmp_path / "docs",
+        {"data/rag-index.json": "{}", "data/notes.md": "Notes about BERT.\n", "top.md": "Top-level text.\n"},
+    )
     warnings: list[str] = []
     index = Index.build(docs, tmp_path / "idx", embedder=embedder, warn=warnings.append, notify=lambda m: None)
     assert index.documents() == ["data/notes.md", "top.md"] and warnings == []
@@ -362,8 +384,9 @@ def test_a_real_index_inside_the_folder_is_passed_over_with_one_warning(corpus, 
     warnings: list[str] = []
     index = Index.build(corpus, tmp_path / "idx", embedder=embedder, warn=warnings.append, notify=lambda m: None)
     assert not any(p.startswith("old-index") for p in index.documents())
-    assert [w for w in warnings if "old-index" in w] == ["skipped folder old-index/: a rag index (its rag-index.json "
-                                                         "marker): not indexed as documents"]
+    assert [w for w in warnings if "old-index" in w] == [
+        "skipped folder old-index/: a rag index (its rag-index.json marker): not indexed as documents"
+    ]
 
 
 def test_a_folder_nested_1200_deep_is_walked_without_recursion(tmp_path, embedder):
@@ -412,8 +435,12 @@ def test_a_query_that_is_not_utf8_is_one_line(corpus, tmp_path, embedder):
     one_line(cli("ask", "caf\udce9?", "--index", idx), "not valid UTF-8")
     rag = Path(sys.executable).parent / "rag"
     if rag.exists():  # the bytes as a shell passes them
-        proc = subprocess.run([str(rag), "search", b"caf\xe9", "--index", str(idx)], capture_output=True, timeout=120,
-                              env={**os.environ, "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8"})
+        proc = subprocess.run(
+            [str(rag), "search", b"caf\xe9", "--index", str(idx)],
+            capture_output=True,
+            timeout=120,
+            env={**os.environ, "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8"},
+        )
         assert proc.returncode == 1 and b"Traceback" not in proc.stderr and b"not valid UTF-8" in proc.stderr
 
 
@@ -422,9 +449,14 @@ def test_an_unreadable_meta_sqlite_is_a_permission_problem(corpus, tmp_path, emb
     build(corpus, idx, embedder)
     before = (idx / store.META).read_bytes()
     real = os.access
-    monkeypatch.setattr(os, "access", lambda path, mode, **kw: False if str(path).endswith(store.META) else real(path, mode, **kw))
-    for result in (cli("search", "BERT", "--index", idx), cli("info", "--index", idx),
-                   cli("index", corpus, "--index", idx, "-q")):
+    monkeypatch.setattr(
+        os, "access", lambda path, mode, **kw: False if str(path).endswith(store.META) else real(path, mode, **kw)
+    )
+    for result in (
+        cli("search", "BERT", "--index", idx),
+        cli("info", "--index", idx),
+        cli("index", corpus, "--index", idx, "-q"),
+    ):
         line = one_line(result, "permission denied", "meta.sqlite")
         assert "damaged" not in line.replace("not damaged", "")
     monkeypatch.undo()
@@ -458,7 +490,9 @@ def test_an_unreadable_onnx_cache_is_said_once_and_torch_embeds(corpus, tmp_path
     (target / EXPORT).write_text("{}")  # another user's export, which this one may not read
     (target / "private").mkdir()
     real = os.access
-    monkeypatch.setattr(os, "access", lambda path, mode, **kw: False if str(path).startswith(str(target)) else real(path, mode, **kw))
+    monkeypatch.setattr(
+        os, "access", lambda path, mode, **kw: False if str(path).startswith(str(target)) else real(path, mode, **kw)
+    )
     result = cli("index", corpus, "--index", tmp_path / "idx", "--backend", "onnx-fp32")
     assert result.exit_code == 0 and "Traceback" not in result.output, result.output
     assert result.output.count("the ONNX export cache cannot be used") == 1, result.output
@@ -497,7 +531,9 @@ def test_disk_full_three_times_is_one_line_each_and_keeps_the_index(corpus, tmp_
                 m.setattr(np, "save", lambda *a, **k: _enospc())
             else:
                 m.setattr(store, "connect", tiny)
-            one_line(cli("index", corpus, "--index", idx, "-q"), "no space left on the device", "the index is unchanged")
+            one_line(
+                cli("index", corpus, "--index", idx, "-q"), "no space left on the device", "the index is unchanged"
+            )
         assert rows(Index.load(idx)) == before and sorted(store.gen_dirs(idx)) == [1], attempt
     assert np.save is real_save
     assert build(corpus, idx, embedder).build_report.added == 1
@@ -506,8 +542,13 @@ def test_disk_full_three_times_is_one_line_each_and_keeps_the_index(corpus, tmp_
 def test_disk_full_on_a_real_tmpfs(corpus, tmp_path, embedder):
     mount = tmp_path / "small"
     mount.mkdir()
-    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mount)],
-                                           capture_output=True).returncode != 0:
+    if (
+        os.geteuid() != 0
+        or subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mount)], capture_output=True
+        ).returncode
+        != 0
+    ):
         pytest.skip("needs root and tmpfs mounts (run as root on Linux to check a real full disk)")
     try:
         idx = mount / "idx"
@@ -551,9 +592,18 @@ def test_a_bm25_query_matching_nothing_does_not_call_the_index_empty(corpus, tmp
 
 def test_bench_where_no_answerer_loads_exits_non_zero_and_claims_no_results(tmp_path, monkeypatch):
     monkeypatch.setenv("RAG_CACHE", str(tmp_path / "cache"))
-    qa = write_qa_set(tmp_path / "mini", {"a.md": "BERT is pre-trained with masked language modelling.\n"},
-                      [{"id": "q1", "question": "What is BERT pre-trained with?", "answer": "masked language modelling",
-                        "doc": "a.md"}])
+    qa = write_qa_set(
+        tmp_path / "mini",
+        {"a.md": "BERT is pre-trained with masked language modelling.\n"},
+        [
+            {
+                "id": "q1",
+                "question": "What is BERT pre-trained with?",
+                "answer": "masked language modelling",
+                "doc": "a.md",
+            }
+        ],
+    )
     out = tmp_path / "out"
     result = cli("bench", qa, "-g", tmp_path / "no-such-model", "--out", out, "-q")
     assert result.exit_code == 1, result.output
@@ -600,8 +650,12 @@ def test_bytes_flipped_in_bm25_arrays_are_one_line_then_repaired(corpus, tmp_pat
         data = bytearray(path.read_bytes())
         data[-3] ^= 0x01  # inside the last entry
         path.write_bytes(bytes(data))
-    one_line(cli("search", "GPT-2 context", "--index", idx, "--retriever", "bm25"), "damaged",
-             f"base-000/bm25/{array}", "run `rag index FOLDER")
+    one_line(
+        cli("search", "GPT-2 context", "--index", idx, "--retriever", "bm25"),
+        "damaged",
+        f"base-000/bm25/{array}",
+        "run `rag index FOLDER",
+    )
     assert cli("index", corpus, "--index", idx, "-q").exit_code == 0
     index = Index.load(idx)
     assert index.verify() == [] and index.search("GPT-2 context", k=1, retriever="bm25")[0].doc_path == "gpt2.txt"

@@ -10,11 +10,24 @@ from rag.loaders import html_to_text, load_text, walk
 
 
 def test_walk_skips_hidden_unsupported_and_given_folders(tmp_path: Path):
-    write_docs(tmp_path, {
-        "a.md": "x", "b.txt": "x", "c.rst": "x", "d.markdown": "x", "e.htm": "x", "f.html": "x", "g.pdf": "x",
-        "sub/deep/h.txt": "x", ".hidden/i.md": "x", ".j.md": "x", "k.py": "x", "l.json": "{}",
-        "myindex/m.md": "x",
-    })
+    write_docs(
+        tmp_path,
+        {
+            "a.md": "x",
+            "b.txt": "x",
+            "c.rst": "x",
+            "d.markdown": "x",
+            "e.htm": "x",
+            "f.html": "x",
+            "g.pdf": "x",
+            "sub/deep/h.txt": "x",
+            ".hidden/i.md": "x",
+            ".j.md": "x",
+            "k.py": "x",
+            "l.json": "{}",
+            "myindex/m.md": "x",
+        },
+    )
     found = [p.relative_to(tmp_path).as_posix() for p in walk(tmp_path, (tmp_path / "myindex",))]
     assert found == ["a.md", "b.txt", "c.rst", "d.markdown", "e.htm", "f.html", "g.pdf", "sub/deep/h.txt"]
 
@@ -30,13 +43,16 @@ def test_non_utf8_text_is_decoded_by_detection(tmp_path: Path):
     assert load_text(tmp_path / "fr.txt") == text
 
 
-@pytest.mark.parametrize("name, content, reason", [
-    ("empty.txt", b"", "empty"),
-    ("blank.md", b"  \n\n\t ", "empty"),
-    ("binary.txt", b"\x00\x01\x02\x03PNG\x00\x00", "binary"),
-    ("broken.pdf", b"%PDF-1.4\nthis is not really a pdf", "corrupt PDF"),
-    ("nothing.html", b"<html><script>var a = 1;</script></html>", "no text"),
-])
+@pytest.mark.parametrize(
+    "name, content, reason",
+    [
+        ("empty.txt", b"", "empty"),
+        ("blank.md", b"  \n\n\t ", "empty"),
+        ("binary.txt", b"\x00\x01\x02\x03PNG\x00\x00", "binary"),
+        ("broken.pdf", b"%PDF-1.4\nthis is not really a pdf", "corrupt PDF"),
+        ("nothing.html", b"<html><script>var a = 1;</script></html>", "no text"),
+    ],
+)
 def test_bad_files_raise_load_error_with_reason(tmp_path: Path, name, content, reason):
     write_docs(tmp_path, {name: content})
     with pytest.raises(LoadError, match=reason):
@@ -65,7 +81,14 @@ def test_html_keeps_visible_text_only():
     text = html_to_text(html)
     assert "hidden" not in text and "color" not in text and "enable js" not in text and "<" not in text
     lines = [line for line in text.splitlines() if line]
-    assert lines == ["Attention", "Home", "Cross-attention", "The decoder attends to the encoder outputs.", "one", "two & three"]
+    assert lines == [
+        "Attention",
+        "Home",
+        "Cross-attention",
+        "The decoder attends to the encoder outputs.",
+        "one",
+        "two & three",
+    ]
 
 
 def test_pdf_text_layer(tmp_path: Path):

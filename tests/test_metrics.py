@@ -1,4 +1,5 @@
 """Every metric checked against values worked out by hand (written out here, not recomputed)."""
+
 import math
 
 import pytest

@@ -1,5 +1,6 @@
 """Our metrics against references: retrieval metrics against pytrec_eval (trec_eval, which BEIR
 uses), EM/F1 against values worked out by hand with the official SQuAD v1.1 normalisation."""
+
 from __future__ import annotations
 
 import random

@@ -4,6 +4,7 @@ Each is assembled (hash-checked) and converted once into the user's rag cache, a
 would do, so a second run of the suite loads from that cache. Each answers one question from
 a passage that holds the answer.
 """
+
 from __future__ import annotations
 
 import pytest
@@ -16,12 +17,18 @@ from rag.generators.presets import PRESETS
 pytestmark = pytest.mark.slow
 
 PASSAGE = Passage(
-    1, "super-bowl.txt",
+    1,
+    "super-bowl.txt",
     "Super Bowl 50 was an American football game to determine the champion of the National Football "
     "League (NFL) for the 2015 season. The American Football Conference (AFC) champion Denver Broncos "
     "defeated the National Football Conference (NFC) champion Carolina Panthers 24-10 to earn their "
     "third Super Bowl title.",
-    0, 300, 1, 1, 1.0, 1,
+    0,
+    300,
+    1,
+    1,
+    1.0,
+    1,
 )
 
 

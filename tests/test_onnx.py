@@ -1,5 +1,6 @@
 """The ONNX Runtime embedder: same vectors as torch within tolerance, same search results, no
 torch on the query path, a damaged cached export made again."""
+
 from __future__ import annotations
 
 import json
@@ -69,7 +70,9 @@ def test_an_index_built_with_onnx_is_searched_with_torch_and_back(exported, tmp_
     question = "Which objective is BERT pre-trained with?"
     onnx_hits = [p.doc_path for p in built.search(question, k=3)]
     torch_hits = [p.doc_path for p in Index.load(idx, embedder=embedder).search(question, k=3)]
-    assert onnx_hits[0] in torch_hits and torch_hits[0] in onnx_hits and {"bert.md", "bert-variants.md"} & {onnx_hits[0]}
+    assert (
+        onnx_hits[0] in torch_hits and torch_hits[0] in onnx_hits and {"bert.md", "bert-variants.md"} & {onnx_hits[0]}
+    )
     monkeypatch.setenv("RAG_QUERY_BACKEND", "torch")
     assert Index.load(idx).embedder.backend == "torch"
 

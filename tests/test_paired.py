@@ -1,4 +1,5 @@
 """Paired comparisons (rag/bench/paired.py) on hand-made records, and how the report shows them."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -99,12 +100,31 @@ def summary_with(pairs: list[dict]) -> dict:
     return {
         "dataset": {"name": "mini", "format": "qa-jsonl", "questions": 8, "path": "mini/qa.jsonl", "documents": 4},
         "sample": {"questions": 8, "limit": None, "seed": 0},
-        "settings": {"mode": "retrieved", "passages": 2, "ks": [1], "max_new_tokens": 6,
-                     "decoding": "greedy (temperature 0)", "generators": ["A", "B"]},
-        "index": {"documents": 4, "chunks": 4, "chunk_tokens": 256, "overlap": 32, "embedder": "e", "index_type": "flat"},
+        "settings": {
+            "mode": "retrieved",
+            "passages": 2,
+            "ks": [1],
+            "max_new_tokens": 6,
+            "decoding": "greedy (temperature 0)",
+            "generators": ["A", "B"],
+        },
+        "index": {
+            "documents": 4,
+            "chunks": 4,
+            "chunk_tokens": 256,
+            "overlap": 32,
+            "embedder": "e",
+            "index_type": "flat",
+        },
         "retrieval": {"recall@1": 1.0, "latency_ms": {"p50": 1.0, "p95": 2.0, "n": 8}, "batch_ms_per_question": 0.5},
-        "generators": [], "paired": pairs, "notes": [], "machine": {}, "versions": {},
-        "command": None, "started": "2025-01-01T00:00:00+00:00", "seconds": 1.0,
+        "generators": [],
+        "paired": pairs,
+        "notes": [],
+        "machine": {},
+        "versions": {},
+        "command": None,
+        "started": "2025-01-01T00:00:00+00:00",
+        "seconds": 1.0,
     }
 
 

@@ -3,6 +3,7 @@
 A whitespace counter makes every number checkable by eye; the tiny model's own tokenizer
 checks the same rules hold with a real subword tokenizer.
 """
+
 from __future__ import annotations
 
 import pytest
@@ -32,8 +33,15 @@ def words(text: str) -> int:
 
 def passage(text: str, rank: int, path: str = "doc.md", first_line: int = 1) -> Passage:
     return Passage(
-        chunk_id=rank, doc_path=path, text=text, start=100, end=100 + len(text),
-        first_line=first_line, last_line=first_line + text.count("\n"), score=1.0 / rank, rank=rank,
+        chunk_id=rank,
+        doc_path=path,
+        text=text,
+        start=100,
+        end=100 + len(text),
+        first_line=first_line,
+        last_line=first_line + text.count("\n"),
+        score=1.0 / rank,
+        rank=rank,
     )
 
 
@@ -56,7 +64,10 @@ def test_everything_fits_with_exact_counts():
     assert [(b.status, b.tokens) for b in fit.budget] == [(WHOLE, 5), (WHOLE, 6)]
     assert fit.passages == ps
     assert fit.prompt_tokens == FIXED + 11 == words(fit.prompt)
-    assert fit.prompt == "Context: one two three four five\nsix seven eight nine ten eleven\n\nQuestion: What is it?\nAnswer:"
+    assert (
+        fit.prompt
+        == "Context: one two three four five\nsix seven eight nine ten eleven\n\nQuestion: What is it?\nAnswer:"
+    )
 
 
 def test_passage_cut_at_sentence_boundary_and_later_whole_passage_still_fits():

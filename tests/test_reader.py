@@ -4,6 +4,7 @@ training that resumes, and the reader as an answerer in ask/compare/bench.
 Every model here is tiny (two layers of 32) and random or trained for a few steps: the tests
 check behaviour (labels, substrings, resumption, refusals), never quality.
 """
+
 from __future__ import annotations
 
 import json
@@ -19,8 +20,9 @@ from rag.readers.features import Window, label, span_text, windows
 from rag.readers.spans import best_spans
 from rag.train.reader import base_folder
 
-LONG = " ".join(f"Sentence {i} says that item {i} weighs {i * 7} grams and is {['red', 'blue', 'green'][i % 3]}."
-                for i in range(60))
+LONG = " ".join(
+    f"Sentence {i} says that item {i} weighs {i * 7} grams and is {['red', 'blue', 'green'][i % 3]}." for i in range(60)
+)
 
 
 @pytest.fixture(scope="module")
@@ -96,7 +98,7 @@ def test_best_spans_respect_context_order_and_length():
     assert null == 18.0
     assert ranked[0].text == "alpha" and ranked[0].score == 6.0
     for c in ranked:
-        assert texts[0][c.start:c.end] == c.text
+        assert texts[0][c.start : c.end] == c.text
         assert len(c.text.split()) <= 2  # max_tokens
     assert all(c.text != "alpha beta gamma" for c in ranked)
 
@@ -108,9 +110,11 @@ def _passages(texts):
     return [Passage(i, f"doc{i}.md", t, 0, len(t), 1, 1, 1.0, i + 1) for i, t in enumerate(texts)]
 
 
-PASSAGES = ["The Eiffel Tower is in Paris and was finished in 1889.",
-            "Bananas are yellow when ripe. " * 40,  # long: several windows
-            "BERT is an encoder-only transformer trained with masked language modelling."]
+PASSAGES = [
+    "The Eiffel Tower is in Paris and was finished in 1889.",
+    "Bananas are yellow when ripe. " * 40,  # long: several windows
+    "BERT is an encoder-only transformer trained with masked language modelling.",
+]
 
 
 def test_every_answer_is_a_substring_of_the_passage_it_cites(tiny_qa):
@@ -122,11 +126,11 @@ def test_every_answer_is_a_substring_of_the_passage_it_cites(tiny_qa):
         answer = reader.generate(question, passages)
         assert answer.family == "encoder-only" and answer.found is True
         span = answer.span
-        assert passages[span.passage].text[span.start:span.end] == answer.text
+        assert passages[span.passage].text[span.start : span.end] == answer.text
         assert answer.source == passages[span.passage].citation
         assert answer.candidates and answer.candidates[0]["text"] == answer.text
         for c in answer.candidates:
-            assert passages[c["passage"]].text[c["start"]:c["end"]] == c["text"]
+            assert passages[c["passage"]].text[c["start"] : c["end"]] == c["text"]
 
 
 def test_below_the_margin_the_reader_says_not_in_the_documents(tiny_qa):
@@ -160,8 +164,11 @@ def test_onnx_and_torch_pick_the_same_span(tiny_qa, tmp_path):
     passages = [p.text for p in _passages(PASSAGES)]
     for question in ["Where is the tower?", "What colour are bananas?", "What is BERT?"]:
         a, b = torch_reader.read(question, passages), onnx_reader.read(question, passages)
-        assert (a.candidates[0].passage, a.candidates[0].start, a.candidates[0].end) == \
-               (b.candidates[0].passage, b.candidates[0].start, b.candidates[0].end)
+        assert (a.candidates[0].passage, a.candidates[0].start, a.candidates[0].end) == (
+            b.candidates[0].passage,
+            b.candidates[0].start,
+            b.candidates[0].end,
+        )
         assert abs(a.candidates[0].score - b.candidates[0].score) < 1e-3
         assert int8_reader.read(question, passages).candidates
 
@@ -175,10 +182,17 @@ def tiny_squad(tmp_path_factory) -> Path:
     articles = {}
     for a, town in enumerate(["Paris", "Lyon", "Nice"]):
         articles[town] = [
-            (f"{town} has {a + 3} bridges and a river called the R{a}. The mayor of {town} is Ms {town}son.",
-             [(f"How many bridges does {town} have?", f"{a + 3} bridges"), (f"Who is the mayor of {town}?", f"Ms {town}son")]),
-            (f"The museum of {town} opened in {1900 + a}. It holds {a + 10} paintings.",
-             [(f"When did the museum of {town} open?", f"{1900 + a}")]),
+            (
+                f"{town} has {a + 3} bridges and a river called the R{a}. The mayor of {town} is Ms {town}son.",
+                [
+                    (f"How many bridges does {town} have?", f"{a + 3} bridges"),
+                    (f"Who is the mayor of {town}?", f"Ms {town}son"),
+                ],
+            ),
+            (
+                f"The museum of {town} opened in {1900 + a}. It holds {a + 10} paintings.",
+                [(f"When did the museum of {town} open?", f"{1900 + a}")],
+            ),
         ]
     return squad_file(root / "tiny.json", articles)
 
@@ -186,8 +200,9 @@ def tiny_squad(tmp_path_factory) -> Path:
 def _settings(tiny_qa, **kw):
     from rag.train.reader import TrainSettings
 
-    return TrainSettings(base=str(tiny_qa), epochs=kw.pop("epochs", 3), batch_size=2, lr=1e-3, max_length=64,
-                         stride=16, **kw)
+    return TrainSettings(
+        base=str(tiny_qa), epochs=kw.pop("epochs", 3), batch_size=2, lr=1e-3, max_length=64, stride=16, **kw
+    )
 
 
 def test_split_is_by_article_never_by_question(tiny_squad):
@@ -197,7 +212,7 @@ def test_split_is_by_article_never_by_question(tiny_squad):
     train, held = split_by_article(examples, 1)
     assert {e.article for e in train}.isdisjoint({e.article for e in held})
     assert len(train) + len(held) == len(examples) == 9 and len({e.article for e in held}) == 1
-    assert all(e.context[e.answer_start:e.answer_start + len(e.answer)] == e.answer for e in examples)
+    assert all(e.context[e.answer_start : e.answer_start + len(e.answer)] == e.answer for e in examples)
 
 
 def test_a_killed_training_resumes_where_it_stopped_and_ends_where_an_unbroken_one_does(tiny_qa, tiny_squad, tmp_path):
@@ -210,12 +225,12 @@ def test_a_killed_training_resumes_where_it_stopped_and_ends_where_an_unbroken_o
     whole = train(examples, tmp_path / "whole", _settings(tiny_qa), threads=1, progress=False)
     assert whole.steps == 15 and (whole.folder / "model.safetensors").is_file()
 
-    first = train(examples, tmp_path / "broken", _settings(tiny_qa), threads=1, progress=False,
-                  checkpoint_seconds=0, stop_after=7)  # "killed" after step 7, its checkpoint written
+    first = train(
+        examples, tmp_path / "broken", _settings(tiny_qa), threads=1, progress=False, checkpoint_seconds=0, stop_after=7
+    )  # "killed" after step 7, its checkpoint written
     assert first.steps == 7 and not (tmp_path / "broken" / "model").exists()
     assert json.loads((tmp_path / "broken" / CHECKPOINT / "state.json").read_text())["step"] == 7
-    second = train(examples, tmp_path / "broken", _settings(tiny_qa), threads=1, progress=False,
-                   say=lambda line: None)
+    second = train(examples, tmp_path / "broken", _settings(tiny_qa), threads=1, progress=False, say=lambda line: None)
     assert second.resumed_from == 7 and second.steps == 15
     assert second.seconds > first.seconds > 0  # the run's training time spans both calls
     a, b = load_file(str(whole.folder / "model.safetensors")), load_file(str(second.folder / "model.safetensors"))
@@ -235,8 +250,24 @@ def test_rag_train_reader_refuses_a_foreign_out_folder_and_leaves_it_intact(tiny
     out.mkdir()
     (out / "notes.txt").write_text("my thesis")
     before = folder_bytes(out)
-    result = CliRunner().invoke(main, ["train", "reader", "--data", str(tiny_squad), "--out", str(out), "--base",
-                                       str(tiny_qa), "--held-in", "0", "--negatives", "0", "--quiet"])
+    result = CliRunner().invoke(
+        main,
+        [
+            "train",
+            "reader",
+            "--data",
+            str(tiny_squad),
+            "--out",
+            str(out),
+            "--base",
+            str(tiny_qa),
+            "--held-in",
+            "0",
+            "--negatives",
+            "0",
+            "--quiet",
+        ],
+    )
     assert result.exit_code != 0
     assert "did not write" in result.output and str(out) in result.output
     assert folder_bytes(out) == before
@@ -249,13 +280,37 @@ def test_rag_train_reader_end_to_end_writes_a_model_folder_with_its_card(tiny_qa
 
     monkeypatch.setenv("RAG_CACHE", str(tmp_path / "cache"))
     out = tmp_path / "run"
-    args = ["train", "reader", "--data", str(tiny_squad), "--out", str(out), "--base", str(tiny_qa), "--held-in", "1",
-            "--negatives", "1", "--epochs", "1", "--batch-size", "4", "--quiet"]
+    args = [
+        "train",
+        "reader",
+        "--data",
+        str(tiny_squad),
+        "--out",
+        str(out),
+        "--base",
+        str(tiny_qa),
+        "--held-in",
+        "1",
+        "--negatives",
+        "1",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "4",
+        "--quiet",
+    ]
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
     model = out / "model"
-    for name in ("model.safetensors", "config.json", "tokenizer.json", "README.md", "rag-reader.json",
-                 "model.onnx", "model-int8.onnx"):
+    for name in (
+        "model.safetensors",
+        "config.json",
+        "tokenizer.json",
+        "README.md",
+        "rag-reader.json",
+        "model.onnx",
+        "model-int8.onnx",
+    ):
         assert (model / name).is_file(), name
     record = json.loads((model / "rag-reader.json").read_text())
     assert record["format"] == "rag-reader" and record["settings"]["negatives"] == 1
@@ -271,10 +326,14 @@ def test_rag_train_reader_end_to_end_writes_a_model_folder_with_its_card(tiny_qa
 
 @pytest.fixture
 def reader_corpus(tmp_path):
-    docs = {"tower.md": "The Eiffel Tower is in Paris and was finished in 1889.\n",
-            "bert.md": "BERT is an encoder-only transformer trained with masked language modelling.\n"}
-    questions = [{"id": "q1", "question": "When was the Eiffel Tower finished?", "answer": "1889", "doc": "tower.md"},
-                 {"id": "q2", "question": "What is BERT?", "answer": "an encoder-only transformer", "doc": "bert.md"}]
+    docs = {
+        "tower.md": "The Eiffel Tower is in Paris and was finished in 1889.\n",
+        "bert.md": "BERT is an encoder-only transformer trained with masked language modelling.\n",
+    }
+    questions = [
+        {"id": "q1", "question": "When was the Eiffel Tower finished?", "answer": "1889", "doc": "tower.md"},
+        {"id": "q2", "question": "What is BERT?", "answer": "an encoder-only transformer", "doc": "bert.md"},
+    ]
     return write_qa_set(tmp_path, docs, questions)
 
 
@@ -288,16 +347,18 @@ def test_ask_compare_and_bench_treat_a_reader_as_an_answerer(tiny_qa, reader_cor
     index = tmp_path / "idx"
     docs = reader_corpus.parent / "docs"
     assert runner.invoke(main, ["index", str(docs), "--index", str(index), "-q"]).exit_code == 0
-    ask = runner.invoke(main, ["ask", "When was the tower finished?", "-g", str(tiny_qa), "--index", str(index),
-                               "--json"])
+    ask = runner.invoke(
+        main, ["ask", "When was the tower finished?", "-g", str(tiny_qa), "--index", str(index), "--json"]
+    )
     assert ask.exit_code == 0, ask.output
     answer = json.loads(ask.stdout)
     assert answer["family"] == "encoder-only" and answer["found"] in (True, False)
     if answer["found"]:
         span = answer["span"]
-        assert answer["passages"][span["passage"]]["text"][span["start"]:span["end"]] == answer["text"]
-    compare = runner.invoke(main, ["compare", "When was the tower finished?", "-g", str(tiny_qa), "--index", str(index),
-                                   "--extractive"])
+        assert answer["passages"][span["passage"]]["text"][span["start"] : span["end"]] == answer["text"]
+    compare = runner.invoke(
+        main, ["compare", "When was the tower finished?", "-g", str(tiny_qa), "--index", str(index), "--extractive"]
+    )
     assert compare.exit_code == 0, compare.output
     assert "encoder-only" in compare.output and "+extractive" not in compare.output
 
@@ -317,8 +378,13 @@ def test_ask_compare_and_bench_treat_a_reader_as_an_answerer(tiny_qa, reader_cor
 
 def test_a_span_inside_a_word_is_widened_to_the_whole_word():
     texts = ["unbelievable story"]
-    w = Window([101, 9, 102, 5, 6, 7, 8, 102], None, [None, None, None, (0, 2), (2, 6), (6, 12), (13, 18), None], 0,
-               words=[None, None, None, 0, 0, 0, 1, None])
+    w = Window(
+        [101, 9, 102, 5, 6, 7, 8, 102],
+        None,
+        [None, None, None, (0, 2), (2, 6), (6, 12), (13, 18), None],
+        0,
+        words=[None, None, None, 0, 0, 0, 1, None],
+    )
     start = np.array([0, 0, 0, 0, 9, 0, 0, 0], dtype=np.float32)  # "##beli" only
     end = np.array([0, 0, 0, 0, 9, 0, 0, 0], dtype=np.float32)
     ranked, _ = best_spans([w], [start], [end], texts, top=1)
@@ -371,7 +437,7 @@ def test_bad_training_data_is_one_line_naming_the_file(tmp_path, content):
 def test_widening_keeps_to_the_tokenizers_words_so_cjk_characters_stay_apart(tokenizer):
     text = "我住在北京市中心。"
     w = windows(tokenizer, ["哪里?"], [text])[0]
-    pieces = [i for i, o in enumerate(w.offsets) if o is not None and text[o[0]:o[1]] in "北京"]
+    pieces = [i for i, o in enumerate(w.offsets) if o is not None and text[o[0] : o[1]] in "北京"]
     start = np.zeros(len(w), dtype=np.float32)
     end = np.zeros(len(w), dtype=np.float32)
     start[pieces[0]], end[pieces[-1]] = 9, 9
@@ -395,13 +461,18 @@ def test_special_tokens_written_in_a_passage_are_read_as_text(tokenizer):
     w = windows(tokenizer, ["What starts every input?"], [text])[0]
     special = set(tokenizer.all_special_ids)
     assert sum(t in special for t in w.input_ids) == 3  # [CLS] question [SEP] passage [SEP], nothing more
-    assert "".join(text[o[0]:o[1]] for o in w.offsets if o is not None).replace(" ", "") == text.replace(" ", "")
+    assert "".join(text[o[0] : o[1]] for o in w.offsets if o is not None).replace(" ", "") == text.replace(" ", "")
 
 
 def test_no_span_crosses_a_blank_line():
     texts = ["Heading\n\nBody text"]
-    w = Window([101, 9, 102, 5, 6, 7, 102], None, [None, None, None, (0, 7), (9, 13), (14, 18), None], 0,
-               words=[None, None, None, 0, 1, 2, None])
+    w = Window(
+        [101, 9, 102, 5, 6, 7, 102],
+        None,
+        [None, None, None, (0, 7), (9, 13), (14, 18), None],
+        0,
+        words=[None, None, None, 0, 1, 2, None],
+    )
     start = np.array([0, 0, 0, 9, 2, 1, 0], dtype=np.float32)  # best: "Heading" ... "text", across the break
     end = np.array([0, 0, 0, 0, 1, 9, 0], dtype=np.float32)
     ranked, _ = best_spans([w], [start], [end], texts, top=5)

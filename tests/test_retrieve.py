@@ -1,4 +1,5 @@
 """BM25 beside the dense index, hybrid fusion and MMR: rankings by hand, real indexes on fixtures."""
+
 from __future__ import annotations
 
 import json
@@ -82,7 +83,10 @@ def test_retriever_settings_are_checked():
         Retriever(kind="hybrid", pool=0)
     with pytest.raises(RagError, match="--bm25-weight must be 0 or more"):
         Retriever(kind="hybrid", bm25_weight=-1)
-    assert Retriever(kind="hybrid", pool=20, rrf_k=10, bm25_weight=2).describe() == "hybrid (RRF c=10, BM25 weight 2, pool 20)"
+    assert (
+        Retriever(kind="hybrid", pool=20, rrf_k=10, bm25_weight=2).describe()
+        == "hybrid (RRF c=10, BM25 weight 2, pool 20)"
+    )
 
 
 # --- real indexes -------------------------------------------------------------------------------
@@ -197,8 +201,26 @@ def test_bm25_built_with_other_settings_is_refused_then_rebuilt(tmp_path, embedd
 def test_cli_retriever_options(tmp_path, rare_index):
     runner = CliRunner()
     idx = str(rare_index.path)
-    result = runner.invoke(main, ["search", RARE_QUESTION, "--index", idx, "--retriever", "hybrid",
-                                  "--rrf-k", "10", "--bm25-weight", "1.5", "--pool", "3", "-k", "2", "--json"])
+    result = runner.invoke(
+        main,
+        [
+            "search",
+            RARE_QUESTION,
+            "--index",
+            idx,
+            "--retriever",
+            "hybrid",
+            "--rrf-k",
+            "10",
+            "--bm25-weight",
+            "1.5",
+            "--pool",
+            "3",
+            "-k",
+            "2",
+            "--json",
+        ],
+    )
     assert result.exit_code == 0, result.output
     data = json.loads(result.output)
     assert data["retriever"] == {"kind": "hybrid", "pool": 3, "rrf_k": 10.0, "bm25_weight": 1.5, "mmr": None}

@@ -1,5 +1,6 @@
 """Hybrid fusion reads a fixed pool from each ranking, so asking for more passages only extends
 the list: the top 5 of k=50 are the top 5 of k=5 (by hand, and on the shipped corpus)."""
+
 from __future__ import annotations
 
 import pytest
@@ -39,14 +40,20 @@ def test_top_5_of_k_5_and_of_k_50_agree(corpus_index, qa_items, monkeypatch):
     assert len(corpus_index) > 50  # k = 50 really reaches past every pool here
     questions = [item["question"] for item in qa_items]
     vectors = corpus_index.embed_queries(questions)  # the same for every search below: encode once
-    monkeypatch.setattr(corpus_index, "embed_queries",
-                        lambda queries, progress=False: vectors if list(queries) == questions else pytest.fail("other queries"))
+    monkeypatch.setattr(
+        corpus_index,
+        "embed_queries",
+        lambda queries, progress=False: vectors if list(queries) == questions else pytest.fail("other queries"),
+    )
     for pool in (3, 10, 50):
         how = Retriever(kind="hybrid", pool=pool)
         fives = corpus_index.search_many(questions, 5, retriever=how)
         fifties = corpus_index.search_many(questions, 50, retriever=how)
         for item, five, fifty in zip(qa_items, fives, fifties):
             assert len(five) == 5 and len(fifty) == 50
-            assert [(p.chunk_id, p.score) for p in fifty[:5]] == [(p.chunk_id, p.score) for p in five], (pool, item["id"])
+            assert [(p.chunk_id, p.score) for p in fifty[:5]] == [(p.chunk_id, p.score) for p in five], (
+                pool,
+                item["id"],
+            )
     monkeypatch.undo()
     assert corpus_index.search(questions[0], 5, retriever=how) == fives[0]  # one at a time, as `rag search` asks

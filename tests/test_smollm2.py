@@ -3,6 +3,7 @@
 The GGUF is converted once for this module (about 30 s on 2 cores) into a temporary
 RAG_CACHE; the second load must come from the safetensors copy.
 """
+
 from __future__ import annotations
 
 import importlib.util
@@ -68,7 +69,9 @@ def test_answers_from_the_passage(smollm2):
     ]
     pieces: list[str] = []
     answer = g.generate("What is the capital of France?", passages, max_new_tokens=24, on_text=pieces.append)
-    print(f"\nsmollm2 answer: {answer.text!r} ({answer.output_tokens} tokens, {answer.timings['tokens_per_s']:.1f} tok/s)")
+    print(
+        f"\nsmollm2 answer: {answer.text!r} ({answer.output_tokens} tokens, {answer.timings['tokens_per_s']:.1f} tok/s)"
+    )
     assert "Paris" in answer.text
     assert answer.citations == ["geo.md:1", "food.md:4"]
     assert "".join(pieces) == answer.text

@@ -1,4 +1,5 @@
 """rag's thread policy is set on import, before any native library, and a user's choice wins."""
+
 from __future__ import annotations
 
 import json
@@ -18,9 +19,14 @@ PROBE = (
 
 
 def probe(**env: str) -> dict:
-    clean = {k: v for k, v in os.environ.items()
-             if k not in ("OMP_WAIT_POLICY", "RAG_THREAD_POLICY", "RAG_ORT_SPINNING", "TOKENIZERS_PARALLELISM")}
-    out = subprocess.run([sys.executable, "-c", PROBE], env={**clean, **env}, capture_output=True, text=True, check=True)
+    clean = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("OMP_WAIT_POLICY", "RAG_THREAD_POLICY", "RAG_ORT_SPINNING", "TOKENIZERS_PARALLELISM")
+    }
+    out = subprocess.run(
+        [sys.executable, "-c", PROBE], env={**clean, **env}, capture_output=True, text=True, check=True
+    )
     return json.loads(out.stdout)
 
 
@@ -29,11 +35,14 @@ def test_passive_waiting_is_set_before_any_native_library_is_imported():
     assert seen == {"omp": "PASSIVE", "tokenizers": "false", "spin": False, "heavy": []}
 
 
-@pytest.mark.parametrize("env, omp, spin", [
-    ({"OMP_WAIT_POLICY": "ACTIVE"}, "ACTIVE", True),  # the user's OpenMP choice wins, and ORT follows it
-    ({"RAG_ORT_SPINNING": "1"}, "PASSIVE", True),
-    ({"RAG_THREAD_POLICY": "default"}, None, True),  # every library's own default
-])
+@pytest.mark.parametrize(
+    "env, omp, spin",
+    [
+        ({"OMP_WAIT_POLICY": "ACTIVE"}, "ACTIVE", True),  # the user's OpenMP choice wins, and ORT follows it
+        ({"RAG_ORT_SPINNING": "1"}, "PASSIVE", True),
+        ({"RAG_THREAD_POLICY": "default"}, None, True),  # every library's own default
+    ],
+)
 def test_the_users_variables_win(env, omp, spin):
     seen = probe(**env)
     assert seen["omp"] == omp and seen["spin"] is spin

@@ -4,14 +4,36 @@ They exercise the whole loading and generation path (config, Auto classes, token
 generate, streaming) exactly as a downloaded model would, without the network. Output text
 is gibberish but deterministic.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
 
-SUBJECTS = ["BERT", "GPT-2", "T5", "FAISS", "SmolLM2", "The encoder", "The decoder", "A retriever", "Paris", "The index"]
+SUBJECTS = [
+    "BERT",
+    "GPT-2",
+    "T5",
+    "FAISS",
+    "SmolLM2",
+    "The encoder",
+    "The decoder",
+    "A retriever",
+    "Paris",
+    "The index",
+]
 VERBS = ["uses", "reads", "stores", "answers", "encodes", "ranks", "cites", "builds", "splits", "returns"]
-OBJECTS = ["attention layers", "the question", "dense vectors", "short passages", "a context window",
-           "token budgets", "the capital of France", "sentence boundaries", "model weights", "citations"]
+OBJECTS = [
+    "attention layers",
+    "the question",
+    "dense vectors",
+    "short passages",
+    "a context window",
+    "token budgets",
+    "the capital of France",
+    "sentence boundaries",
+    "model weights",
+    "citations",
+]
 
 # A ChatML template like SmolLM2's, for testing the chat prompt path without a real chat model.
 CHAT_TEMPLATE = (
@@ -39,7 +61,10 @@ def _train_bpe(special: list[str], vocab_size: int = 600):
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
-        vocab_size=vocab_size, special_tokens=special, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False
+        vocab_size=vocab_size,
+        special_tokens=special,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
     )
     tok.train_from_iterator(corpus(), trainer=trainer)
     return tok
@@ -54,11 +79,22 @@ def build_tiny_t5(folder: str | Path, *, seed: int = 0) -> Path:
 
     folder = Path(folder)
     raw = _train_bpe(["<pad>", "</s>", "<unk>"])
-    raw.post_processor = processors.TemplateProcessing(single="$A </s>", pair="$A </s> $B </s>", special_tokens=[("</s>", 1)])
+    raw.post_processor = processors.TemplateProcessing(
+        single="$A </s>", pair="$A </s> $B </s>", special_tokens=[("</s>", 1)]
+    )
     tokenizer = PreTrainedTokenizerFast(tokenizer_object=raw, pad_token="<pad>", eos_token="</s>", unk_token="<unk>")
     config = T5Config(
-        vocab_size=raw.get_vocab_size(), d_model=32, d_kv=8, d_ff=64, num_layers=2, num_decoder_layers=2, num_heads=4,
-        relative_attention_num_buckets=8, pad_token_id=0, eos_token_id=1, decoder_start_token_id=0,
+        vocab_size=raw.get_vocab_size(),
+        d_model=32,
+        d_kv=8,
+        d_ff=64,
+        num_layers=2,
+        num_decoder_layers=2,
+        num_heads=4,
+        relative_attention_num_buckets=8,
+        pad_token_id=0,
+        eos_token_id=1,
+        decoder_start_token_id=0,
     )
     torch.manual_seed(seed)
     model = T5ForConditionalGeneration(config).eval()
@@ -80,8 +116,13 @@ def build_tiny_gpt2(folder: str | Path, *, seed: int = 0, n_positions: int = 256
     if chat:
         tokenizer.chat_template = CHAT_TEMPLATE
     config = GPT2Config(
-        vocab_size=raw.get_vocab_size(), n_positions=n_positions, n_embd=32, n_layer=2, n_head=2,
-        bos_token_id=0, eos_token_id=raw.token_to_id(eos),
+        vocab_size=raw.get_vocab_size(),
+        n_positions=n_positions,
+        n_embd=32,
+        n_layer=2,
+        n_head=2,
+        bos_token_id=0,
+        eos_token_id=raw.token_to_id(eos),
     )
     torch.manual_seed(seed)
     model = GPT2LMHeadModel(config).eval()
@@ -134,8 +175,14 @@ def build_tiny_qa(folder: Path, seed: int = 0) -> Path:
 
     tokenizer = AutoTokenizer.from_pretrained(base_folder("all-MiniLM-L6-v2"))
     torch.manual_seed(seed)
-    config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                        intermediate_size=64, max_position_embeddings=512)
+    config = BertConfig(
+        vocab_size=tokenizer.vocab_size,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=512,
+    )
     model = BertForQuestionAnswering(config)
     model.save_pretrained(folder, safe_serialization=True)
     tokenizer.save_pretrained(folder)
@@ -154,8 +201,13 @@ def squad_file(path: Path, articles: dict[str, list[tuple[str, list[tuple[str, s
             items = []
             for question, answer in qas:
                 n += 1
-                items.append({"id": f"q{n}", "question": question,
-                              "answers": [{"text": answer, "answer_start": context.index(answer)}]})
+                items.append(
+                    {
+                        "id": f"q{n}",
+                        "question": question,
+                        "answers": [{"text": answer, "answer_start": context.index(answer)}],
+                    }
+                )
             out.append({"context": context, "qas": items})
         data.append({"title": title, "paragraphs": out})
     path.write_text(json.dumps({"version": "1.1", "data": data}), encoding="utf-8")

@@ -1,5 +1,6 @@
 """The bench's answering: one answerer loaded once, the questions it has not answered yet,
 one results.jsonl record per answer as it lands (so an interrupted run resumes)."""
+
 from __future__ import annotations
 
 import gc
@@ -46,8 +47,9 @@ def run_generator(
     gc.collect()
     memory.reset()
     baseline = memory.current_mb()
-    name, settings = settings_for(label, GenerationSettings(
-        max_new_tokens=config.max_new_tokens, temperature=0.0, seed=config.sample_seed))
+    name, settings = settings_for(
+        label, GenerationSettings(max_new_tokens=config.max_new_tokens, temperature=0.0, seed=config.sample_seed)
+    )
     started = time.perf_counter()
     try:
         generator = load(name)
@@ -65,13 +67,17 @@ def run_generator(
     stale = {r["question_id"] for r in done_before} - answered
     pending = [q for q in questions if q.id not in answered]
     if any(q.id in stale for q in pending):
-        config.echo(f"{label}: {sum(q.id in stale for q in pending)} stored answers were made with another prompt "
-                    "or generation settings: answering them again")
+        config.echo(
+            f"{label}: {sum(q.id in stale for q in pending)} stored answers were made with another prompt "
+            "or generation settings: answering them again"
+        )
     if not pending:
         config.echo(f"{label}: all {len(questions)} questions already in {results.path}")
     running = _Running(kept)
     for q in _progress(pending, label, config.progress, running):
-        offered = oracle_passages(q, texts, config.passages) if config.oracle else retrieval.chunks[q.id][: config.passages]
+        offered = (
+            oracle_passages(q, texts, config.passages) if config.oracle else retrieval.chunks[q.id][: config.passages]
+        )
         try:
             answer, error = answer_from(generator, q.question, offered, settings), None
         except BudgetError as e:
@@ -80,12 +86,22 @@ def run_generator(
         record["prompt_key"] = key
         results.append(record)
         running.add(record)
-    sessions.append({
-        "run": run_key, "generator": label, "extractive": settings.extractive, "fid": settings.fid, "questions": len(pending), "load_s": round(load_s, 3),
-        "peak_rss_mb": round(memory.peak_mb(), 1), "baseline_rss_mb": None if baseline is None else round(baseline, 1),
-        "memory_method": memory.method, "at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "prompt_key": key, **model_info(generator),
-    })
+    sessions.append(
+        {
+            "run": run_key,
+            "generator": label,
+            "extractive": settings.extractive,
+            "fid": settings.fid,
+            "questions": len(pending),
+            "load_s": round(load_s, 3),
+            "peak_rss_mb": round(memory.peak_mb(), 1),
+            "baseline_rss_mb": None if baseline is None else round(baseline, 1),
+            "memory_method": memory.method,
+            "at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "prompt_key": key,
+            **model_info(generator),
+        }
+    )
     del generator
     clear_loaded()  # free it before the next generator, so each peak is its own
     gc.collect()
@@ -118,8 +134,14 @@ def document_texts(bench: BenchSet) -> Callable[[str], str]:
 
 
 def answer_record(
-    run_key: str, name: str, q: BenchQuestion, retrieval: Retrieval, offered: Sequence[Passage],
-    answer, error: str | None, oracle: bool,
+    run_key: str,
+    name: str,
+    q: BenchQuestion,
+    retrieval: Retrieval,
+    offered: Sequence[Passage],
+    answer,
+    error: str | None,
+    oracle: bool,
 ) -> dict:
     """One results.jsonl line: what the generator was offered and given, its answer and scores."""
     given = answer.passages if answer is not None else []

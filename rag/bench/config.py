@@ -1,5 +1,6 @@
 """What a `rag bench` run depends on (the CLI fills it from its options) and what it keeps
 in memory between its stages."""
+
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence

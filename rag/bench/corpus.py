@@ -1,5 +1,6 @@
 """The bench's corpus index: one per dataset, embedder and chunking, in the rag cache, built
 once and updated in place; and the key of what it holds, which keys the results."""
+
 from __future__ import annotations
 
 import hashlib
@@ -46,8 +47,16 @@ def index_key(bench: BenchSet, config: BenchConfig, embedder_name: str) -> str:
     else:
         source = "<documents>"
         hashes = [(d.path, hashlib.sha256(d.text.encode("utf-8")).hexdigest()) for d in bench.documents]
-    return sha({"source": source, "documents": sorted(hashes), "embedder": embedder_name,
-                 "chunk_tokens": config.chunk_tokens, "overlap": config.overlap, "index_type": "flat"})[:16]
+    return sha(
+        {
+            "source": source,
+            "documents": sorted(hashes),
+            "embedder": embedder_name,
+            "chunk_tokens": config.chunk_tokens,
+            "overlap": config.overlap,
+            "index_type": "flat",
+        }
+    )[:16]
 
 
 def index_folder(bench: BenchSet, config: BenchConfig, embedder_name: str) -> Path:
@@ -56,8 +65,15 @@ def index_folder(bench: BenchSet, config: BenchConfig, embedder_name: str) -> Pa
     if config.index_cache is not None:
         return config.index_cache
     where = str(Path(config.dataset).resolve())
-    key = sha({"dataset": where, "embedder": embedder_name, "chunk_tokens": config.chunk_tokens,
-                "overlap": config.overlap, **({"backend": config.backend} if config.backend else {})})[:12]
+    key = sha(
+        {
+            "dataset": where,
+            "embedder": embedder_name,
+            "chunk_tokens": config.chunk_tokens,
+            "overlap": config.overlap,
+            **({"backend": config.backend} if config.backend else {}),
+        }
+    )[:12]
     return cache_dir() / "bench-index" / f"{safe_name(bench.name)}-{key}"
 
 
@@ -74,18 +90,33 @@ def open_index(bench: BenchSet, config: BenchConfig, emb, key: str) -> tuple[obj
     from rag.index import Index
 
     folder = index_folder(bench, config, emb.name)
-    options = dict(embedder=emb, chunk_tokens=config.chunk_tokens, overlap=config.overlap, index_type="flat",
-                   progress=config.progress, warn=config.warn, notify=config.echo)
+    options = dict(
+        embedder=emb,
+        chunk_tokens=config.chunk_tokens,
+        overlap=config.overlap,
+        index_type="flat",
+        progress=config.progress,
+        warn=config.warn,
+        notify=config.echo,
+    )
     if bench.corpus_dir is not None:
         index = Index.build(bench.corpus_dir, folder, **options)
     else:
         index = Index.build_from_documents(bench.documents, folder, **options)
     report = index.build_report
     info = {
-        "path": str(folder), "key": key, "documents": report.documents, "chunks": report.chunks,
-        "reused": report.chunks_embedded == 0, "chunks_embedded": report.chunks_embedded,
-        "chunks_reused": report.chunks_reused, "seconds": report.seconds, "embedder": emb.name,
-        "chunk_tokens": config.chunk_tokens, "overlap": config.overlap, "index_type": index.manifest.index_type,
+        "path": str(folder),
+        "key": key,
+        "documents": report.documents,
+        "chunks": report.chunks,
+        "reused": report.chunks_embedded == 0,
+        "chunks_embedded": report.chunks_embedded,
+        "chunks_reused": report.chunks_reused,
+        "seconds": report.seconds,
+        "embedder": emb.name,
+        "chunk_tokens": config.chunk_tokens,
+        "overlap": config.overlap,
+        "index_type": index.manifest.index_type,
     }
     return index, info
 

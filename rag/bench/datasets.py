@@ -8,6 +8,7 @@ The runner then only needs documents, questions, gold answers and graded gold do
 the source. Malformed input raises ValueError with a one-line message naming the file and line,
 so a bad set fails at load time rather than half-way through a benchmark.
 """
+
 from __future__ import annotations
 
 import json
@@ -171,9 +172,7 @@ def load_qa_jsonl(path: str | Path) -> BenchSet:
             raise ValueError(f"{where}: 'aliases' must be a list of strings")
         doc = _doc_path(_string_field(record, "doc", where), docs_dir, where)
         answers = _unique([_string_field(record, "answer", where), *aliases])
-        questions.append(
-            BenchQuestion(qid, _string_field(record, "question", where), answers, {doc: 1})
-        )
+        questions.append(BenchQuestion(qid, _string_field(record, "question", where), answers, {doc: 1}))
     if not questions:
         raise ValueError(f"{path}: no questions")
     return BenchSet(path.parent.name, "qa-jsonl", _text_files(docs_dir), questions, docs_dir)

@@ -8,6 +8,7 @@ and apply a filter named in the address (`report.html#filter=disagree`). Every t
 from a document, a question or an answer is escaped, so a document holding `<script>` shows as
 text and never runs.
 """
+
 from __future__ import annotations
 
 import base64
@@ -61,7 +62,9 @@ def check_page_target(path: Path) -> None:
         except OSError:
             ours = False
         if not ours:
-            raise RagError(f"--html {path} exists and was not written by rag: choose another file (nothing was changed)")
+            raise RagError(
+                f"--html {path} exists and was not written by rag: choose another file (nothing was changed)"
+            )
     if not path.parent.is_dir():
         raise RagError(f"--html {path}: the folder {path.parent} does not exist")
 
@@ -100,24 +103,46 @@ def render(summary: dict, records: Sequence[dict], plots: Sequence[Path] = (), t
         f"<p>{esc(_headline(summary))}.</p>",
         _run_table(summary),
         "<h2>Answerers</h2>",
-        _table([h for _, h in GENERATOR_COLUMNS], generator_rows(summary), numeric_from=2, cls="summary",
-               roles=[_role(g) for g in summary.get("generators") or []]),
-        *(f"<p class=\"error\">{esc(g['name'])} did not run: {esc(g['error'])}</p>"
-          for g in summary.get("generators") or [] if g.get("error")),
+        _table(
+            [h for _, h in GENERATOR_COLUMNS],
+            generator_rows(summary),
+            numeric_from=2,
+            cls="summary",
+            roles=[_role(g) for g in summary.get("generators") or []],
+        ),
+        *(
+            f'<p class="error">{esc(g["name"])} did not run: {esc(g["error"])}</p>'
+            for g in summary.get("generators") or []
+            if g.get("error")
+        ),
     ]
     if summary.get("paired"):
-        body += ["<h2>Paired comparisons</h2>", f"<p>{esc(_paired_text(summary))}</p>",
-                 _table(list(PAIRED_COLUMNS), paired_rows(summary), numeric_from=2)]
+        body += [
+            "<h2>Paired comparisons</h2>",
+            f"<p>{esc(_paired_text(summary))}</p>",
+            _table(list(PAIRED_COLUMNS), paired_rows(summary), numeric_from=2),
+        ]
     body += ["<h2>Retrieval</h2>", _table(["metric", "value"], retrieval_rows(summary))]
     if plots:
-        body += ["<h2>Plots</h2>", "<div class=\"plots\">",
-                 *(f"<img alt=\"{esc(p.name)}\" src=\"data:image/png;base64,"
-                   f"{base64.b64encode(Path(p).read_bytes()).decode('ascii')}\">" for p in plots), "</div>"]
+        body += [
+            "<h2>Plots</h2>",
+            '<div class="plots">',
+            *(
+                f'<img alt="{esc(p.name)}" src="data:image/png;base64,'
+                f'{base64.b64encode(Path(p).read_bytes()).decode("ascii")}">'
+                for p in plots
+            ),
+            "</div>",
+        ]
     if order:
-        body += ["<h2>Questions</h2>", _controls(names),
-                 f"<p class=\"count\">{len(order)} questions; answers as in results.jsonl.</p>",
-                 "<div id=\"questions\">",
-                 *(_question(by_question[qid], names) for qid in order), "</div>"]
+        body += [
+            "<h2>Questions</h2>",
+            _controls(names),
+            f'<p class="count">{len(order)} questions; answers as in results.jsonl.</p>',
+            '<div id="questions">',
+            *(_question(by_question[qid], names) for qid in order),
+            "</div>",
+        ]
     return PAGE.format(title=esc(title), style=STYLE, body="\n".join(body), script=SCRIPT)
 
 
@@ -131,30 +156,62 @@ def render_compare(question: str, retrieved: Sequence, results: Sequence, retrie
         a = r.answer
         family = a.family if a is not None else "-"
         roles.append(_role({"family": family}))
-        rows.append([r.name, family, "-" if a is None else f"{a.timings.get('generation_ms', 0):.0f}",
-                     "-" if a is None else str(a.prompt_tokens), "-" if a is None else str(a.passages_cut),
-                     r.error or "ok"])
-        records.append({
-            "generator": r.name, "question_id": "1", "question": question, "answers": [], "gold_ids": [],
-            "retrieved_ids": [p.doc_path for p in retrieved], "offered_ids": [p.doc_path for p in retrieved],
-            "answer": a.text if a is not None else "", "error": r.error, "f1": None,
-            "source": a.source if a is not None else None,
-            "span": None if a is None or a.span is None else {"passage": a.span.passage, "start": a.span.start,
-                                                               "end": a.span.end},
-            "passages": given_passages(a), "timings": dict(a.timings) if a is not None else {},
-        })
+        rows.append(
+            [
+                r.name,
+                family,
+                "-" if a is None else f"{a.timings.get('generation_ms', 0):.0f}",
+                "-" if a is None else str(a.prompt_tokens),
+                "-" if a is None else str(a.passages_cut),
+                r.error or "ok",
+            ]
+        )
+        records.append(
+            {
+                "generator": r.name,
+                "question_id": "1",
+                "question": question,
+                "answers": [],
+                "gold_ids": [],
+                "retrieved_ids": [p.doc_path for p in retrieved],
+                "offered_ids": [p.doc_path for p in retrieved],
+                "answer": a.text if a is not None else "",
+                "error": r.error,
+                "f1": None,
+                "source": a.source if a is not None else None,
+                "span": None
+                if a is None or a.span is None
+                else {"passage": a.span.passage, "start": a.span.start, "end": a.span.end},
+                "passages": given_passages(a),
+                "timings": dict(a.timings) if a is not None else {},
+            }
+        )
     names = [r.name for r in results]
     body = [
         "<h1>rag compare</h1>",
         f"<p>{esc(question)}</p>",
-        _table(["run", ""], [["retriever", retriever],
-                             ["retrieved", ", ".join(f"[{p.rank}] {p.citation}" for p in retrieved)],
-                             ["CPU", f"{machine.get('cpu')}, {machine.get('cpus_usable')} usable cores"]], numeric_from=2, cls="run"),
+        _table(
+            ["run", ""],
+            [
+                ["retriever", retriever],
+                ["retrieved", ", ".join(f"[{p.rank}] {p.citation}" for p in retrieved)],
+                ["CPU", f"{machine.get('cpu')}, {machine.get('cpus_usable')} usable cores"],
+            ],
+            numeric_from=2,
+            cls="run",
+        ),
         "<h2>Answerers</h2>",
-        _table(["answerer", "family", "generation ms", "prompt tokens", "passages cut", "status"], rows,
-               numeric_from=2, cls="summary", roles=roles),
-        "<h2>Answers</h2>", "<div id=\"questions\">",
-        _question({rec["generator"]: rec for rec in records}, names) if records else "", "</div>",
+        _table(
+            ["answerer", "family", "generation ms", "prompt tokens", "passages cut", "status"],
+            rows,
+            numeric_from=2,
+            cls="summary",
+            roles=roles,
+        ),
+        "<h2>Answers</h2>",
+        '<div id="questions">',
+        _question({rec["generator"]: rec for rec in records}, names) if records else "",
+        "</div>",
     ]
     return PAGE.format(title=esc(f"rag compare: {question}"), style=STYLE, body="\n".join(body), script=SCRIPT)
 
@@ -169,11 +226,17 @@ def _run_table(summary: dict) -> str:
     m, v = summary.get("machine") or {}, summary.get("versions") or {}
     rows = [
         ["dataset", f"{d['name']} ({d['format']}), {d['path']}"],
-        ["sample", f"{s['questions']} of {d['questions']} questions" + (f", seed {s['seed']}" if s.get("limit") else "")],
+        [
+            "sample",
+            f"{s['questions']} of {d['questions']} questions" + (f", seed {s['seed']}" if s.get("limit") else ""),
+        ],
         ["retriever", _retriever_text(st)],
         ["passages", f"top {st['passages']} given to each answerer ({st['mode']})"],
-        ["index", f"{idx['documents']} documents, {idx['chunks']} chunks of at most {idx['chunk_tokens']} tokens, "
-                  f"embedder {idx['embedder']}, {idx['index_type']}"],
+        [
+            "index",
+            f"{idx['documents']} documents, {idx['chunks']} chunks of at most {idx['chunk_tokens']} tokens, "
+            f"embedder {idx['embedder']}, {idx['index_type']}",
+        ],
         ["decoding", f"{st['decoding']}, at most {st['max_new_tokens']} new tokens"],
         ["CPU", f"{m.get('cpu')}, {m.get('cpus_usable')} usable cores, {m.get('memory_gib')} GiB"],
         ["versions", ", ".join(f"{k} {val}" for k, val in v.items() if val)],
@@ -183,29 +246,38 @@ def _run_table(summary: dict) -> str:
     return _table(["run", ""], rows, numeric_from=2, cls="run")
 
 
-def _table(header: Sequence[str], rows: Sequence[Sequence[str]], numeric_from: int = 1, cls: str = "",
-           roles: Sequence[str] = ()) -> str:
+def _table(
+    header: Sequence[str],
+    rows: Sequence[Sequence[str]],
+    numeric_from: int = 1,
+    cls: str = "",
+    roles: Sequence[str] = (),
+) -> str:
     head = "".join(f"<th>{esc(h)}</th>" for h in header)
-    lines = [f"<table class=\"{cls}\"><thead><tr>{head}</tr></thead><tbody>"]
+    lines = [f'<table class="{cls}"><thead><tr>{head}</tr></thead><tbody>']
     for i, row in enumerate(rows):
         cells = []
         for j, cell in enumerate(row):
             text = esc(cell)
             if j == 0 and i < len(roles) and roles[i]:
-                text += f" <span class=\"role\">{esc(roles[i])}</span>"
-            cells.append(f"<td class=\"{'num' if j >= numeric_from else ''}\">{text}</td>")
+                text += f' <span class="role">{esc(roles[i])}</span>'
+            cells.append(f'<td class="{"num" if j >= numeric_from else ""}">{text}</td>')
         lines.append(f"<tr>{''.join(cells)}</tr>")
     lines.append("</tbody></table>")
     return "\n".join(lines)
 
 
 def _controls(names: Sequence[str]) -> str:
-    options = "".join(f"<option value=\"{esc(n)}\">{esc(n)}</option>" for n in names)
-    boxes = "".join(f"<label><input type=\"checkbox\" name=\"filter\" value=\"{key}\"> {esc(label)}</label> "
-                    for key, label in FILTERS.items())
-    return (f"<form id=\"controls\" hidden>Show only: {boxes}<br>Sort by F1 of <select id=\"sort-a\">{options}</select>"
-            f" minus <select id=\"sort-b\">{options}</select> <button type=\"button\" id=\"sort\">sort</button>"
-            " <button type=\"button\" id=\"unsort\">original order</button> <span id=\"shown\"></span></form>")
+    options = "".join(f'<option value="{esc(n)}">{esc(n)}</option>' for n in names)
+    boxes = "".join(
+        f'<label><input type="checkbox" name="filter" value="{key}"> {esc(label)}</label> '
+        for key, label in FILTERS.items()
+    )
+    return (
+        f'<form id="controls" hidden>Show only: {boxes}<br>Sort by F1 of <select id="sort-a">{options}</select>'
+        f' minus <select id="sort-b">{options}</select> <button type="button" id="sort">sort</button>'
+        ' <button type="button" id="unsort">original order</button> <span id="shown"></span></form>'
+    )
 
 
 def _question(answers: dict[str, dict], names: Sequence[str]) -> str:
@@ -215,9 +287,11 @@ def _question(answers: dict[str, dict], names: Sequence[str]) -> str:
     texts = {" ".join(str(r.get("answer") or "").lower().split()) for r in answers.values() if not r.get("error")}
     gold_ids = set(first.get("gold_ids") or [])
     retrieved = first.get("retrieved_ids") or []
-    missed = bool(gold_ids) and not any(doc in gold_ids for doc in retrieved[: max(1, len(first.get("offered_ids") or []))])
+    missed = bool(gold_ids) and not any(
+        doc in gold_ids for doc in retrieved[: max(1, len(first.get("offered_ids") or []))]
+    )
     flags = {"disagree": len(texts) > 1, "wrong": bool(f1s) and max(f1s.values()) == 0, "missed": missed}
-    data = " ".join(f"data-{k}=\"{int(v)}\"" for k, v in flags.items())
+    data = " ".join(f'data-{k}="{int(v)}"' for k, v in flags.items())
     data += f" data-f1='{esc(json.dumps(f1s))}'"
     rows = []
     for name in names:
@@ -225,26 +299,30 @@ def _question(answers: dict[str, dict], names: Sequence[str]) -> str:
         if r is None:
             continue
         if r.get("error"):
-            answer = f"<span class=\"error\">error: {esc(r['error'])}</span>"
+            answer = f'<span class="error">error: {esc(r["error"])}</span>'
         else:
             answer = esc(r.get("answer")) or "<em>(empty)</em>"
         time_ms = (r.get("timings") or {}).get("generation_ms")
         f1 = r.get("f1")
-        source = f" <span class=\"cite\">from {esc(r['source'])}</span>" if r.get("source") else ""
-        rows.append(f"<tr><td>{esc(name)}</td><td class=\"answer\">{answer}{source}</td>"
-                    f"<td class=\"num\">{'-' if f1 is None else f'{f1:.2f}'}</td>"
-                    f"<td class=\"num\">{'-' if time_ms is None else f'{time_ms:.0f} ms'}</td></tr>")
+        source = f' <span class="cite">from {esc(r["source"])}</span>' if r.get("source") else ""
+        rows.append(
+            f'<tr><td>{esc(name)}</td><td class="answer">{answer}{source}</td>'
+            f'<td class="num">{"-" if f1 is None else f"{f1:.2f}"}</td>'
+            f'<td class="num">{"-" if time_ms is None else f"{time_ms:.0f} ms"}</td></tr>'
+        )
     gold = " | ".join(esc(a) for a in first.get("answers") or []) or "<em>(none)</em>"
-    marks = " ".join(f"<span class=\"flag\">{esc(FILTERS[k])}</span>" for k, v in flags.items() if v)
-    return "\n".join([
-        f"<section class=\"question\" id=\"q-{esc(first['question_id'])}\" {data}>",
-        f"<h3>{esc(first['question'])} {marks}</h3>",
-        f"<p class=\"gold\">gold: {gold}</p>",
-        "<table class=\"answers\"><thead><tr><th>answerer</th><th>answer</th><th>F1</th><th>time</th></tr></thead>"
-        f"<tbody>{''.join(rows)}</tbody></table>",
-        _passages(answers, names, gold_ids),
-        "</section>",
-    ])
+    marks = " ".join(f'<span class="flag">{esc(FILTERS[k])}</span>' for k, v in flags.items() if v)
+    return "\n".join(
+        [
+            f'<section class="question" id="q-{esc(first["question_id"])}" {data}>',
+            f"<h3>{esc(first['question'])} {marks}</h3>",
+            f'<p class="gold">gold: {gold}</p>',
+            '<table class="answers"><thead><tr><th>answerer</th><th>answer</th><th>F1</th><th>time</th></tr></thead>'
+            f"<tbody>{''.join(rows)}</tbody></table>",
+            _passages(answers, names, gold_ids),
+            "</section>",
+        ]
+    )
 
 
 def _passages(answers: dict[str, dict], names: Sequence[str], gold_ids: set[str]) -> str:
@@ -264,18 +342,25 @@ def _passages(answers: dict[str, dict], names: Sequence[str], gold_ids: set[str]
         for i, p in enumerate(r["passages"]):
             text = p.get("text") or ""
             if span.get("passage") == i and 0 <= span.get("start", -1) <= span.get("end", -1) <= len(text):
-                shown = (esc(text[: span["start"]]) + f"<mark>{esc(text[span['start']:span['end']])}</mark>"
-                         + esc(text[span["end"]:]))
+                shown = (
+                    esc(text[: span["start"]])
+                    + f"<mark>{esc(text[span['start'] : span['end']])}</mark>"
+                    + esc(text[span["end"] :])
+                )
             else:
                 shown = esc(text)
             doc = p.get("citation", "").rsplit(":", 1)[0]
-            gold = " <span class=\"hit\">gold document</span>" if doc in gold_ids else ""
+            gold = ' <span class="hit">gold document</span>' if doc in gold_ids else ""
             status = p.get("status")
-            items.append(f"<li><span class=\"cite\">[{i + 1}] {esc(p.get('citation'))}</span>"
-                         f"{f' <span class=budget>{esc(status)}</span>' if status else ''}{gold}"
-                         f"<blockquote>{shown}</blockquote></li>")
-        parts.append(f"<details><summary>passages given to {esc(', '.join(group))} ({len(items)})</summary>"
-                     f"<ol>{''.join(items)}</ol></details>")
+            items.append(
+                f'<li><span class="cite">[{i + 1}] {esc(p.get("citation"))}</span>'
+                f"{f' <span class=budget>{esc(status)}</span>' if status else ''}{gold}"
+                f"<blockquote>{shown}</blockquote></li>"
+            )
+        parts.append(
+            f"<details><summary>passages given to {esc(', '.join(group))} ({len(items)})</summary>"
+            f"<ol>{''.join(items)}</ol></details>"
+        )
     return "\n".join(parts)
 
 

@@ -5,6 +5,7 @@ so our exact-match and F1 figures are comparable with published SQuAD numbers.
 Retrieval metrics follow BEIR / pytrec_eval (graded gains for nDCG), so our nDCG@10 on a BEIR
 set is comparable with the BEIR leaderboard.
 """
+
 from __future__ import annotations
 
 import math
@@ -142,10 +143,7 @@ def ndcg_at_k(ranked: Iterable[str], gold: Mapping[str, int], k: int = 10) -> fl
     Returns 0.0 when no document is relevant.
     """
     _check_k(k)
-    dcg = sum(
-        max(gold.get(doc, 0), 0) / math.log2(rank + 1)
-        for rank, doc in enumerate(dedupe(ranked)[:k], start=1)
-    )
+    dcg = sum(max(gold.get(doc, 0), 0) / math.log2(rank + 1) for rank, doc in enumerate(dedupe(ranked)[:k], start=1))
     ideal = sorted((g for g in gold.values() if g > 0), reverse=True)[:k]
     idcg = sum(g / math.log2(rank + 1) for rank, g in enumerate(ideal, start=1))
     return dcg / idcg if idcg > 0 else 0.0

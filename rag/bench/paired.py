@@ -5,6 +5,7 @@ questions, the per-question differences carry the signal, and a paired bootstrap
 questions, keep each question's pair together) gives an interval for the mean difference without
 assuming a distribution. Pure numpy and seeded, so a report is reproducible to the last digit.
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
@@ -28,8 +29,9 @@ def scores_by_question(records: Sequence[Mapping]) -> dict[str, dict[str, float]
     return {str(r["question_id"]): {m: float(r[m]) for m in METRICS} for r in records}
 
 
-def bootstrap_interval(diffs: np.ndarray, resamples: int = RESAMPLES, seed: int = SEED,
-                       confidence: float = CONFIDENCE) -> tuple[float, float]:
+def bootstrap_interval(
+    diffs: np.ndarray, resamples: int = RESAMPLES, seed: int = SEED, confidence: float = CONFIDENCE
+) -> tuple[float, float]:
     """Percentile interval of the mean of `diffs` over `resamples` resamples of the questions."""
     rng = np.random.default_rng(seed)
     means = diffs[rng.integers(0, len(diffs), size=(resamples, len(diffs)))].mean(axis=1)
@@ -45,8 +47,16 @@ def verdict(low: float, high: float, a: str, b: str) -> str:
     return f"{a} higher" if low > 0 else f"{b} higher"
 
 
-def compare(a: str, records_a: Sequence[Mapping], b: str, records_b: Sequence[Mapping], *,
-            resamples: int = RESAMPLES, seed: int = SEED, confidence: float = CONFIDENCE) -> dict | None:
+def compare(
+    a: str,
+    records_a: Sequence[Mapping],
+    b: str,
+    records_b: Sequence[Mapping],
+    *,
+    resamples: int = RESAMPLES,
+    seed: int = SEED,
+    confidence: float = CONFIDENCE,
+) -> dict | None:
     """Generator `a` minus generator `b` on the questions both answered; None when they share none.
 
     For EM and F1: the mean difference, its paired bootstrap interval and a verdict. Wins, ties
@@ -56,8 +66,16 @@ def compare(a: str, records_a: Sequence[Mapping], b: str, records_b: Sequence[Ma
     common = sorted(set(sa) & set(sb))  # sorted: the resampling does not depend on record order
     if not common:
         return None
-    entry: dict = {"a": a, "b": b, "questions": len(common), "only_a": len(sa) - len(common),
-                   "only_b": len(sb) - len(common), "resamples": resamples, "seed": seed, "confidence": confidence}
+    entry: dict = {
+        "a": a,
+        "b": b,
+        "questions": len(common),
+        "only_a": len(sa) - len(common),
+        "only_b": len(sb) - len(common),
+        "resamples": resamples,
+        "seed": seed,
+        "confidence": confidence,
+    }
     for metric in METRICS:
         diffs = np.array([sa[q][metric] - sb[q][metric] for q in common], dtype=np.float64)
         low, high = bootstrap_interval(diffs, resamples, seed, confidence)

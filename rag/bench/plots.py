@@ -4,6 +4,7 @@ generator pairs (where one is better, and on which questions).
 matplotlib is imported here only (Agg backend, no display needed), so the rest of the bench
 never pays for it.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -53,8 +54,14 @@ def _paired_plot(plt, summary: dict, pairs: list[dict], f1: dict[str, dict[str, 
     fig, axes = plt.subplots(rows, cols, figsize=(max(3.6 * cols, 5.5), 3.6 * rows + 0.4), dpi=100, squeeze=False)
     for ax, p in zip(axes.flat, shown):
         points = pair_points(f1[p["a"]], f1[p["b"]])
-        ax.scatter([x for x, _, _ in points], [y for _, y, _ in points], s=[10 + 600 * n / p["questions"] for _, _, n in points],
-                   alpha=0.5, color="C0", edgecolors="none")
+        ax.scatter(
+            [x for x, _, _ in points],
+            [y for _, y, _ in points],
+            s=[10 + 600 * n / p["questions"] for _, _, n in points],
+            alpha=0.5,
+            color="C0",
+            edgecolors="none",
+        )
         ax.plot([0, 1], [0, 1], color="grey", linewidth=0.8, linestyle="--")  # above it, B did better
         ax.set_xlim(-0.05, 1.05)
         ax.set_ylim(-0.05, 1.05)
@@ -64,7 +71,7 @@ def _paired_plot(plt, summary: dict, pairs: list[dict], f1: dict[str, dict[str, 
         ax.set_title(f"n={p['questions']}  W/T/L {p['wins']}/{p['ties']}/{p['losses']}", fontsize=8)
         ax.tick_params(labelsize=7)
         ax.grid(alpha=0.3)
-    for ax in list(axes.flat)[len(shown):]:
+    for ax in list(axes.flat)[len(shown) :]:
         ax.axis("off")
     more = f" (first {len(shown)} of {len(pairs)} pairs)" if len(pairs) > len(shown) else ""
     fig.suptitle(f"Per-question F1, pair by pair{more}\n{_title(summary)}", fontsize=9)
@@ -85,8 +92,15 @@ def _quality_plot(plt, summary: dict, generators: list[dict], path: Path) -> Pat
     for i, g in enumerate(generators):
         color = f"C{i % 10}"
         p50, p95 = g["generation_ms"]["p50"], g["generation_ms"]["p95"]
-        ax.errorbar([p50], [g["f1"]], xerr=[[0], [max(p95 - p50, 0)]], fmt="o", color=color, capsize=3,
-                    label=f"{g['name']} ({g.get('family') or '?'})")
+        ax.errorbar(
+            [p50],
+            [g["f1"]],
+            xerr=[[0], [max(p95 - p50, 0)]],
+            fmt="o",
+            color=color,
+            capsize=3,
+            label=f"{g['name']} ({g.get('family') or '?'})",
+        )
         ax.plot([p50], [g["em"]], marker="o", mfc="none", color=color, linestyle="none")
         ax.annotate(_short(g["name"]), (p50, g["f1"]), textcoords="offset points", xytext=(6, 6), fontsize=8)
     ax.set_xlabel("generation latency per question, ms (dot: p50, bar: to p95)")

@@ -3,6 +3,7 @@
 Everything here is recomputed from results.jsonl (plus this run's retrieval), never from counters
 kept during the run, so a resumed run reports exactly what a run in one go would.
 """
+
 from __future__ import annotations
 
 import json
@@ -27,8 +28,21 @@ CURRENT_RECORDS = "_records"
 
 
 def build_summary(
-    *, bench, config, ks, questions, names, retrieval, records, sessions, errors, index_info,
-    retrieval_only, notes, started: datetime, seconds: float,
+    *,
+    bench,
+    config,
+    ks,
+    questions,
+    names,
+    retrieval,
+    records,
+    sessions,
+    errors,
+    index_info,
+    retrieval_only,
+    notes,
+    started: datetime,
+    seconds: float,
 ) -> dict:
     """The whole run as one JSON-ready dict (what summary.json holds).
 
@@ -51,28 +65,47 @@ def build_summary(
         generators.append(generator_summary(name, own, session, errors.get(name), len(questions)))
     answered = {name: own for name, own in by_name.items() if own}
     position = {q.id: i for i, q in enumerate(questions)}
-    return _clean({
-        "dataset": {"path": str(config.dataset), "name": bench.name, "format": bench.format,
-                    "questions": len(bench.questions), "documents": index_info["documents"]},
-        "sample": {"questions": len(questions), "limit": config.limit, "seed": config.sample_seed,
-                   "question_ids": [q.id for q in questions] if len(questions) <= 100 else None},
-        "settings": {"mode": mode, "generators": list(names), "ks": list(ks), "passages": config.passages,
-                     "max_new_tokens": config.max_new_tokens, "decoding": "greedy (temperature 0)",
-                     "retriever": config.retriever.to_dict()},
-        "index": index_info,
-        "retrieval": retrieval_summary(retrieval, questions, ks, config.passages),
-        "generators": generators,
-        "paired": compare_all(answered),
-        PER_QUESTION_F1: {name: {r["question_id"]: r["f1"] for r in own} for name, own in answered.items()},
-        CURRENT_RECORDS: sorted((r for name in names for r in by_name[name]), key=lambda r: position[r["question_id"]]),
-        "notes": notes,
-        "machine": system.machine(),
-        "versions": system.versions(),
-        "command": config.command,
-        "started": started.isoformat(timespec="seconds"),
-        "finished": datetime.now(UTC).isoformat(timespec="seconds"),
-        "seconds": round(seconds, 1),
-    })
+    return _clean(
+        {
+            "dataset": {
+                "path": str(config.dataset),
+                "name": bench.name,
+                "format": bench.format,
+                "questions": len(bench.questions),
+                "documents": index_info["documents"],
+            },
+            "sample": {
+                "questions": len(questions),
+                "limit": config.limit,
+                "seed": config.sample_seed,
+                "question_ids": [q.id for q in questions] if len(questions) <= 100 else None,
+            },
+            "settings": {
+                "mode": mode,
+                "generators": list(names),
+                "ks": list(ks),
+                "passages": config.passages,
+                "max_new_tokens": config.max_new_tokens,
+                "decoding": "greedy (temperature 0)",
+                "retriever": config.retriever.to_dict(),
+            },
+            "index": index_info,
+            "retrieval": retrieval_summary(retrieval, questions, ks, config.passages),
+            "generators": generators,
+            "paired": compare_all(answered),
+            PER_QUESTION_F1: {name: {r["question_id"]: r["f1"] for r in own} for name, own in answered.items()},
+            CURRENT_RECORDS: sorted(
+                (r for name in names for r in by_name[name]), key=lambda r: position[r["question_id"]]
+            ),
+            "notes": notes,
+            "machine": system.machine(),
+            "versions": system.versions(),
+            "command": config.command,
+            "started": started.isoformat(timespec="seconds"),
+            "finished": datetime.now(UTC).isoformat(timespec="seconds"),
+            "seconds": round(seconds, 1),
+        }
+    )
 
 
 def retrieval_summary(retrieval, questions: Sequence, ks: Sequence[int], passages: int) -> dict:
@@ -92,12 +125,26 @@ def retrieval_summary(retrieval, questions: Sequence, ks: Sequence[int], passage
     return out
 
 
-def generator_summary(name: str, records: Sequence[dict], session: dict | None, error: str | None, expected: int) -> dict:
+def generator_summary(
+    name: str, records: Sequence[dict], session: dict | None, error: str | None, expected: int
+) -> dict:
     """Quality, support and cost of one generator over its records."""
     status = "not available" if error else ("ok" if len(records) >= expected else "incomplete")
     entry: dict = {"name": name, "status": status, "error": error, "questions": len(records)}
     if session:
-        for key in ("family", "extractive", "fid", "runtime", "dtype", "dtype_reason", "parameters", "source", "revision", "context_window", "prompt_style"):
+        for key in (
+            "family",
+            "extractive",
+            "fid",
+            "runtime",
+            "dtype",
+            "dtype_reason",
+            "parameters",
+            "source",
+            "revision",
+            "context_window",
+            "prompt_style",
+        ):
             entry[key] = session.get(key)
     if not records:
         return entry
@@ -105,27 +152,36 @@ def generator_summary(name: str, records: Sequence[dict], session: dict | None, 
     gen_ms = [r["timings"]["generation_ms"] for r in answered if "generation_ms" in r["timings"]]
     out_tokens = sum(r["output_tokens"] for r in answered)
     prompt_tokens = [r["prompt_tokens"] for r in answered]
-    entry.update({
-        "em": _mean(r["em"] for r in records),
-        "f1": _mean(r["f1"] for r in records),
-        "answer_in_passages": _mean(r["answer_in_passages"] for r in records),
-        "prediction_supported": _mean(r["prediction_supported"] for r in records),
-        "empty_rate": _mean(r["empty"] for r in records),
-        "budget_errors": len(records) - len(answered),
-        "generation_ms": _latency(gen_ms),
-        "tokens_per_s": out_tokens / (sum(gen_ms) / 1000) if sum(gen_ms) > 0 else None,
-        "prompt_tokens": {"mean": _mean(prompt_tokens), "p95": percentile(prompt_tokens, 95),
-                          "max": max(prompt_tokens, default=None)},
-        "output_tokens_mean": _mean(r["output_tokens"] for r in answered),
-        "passages_cut_mean": _mean(r["passages_cut"] for r in records),
-        "questions_with_cut": _mean(r["passages_cut"] > 0 for r in records),
-    })
+    entry.update(
+        {
+            "em": _mean(r["em"] for r in records),
+            "f1": _mean(r["f1"] for r in records),
+            "answer_in_passages": _mean(r["answer_in_passages"] for r in records),
+            "prediction_supported": _mean(r["prediction_supported"] for r in records),
+            "empty_rate": _mean(r["empty"] for r in records),
+            "budget_errors": len(records) - len(answered),
+            "generation_ms": _latency(gen_ms),
+            "tokens_per_s": out_tokens / (sum(gen_ms) / 1000) if sum(gen_ms) > 0 else None,
+            "prompt_tokens": {
+                "mean": _mean(prompt_tokens),
+                "p95": percentile(prompt_tokens, 95),
+                "max": max(prompt_tokens, default=None),
+            },
+            "output_tokens_mean": _mean(r["output_tokens"] for r in answered),
+            "passages_cut_mean": _mean(r["passages_cut"] for r in records),
+            "questions_with_cut": _mean(r["passages_cut"] > 0 for r in records),
+        }
+    )
     if session:
-        entry.update({
-            "load_s": session.get("load_s"), "peak_rss_mb": session.get("peak_rss_mb"),
-            "baseline_rss_mb": session.get("baseline_rss_mb"), "memory_method": session.get("memory_method"),
-            "memory_questions": session.get("questions"),
-        })
+        entry.update(
+            {
+                "load_s": session.get("load_s"),
+                "peak_rss_mb": session.get("peak_rss_mb"),
+                "baseline_rss_mb": session.get("baseline_rss_mb"),
+                "memory_method": session.get("memory_method"),
+                "memory_questions": session.get("questions"),
+            }
+        )
     return entry
 
 
@@ -172,10 +228,19 @@ def write_outputs(summary: dict, out: Path) -> list[Path]:
 # --- tables ----------------------------------------------------------------------------------
 
 GENERATOR_COLUMNS = (
-    ("generator", "generator"), ("family", "family"), ("EM", "EM"), ("F1", "F1"),
-    ("ans in ctx", "answer in passages"), ("supported", "prediction supported"), ("empty", "empty"),
-    ("load s", "load s"), ("gen p50 ms", "generation p50 ms"), ("gen p95 ms", "generation p95 ms"),
-    ("tok/s", "tokens/s"), ("prompt tok", "prompt tokens (mean)"), ("cut", "passages cut (mean)"),
+    ("generator", "generator"),
+    ("family", "family"),
+    ("EM", "EM"),
+    ("F1", "F1"),
+    ("ans in ctx", "answer in passages"),
+    ("supported", "prediction supported"),
+    ("empty", "empty"),
+    ("load s", "load s"),
+    ("gen p50 ms", "generation p50 ms"),
+    ("gen p95 ms", "generation p95 ms"),
+    ("tok/s", "tokens/s"),
+    ("prompt tok", "prompt tokens (mean)"),
+    ("cut", "passages cut (mean)"),
     ("peak MB", "peak RSS MB"),
 )
 
@@ -186,13 +251,24 @@ def generator_rows(summary: dict) -> list[list[str]]:
         if "em" not in g:  # never ran: the status stands where the family would
             rows.append([g["name"], g["status"], *(["-"] * (len(GENERATOR_COLUMNS) - 2))])
             continue
-        rows.append([
-            g["name"] + ("" if g["status"] == "ok" else f" ({g['status']})"), g.get("family") or "-",
-            _f(g["em"]), _f(g["f1"]), _f(g["answer_in_passages"]), _f(g["prediction_supported"]), _f(g["empty_rate"]),
-            _f(g.get("load_s"), 1), _f(g["generation_ms"]["p50"], 0), _f(g["generation_ms"]["p95"], 0),
-            _f(g["tokens_per_s"], 1), _f(g["prompt_tokens"]["mean"], 0), _f(g["passages_cut_mean"], 2),
-            _f(g.get("peak_rss_mb"), 0),
-        ])
+        rows.append(
+            [
+                g["name"] + ("" if g["status"] == "ok" else f" ({g['status']})"),
+                g.get("family") or "-",
+                _f(g["em"]),
+                _f(g["f1"]),
+                _f(g["answer_in_passages"]),
+                _f(g["prediction_supported"]),
+                _f(g["empty_rate"]),
+                _f(g.get("load_s"), 1),
+                _f(g["generation_ms"]["p50"], 0),
+                _f(g["generation_ms"]["p95"], 0),
+                _f(g["tokens_per_s"], 1),
+                _f(g["prompt_tokens"]["mean"], 0),
+                _f(g["passages_cut_mean"], 2),
+                _f(g.get("peak_rss_mb"), 0),
+            ]
+        )
     return rows
 
 
@@ -205,8 +281,18 @@ def retrieval_rows(summary: dict) -> list[list[str]]:
     return rows
 
 
-PAIRED_COLUMNS = ("A", "B", "questions", "EM A-B", "EM 95% CI", "EM verdict", "F1 A-B", "F1 95% CI", "F1 verdict",
-                  "W/T/L (F1)")
+PAIRED_COLUMNS = (
+    "A",
+    "B",
+    "questions",
+    "EM A-B",
+    "EM 95% CI",
+    "EM verdict",
+    "F1 A-B",
+    "F1 95% CI",
+    "F1 verdict",
+    "W/T/L (F1)",
+)
 
 
 def paired_rows(summary: dict) -> list[list[str]]:
@@ -225,13 +311,17 @@ def _paired_text(summary: dict) -> str:
     """What the paired table shows, and on how many questions, in one paragraph."""
     pairs = summary.get("paired") or []
     first = pairs[0]
-    text = (f"A minus B over the questions both answered, mean and {first['confidence']:.0%} paired bootstrap interval "
-            f"({first['resamples']:,} resamples of the questions, seed {first['seed']}); an interval that holds 0 is "
-            "no measurable difference. W/T/L: questions where A's F1 is above / equal to / below B's.")
+    text = (
+        f"A minus B over the questions both answered, mean and {first['confidence']:.0%} paired bootstrap interval "
+        f"({first['resamples']:,} resamples of the questions, seed {first['seed']}); an interval that holds 0 is "
+        "no measurable difference. W/T/L: questions where A's F1 is above / equal to / below B's."
+    )
     partial = [p for p in pairs if p["only_a"] or p["only_b"]]
     for p in partial:
-        text += (f" {p['a']} vs {p['b']}: {p['questions']} questions in common "
-                 f"({p['only_a']} answered by {p['a']} only, {p['only_b']} by {p['b']} only, left out).")
+        text += (
+            f" {p['a']} vs {p['b']}: {p['questions']} questions in common "
+            f"({p['only_a']} answered by {p['a']} only, {p['only_b']} by {p['b']} only, left out)."
+        )
     return text
 
 
@@ -269,24 +359,34 @@ def _plain(header: list[str], rows: list[list[str]]) -> list[str]:
     widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
 
     def line(cells):
-        return "  ".join(str(c).ljust(w) if i == 0 else str(c).rjust(w) for i, (c, w) in enumerate(zip(cells, widths))).rstrip()
+        return "  ".join(
+            str(c).ljust(w) if i == 0 else str(c).rjust(w) for i, (c, w) in enumerate(zip(cells, widths))
+        ).rstrip()
 
     return [line(header), "  ".join("-" * w for w in widths), *(line(r) for r in rows)]
 
 
 def _headline(summary: dict) -> str:
     d, s, st = summary["dataset"], summary["sample"], summary["settings"]
-    mode = {"retrieval-only": "retrieval only", "oracle": "oracle: gold passages given",
-            "retrieved": f"top {st['passages']} retrieved passages given"}[st["mode"]]
+    mode = {
+        "retrieval-only": "retrieval only",
+        "oracle": "oracle: gold passages given",
+        "retrieved": f"top {st['passages']} retrieved passages given",
+    }[st["mode"]]
     sample = f", sample seed {s['seed']}" if s["limit"] and s["questions"] < d["questions"] else ""
-    return (f"{d['name']} ({d['format']}): {s['questions']} of {d['questions']} questions{sample}; {mode}; "
-            f"retriever {_retriever_text(st)}")
+    return (
+        f"{d['name']} ({d['format']}): {s['questions']} of {d['questions']} questions{sample}; {mode}; "
+        f"retriever {_retriever_text(st)}"
+    )
 
 
 def _md_table(header: list[str], rows: list[list[str]], numeric_from: int = 1) -> list[str]:
     align = ["---" if i < numeric_from else "---:" for i in range(len(header))]
-    return ["| " + " | ".join(header) + " |", "| " + " | ".join(align) + " |",
-            *("| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in rows)]
+    return [
+        "| " + " | ".join(header) + " |",
+        "| " + " | ".join(align) + " |",
+        *("| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in rows),
+    ]
 
 
 DEFINITIONS = """\
@@ -311,13 +411,17 @@ def markdown(summary: dict, plots: Sequence[str] = ()) -> str:
     """report.md: headline, retrieval table, generator table, plots, definitions, setup."""
     idx, st = summary["index"], summary["settings"]
     lines = [
-        f"# rag bench: {summary['dataset']['name']}", "",
-        _headline(summary) + ".", "",
+        f"# rag bench: {summary['dataset']['name']}",
+        "",
+        _headline(summary) + ".",
+        "",
         f"Dataset `{summary['dataset']['path']}`. Index: {idx['documents']} documents, {idx['chunks']} chunks "
         f"of at most {idx['chunk_tokens']} tokens (overlap {idx['overlap']}), embedder `{idx['embedder']}`, "
         f"{idx['index_type']} index; retriever {_retriever_text(st)}. "
-        f"Decoding: {st['decoding']}, at most {st['max_new_tokens']} new tokens.", "",
-        "## Retrieval", "",
+        f"Decoding: {st['decoding']}, at most {st['max_new_tokens']} new tokens.",
+        "",
+        "## Retrieval",
+        "",
         *_md_table(["metric", "value"], retrieval_rows(summary)),
     ]
     if summary["generators"]:
@@ -326,22 +430,38 @@ def markdown(summary: dict, plots: Sequence[str] = ()) -> str:
         if missing:
             lines += ["", "Did not run:", *(f"- `{g['name']}` ({g['status']}): {g['error']}" for g in missing)]
     if summary.get("paired"):
-        lines += ["", "## Paired comparisons", "", _paired_text(summary), "",
-                  *_md_table(list(PAIRED_COLUMNS), paired_rows(summary), 2)]
+        lines += [
+            "",
+            "## Paired comparisons",
+            "",
+            _paired_text(summary),
+            "",
+            *_md_table(list(PAIRED_COLUMNS), paired_rows(summary), 2),
+        ]
     for note in summary.get("notes") or []:
         lines += ["", f"Note: {note}."]
     if plots:
         lines += ["", "## Plots", "", *(f"![{name}]({name})" for name in plots)]
     m, v = summary["machine"], summary["versions"]
     lines += [
-        "", "## Definitions", "", DEFINITIONS.rstrip(), "",
-        "## Setup", "",
+        "",
+        "## Definitions",
+        "",
+        DEFINITIONS.rstrip(),
+        "",
+        "## Setup",
+        "",
         f"- Machine: {m.get('cpu')}, {m.get('cpus_usable')} usable cores, {m.get('memory_gib')} GiB, "
         f"{m.get('platform')}; torch threads: {m.get('torch_threads', '-')}",
         "- Versions: " + ", ".join(f"{k} {val}" for k, val in v.items() if val),
-        *(f"- `{g['name']}`: {g.get('source') or '-'}" + (f" @ {g['revision']}" if g.get("revision") else "")
-          + (f", {g['parameters']:,} parameters" if g.get("parameters") else "")
-          + (f", run by {g['runtime']} in {g['dtype']}" if g.get("runtime") else "") for g in summary["generators"] if g.get("source")),
+        *(
+            f"- `{g['name']}`: {g.get('source') or '-'}"
+            + (f" @ {g['revision']}" if g.get("revision") else "")
+            + (f", {g['parameters']:,} parameters" if g.get("parameters") else "")
+            + (f", run by {g['runtime']} in {g['dtype']}" if g.get("runtime") else "")
+            for g in summary["generators"]
+            if g.get("source")
+        ),
         f"- Command: `{summary.get('command') or '-'}`",
         f"- Started {summary['started']}, took {summary['seconds']} s.",
     ]

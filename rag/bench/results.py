@@ -5,6 +5,7 @@ generator was loaded (load time, peak memory, model versions). Each line is writ
 as soon as it is known, so a killed run loses at most the line it was writing; reading drops
 such a torn last line, and the next run with the same --out skips every pair already there.
 """
+
 from __future__ import annotations
 
 import json

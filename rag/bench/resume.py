@@ -6,6 +6,7 @@ loaded (a chat template comes with the tokenizer), so each answer also carries a
 and a generator's stored answers whose key differs from the freshly loaded generator's are
 answered again rather than mixed with new ones.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -72,12 +73,18 @@ def current_keys(records: Iterable[Mapping], sessions: Iterable[Mapping] = ()) -
     return keys
 
 
-def current_records(records: Iterable[Mapping], sessions: Iterable[Mapping] = (), keys: Mapping | None = None) -> list[Mapping]:
+def current_records(
+    records: Iterable[Mapping], sessions: Iterable[Mapping] = (), keys: Mapping | None = None
+) -> list[Mapping]:
     """The records made with their generator's current prompt key (`keys`, else `current_keys`),
     one per (generator, question): the last. Older keys are answers superseded by a changed prompt."""
     records = list(records)
     keys = current_keys(records, sessions) if keys is None else keys
-    kept = {(r.get("generator"), r.get("question_id")): r for r in records if r.get("prompt_key") == keys[r.get("generator")]}
+    kept = {
+        (r.get("generator"), r.get("question_id")): r
+        for r in records
+        if r.get("prompt_key") == keys[r.get("generator")]
+    }
     return list(kept.values())
 
 
@@ -86,7 +93,11 @@ def measured_session(sessions: Iterable[Mapping], generator: str, key: str | Non
     with the current key, else the latest that answered any, else the latest (a load that answered
     nothing measured no generation)."""
     own = [s for s in sessions if s.get("generator") == generator]
-    for wanted in (lambda s: s.get("questions") and s.get("prompt_key", key) == key, lambda s: s.get("questions"), bool):
+    for wanted in (
+        lambda s: s.get("questions") and s.get("prompt_key", key) == key,
+        lambda s: s.get("questions"),
+        bool,
+    ):
         chosen = [s for s in own if wanted(s)]
         if chosen:
             return chosen[-1]
@@ -97,8 +108,14 @@ def run_key_of(index_key: str, bench: BenchSet, config: BenchConfig) -> str:
     """What makes stored answers reusable: the corpus/index, the questions and the generation settings.
     The prompt, known only once a generator loads, is keyed per answer (`resume.prompt_key`)."""
     questions = sha([[q.id, q.question, q.answers, sorted(q.gold.items())] for q in bench.questions])
-    key = {"index": index_key, "questions": questions, "oracle": config.oracle, "passages": config.passages,
-           "max_new_tokens": config.max_new_tokens, "temperature": 0.0}
+    key = {
+        "index": index_key,
+        "questions": questions,
+        "oracle": config.oracle,
+        "passages": config.passages,
+        "max_new_tokens": config.max_new_tokens,
+        "temperature": 0.0,
+    }
     if config.retriever != Retriever() and not config.oracle:  # the default keeps keys of runs made before retrievers
         key["retriever"] = config.retriever.to_dict()
     return sha(key)[:12]

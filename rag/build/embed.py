@@ -2,6 +2,7 @@
 
 `embed_batch` is the per-batch work (texts in, vectors and tokens out: plain data a worker can
 return); `embed_pending` drives it and has the ledger commit the results as checkpoints."""
+
 from __future__ import annotations
 
 import time
@@ -28,12 +29,20 @@ class Embedded:
 
 def embed_batch(embedder, shas: list[str], texts: list[str]) -> Embedded:
     """Embed and tokenise one batch of chunk texts."""
-    return Embedded(shas, [store.vector_blob(v) for v in embedder.encode(texts)],
-                    [lexical.tokenize(text) for text in texts])
+    return Embedded(
+        shas, [store.vector_blob(v) for v in embedder.encode(texts)], [lexical.tokenize(text) for text in texts]
+    )
 
 
-def embed_pending(ledger: Ledger, embedder, settings: Settings, dimension: Callable[[], int], report,
-                  show: bool, warn: Callable[[str], None]) -> None:
+def embed_pending(
+    ledger: Ledger,
+    embedder,
+    settings: Settings,
+    dimension: Callable[[], int],
+    report,
+    show: bool,
+    warn: Callable[[str], None],
+) -> None:
     """Embed the pending chunks whose text has no vector yet (shortest first, so batches pad
     little), committing every EMBED_BATCH chunks or CHECKPOINT_SECONDS (with their BM25 term
     ids, so no chunk is ever tokenised again). A rebuild reuses a stored vector only when its
@@ -46,19 +55,25 @@ def embed_pending(ledger: Ledger, embedder, settings: Settings, dimension: Calla
     if not missing:
         return
     if settings.chunk_tokens + 2 > embedder.max_tokens:
-        warn(f"chunks of {settings.chunk_tokens} tokens exceed the embedder's {embedder.max_tokens}-token input: "
-             "the rest is truncated")
+        warn(
+            f"chunks of {settings.chunk_tokens} tokens exceed the embedder's {embedder.max_tokens}-token input: "
+            "the rest is truncated"
+        )
     bar = progress.bar(len(missing), "Embedding", show, "chunk")
     step = max(1, min(EMBED_SLICE, EMBED_BATCH))
     done = Embedded([], [], [])
     last = time.monotonic()
     for start in range(0, len(missing), step):
-        shas = missing[start:start + step]
+        shas = missing[start : start + step]
         batch = embed_batch(embedder, shas, ledger.texts(shas))
         done.shas += batch.shas
         done.vectors += batch.vectors
         done.tokens += batch.tokens
-        if len(done.shas) >= EMBED_BATCH or time.monotonic() - last >= CHECKPOINT_SECONDS or start + step >= len(missing):
+        if (
+            len(done.shas) >= EMBED_BATCH
+            or time.monotonic() - last >= CHECKPOINT_SECONDS
+            or start + step >= len(missing)
+        ):
             ledger.store_vectors(done.shas, done.vectors, done.tokens)
             done, last = Embedded([], [], []), time.monotonic()
         if bar is not None:

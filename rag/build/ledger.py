@@ -1,5 +1,6 @@
 """The one writer's record: every SQL statement a build runs against meta.sqlite, on one
 connection held under the index's write lock. Stages hand it plain data; only it writes."""
+
 from __future__ import annotations
 
 import json
@@ -60,7 +61,11 @@ class Ledger:
         path = self.path
         if wipe:
             self._wipe()
-        if (path / store.LEGACY_MANIFEST).is_file() and (path / store.META).is_file() and not (path / LEGACY_DB).exists():
+        if (
+            (path / store.LEGACY_MANIFEST).is_file()
+            and (path / store.META).is_file()
+            and not (path / LEGACY_DB).exists()
+        ):
             os.replace(path / store.META, path / LEGACY_DB)  # a format-1 index: see _upgrade_legacy
         if not (path / store.META).exists():
             self._create()
@@ -116,8 +121,9 @@ class Ledger:
             except (OSError, ValueError):
                 legacy = {}
             with store.transaction(self.db):
-                self.db.execute("INSERT OR REPLACE INTO state(key, value) VALUES ('legacy_manifest', ?)",
-                                (json.dumps(legacy),))
+                self.db.execute(
+                    "INSERT OR REPLACE INTO state(key, value) VALUES ('legacy_manifest', ?)", (json.dumps(legacy),)
+                )
         if legacy_db.exists():
             try:
                 old = sqlite3.connect(f"{legacy_db.as_uri()}?mode=ro", uri=True)
@@ -143,20 +149,32 @@ class Ledger:
         """The settings the index was built with: its manifest's, or a format-1 index's."""
         if self.prev is not None:
             m = self.prev
-            return {"embedder": m.embedder, "chunk_tokens": m.chunking["tokens"], "overlap": m.chunking["overlap"],
-                    "index_type": m.index_type, "source": m.source, "documents": m.counts["documents"],
-                    "backend": m.backend}
+            return {
+                "embedder": m.embedder,
+                "chunk_tokens": m.chunking["tokens"],
+                "overlap": m.chunking["overlap"],
+                "index_type": m.index_type,
+                "source": m.source,
+                "documents": m.counts["documents"],
+                "backend": m.backend,
+            }
         row = self.db.execute("SELECT value FROM state WHERE key = 'legacy_manifest'").fetchone()
         if row is None:
             return {}
         legacy = json.loads(row[0]) or {}
         chunking = legacy.get("chunking") or {}
-        return {"embedder": legacy.get("embedder"), "chunk_tokens": chunking.get("tokens"),
-                "overlap": chunking.get("overlap"), "index_type": legacy.get("index_type"),
-                "source": legacy.get("source"), "documents": (legacy.get("counts") or {}).get("documents", 0)}
+        return {
+            "embedder": legacy.get("embedder"),
+            "chunk_tokens": chunking.get("tokens"),
+            "overlap": chunking.get("overlap"),
+            "index_type": legacy.get("index_type"),
+            "source": legacy.get("source"),
+            "documents": (legacy.get("counts") or {}).get("documents", 0),
+        }
 
-    def choose_vector_table(self, name: str, recorded: str | None, rebuild: bool,
-                            notify: Callable[[str], None]) -> None:
+    def choose_vector_table(
+        self, name: str, recorded: str | None, rebuild: bool, notify: Callable[[str], None]
+    ) -> None:
         """Where new vectors go. `vectors` holds the current generation's embedder's; a rebuild
         with another embedder fills `next_vectors`, kept across a killed run (for that embedder
         only) and swapped in by the commit. Vectors that no generation records (a first build
@@ -173,21 +191,29 @@ class Ledger:
                     db.execute("DELETE FROM next_vectors")
                 db.execute("INSERT OR REPLACE INTO state(key, value) VALUES ('next_embedder', ?)", (name,))
             self.vectors = "next_vectors"
-            notify(f"--embedder {name} differs from the index's {recorded}: every chunk is embedded again; "
-                   f"searches keep using {recorded} until the rebuild commits")
+            notify(
+                f"--embedder {name} differs from the index's {recorded}: every chunk is embedded again; "
+                f"searches keep using {recorded} until the rebuild commits"
+            )
         elif state.get("next_embedder") and not rebuild:
             held = db.execute("SELECT COUNT(*) FROM next_vectors").fetchone()[0]
-            notify(f"an interrupted `rag index --rebuild --embedder {state['next_embedder']}` left {held} "
-                   "vectors: run it again to resume it")
+            notify(
+                f"an interrupted `rag index --rebuild --embedder {state['next_embedder']}` left {held} "
+                "vectors: run it again to resume it"
+            )
         with store.transaction(db):
-            db.execute("INSERT OR REPLACE INTO state(key, value) VALUES ('embedder', ?)",
-                       (recorded if self.vectors == "next_vectors" else name,))
+            db.execute(
+                "INSERT OR REPLACE INTO state(key, value) VALUES ('embedder', ?)",
+                (recorded if self.vectors == "next_vectors" else name,),
+            )
 
     # -- 1. plan --------------------------------------------------------------------------------
 
     def documents(self) -> dict[str, tuple]:
         """path -> (sha256, size, mtime_ns, seen_ns) of every indexed document."""
-        return {row[0]: row[1:] for row in self.db.execute("SELECT path, sha256, size, mtime_ns, seen_ns FROM documents")}
+        return {
+            row[0]: row[1:] for row in self.db.execute("SELECT path, sha256, size, mtime_ns, seen_ns FROM documents")
+        }
 
     def begin(self) -> None:
         self.db.execute("BEGIN IMMEDIATE")
@@ -203,9 +229,21 @@ class Ledger:
             db.executemany(
                 'INSERT INTO chunks(doc_path, start, "end", first_line, last_line, text, sha256, digest) '
                 "VALUES (?,?,?,?,?,?,?,?)",
-                [(c.doc_path, c.start, c.end, c.first_line, c.last_line, c.text, sha,
-                  store.chunk_digest(c.doc_path, c.start, c.end, c.first_line, c.last_line, sha))
-                 for c in batch for sha in [store.text_sha(c.text)]])
+                [
+                    (
+                        c.doc_path,
+                        c.start,
+                        c.end,
+                        c.first_line,
+                        c.last_line,
+                        c.text,
+                        sha,
+                        store.chunk_digest(c.doc_path, c.start, c.end, c.first_line, c.last_line, sha),
+                    )
+                    for c in batch
+                    for sha in [store.text_sha(c.text)]
+                ],
+            )
             self.pending += len(batch)
             self._since_commit += len(batch)
             batch.clear()
@@ -231,30 +269,40 @@ class Ledger:
 
     def unembedded(self) -> list[str]:
         """Texts (by sha256) of pending chunks with no vector in this run's table, shortest first."""
-        return [row[0] for row in self.db.execute(
-            "SELECT c.sha256 FROM chunks c WHERE c.gen_added IS NULL "
-            f"AND NOT EXISTS (SELECT 1 FROM {self.vectors} v WHERE v.sha256 = c.sha256) "
-            "GROUP BY c.sha256 ORDER BY MIN(length(c.text)), c.sha256")]
+        return [
+            row[0]
+            for row in self.db.execute(
+                "SELECT c.sha256 FROM chunks c WHERE c.gen_added IS NULL "
+                f"AND NOT EXISTS (SELECT 1 FROM {self.vectors} v WHERE v.sha256 = c.sha256) "
+                "GROUP BY c.sha256 ORDER BY MIN(length(c.text)), c.sha256"
+            )
+        ]
 
     def damaged_vectors(self, dimension: int) -> list[str]:
         """Stored vectors of pending chunks that fail their checksum or have another length."""
         size = 4 * dimension
-        return [sha for sha, vector, terms, digest in self.db.execute(
-            f"SELECT v.sha256, v.vector, v.terms, v.digest FROM {self.vectors} v "
-            "WHERE v.sha256 IN (SELECT sha256 FROM chunks WHERE gen_added IS NULL)")
-            if len(vector) != size or store.vector_digest(vector, terms) != digest]
+        return [
+            sha
+            for sha, vector, terms, digest in self.db.execute(
+                f"SELECT v.sha256, v.vector, v.terms, v.digest FROM {self.vectors} v "
+                "WHERE v.sha256 IN (SELECT sha256 FROM chunks WHERE gen_added IS NULL)"
+            )
+            if len(vector) != size or store.vector_digest(vector, terms) != digest
+        ]
 
     def texts(self, shas: list[str]) -> list[str]:
-        return [self.db.execute("SELECT text FROM chunks WHERE sha256 = ? LIMIT 1", (sha,)).fetchone()[0]
-                for sha in shas]
+        return [
+            self.db.execute("SELECT text FROM chunks WHERE sha256 = ? LIMIT 1", (sha,)).fetchone()[0] for sha in shas
+        ]
 
     def store_vectors(self, shas: list[str], blobs: list[bytes], token_lists: list[list[str]]) -> None:
         """Commit vectors with their BM25 term ids (a checkpoint a killed build resumes from)."""
         terms = self.term_blobs(token_lists)
         rows = [(sha, blob, term, store.vector_digest(blob, term)) for sha, blob, term in zip(shas, blobs, terms)]
         with store.transaction(self.db):
-            self.db.executemany(f"INSERT OR REPLACE INTO {self.vectors}(sha256, vector, terms, digest) VALUES (?,?,?,?)",
-                                rows)
+            self.db.executemany(
+                f"INSERT OR REPLACE INTO {self.vectors}(sha256, vector, terms, digest) VALUES (?,?,?,?)", rows
+            )
             self.db.execute("INSERT OR REPLACE INTO state(key, value) VALUES ('building', ?)", (now(),))
 
     def term_blobs(self, token_lists: list[list[str]]) -> list[bytes]:
@@ -265,8 +313,10 @@ class Ledger:
 
         def look_up(words: list[str]) -> None:
             for start in range(0, len(words), 500):
-                part = words[start:start + 500]
-                known.update(db.execute(f"SELECT term, id FROM terms WHERE term IN ({','.join('?' * len(part))})", part))
+                part = words[start : start + 500]
+                known.update(
+                    db.execute(f"SELECT term, id FROM terms WHERE term IN ({','.join('?' * len(part))})", part)
+                )
 
         look_up(listed)
         fresh = [w for w in listed if w not in known]
@@ -288,13 +338,19 @@ class Ledger:
     def live_ids_of(self, paths: list[str]) -> np.ndarray:
         ids: list[int] = []
         for path in paths:
-            ids += [row[0] for row in self.db.execute(
-                "SELECT id FROM chunks WHERE doc_path = ? AND gen_removed IS NULL AND gen_added IS NOT NULL", (path,))]
+            ids += [
+                row[0]
+                for row in self.db.execute(
+                    "SELECT id FROM chunks WHERE doc_path = ? AND gen_removed IS NULL AND gen_added IS NOT NULL",
+                    (path,),
+                )
+            ]
         return np.array(sorted(ids), dtype=np.int64)
 
     def pending_ids(self) -> np.ndarray:
-        return np.array([row[0] for row in self.db.execute("SELECT id FROM chunks WHERE gen_added IS NULL")],
-                        dtype=np.int64)
+        return np.array(
+            [row[0] for row in self.db.execute("SELECT id FROM chunks WHERE gen_added IS NULL")], dtype=np.int64
+        )
 
     def vocabulary_size(self) -> int:
         return self.db.execute("SELECT COALESCE(MAX(id), 0) + 1 FROM terms").fetchone()[0]
@@ -302,16 +358,25 @@ class Ledger:
     def stored(self, dimension: int) -> StoredChunks:
         return StoredChunks(self.db, dimension, self.vectors)
 
-    def commit(self, gen: int, removed: np.ndarray, manifest: Manifest, replaced: list[str],
-               doc_rows: list[tuple], touched: list[tuple]) -> None:
+    def commit(
+        self,
+        gen: int,
+        removed: np.ndarray,
+        manifest: Manifest,
+        replaced: list[str],
+        doc_rows: list[tuple],
+        touched: list[tuple],
+    ) -> None:
         """The switch: one transaction makes generation `gen` current."""
         db = self.db
         with store.transaction(db):
             db.executemany("UPDATE chunks SET gen_removed = ? WHERE id = ?", [(gen, int(i)) for i in removed])
             db.execute("UPDATE chunks SET gen_added = ? WHERE gen_added IS NULL", (gen,))
             db.executemany("DELETE FROM documents WHERE path = ?", [(p,) for p in replaced])
-            db.executemany("INSERT OR REPLACE INTO documents(path, sha256, size, mtime_ns, seen_ns, chunks) "
-                           "VALUES (?,?,?,?,?,?)", doc_rows)
+            db.executemany(
+                "INSERT OR REPLACE INTO documents(path, sha256, size, mtime_ns, seen_ns, chunks) VALUES (?,?,?,?,?,?)",
+                doc_rows,
+            )
             db.executemany("UPDATE documents SET mtime_ns = ?, size = ?, seen_ns = ? WHERE path = ?", touched)
             db.execute("INSERT INTO generations(gen, manifest) VALUES (?, ?)", (gen, manifest.to_json()))
             db.execute("DELETE FROM state WHERE key IN ('building', 'legacy_manifest')")
@@ -331,15 +396,22 @@ class Ledger:
             with store.transaction(db):
                 db.executemany("UPDATE documents SET mtime_ns = ?, size = ?, seen_ns = ? WHERE path = ?", touched)
                 db.execute("DELETE FROM state WHERE key = 'building'")
-                stale = [row[0] for row in db.execute(
-                    "SELECT DISTINCT sha256 FROM chunks WHERE gen_removed IS NOT NULL AND gen_removed < ?", (gen,))]
+                stale = [
+                    row[0]
+                    for row in db.execute(
+                        "SELECT DISTINCT sha256 FROM chunks WHERE gen_removed IS NOT NULL AND gen_removed < ?", (gen,)
+                    )
+                ]
                 db.execute("DELETE FROM chunks WHERE gen_removed IS NOT NULL AND gen_removed < ?", (gen,))
                 db.execute("DELETE FROM generations WHERE gen < ?", (gen - 1,))
                 if self.sweep_vectors:
                     db.execute("DELETE FROM vectors WHERE sha256 NOT IN (SELECT sha256 FROM chunks)")
                 else:
-                    db.executemany("DELETE FROM vectors WHERE sha256 = ? AND NOT EXISTS "
-                                   "(SELECT 1 FROM chunks WHERE chunks.sha256 = vectors.sha256)", [(s,) for s in stale])
+                    db.executemany(
+                        "DELETE FROM vectors WHERE sha256 = ? AND NOT EXISTS "
+                        "(SELECT 1 FROM chunks WHERE chunks.sha256 = vectors.sha256)",
+                        [(s,) for s in stale],
+                    )
             for number, folder in store.gen_dirs(self.path).items():
                 if number < gen - 1 or number > gen:
                     store.remove_gen_dir(folder)

@@ -2,6 +2,7 @@
 
 `plan_one` is pure (a source and what the index recorded for it in, a `FilePlan` out), so it
 can run anywhere; `plan` drives it over the sources and hands the chunks to the ledger."""
+
 from __future__ import annotations
 
 import hashlib
@@ -51,12 +52,24 @@ class Changes:
 def unchanged_by_stat(src: Source, old: tuple | None, settings: Settings) -> bool:
     """A file whose size and mtime are as recorded (and not racily close to its hashing) is
     unchanged without being read, unless the settings ask for every file to be read."""
-    return (old is not None and not settings.rechunk and not settings.rehash and old[1] == src.size
-            and old[2] == src.mtime_ns and 0 < src.mtime_ns < old[3] - RACY_NS)
+    return (
+        old is not None
+        and not settings.rechunk
+        and not settings.rehash
+        and old[1] == src.size
+        and old[2] == src.mtime_ns
+        and 0 < src.mtime_ns < old[3] - RACY_NS
+    )
 
 
-def plan_one(src: Source, old: tuple | None, settings: Settings, tokenizer, show: bool = False,
-             warn: Callable[[str], None] | None = None) -> FilePlan:
+def plan_one(
+    src: Source,
+    old: tuple | None,
+    settings: Settings,
+    tokenizer,
+    show: bool = False,
+    warn: Callable[[str], None] | None = None,
+) -> FilePlan:
     """Hash one new or possibly changed file; if it did change, chunk it. A large text file is
     read, decoded and chunked a block at a time (memory stays flat); its chunks come lazily."""
     now = time.time_ns()
@@ -82,8 +95,16 @@ def skip_reason(error: Exception) -> str:
     return str(error) if isinstance(error, LoadError) else f"could not be read ({type(error).__name__}: {error})"
 
 
-def plan(sources: Iterable[Source], ledger: Ledger, settings: Settings, tokenizer, report, source: str,
-         show: bool, warn: Callable[[str], None]) -> Changes:
+def plan(
+    sources: Iterable[Source],
+    ledger: Ledger,
+    settings: Settings,
+    tokenizer,
+    report,
+    source: str,
+    show: bool,
+    warn: Callable[[str], None],
+) -> Changes:
     """Plan every source, inserting the chunks of changed files as pending rows (invisible to
     readers); documents no source names any more are retired."""
     old_docs = ledger.documents()
@@ -97,15 +118,25 @@ def plan(sources: Iterable[Source], ledger: Ledger, settings: Settings, tokenize
             seen.update(kept)
             reason = problem(src)
             report.skipped.append((src.path + "/", reason))
-            warn(f"skipped folder {src.path}/: {reason}" + (f" (kept its {len(kept)} previously indexed documents)" if kept else ""))
+            warn(
+                f"skipped folder {src.path}/: {reason}"
+                + (f" (kept its {len(kept)} previously indexed documents)" if kept else "")
+            )
             continue
         seen.add(src.path)
         old = old_docs.get(src.path)
         if unchanged_by_stat(src, old, settings):
             report.unchanged += 1
             continue
-        _record(plan_one(src, old, settings, tokenizer, show, lambda m, p=src.path: warn(f"{p}: {m}")),
-                old, ledger, settings, changes, report, warn)
+        _record(
+            plan_one(src, old, settings, tokenizer, show, lambda m, p=src.path: warn(f"{p}: {m}")),
+            old,
+            ledger,
+            settings,
+            changes,
+            report,
+            warn,
+        )
     ledger.commit_plan()
     gone = sorted(set(old_docs) - seen)
     changes.replaced += gone
@@ -117,8 +148,15 @@ def plan(sources: Iterable[Source], ledger: Ledger, settings: Settings, tokenize
     return changes
 
 
-def _record(fp: FilePlan, old: tuple | None, ledger: Ledger, settings: Settings, changes: Changes, report,
-            warn: Callable[[str], None]) -> None:
+def _record(
+    fp: FilePlan,
+    old: tuple | None,
+    ledger: Ledger,
+    settings: Settings,
+    changes: Changes,
+    report,
+    warn: Callable[[str], None],
+) -> None:
     """Hand one file's plan to the ledger and count it."""
     count = 0
     if fp.status == "changed":

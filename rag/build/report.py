@@ -1,4 +1,5 @@
 """What a build did, for the CLI's summary line and `--json`."""
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field

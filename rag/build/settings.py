@@ -1,5 +1,6 @@
 """How to build: the options a user gave, resolved against what the index records. Pure: no
 files, no models; the driver loads the embedder the settings name and says the notices."""
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -26,7 +27,9 @@ class BuildOptions:
     rehash: bool = False  # read and hash every file, even those whose size and mtime are unchanged
     follow_symlinks: bool = False  # index what symbolic links point at (files and folders, loops skipped)
     max_file_mb: float | None = DEFAULT_MAX_FILE_MB  # larger files are skipped with a warning
-    rebuild: bool = False  # build every document again (a new generation; stored vectors reused), source and embedder may change
+    rebuild: bool = (
+        False  # build every document again (a new generation; stored vectors reused), source and embedder may change
+    )
     progress: bool = False
     warn: Callable[[str], None] | None = None
     notify: Callable[[str], None] | None = None  # one-line notices: what a changed option rebuilds
@@ -47,8 +50,9 @@ class Settings:
     notices: list[str] = field(default_factory=list)
 
 
-def resolve(options: BuildOptions, recorded: dict, *, index: Path, source: str, has_generation: bool,
-            default_backend: str) -> Settings:
+def resolve(
+    options: BuildOptions, recorded: dict, *, index: Path, source: str, has_generation: bool, default_backend: str
+) -> Settings:
     """The settings for this build, or an error naming the option that conflicts with the index.
     `recorded` is what the index was built with ({} for a new index)."""
     o, rec = options, recorded
@@ -92,8 +96,10 @@ def resolve(options: BuildOptions, recorded: dict, *, index: Path, source: str, 
 def backend_notice(settings: Settings, recorded: dict, has_generation: bool) -> str | None:
     """What a backend other than the index's means for its vectors."""
     if has_generation and recorded.get("backend") and settings.backend != recorded["backend"]:
-        return (f"--backend {settings.backend} differs from the index's {recorded['backend']}: new chunks are embedded "
-                f"with {settings.backend}, stored vectors are kept (the backends' vectors agree to a cosine of 0.99)")
+        return (
+            f"--backend {settings.backend} differs from the index's {recorded['backend']}: new chunks are embedded "
+            f"with {settings.backend}, stored vectors are kept (the backends' vectors agree to a cosine of 0.99)"
+        )
     return None
 
 

@@ -1,6 +1,7 @@
 """What a build reads: one `Source` per document, a plain dataclass (it pickles, so a worker on
 another machine can read the file where it lives), made from a folder walk or from in-memory
 documents."""
+
 from __future__ import annotations
 
 import stat
@@ -41,7 +42,7 @@ class Source:
         """The text of these bytes (raises LoadError): by the file's suffix, or UTF-8 in memory."""
         if self.file is None:
             return data.decode("utf-8")
-        return decoder(self.path[self.path.rfind("."):])(data, warn)
+        return decoder(self.path[self.path.rfind(".") :])(data, warn)
 
     @property
     def streamable(self) -> bool:
@@ -52,8 +53,12 @@ class Source:
         return open(self.file, "rb")
 
 
-def folder_sources(folder: Path, skip: Iterable[Path] = (), follow_symlinks: bool = False,
-                   max_file_mb: float | None = DEFAULT_MAX_FILE_MB) -> Iterable[Source]:
+def folder_sources(
+    folder: Path,
+    skip: Iterable[Path] = (),
+    follow_symlinks: bool = False,
+    max_file_mb: float | None = DEFAULT_MAX_FILE_MB,
+) -> Iterable[Source]:
     """Sources for the supported files under `folder` (never inside a rag index folder). What
     cannot be used still yields, failing when read, so it is skipped with its reason: a file that
     cannot be stat'ed, is not a regular file (a FIFO, a device) or is larger than `max_file_mb`,
@@ -72,8 +77,13 @@ def folder_sources(folder: Path, skip: Iterable[Path] = (), follow_symlinks: boo
         if not stat.S_ISREG(info.st_mode):
             yield Source(rel, -1, -1, problem="not a regular file (a FIFO, socket or device)")
         elif limit is not None and info.st_size > limit:
-            yield Source(rel, -1, -1, problem=f"{info.st_size / 1e6:.0f} MB, larger than --max-file-mb "
-                                              f"{max_file_mb:g}: raise it to index this file")
+            yield Source(
+                rel,
+                -1,
+                -1,
+                problem=f"{info.st_size / 1e6:.0f} MB, larger than --max-file-mb "
+                f"{max_file_mb:g}: raise it to index this file",
+            )
         else:
             yield Source(rel, info.st_size, info.st_mtime_ns, file=found.entry.path)
 

@@ -1,5 +1,6 @@
 """Stage 3, write: the next generation's FAISS and BM25 files, made from the previous
 generation's (see `rag.segments`), fsynced, then committed by the ledger in one transaction."""
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -14,8 +15,9 @@ from .plan import Changes
 from .settings import Settings
 
 
-def write(ledger: Ledger, settings: Settings, embedder, changes: Changes, source: str, report,
-          warn: Callable[[str], None]) -> None:
+def write(
+    ledger: Ledger, settings: Settings, embedder, changes: Changes, source: str, report, warn: Callable[[str], None]
+) -> None:
     """Write and commit the next generation, or (nothing changed) finish the current one."""
     prev, path = ledger.prev, ledger.path
     dimension = ledger.dimension(embedder.name, embedder.dimension)
@@ -44,20 +46,30 @@ def write(ledger: Ledger, settings: Settings, embedder, changes: Changes, source
     store.fsync_tree(folder)
     store.fsync_dir(path)
     if counts["base"] - counts["deleted"] + counts["delta"] != total:
-        raise IndexError_(f"index {path}: the new generation would hold {counts['base'] - counts['deleted'] + counts['delta']} "
-                          f"chunks, not {total}: run `rag index FOLDER --rebuild` (nothing was changed)")
+        raise IndexError_(
+            f"index {path}: the new generation would hold {counts['base'] - counts['deleted'] + counts['delta']} "
+            f"chunks, not {total}: run `rag index FOLDER --rebuild` (nothing was changed)"
+        )
 
     documents = changes.old_documents - len(changes.replaced) + len(changes.doc_rows)
     stamp = now()
     before = prev.id_sum if prev is not None else 0
     manifest = Manifest(
-        generation=gen, embedder=embedder.name, backend=settings.backend, dimension=dimension,
-        index_type=settings.index_type, index_params=writer.params,
+        generation=gen,
+        embedder=embedder.name,
+        backend=settings.backend,
+        dimension=dimension,
+        index_type=settings.index_type,
+        index_params=writer.params,
         chunking={"tokens": settings.chunk_tokens, "overlap": settings.overlap, "tokenizer": embedder.name},
-        bm25=lexical.settings(), source=source,
+        bm25=lexical.settings(),
+        source=source,
         counts={"documents": documents, "chunks": total, "terms": ledger.vocabulary_size(), **counts},
-        files=writer.files, id_sum=(before + store.id_sum(new_ids) - store.id_sum(removed)) % (1 << 63),
-        created=prev.created if prev else stamp, updated=stamp, base_generation=base_gen,
+        files=writer.files,
+        id_sum=(before + store.id_sum(new_ids) - store.id_sum(removed)) % (1 << 63),
+        created=prev.created if prev else stamp,
+        updated=stamp,
+        base_generation=base_gen,
     )
     ledger.commit(gen, removed, manifest, changes.replaced, changes.doc_rows, changes.touched)
     report.documents, report.chunks, report.generation = documents, total, gen
@@ -76,7 +88,9 @@ def files_intact(path: Path, prev: Manifest, warn: Callable[[str], None]) -> boo
                 raise OSError("its checksum differs from the one recorded")
         except OSError as e:
             why = e.strerror or str(e)
-            warn(f"{folder / name} is missing or damaged ({why}): the index's FAISS and BM25 files are "
-                 "written again from the stored vectors (nothing is embedded again)")
+            warn(
+                f"{folder / name} is missing or damaged ({why}): the index's FAISS and BM25 files are "
+                "written again from the stored vectors (nothing is embedded again)"
+            )
             return False
     return True

@@ -5,6 +5,7 @@ their libraries), shared options in `options` and printing in `output`. Importin
 imports click and the commands' declarations only: torch, transformers and FAISS load when a
 command runs, so `rag --help` stays instant.
 """
+
 from __future__ import annotations
 
 import sys

@@ -1,5 +1,6 @@
 """`rag ask` and `rag compare`: answering a question from the index with one generator, or with
 several given the same passages."""
+
 from __future__ import annotations
 
 import json
@@ -27,16 +28,20 @@ if TYPE_CHECKING:
     from ..retrieve import Retriever
 
 EXTRACTIVE_HELP = "Constrain the answer to a span copied from the passages (cited by the passage that holds it)."
-FID_HELP = ("Encoder-decoder only: Fusion-in-Decoder, each passage encoded with the question on its own "
-            "(no shared 512-token cut); the decoder reads them all.")
+FID_HELP = (
+    "Encoder-decoder only: Fusion-in-Decoder, each passage encoded with the question on its own "
+    "(no shared 512-token cut); the decoder reads them all."
+)
 
 
-def _settings(max_new_tokens: int, temperature: float, seed: int | None, extractive: bool = False,
-              fid: bool = False) -> GenerationSettings:
+def _settings(
+    max_new_tokens: int, temperature: float, seed: int | None, extractive: bool = False, fid: bool = False
+) -> GenerationSettings:
     from ..pipeline import GenerationSettings
 
-    return GenerationSettings(max_new_tokens=max_new_tokens, temperature=temperature, seed=seed, extractive=extractive,
-                              fid=fid)
+    return GenerationSettings(
+        max_new_tokens=max_new_tokens, temperature=temperature, seed=seed, extractive=extractive, fid=fid
+    )
 
 
 def _check_question(question: str, k: int) -> None:
@@ -59,7 +64,12 @@ def _load_generator(name: str) -> Generator:
 
 @click.command()
 @click.argument("question")
-@click.option("--generator", "-g", default=None, help="Preset name, Hugging Face id, local folder or .gguf file (default: the best available here).")
+@click.option(
+    "--generator",
+    "-g",
+    default=None,
+    help="Preset name, Hugging Face id, local folder or .gguf file (default: the best available here).",
+)
 @generation_options
 @retriever_options
 @index_option
@@ -69,9 +79,22 @@ def _load_generator(name: str) -> Generator:
 @click.option("--stream/--no-stream", default=True, help="Print the answer as it is generated (on a terminal).")
 @click.option("--verbose", "-v", is_flag=True, help="Print timings and the context budget.")
 @json_option("Print the whole Answer as JSON.")
-def ask(question: str, generator: str | None, k: int, max_new_tokens: int, temperature: float, seed: int | None,
-        retriever: Retriever, index_dir: Path | None, extractive: bool, fid: bool, show_passages: bool, stream: bool,
-        verbose: bool, as_json: bool) -> None:
+def ask(
+    question: str,
+    generator: str | None,
+    k: int,
+    max_new_tokens: int,
+    temperature: float,
+    seed: int | None,
+    retriever: Retriever,
+    index_dir: Path | None,
+    extractive: bool,
+    fid: bool,
+    show_passages: bool,
+    stream: bool,
+    verbose: bool,
+    as_json: bool,
+) -> None:
     """Answer QUESTION from the indexed documents, citing its sources."""
     from ..generators import BudgetError, default_generator_name
     from ..generators.base import ENCODER_ONLY
@@ -88,12 +111,16 @@ def ask(question: str, generator: str | None, k: int, max_new_tokens: int, tempe
         mode = "".join(f", {m}" for m in MODES if getattr(settings, m))
         runtime = " ".join(filter(None, (getattr(gen, "runtime", ""), getattr(gen, "dtype", ""))))
         role = "reader" if gen.family == ENCODER_ONLY else "generator"
-        click.secho(shown(f"{role}: {gen.name} ({gen.family}{mode}; {runtime or 'runtime unknown'})"), err=True, dim=True)
+        click.secho(
+            shown(f"{role}: {gen.name} ({gen.family}{mode}; {runtime or 'runtime unknown'})"), err=True, dim=True
+        )
     # An extractive answer is cut from the passage's own characters after decoding: printed whole.
     streaming = stream and not as_json and not extractive and sys.stdout.isatty()
     pipeline = Pipeline(index, gen, k=k, settings=settings, retriever=retriever)
     try:
-        answer = pipeline.ask(question, on_text=(lambda t: click.echo(shown(t, newlines=True), nl=False)) if streaming else None)
+        answer = pipeline.ask(
+            question, on_text=(lambda t: click.echo(shown(t, newlines=True), nl=False)) if streaming else None
+        )
     except BudgetError as e:
         raise RagError(str(e)) from None
     if as_json:
@@ -124,11 +151,27 @@ def ask(question: str, generator: str | None, k: int, max_new_tokens: int, tempe
 @index_option
 @twin_options
 @json_option("Print every answer as JSON.")
-@click.option("--html", "html_file", default=None, callback=path("--html path"),
-              help="Also write the answers side by side, passages and highlights included, as one HTML page.")
-def compare(question: str, names: str | None, k: int, max_new_tokens: int, temperature: float, seed: int | None,
-            retriever: Retriever, index_dir: Path | None, extractive: bool, fid: bool, as_json: bool,
-            html_file: Path | None) -> None:
+@click.option(
+    "--html",
+    "html_file",
+    default=None,
+    callback=path("--html path"),
+    help="Also write the answers side by side, passages and highlights included, as one HTML page.",
+)
+def compare(
+    question: str,
+    names: str | None,
+    k: int,
+    max_new_tokens: int,
+    temperature: float,
+    seed: int | None,
+    retriever: Retriever,
+    index_dir: Path | None,
+    extractive: bool,
+    fid: bool,
+    as_json: bool,
+    html_file: Path | None,
+) -> None:
     """Give the same retrieved passages to several generators and compare their answers.
 
     A name may end in modes: smollm2+extractive, flan-t5-small+fid, flan-t5-small+fid+extractive.
@@ -145,14 +188,14 @@ def compare(question: str, names: str | None, k: int, max_new_tokens: int, tempe
     settings = _settings(max_new_tokens, temperature, seed)
     chosen = [n.strip() for n in names.split(",") if n.strip()] if names is not None else default_comparison()
     if names is not None and not chosen:
-        raise RagError(f"--generators {names!r} names no generator: give a comma-separated list, like smollm2,flan-t5-small")
+        raise RagError(
+            f"--generators {names!r} names no generator: give a comma-separated list, like smollm2,flan-t5-small"
+        )
     if not chosen:
         raise RagError("no generator is available here: see `rag models`")
     chosen = with_modes(chosen, extractive, fid)
     index = Index.load(index_dir)
-    passages, retrieval_ms, results = run_compare(
-        index, question, chosen, k=k, settings=settings, retriever=retriever
-    )
+    passages, retrieval_ms, results = run_compare(index, question, chosen, k=k, settings=settings, retriever=retriever)
     if html_file is not None:
         from ..bench.html import render_compare, write_page
         from ..bench.system import machine
@@ -160,21 +203,32 @@ def compare(question: str, names: str | None, k: int, max_new_tokens: int, tempe
         write_page(html_file, render_compare(question, passages, results, retriever.describe(), machine()))
         click.echo(f"Wrote {shown(str(html_file))}", err=True)
     if as_json:
-        click.echo(json.dumps({
-            "question": question,
-            "retriever": retriever.to_dict(),
-            "retrieval_ms": retrieval_ms,
-            "passages": [p.to_dict() for p in passages],
-            "results": [
-                {"generator": r.name, "error": r.error, "load_ms": r.load_ms,
-                 "answer": r.answer.to_dict() if r.answer else None}
-                for r in results
-            ],
-        }, indent=2))
+        click.echo(
+            json.dumps(
+                {
+                    "question": question,
+                    "retriever": retriever.to_dict(),
+                    "retrieval_ms": retrieval_ms,
+                    "passages": [p.to_dict() for p in passages],
+                    "results": [
+                        {
+                            "generator": r.name,
+                            "error": r.error,
+                            "load_ms": r.load_ms,
+                            "answer": r.answer.to_dict() if r.answer else None,
+                        }
+                        for r in results
+                    ],
+                },
+                indent=2,
+            )
+        )
         return
     click.echo(f"Question: {shown(question)}")
-    click.echo(f"Retrieved {len(passages)} passages ({retriever.describe()}) in {retrieval_ms:.0f} ms: "
-               + ", ".join(f"[{p.rank}] {shown(p.citation)}" for p in passages))
+    click.echo(
+        f"Retrieved {len(passages)} passages ({retriever.describe()}) in {retrieval_ms:.0f} ms: "
+        + ", ".join(f"[{p.rank}] {shown(p.citation)}" for p in passages)
+    )
     click.echo(comparison_table(results))
     for r in results:
         if r.error:

@@ -1,4 +1,5 @@
 """`rag bench`: retrieval and generators scored on a benchmark set, with a resumable output folder."""
+
 from __future__ import annotations
 
 import sys
@@ -54,35 +55,77 @@ def _int_list(value: str, option: str) -> list[int]:
 
 @click.command()
 @click.argument("dataset", type=click.Path(path_type=Path))
-@generators_option("Comma-separated generators: presets, Hub ids or model folders (default: one of each family available here).")
-@click.option("-k", "ks", default=",".join(map(str, DEFAULT_BENCH_KS)), show_default=True,
-              help="Comma-separated cut-offs for recall@k.")
-@click.option("--passages", default=DEFAULT_BENCH_PASSAGES, show_default=True, type=click.IntRange(min=1),
-              help="Top retrieved passages (chunks) offered to each generator; its budget may cut some.")
+@generators_option(
+    "Comma-separated generators: presets, Hub ids or model folders (default: one of each family available here)."
+)
+@click.option(
+    "-k",
+    "ks",
+    default=",".join(map(str, DEFAULT_BENCH_KS)),
+    show_default=True,
+    help="Comma-separated cut-offs for recall@k.",
+)
+@click.option(
+    "--passages",
+    default=DEFAULT_BENCH_PASSAGES,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Top retrieved passages (chunks) offered to each generator; its budget may cut some.",
+)
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="A fixed random sample of N questions.")
-@click.option("--sample-seed", type=int, default=DEFAULT_SAMPLE_SEED, show_default=True, help="Seed of the --limit sample.")
-@click.option("--out", type=click.Path(path_type=Path, file_okay=False), default=None,
-              help="Output folder (default: bench-out/<dataset>-<timestamp>); an existing one is resumed.")
+@click.option(
+    "--sample-seed", type=int, default=DEFAULT_SAMPLE_SEED, show_default=True, help="Seed of the --limit sample."
+)
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=None,
+    help="Output folder (default: bench-out/<dataset>-<timestamp>); an existing one is resumed.",
+)
 @click.option("--oracle", is_flag=True, help="Give each generator the gold document instead of retrieved passages.")
 @click.option("--retrieval-only", is_flag=True, help="Score retrieval only; load no generator.")
-@click.option("--format", "fmt", type=LazyChoice(_dataset_formats), default=None,
-              help="Dataset format (default: detected).")
+@click.option(
+    "--format", "fmt", type=LazyChoice(_dataset_formats), default=None, help="Dataset format (default: detected)."
+)
 @click.option("--split", default=DEFAULT_BEIR_SPLIT, show_default=True, help="BEIR qrels split.")
 @max_new_tokens_option("Answer length cap.")
 @dtype_option
 @twin_options
-@click.option("--index-cache", type=click.Path(path_type=Path, file_okay=False), default=None,
-              help="Index folder for the corpus (default: a cache folder keyed by corpus, embedder and chunking).")
+@click.option(
+    "--index-cache",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=None,
+    help="Index folder for the corpus (default: a cache folder keyed by corpus, embedder and chunking).",
+)
 @embedder_option("sentence-transformers model name or folder (default: all-MiniLM-L6-v2).")
 @backend_option("What runs the embedder for the corpus index (default: onnx where available).")
 @click.option("--chunk-tokens", default=DEFAULT_CHUNK_TOKENS, show_default=True, type=CHUNK_TOKENS)
 @click.option("--overlap", default=DEFAULT_CHUNK_OVERLAP, show_default=True, type=OVERLAP)
 @retriever_options
 @quiet_option("No progress bars or status lines.")
-def bench(dataset: Path, names: str | None, ks: str, passages: int, limit: int | None, sample_seed: int,
-          out: Path | None, oracle: bool, retrieval_only: bool, fmt: str | None, split: str, max_new_tokens: int,
-          extractive: bool, fid: bool, index_cache: Path | None, embedder: str | None, backend: str | None,
-          chunk_tokens: int, overlap: int, retriever: Retriever, quiet: bool) -> None:
+def bench(
+    dataset: Path,
+    names: str | None,
+    ks: str,
+    passages: int,
+    limit: int | None,
+    sample_seed: int,
+    out: Path | None,
+    oracle: bool,
+    retrieval_only: bool,
+    fmt: str | None,
+    split: str,
+    max_new_tokens: int,
+    extractive: bool,
+    fid: bool,
+    index_cache: Path | None,
+    embedder: str | None,
+    backend: str | None,
+    chunk_tokens: int,
+    overlap: int,
+    retriever: Retriever,
+    quiet: bool,
+) -> None:
     """Benchmark retrieval and generators on DATASET (qa.jsonl, SQuAD v1.1 JSON or a BEIR folder)."""
     import shlex
 
@@ -90,11 +133,26 @@ def bench(dataset: Path, names: str | None, ks: str, passages: int, limit: int |
     from ..bench.runner import BenchConfig, run_bench
 
     config = BenchConfig(
-        dataset=dataset, generators=[n.strip() for n in names.split(",") if n.strip()] if names else None,
-        ks=_int_list(ks, "-k"), passages=passages, limit=limit, sample_seed=sample_seed, out=out, oracle=oracle,
-        retrieval_only=retrieval_only, format=fmt, split=split, index_cache=index_cache, embedder=embedder, backend=backend,
-        chunk_tokens=chunk_tokens, overlap=overlap, max_new_tokens=max_new_tokens, extractive=extractive,
-        fid=fid, progress=show_progress(quiet),
+        dataset=dataset,
+        generators=[n.strip() for n in names.split(",") if n.strip()] if names else None,
+        ks=_int_list(ks, "-k"),
+        passages=passages,
+        limit=limit,
+        sample_seed=sample_seed,
+        out=out,
+        oracle=oracle,
+        retrieval_only=retrieval_only,
+        format=fmt,
+        split=split,
+        index_cache=index_cache,
+        embedder=embedder,
+        backend=backend,
+        chunk_tokens=chunk_tokens,
+        overlap=overlap,
+        max_new_tokens=max_new_tokens,
+        extractive=extractive,
+        fid=fid,
+        progress=show_progress(quiet),
         retriever=retriever,
         command=shlex.join(["rag", *sys.argv[1:]]),
         echo=(lambda m: None) if quiet else (lambda m: click.echo(shown(m), err=True)),

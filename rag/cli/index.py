@@ -1,4 +1,5 @@
 """`rag index`, `rag search` and `rag info`: building an index, querying it, and checking it."""
+
 from __future__ import annotations
 
 import json
@@ -40,27 +41,64 @@ if TYPE_CHECKING:
 @click.argument("folder", callback=path("folder"))
 @index_option
 @embedder_option("sentence-transformers model name or folder (default: the index's, else all-MiniLM-L6-v2, packaged).")
-@click.option("--chunk-tokens", default=None, type=CHUNK_TOKENS,
-              help=f"Chunk size in embedder tokens (default: the index's, else {DEFAULT_CHUNK_TOKENS}).")
-@click.option("--overlap", default=None, type=OVERLAP,
-              help=f"Tokens shared by consecutive chunks (default: the index's, else {DEFAULT_CHUNK_OVERLAP}).")
-@click.option("--index-type", type=click.Choice(INDEX_TYPES), default=None,
-              help="FAISS index: exact flat, HNSW graph, or compressed IVF-PQ (default: the index's, else flat).")
-@backend_option("What runs the embedder: torch, ONNX Runtime with int8 weights (onnx), or ONNX fp32 "
-                "(default: the index's, else onnx).")
+@click.option(
+    "--chunk-tokens",
+    default=None,
+    type=CHUNK_TOKENS,
+    help=f"Chunk size in embedder tokens (default: the index's, else {DEFAULT_CHUNK_TOKENS}).",
+)
+@click.option(
+    "--overlap",
+    default=None,
+    type=OVERLAP,
+    help=f"Tokens shared by consecutive chunks (default: the index's, else {DEFAULT_CHUNK_OVERLAP}).",
+)
+@click.option(
+    "--index-type",
+    type=click.Choice(INDEX_TYPES),
+    default=None,
+    help="FAISS index: exact flat, HNSW graph, or compressed IVF-PQ (default: the index's, else flat).",
+)
+@backend_option(
+    "What runs the embedder: torch, ONNX Runtime with int8 weights (onnx), or ONNX fp32 "
+    "(default: the index's, else onnx)."
+)
 @click.option("--batch-size", default=DEFAULT_BATCH_SIZE, show_default=True, type=click.IntRange(min=1))
 @click.option("--rehash", is_flag=True, help="Read and hash every file, even those whose size and mtime are unchanged.")
-@click.option("--rebuild", is_flag=True,
-              help="Read and chunk every document again and write the index anew (a new generation: searches keep "
-                   "the current one until it commits; stored vectors are reused). Allows another --embedder or FOLDER.")
-@click.option("--follow-symlinks", is_flag=True, help="Index what symbolic links point at (files and folders; loops are skipped).")
-@click.option("--max-file-mb", default=DEFAULT_MAX_FILE_MB, show_default=True, type=click.FloatRange(min=0, min_open=True),
-              help="Skip files larger than this, with a warning.")
+@click.option(
+    "--rebuild",
+    is_flag=True,
+    help="Read and chunk every document again and write the index anew (a new generation: searches keep "
+    "the current one until it commits; stored vectors are reused). Allows another --embedder or FOLDER.",
+)
+@click.option(
+    "--follow-symlinks", is_flag=True, help="Index what symbolic links point at (files and folders; loops are skipped)."
+)
+@click.option(
+    "--max-file-mb",
+    default=DEFAULT_MAX_FILE_MB,
+    show_default=True,
+    type=click.FloatRange(min=0, min_open=True),
+    help="Skip files larger than this, with a warning.",
+)
 @json_option("Print the build report as JSON.")
 @quiet_option("No progress bars or warnings.")
-def index(folder: Path, index_dir: Path | None, embedder: str | None, chunk_tokens: int | None, overlap: int | None,
-          index_type: str | None, backend: str | None, batch_size: int, rehash: bool, rebuild: bool,
-          follow_symlinks: bool, max_file_mb: float, as_json: bool, quiet: bool) -> None:
+def index(
+    folder: Path,
+    index_dir: Path | None,
+    embedder: str | None,
+    chunk_tokens: int | None,
+    overlap: int | None,
+    index_type: str | None,
+    backend: str | None,
+    batch_size: int,
+    rehash: bool,
+    rebuild: bool,
+    follow_symlinks: bool,
+    max_file_mb: float,
+    as_json: bool,
+    quiet: bool,
+) -> None:
     """Index (or update the index of) the documents under FOLDER."""
     from ..build import BuildOptions, build_folder
 
@@ -68,10 +106,18 @@ def index(folder: Path, index_dir: Path | None, embedder: str | None, chunk_toke
         raise RagError(f"--max-file-mb must be a finite number, got {max_file_mb}")
     index_dir = index_dir if index_dir is not None else default_index_dir()
     options = BuildOptions(
-        embedder=embedder, chunk_tokens=chunk_tokens, overlap=overlap, index_type=index_type, backend=backend,
+        embedder=embedder,
+        chunk_tokens=chunk_tokens,
+        overlap=overlap,
+        index_type=index_type,
+        backend=backend,
         batch_size=batch_size,
-        rehash=rehash, rebuild=rebuild, follow_symlinks=follow_symlinks, max_file_mb=max_file_mb,
-        progress=show_progress(quiet), warn=(lambda m: None) if quiet else warn,
+        rehash=rehash,
+        rebuild=rebuild,
+        follow_symlinks=follow_symlinks,
+        max_file_mb=max_file_mb,
+        progress=show_progress(quiet),
+        warn=(lambda m: None) if quiet else warn,
         notify=(lambda m: None) if quiet else (lambda m: click.echo(shown(m), err=True)),
     )
     report = build_folder(folder, index_dir, options)
@@ -88,8 +134,9 @@ def index(folder: Path, index_dir: Path | None, embedder: str | None, chunk_toke
 @embedder_option("Must match the index's embedder (default: the one in its manifest).")
 @retriever_options
 @json_option("Print JSON with whole passages.")
-def search(query: str, k: int, index_dir: Path | None, embedder: str | None, retriever: Retriever,
-           as_json: bool) -> None:
+def search(
+    query: str, k: int, index_dir: Path | None, embedder: str | None, retriever: Retriever, as_json: bool
+) -> None:
     """Print the passages that best match QUERY."""
     from ..index import Index
 
@@ -101,8 +148,12 @@ def search(query: str, k: int, index_dir: Path | None, embedder: str | None, ret
     index = Index.load(index_dir, embedder=embedder)
     passages = index.search(query, k, retriever=retriever)
     if as_json:
-        click.echo(json.dumps({"query": query, "k": k, "retriever": retriever.to_dict(),
-                               "passages": [p.to_dict() for p in passages]}, indent=2))
+        click.echo(
+            json.dumps(
+                {"query": query, "k": k, "retriever": retriever.to_dict(), "passages": [p.to_dict() for p in passages]},
+                indent=2,
+            )
+        )
         return
     width = terminal_width()
     shorten = sys.stdout.isatty()
@@ -113,8 +164,11 @@ def search(query: str, k: int, index_dir: Path | None, embedder: str | None, ret
             text = text[: 3 * (width - 6) - 1].rstrip() + "…"
         click.echo(indent(shown(text), width))
     if not passages:
-        click.echo("(the index is empty)" if len(index) == 0 else
-                   "(no passage shares a word with the query, so BM25 finds nothing: try --retriever dense or hybrid)")
+        click.echo(
+            "(the index is empty)"
+            if len(index) == 0
+            else "(no passage shares a word with the query, so BM25 finds nothing: try --retriever dense or hybrid)"
+        )
 
 
 @click.command()
@@ -130,7 +184,9 @@ def info(index_dir: Path | None, check: bool, as_json: bool) -> None:
     problems = index.verify() if check else []
     m = index.manifest
     if as_json:
-        click.echo(json.dumps({**m.to_dict(), "path": str(index.path), "problems": problems if check else None}, indent=2))
+        click.echo(
+            json.dumps({**m.to_dict(), "path": str(index.path), "problems": problems if check else None}, indent=2)
+        )
     else:
         bm25 = m.bm25
         rows = [
@@ -138,18 +194,30 @@ def info(index_dir: Path | None, check: bool, as_json: bool) -> None:
             ("source", m.source),
             ("documents", m.counts["documents"]),
             ("chunks", m.counts["chunks"]),
-            ("embedder", f"{m.embedder} ({m.dimension} dims, normalised, {m.metric}), built with {m.backend}; "
-                         f"queries use {getattr(index.embedder, 'backend', 'torch')}"),
+            (
+                "embedder",
+                f"{m.embedder} ({m.dimension} dims, normalised, {m.metric}), built with {m.backend}; "
+                f"queries use {getattr(index.embedder, 'backend', 'torch')}",
+            ),
             ("index type", f"{m.index_type} {m.index_params or ''}".strip()),
             ("chunking", f"{m.chunking['tokens']} tokens, overlap {m.chunking['overlap']}"),
-            ("bm25", f"{bm25.get('method')} k1={bm25.get('k1')} b={bm25.get('b')}, {bm25.get('tokenizer')}, "
-                     f"{m.counts['terms']} terms"),
+            (
+                "bm25",
+                f"{bm25.get('method')} k1={bm25.get('k1')} b={bm25.get('b')}, {bm25.get('tokenizer')}, "
+                f"{m.counts['terms']} terms",
+            ),
             ("format", f"{m.format} {m.format_version}"),
             ("size on disk", f"{index.size_on_disk() / 1e6:.1f} MB"),
             ("created", m.created),
             ("updated", m.updated),
-            ("checked", "every checksum and row: healthy" if check and not problems else
-             "DAMAGED" if problems else "file sizes and counts (`rag info --check` verifies checksums)"),
+            (
+                "checked",
+                "every checksum and row: healthy"
+                if check and not problems
+                else "DAMAGED"
+                if problems
+                else "file sizes and counts (`rag info --check` verifies checksums)",
+            ),
         ]
         for key, value in rows:
             click.echo(f"{key + ':':<14}{shown(str(value))}")
@@ -160,6 +228,10 @@ def info(index_dir: Path | None, check: bool, as_json: bool) -> None:
         from ..store import META
 
         if any(p.startswith(META) for p in problems):  # stored rows: only reading the documents again repairs them
-            raise RagError(f"index {index.path} is damaged: rebuild it with `rag index FOLDER --index {index.path} --rebuild`")
-        raise RagError(f"index {index.path} is damaged: run `rag index FOLDER --index {index.path}` to write its files "
-                       "again from the stored vectors (nothing is embedded)")
+            raise RagError(
+                f"index {index.path} is damaged: rebuild it with `rag index FOLDER --index {index.path} --rebuild`"
+            )
+        raise RagError(
+            f"index {index.path} is damaged: run `rag index FOLDER --index {index.path}` to write its files "
+            "again from the stored vectors (nothing is embedded)"
+        )

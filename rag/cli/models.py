@@ -1,4 +1,5 @@
 """`rag models` and `rag models pull`: which generators this machine can run, and fetching them."""
+
 from __future__ import annotations
 
 import click
@@ -18,13 +19,17 @@ def models(ctx: click.Context) -> None:
     infos = list_models()
     choice = choose_dtype()
     rows = [("name", "family", "size", "weights fp32 / bf16", "available", "licence", "runtime", "source")]
-    rows += [(m.name, m.family, m.size, m.memory, "yes" if m.available else "no", m.licence, m.runtime, m.source)
-             for m in infos]
+    rows += [
+        (m.name, m.family, m.size, m.memory, "yes" if m.available else "no", m.licence, m.runtime, m.source)
+        for m in infos
+    ]
     widths = [max(len(str(r[i])) for r in rows) for i in range(len(rows[0]))]
     for row in rows:
         click.echo("  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip())
-    click.echo(f"\nThis CPU: {this_cpu().describe()}: generators compute in {choice.dtype} "
-               f"({choice.reason}); --dtype or $RAG_DTYPE chooses.")
+    click.echo(
+        f"\nThis CPU: {this_cpu().describe()}: generators compute in {choice.dtype} "
+        f"({choice.reason}); --dtype or $RAG_DTYPE chooses."
+    )
     missing = [m for m in infos if not m.available]
     if missing:
         click.echo(f"\nNot available offline: {', '.join(m.name for m in missing)}.")

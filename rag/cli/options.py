@@ -1,6 +1,7 @@
 """Click options that several commands share, declared once so their names, help and defaults
 cannot drift apart between commands. Defaults and choices come from the library (`rag.config`
 and the modules that own them), never from literals here."""
+
 from __future__ import annotations
 
 import functools
@@ -73,7 +74,10 @@ def path(what: str) -> Callable[[click.Context, click.Parameter, str | None], Pa
 
 def index_option(f: F) -> F:
     return click.option(
-        "--index", "index_dir", default=None, callback=path("--index path"),
+        "--index",
+        "index_dir",
+        default=None,
+        callback=path("--index path"),
         help="Index folder (default: $RAG_INDEX, else .rag/ here).",
     )(f)
 
@@ -96,8 +100,9 @@ def generators_option(help: str) -> Decorator:
 
 
 def max_new_tokens_option(help: str) -> Decorator:
-    return click.option("--max-new-tokens", type=click.IntRange(min=1), default=DEFAULT_MAX_NEW_TOKENS,
-                        show_default=True, help=help)
+    return click.option(
+        "--max-new-tokens", type=click.IntRange(min=1), default=DEFAULT_MAX_NEW_TOKENS, show_default=True, help=help
+    )
 
 
 def json_option(help: str) -> Decorator:
@@ -113,23 +118,49 @@ def retriever_options(command: F) -> F:
     (a `rag.retrieve.Retriever`, whose checks turn bad values into one-line errors)."""
 
     @functools.wraps(command)
-    def f(*args: Any, retriever: str, pool: int, rrf_k: float, bm25_weight: float, mmr: float | None,
-          **kwargs: Any) -> Any:
+    def f(
+        *args: Any, retriever: str, pool: int, rrf_k: float, bm25_weight: float, mmr: float | None, **kwargs: Any
+    ) -> Any:
         from ..retrieve import Retriever
 
         how = Retriever(kind=retriever, pool=pool, rrf_k=rrf_k, bm25_weight=bm25_weight, mmr=mmr)
         return command(*args, retriever=how, **kwargs)
 
-    f = click.option("--mmr", type=float, default=None, metavar="LAMBDA",
-                     help="Re-rank by maximal marginal relevance (1: relevance only, 0: novelty only), e.g. 0.7.")(f)
-    f = click.option("--bm25-weight", type=float, default=DEFAULT_BM25_WEIGHT, show_default=True,
-                     help="Weight of the BM25 ranking in hybrid fusion (the dense ranking weighs 1).")(f)
-    f = click.option("--rrf-k", type=float, default=DEFAULT_RRF_K, show_default=True,
-                     help="Reciprocal rank fusion constant of --retriever hybrid.")(f)
-    f = click.option("--pool", type=int, default=DEFAULT_POOL, show_default=True,
-                     help="Candidates taken from each ranking for hybrid fusion (fixed: a larger -k only extends the list) and MMR.")(f)
-    f = click.option("--retriever", type=click.Choice(RETRIEVERS), default=DEFAULT_RETRIEVER, show_default=True,
-                     help="Dense (embedder + FAISS), BM25, or both fused by reciprocal rank fusion.")(f)
+    f = click.option(
+        "--mmr",
+        type=float,
+        default=None,
+        metavar="LAMBDA",
+        help="Re-rank by maximal marginal relevance (1: relevance only, 0: novelty only), e.g. 0.7.",
+    )(f)
+    f = click.option(
+        "--bm25-weight",
+        type=float,
+        default=DEFAULT_BM25_WEIGHT,
+        show_default=True,
+        help="Weight of the BM25 ranking in hybrid fusion (the dense ranking weighs 1).",
+    )(f)
+    f = click.option(
+        "--rrf-k",
+        type=float,
+        default=DEFAULT_RRF_K,
+        show_default=True,
+        help="Reciprocal rank fusion constant of --retriever hybrid.",
+    )(f)
+    f = click.option(
+        "--pool",
+        type=int,
+        default=DEFAULT_POOL,
+        show_default=True,
+        help="Candidates taken from each ranking for hybrid fusion (fixed: a larger -k only extends the list) and MMR.",
+    )(f)
+    f = click.option(
+        "--retriever",
+        type=click.Choice(RETRIEVERS),
+        default=DEFAULT_RETRIEVER,
+        show_default=True,
+        help="Dense (embedder + FAISS), BM25, or both fused by reciprocal rank fusion.",
+    )(f)
     return f  # type: ignore[return-value]
 
 
@@ -142,17 +173,28 @@ def dtype_option(f: F) -> F:
             prefer(value)  # a bad value is one line
         return value
 
-    return click.option("--dtype", default=None, callback=remember, expose_value=False, metavar="|".join(DTYPES),
-                        help="What generators compute in (default: $RAG_DTYPE, else auto: bfloat16 where this CPU "
-                             "computes it natively, float32 elsewhere; see `rag models`).")(f)
+    return click.option(
+        "--dtype",
+        default=None,
+        callback=remember,
+        expose_value=False,
+        metavar="|".join(DTYPES),
+        help="What generators compute in (default: $RAG_DTYPE, else auto: bfloat16 where this CPU "
+        "computes it natively, float32 elsewhere; see `rag models`).",
+    )(f)
 
 
 def generation_options(f: F) -> F:
     """-k, --max-new-tokens, --temperature, --seed and --dtype: how `ask` and `compare` generate."""
     f = dtype_option(f)
     f = click.option("--seed", type=int, default=None, help="Seed for sampling (with --temperature).")(f)
-    f = click.option("--temperature", type=click.FloatRange(min=0.0), default=DEFAULT_TEMPERATURE, show_default=True,
-                     help="0 is greedy and deterministic; above 0 samples.")(f)
+    f = click.option(
+        "--temperature",
+        type=click.FloatRange(min=0.0),
+        default=DEFAULT_TEMPERATURE,
+        show_default=True,
+        help="0 is greedy and deterministic; above 0 samples.",
+    )(f)
     f = max_new_tokens_option("Room kept for the answer.")(f)
     f = k_option("Passages to retrieve.")(f)
     return f
@@ -161,8 +203,12 @@ def generation_options(f: F) -> F:
 def twin_options(f: F) -> F:
     """--extractive and --fid on commands that run several generators: each adds every generator's
     twin in that mode beside it (`pipeline.with_modes`)."""
-    f = click.option("--fid", is_flag=True,
-                     help="Also run each encoder-decoder generator with Fusion-in-Decoder, side by side.")(f)
-    f = click.option("--extractive", is_flag=True,
-                     help="Also run each generator in extractive mode (answers copied from the passages), side by side.")(f)
+    f = click.option(
+        "--fid", is_flag=True, help="Also run each encoder-decoder generator with Fusion-in-Decoder, side by side."
+    )(f)
+    f = click.option(
+        "--extractive",
+        is_flag=True,
+        help="Also run each generator in extractive mode (answers copied from the passages), side by side.",
+    )(f)
     return f

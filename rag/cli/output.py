@@ -1,5 +1,6 @@
 """What the commands print, and how: text made safe for a terminal, warnings, the comparison
 table and timings. Kept apart from the commands so every command escapes text the same way."""
+
 from __future__ import annotations
 
 import shutil
@@ -56,8 +57,17 @@ def comparison_table(results: Sequence[Any]) -> str:
             continue
         a = r.answer
         source = f"[{a.span.passage + 1}]" if a.span is not None else "-"
-        rows.append((shown(r.name), a.family, shown(" ".join(a.text.split())) or "(empty)", source,
-                     f"{a.timings.get('generation_ms', 0):.0f} ms", str(a.prompt_tokens), str(a.passages_cut)))
+        rows.append(
+            (
+                shown(r.name),
+                a.family,
+                shown(" ".join(a.text.split())) or "(empty)",
+                source,
+                f"{a.timings.get('generation_ms', 0):.0f} ms",
+                str(a.prompt_tokens),
+                str(a.passages_cut),
+            )
+        )
     fixed = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(header)]
     answer_width = max(20, width - sum(w for i, w in enumerate(fixed) if i != 2) - 3 * (len(header) - 1))
     fixed[2] = min(fixed[2], answer_width)
@@ -73,9 +83,11 @@ def print_timings(answer: Any) -> None:
     """`rag ask -v`: where the time went and what the context budget kept, for a reader or a generator."""
     t = answer.timings
     if answer.found is not None:  # a reader: it read, it did not generate
-        click.echo(f"\nretrieval {t.get('retrieval_ms', 0):.0f} ms, reading {t.get('read_ms', 0):.0f} ms "
-                   f"({answer.prompt_tokens} tokens in question + passage windows); span score above no-answer: "
-                   f"{answer.score if answer.score is not None else '-'}")
+        click.echo(
+            f"\nretrieval {t.get('retrieval_ms', 0):.0f} ms, reading {t.get('read_ms', 0):.0f} ms "
+            f"({answer.prompt_tokens} tokens in question + passage windows); span score above no-answer: "
+            f"{answer.score if answer.score is not None else '-'}"
+        )
         for c in answer.candidates:
             click.echo(f"  {c['score']:8.3f}  {shown(c['citation'])}: {shown(c['text'])}")
         return

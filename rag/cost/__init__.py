@@ -4,6 +4,7 @@ passages, measured with RANDOM weights built from public hyper-parameters: cost 
 Importing this package is cheap (no torch): the CLI registers `cost_command`, the library calls
 `run_cost`.
 """
+
 from rag.cost.cli import cost_command
 from rag.cost.run import CostResult, CostSettings, run_cost
 

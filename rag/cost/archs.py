@@ -5,6 +5,7 @@ weights, paths or quantisation), so the cost of every architecture can be measur
 that has none of the checkpoints. Random weights cost exactly what trained ones do (same shapes,
 same kernels, same dtype); they say nothing about answer quality.
 """
+
 from __future__ import annotations
 
 import json
@@ -33,20 +34,44 @@ class Arch:
 ARCHS: dict[str, Arch] = {
     a.name: a
     for a in [
-        Arch("t5-small", ENCODER_DECODER, 60_500_000,
-             "google-t5/t5-small config.json (T5 v1.0: relu, tied embeddings); t5x t5_1_0/small.gin"),
-        Arch("flan-t5-small", ENCODER_DECODER, 77_000_000,
-             "google/flan-t5-small config.json (T5 v1.1: gated-gelu, untied lm_head)"),
-        Arch("flan-t5-base", ENCODER_DECODER, 248_000_000,
-             "google/flan-t5-base config.json (T5 v1.1: gated-gelu, untied lm_head)"),
+        Arch(
+            "t5-small",
+            ENCODER_DECODER,
+            60_500_000,
+            "google-t5/t5-small config.json (T5 v1.0: relu, tied embeddings); t5x t5_1_0/small.gin",
+        ),
+        Arch(
+            "flan-t5-small",
+            ENCODER_DECODER,
+            77_000_000,
+            "google/flan-t5-small config.json (T5 v1.1: gated-gelu, untied lm_head)",
+        ),
+        Arch(
+            "flan-t5-base",
+            ENCODER_DECODER,
+            248_000_000,
+            "google/flan-t5-base config.json (T5 v1.1: gated-gelu, untied lm_head)",
+        ),
         Arch("gpt2", DECODER_ONLY, 124_400_000, "openai-community/gpt2 config.json"),
         Arch("distilgpt2", DECODER_ONLY, 81_900_000, "distilbert/distilgpt2 config.json (gpt2 with 6 layers)"),
-        Arch("smollm2", DECODER_ONLY, 134_500_000,
-             "HuggingFaceTB/SmolLM2-135M-Instruct, as rag converts its GGUF (config.json in rag's GGUF cache)"),
-        Arch("qwen2.5-0.5b", DECODER_ONLY, 494_000_000,
-             "Qwen/Qwen2.5-Coder-0.5B-Instruct config.json (tied embeddings, as published)"),
-        Arch("gemma3-270m", DECODER_ONLY, 268_100_000,
-             "google/gemma-3-270m, as rag converts its GGUF (config.json in rag's GGUF cache)"),
+        Arch(
+            "smollm2",
+            DECODER_ONLY,
+            134_500_000,
+            "HuggingFaceTB/SmolLM2-135M-Instruct, as rag converts its GGUF (config.json in rag's GGUF cache)",
+        ),
+        Arch(
+            "qwen2.5-0.5b",
+            DECODER_ONLY,
+            494_000_000,
+            "Qwen/Qwen2.5-Coder-0.5B-Instruct config.json (tied embeddings, as published)",
+        ),
+        Arch(
+            "gemma3-270m",
+            DECODER_ONLY,
+            268_100_000,
+            "google/gemma-3-270m, as rag converts its GGUF (config.json in rag's GGUF cache)",
+        ),
     ]
 }
 

@@ -6,6 +6,7 @@ transformers' DynamicSlidingWindowLayer keeps. Encoder-decoder cross-attention: 
 layers x heads x d_kv x encoder tokens x bytes, computed once from the encoder output and then
 read at every generated token: it grows with everything the encoder read.
 """
+
 from __future__ import annotations
 
 from typing import Any

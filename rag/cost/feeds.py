@@ -5,6 +5,7 @@ cut at its input window (512 tokens, as the prompt budget does); or Fusion-in-De
 encoder input per passage (question + passage, each cut only to its own window); a
 decoder-only model reads them joined, cut at its window minus the room kept for the answer.
 """
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
@@ -73,8 +74,9 @@ def window_for(family: str, config: Any, new_tokens: int) -> int:
     return decoder_window(config) - new_tokens  # prompt and answer share the window
 
 
-def make_feed(arch: str, family: str, mode: str, k: int, *, window: int, question_tokens: int,
-              passage_tokens: int) -> Feed:
+def make_feed(
+    arch: str, family: str, mode: str, k: int, *, window: int, question_tokens: int, passage_tokens: int
+) -> Feed:
     """The token counts for k passages of `passage_tokens` plus a question of `question_tokens`.
 
     Concatenated: one input, question first, passages after, cut at `window` (the last passage

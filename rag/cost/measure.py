@@ -13,6 +13,7 @@ the worker process holds only this one model, freed heap is handed back to the O
 the weights and the Python/torch runtime. Python-level tracing (tracemalloc) cannot see torch's
 allocations, which is why the kernel's counter is used.
 """
+
 from __future__ import annotations
 
 import ctypes
@@ -75,8 +76,14 @@ def measure(model: Any, feed: Feed, new_tokens: int, *, pad_token_id: int = 0, s
         raise ValueError("new_tokens must be at least 2 to time the tokens after the first")
     inputs = random_inputs(feed, int(model.config.get_text_config().vocab_size), seed)
     clock = _Clock()
-    kwargs = dict(max_new_tokens=new_tokens, min_new_tokens=new_tokens, do_sample=False, pad_token_id=pad_token_id,
-                  return_dict_in_generate=True, streamer=clock)
+    kwargs = dict(
+        max_new_tokens=new_tokens,
+        min_new_tokens=new_tokens,
+        do_sample=False,
+        pad_token_id=pad_token_id,
+        return_dict_in_generate=True,
+        streamer=clock,
+    )
     encoder_decoder = feed.family == ENCODER_DECODER
     if not encoder_decoder:
         kwargs.update(temperature=None, top_p=None, top_k=None)
@@ -107,8 +114,14 @@ def measure(model: Any, feed: Feed, new_tokens: int, *, pad_token_id: int = 0, s
     first, last = clock.times[1], clock.times[-1]
     del output, cache
     return Sample(
-        ttft_s=first - t0, per_token_s=(last - first) / (new_tokens - 1), total_s=t1 - t0, new_tokens=new_tokens,
-        rss_before_mb=before_mb, peak_rss_mb=peak, kv_cache_bytes=self_bytes, cross_cache_bytes=cross_bytes,
+        ttft_s=first - t0,
+        per_token_s=(last - first) / (new_tokens - 1),
+        total_s=t1 - t0,
+        new_tokens=new_tokens,
+        rss_before_mb=before_mb,
+        peak_rss_mb=peak,
+        kv_cache_bytes=self_bytes,
+        cross_cache_bytes=cross_bytes,
         memory_method=memory.method,
     )
 

@@ -5,6 +5,7 @@ asks them in turn, in a fresh shuffled order each repeat, so a burst of load fro
 processes on a shared CPU lands on a random configuration instead of on one architecture's
 whole curve. Only one worker computes at a time; the others sleep on their input.
 """
+
 from __future__ import annotations
 
 import json
@@ -52,9 +53,13 @@ class CostSettings:
             raise RagError(f"--ks must be whole numbers of at least 1, got {list(self.ks)}")
         if not self.modes or any(m not in MODES for m in self.modes):
             raise RagError(f"--modes must be among {', '.join(MODES)}, got {', '.join(self.modes) or 'nothing'}")
-        for name, value, least in (("--repeats", self.repeats, 1), ("--new-tokens", self.new_tokens, 2),
-                                   ("--threads", self.threads, 1), ("--passage-tokens", self.passage_tokens, 1),
-                                   ("--question-tokens", self.question_tokens, 1)):
+        for name, value, least in (
+            ("--repeats", self.repeats, 1),
+            ("--new-tokens", self.new_tokens, 2),
+            ("--threads", self.threads, 1),
+            ("--passage-tokens", self.passage_tokens, 1),
+            ("--question-tokens", self.question_tokens, 1),
+        ):
             if not isinstance(value, int) or value < least:
                 raise RagError(f"{name} must be a whole number of at least {least}, got {value!r}")
 
@@ -89,14 +94,27 @@ def plan(settings: CostSettings) -> list[Line]:
         window = window_for(fam, hf_config(config), settings.new_tokens)
         for mode in modes_for(fam, settings.modes):
             if settings.question_tokens >= window:
-                raise RagError(f"--question-tokens {settings.question_tokens} leaves no room in {label}'s "
-                               f"{window}-token window")
-            feeds = [make_feed(label, fam, mode, k, window=window, question_tokens=settings.question_tokens,
-                               passage_tokens=settings.passage_tokens) for k in settings.ks]
+                raise RagError(
+                    f"--question-tokens {settings.question_tokens} leaves no room in {label}'s {window}-token window"
+                )
+            feeds = [
+                make_feed(
+                    label,
+                    fam,
+                    mode,
+                    k,
+                    window=window,
+                    question_tokens=settings.question_tokens,
+                    passage_tokens=settings.passage_tokens,
+                )
+                for k in settings.ks
+            ]
             lines.append(Line(label, fam, mode, name, config, feeds))
     if not lines:
-        raise RagError(f"--modes {','.join(settings.modes)} applies to none of --archs {','.join(settings.archs)} "
-                       f"(Fusion-in-Decoder needs an encoder-decoder)")
+        raise RagError(
+            f"--modes {','.join(settings.modes)} applies to none of --archs {','.join(settings.archs)} "
+            f"(Fusion-in-Decoder needs an encoder-decoder)"
+        )
     sources: dict[str, set[str]] = {}
     for line in lines:
         sources.setdefault(line.arch, set()).add(line.source)
@@ -119,8 +137,13 @@ def default_out() -> Path:
     return Path("cost-out") / datetime.now().strftime("%Y%m%d-%H%M%S")
 
 
-def run_cost(out: Path, settings: CostSettings | None = None, *, progress: bool = False,
-             notify: Callable[[str], None] | None = None) -> CostResult:
+def run_cost(
+    out: Path,
+    settings: CostSettings | None = None,
+    *,
+    progress: bool = False,
+    notify: Callable[[str], None] | None = None,
+) -> CostResult:
     """Measure `settings` (default: every preset, k = 1, 2, 5, 10, 20) and write cost.json,
     cost.md, latency.png and memory.png into `out` (a new folder, or one this command made)."""
     from tqdm import tqdm
@@ -149,8 +172,10 @@ def run_cost(out: Path, settings: CostSettings | None = None, *, progress: bool 
         runs: list[tuple[int, Line, Feed]] = [(-1, line, feed) for line, feed in order]
         for r in range(settings.repeats):
             runs += [(r, line, feed) for line, feed in rng.sample(jobs, len(jobs))]
-        with tqdm(total=len(runs), desc="rag cost", unit="run", disable=not progress) as bar, \
-                samples_path.open("a", encoding="utf-8") as log:
+        with (
+            tqdm(total=len(runs), desc="rag cost", unit="run", disable=not progress) as bar,
+            samples_path.open("a", encoding="utf-8") as log,
+        ):
             for i, (repeat, line, feed) in enumerate(runs):
                 bar.set_postfix_str(f"{feed.label} k={feed.k}" + (" (warm-up)" if repeat < 0 else ""))
                 sample = workers[line.arch].measure(feed, settings.new_tokens, seed=settings.seed + i)
@@ -174,11 +199,20 @@ class Worker:
     def __init__(self, arch: str, threads: int, seed: int) -> None:
         self.arch = arch
         self.stderr = tempfile.TemporaryFile()
-        env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads),
-               "TOKENIZERS_PARALLELISM": "false", "HF_HUB_OFFLINE": "1"}
+        env = {
+            **os.environ,
+            "OMP_NUM_THREADS": str(threads),
+            "MKL_NUM_THREADS": str(threads),
+            "TOKENIZERS_PARALLELISM": "false",
+            "HF_HUB_OFFLINE": "1",
+        }
         self.process = subprocess.Popen(
             [sys.executable, "-m", "rag.cost.worker", arch, "--threads", str(threads), "--seed", str(seed)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.stderr, text=True, env=env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self.stderr,
+            text=True,
+            env=env,
         )
 
     def ready(self) -> dict[str, Any]:

@@ -6,6 +6,7 @@ the coordinator interleave architectures without rebuilding models. Protocol: th
 N, "seed": S} with {"sample": ...} or {"error": "..."}; an empty line or end of input stops it.
 Anything libraries print goes to stderr, so stdout carries only the protocol.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -40,9 +41,17 @@ def main(argv: list[str] | None = None) -> int:
     _, config = resolve(args.arch)
     t0 = time.perf_counter()
     model = build_model(config, seed=args.seed)
-    send({"ready": True, "parameters": count_parameters(model), "build_s": time.perf_counter() - t0,
-          "rss_after_build_mb": PeakMemory.current_mb(), "threads": torch.get_num_threads(),
-          "attention": getattr(model.config, "_attn_implementation", None), "torch": torch.__version__})
+    send(
+        {
+            "ready": True,
+            "parameters": count_parameters(model),
+            "build_s": time.perf_counter() - t0,
+            "rss_after_build_mb": PeakMemory.current_mb(),
+            "threads": torch.get_num_threads(),
+            "attention": getattr(model.config, "_attn_implementation", None),
+            "torch": torch.__version__,
+        }
+    )
     pad = config.get("pad_token_id")
     pad = pad if isinstance(pad, int) else 0
     for line in sys.stdin:
@@ -50,8 +59,13 @@ def main(argv: list[str] | None = None) -> int:
             break
         request = json.loads(line)
         try:
-            sample = measure(model, Feed.from_dict(request["feed"]), int(request["new_tokens"]), pad_token_id=pad,
-                             seed=int(request.get("seed", 0)))
+            sample = measure(
+                model,
+                Feed.from_dict(request["feed"]),
+                int(request["new_tokens"]),
+                pad_token_id=pad,
+                seed=int(request.get("seed", 0)),
+            )
             send({"sample": sample.to_dict()})
         except Exception as e:  # reported to the coordinator, which stops the run with it
             send({"error": f"{type(e).__name__}: {e}"})

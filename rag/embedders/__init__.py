@@ -6,6 +6,7 @@ quantised to int8) and `onnx-fp32` (both `rag.embedders.onnx`). Their vectors ag
 0.99+ (BENCHMARKS.md), so an index built with one is searched with another. Importing this package
 imports neither torch nor ONNX Runtime: each backend loads its model on first use.
 """
+
 from __future__ import annotations
 
 import os
@@ -57,8 +58,12 @@ def is_embedder(value: object) -> bool:
     return hasattr(value, "encode") and hasattr(value, "name")
 
 
-def load_embedder(name: str | None, backend: str = "torch", batch_size: int = DEFAULT_BATCH_SIZE,
-                  notify: Callable[[str], None] | None = None) -> Embedder:
+def load_embedder(
+    name: str | None,
+    backend: str = "torch",
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    notify: Callable[[str], None] | None = None,
+) -> Embedder:
     """The embedder for `name` on `backend` (`torch`, `onnx` or `onnx-fp32`; see `rag.embedders.onnx`)."""
     if backend == "torch":
         return TorchEmbedder(name, batch_size=batch_size)
@@ -73,8 +78,10 @@ def load_embedder(name: str | None, backend: str = "torch", batch_size: int = DE
         except OSError as e:
             problem = f"{e.filename or 'the ONNX export cache'}: {e.strerror or e}"
     say = notify or (lambda message: print(message, file=sys.stderr))
-    say(f"the ONNX export cache cannot be used ({problem}): embedding with --backend torch instead "
-        "(set $RAG_CACHE to a folder of your own to use ONNX Runtime)")
+    say(
+        f"the ONNX export cache cannot be used ({problem}): embedding with --backend torch instead "
+        "(set $RAG_CACHE to a folder of your own to use ONNX Runtime)"
+    )
     return TorchEmbedder(name, batch_size=batch_size)
 
 

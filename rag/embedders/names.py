@@ -1,5 +1,6 @@
 """Embedder names and where their files are, without importing torch: both backends (and the
 reader trainer, which starts from the same model) resolve a name the same way."""
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -8,6 +8,7 @@ times), with the SHA-256 of each file it wrote: a missing or damaged export is m
 one line saying so. Pooling and normalisation are sentence-transformers' (read from the model's
 `modules.json` and pooling config: mean or CLS token, then L2), done in NumPy.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -41,7 +42,8 @@ def export_folder(name: str) -> Path | None:
         return None
     listing = sorted(
         (str(p.relative_to(folder)), p.stat().st_size, p.stat().st_mtime_ns)
-        for p in folder.rglob("*") if p.is_file() and not p.name.startswith(".")
+        for p in folder.rglob("*")
+        if p.is_file() and not p.name.startswith(".")
     )
     key = hashlib.sha256(json.dumps([name, listing, RECIPE]).encode()).hexdigest()[:16]
     safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in name.split("/")[-1])
@@ -73,7 +75,8 @@ def export(name: str, notify: Callable[[str], None] | None = None) -> Path:
     if target.exists() and not (target / EXPORT).is_file():
         raise EmbedderNotAvailable(
             f"{target} is in the way of rag's ONNX export of {name} and rag did not make it (no {EXPORT}): "
-            "move it away, or point $RAG_CACHE elsewhere")
+            "move it away, or point $RAG_CACHE elsewhere"
+        )
     say = notify or (lambda message: print(message, file=sys.stderr))
     if (target / EXPORT).exists():
         say(f"the cached ONNX export of {name} in {target} is damaged or incomplete: exporting it again")
@@ -86,7 +89,9 @@ def export(name: str, notify: Callable[[str], None] | None = None) -> Path:
         files = {}
         for file in (*FILES.values(), "tokenizer.json"):
             files[file] = {"size": (work / file).stat().st_size, "sha256": file_sha256(work / file)}
-        (work / EXPORT).write_text(json.dumps({"model": name, "source": str(folder), "files": files, **settings}, indent=2))
+        (work / EXPORT).write_text(
+            json.dumps({"model": name, "source": str(folder), "files": files, **settings}, indent=2)
+        )
         if target.exists():
             shutil.rmtree(target)  # rag's own export (it holds export.json, checked above), damaged
         os.replace(work, target)
@@ -119,7 +124,9 @@ def _sentence_transformers_config(folder: Path) -> tuple[str, int]:
                 if config.get("pooling_mode_cls_token"):
                     pooling = "cls"
                 elif not config.get("pooling_mode_mean_tokens", True):
-                    raise EmbedderNotAvailable(f"the model in {folder} pools in a way rag's ONNX backend does not: use --backend torch")
+                    raise EmbedderNotAvailable(
+                        f"the model in {folder} pools in a way rag's ONNX backend does not: use --backend torch"
+                    )
         max_length = json.loads((folder / "sentence_bert_config.json").read_text()).get("max_seq_length", max_length)
     except (OSError, ValueError):
         pass
@@ -138,8 +145,10 @@ def usable_cache(name: str) -> str | None:
     try:
         if target.exists():
             readable = os.access(target, os.R_OK | os.X_OK) and all(
-                os.access(target / file, os.R_OK) for file in (EXPORT, *FILES.values(), "tokenizer.json")
-                if (target / file).exists())
+                os.access(target / file, os.R_OK)
+                for file in (EXPORT, *FILES.values(), "tokenizer.json")
+                if (target / file).exists()
+            )
             if not readable:
                 return f"{target} is not readable by this user (permission denied)"
             return None
@@ -164,8 +173,14 @@ class _OffsetTokenizer:
 class OnnxEmbedder:
     """The `rag.embedders.Embedder` interface on ONNX Runtime; the session loads on first use."""
 
-    def __init__(self, name: str, backend: str = "onnx", batch_size: int = DEFAULT_BATCH_SIZE,
-                 threads: int | None = None, notify: Callable[[str], None] | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        backend: str = "onnx",
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        threads: int | None = None,
+        notify: Callable[[str], None] | None = None,
+    ) -> None:
         if backend not in FILES:
             raise ValueError(f"not an ONNX backend: {backend!r}")
         self.name, self.backend, self.batch_size = canonical_name(name), backend, batch_size
@@ -228,11 +243,13 @@ class OnnxEmbedder:
         out = np.empty((len(texts), self.dimension), dtype=np.float32)
         names = [i.name for i in self.session.get_inputs()]
         for start in range(0, len(order), self.batch_size):
-            batch = [encodings[i] for i in order[start:start + self.batch_size]]
+            batch = [encodings[i] for i in order[start : start + self.batch_size]]
             width = max(len(e.ids) for e in batch)
             feeds = {
                 "input_ids": np.array([e.ids + [0] * (width - len(e.ids)) for e in batch], dtype=np.int64),
-                "attention_mask": np.array([e.attention_mask + [0] * (width - len(e.ids)) for e in batch], dtype=np.int64),
+                "attention_mask": np.array(
+                    [e.attention_mask + [0] * (width - len(e.ids)) for e in batch], dtype=np.int64
+                ),
                 "token_type_ids": np.array([e.type_ids + [0] * (width - len(e.ids)) for e in batch], dtype=np.int64),
             }
             hidden = self.session.run(None, {n: feeds[n] for n in names})[0]
@@ -242,5 +259,5 @@ class OnnxEmbedder:
             else:
                 pooled = (hidden * mask).sum(axis=1) / np.maximum(mask.sum(axis=1), 1e-9)
             pooled /= np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)
-            out[order[start:start + self.batch_size]] = pooled
+            out[order[start : start + self.batch_size]] = pooled
         return out

@@ -2,6 +2,7 @@
 
 Vectors are L2-normalised so that inner product equals cosine similarity.
 """
+
 from __future__ import annotations
 
 import os

@@ -3,6 +3,7 @@ behind one `Generator.generate(question, passages) -> Answer` contract.
 
 Importing this package is cheap (no torch, no transformers); they load with the first model.
 """
+
 from rag.generators.base import (
     DECODER_ONLY,
     ENCODER_DECODER,

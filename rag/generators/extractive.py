@@ -12,6 +12,7 @@ The reported answer is cut from the passage's own characters (its case, its whit
 is always a substring of that passage. numpy-free and torch-free; the torch logits processor
 lives in hf.py.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -152,7 +153,7 @@ def vocab_pieces(tokenizer: Any) -> list[str | None]:
     pieces: list[str | None] = []
     for i, text in enumerate(texts):
         ok = i not in special and text.startswith(prefix) and "\ufffd" not in text
-        pieces.append(text[len(prefix):] if ok else None)
+        pieces.append(text[len(prefix) :] if ok else None)
     return pieces
 
 

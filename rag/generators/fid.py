@@ -5,6 +5,7 @@ passes of one passage each (linear in k) instead of one pass over all of them (q
 the total), and none is cut to share a 512-token window. The decoder then cross-attends to all
 the encoder states laid end to end: it reads every passage at once.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence

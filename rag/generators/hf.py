@@ -4,6 +4,7 @@ The family classes (seq2seq.py, causal.py) only say how big the input window is 
 the generated tokens start in `generate`'s output. torch is imported inside methods: by the
 time a generator exists, loading has imported it anyway.
 """
+
 from __future__ import annotations
 
 import functools
@@ -110,10 +111,14 @@ class HFGenerator:
         try:
             fit = fit_passages(passages, count, budget, question=question, render=self.prompt_style.render)
         except BudgetError as e:
-            raise BudgetError(f"{self.name}: {e} ({self.budget_explanation(max_new_tokens)}); shorten the question.") from None
+            raise BudgetError(
+                f"{self.name}: {e} ({self.budget_explanation(max_new_tokens)}); shorten the question."
+            ) from None
         return fit, seen[fit.prompt]
 
-    def prepare_fid(self, question: str, passages: Sequence[Passage], max_new_tokens: int = 64) -> tuple[Fit, list[list[int]]]:
+    def prepare_fid(
+        self, question: str, passages: Sequence[Passage], max_new_tokens: int = 64
+    ) -> tuple[Fit, list[list[int]]]:
         """Fusion-in-Decoder inputs: one prompt per passage (question + that passage), each fitted
         to the window on its own (cut at a sentence, or dropped, as `prepare` would).
 

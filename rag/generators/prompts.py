@@ -3,6 +3,7 @@
 Everything here is pure (no torch), so the budget can be tested with exact token counts:
 a generator hands in its own tokenizer's counter, a test hands in `str.split`.
 """
+
 from __future__ import annotations
 
 import re
@@ -105,7 +106,9 @@ STYLES = {"flan": FlanPrompt, "t5-qa": T5QAPrompt, "completion": CompletionPromp
 
 def choose_prompt(family: str, tokenizer: Any, preferred: str | None = None) -> PromptStyle:
     """The style for a loaded model: a preset's preference, else by family and chat template."""
-    if preferred == "chat" or (preferred is None and family != ENCODER_DECODER and getattr(tokenizer, "chat_template", None)):
+    if preferred == "chat" or (
+        preferred is None and family != ENCODER_DECODER and getattr(tokenizer, "chat_template", None)
+    ):
         return ChatPrompt(tokenizer)
     if preferred is not None:
         return STYLES[preferred]()
@@ -266,6 +269,6 @@ class AnswerStream:
             piece, self.stopped = piece.split("\n", 1)[0], True
         text = self.pending + piece
         body = text.rstrip()
-        self.pending = text[len(body):]
+        self.pending = text[len(body) :]
         if body:
             self.on_text(body)

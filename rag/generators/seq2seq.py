@@ -1,5 +1,6 @@
 """Encoder-decoder generators (the T5 family): the prompt goes to the encoder, the answer
 comes out of the decoder, so the input window does not shrink with the answer's length."""
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -27,7 +28,9 @@ class Seq2SeqGenerator(HFGenerator):
     def output_start(self, prompt_len: int) -> int:
         return 1  # the decoder's output row begins with its start token, not generated
 
-    def prepare_fid(self, question: str, passages: Sequence[Passage], max_new_tokens: int = 64) -> tuple[Fit, list[list[int]]]:
+    def prepare_fid(
+        self, question: str, passages: Sequence[Passage], max_new_tokens: int = 64
+    ) -> tuple[Fit, list[list[int]]]:
         given, items, inputs, prompts, fixed = [], [], [], [], 0
         for passage in passages:
             fit, ids = self.prepare(question, [passage], max_new_tokens)

@@ -3,6 +3,7 @@
 huggingface_hub's own reading of HF_HUB_OFFLINE (1, ON, YES or TRUE, any case), so rag and the
 libraries it calls never disagree about whether a download may be tried.
 """
+
 from __future__ import annotations
 
 import os

@@ -6,6 +6,7 @@ all: PyTorch's TorchScript exporter with eager attention (the graph ONNX Runtime
 optimiser fuses best), the optimiser's fusions for BERT-like models, then ONNX Runtime's dynamic
 per-channel unsigned int8 quantisation (measured for the embedder in BENCHMARKS.md).
 """
+
 from __future__ import annotations
 
 import logging
@@ -36,8 +37,9 @@ def export_onnx(folder: Path | str, fp32: Path, int8: Path | None, task: str) ->
     # Eager attention exports as plain MatMul/Softmax, the pattern ONNX Runtime's optimiser fuses
     # into one Attention kernel (SDPA exports as a Where/IsNaN chain it cannot fuse).
     model = getattr(transformers, class_name).from_pretrained(str(folder), attn_implementation="eager").eval()
-    sample = tokenizer(["a short sample", "and a somewhat longer sample sentence, to pad the first"],
-                       padding=True, return_tensors="pt")
+    sample = tokenizer(
+        ["a short sample", "and a somewhat longer sample sentence, to pad the first"], padding=True, return_tensors="pt"
+    )
     names = [n for n in ("input_ids", "attention_mask", "token_type_ids") if n in sample]
 
     class Wrapped(torch.nn.Module):  # named arguments, so the exporter can map dynamic axes to them
@@ -60,18 +62,45 @@ def export_onnx(folder: Path | str, fp32: Path, int8: Path | None, task: str) ->
         warnings.simplefilter("ignore")
         args = tuple(sample[n] for n in names)
         try:
-            torch.onnx.export(Wrapped(model), args, str(fp32), input_names=names, output_names=outputs,
-                              dynamo=False, opset_version=14, dynamic_axes=axes)
+            torch.onnx.export(
+                Wrapped(model),
+                args,
+                str(fp32),
+                input_names=names,
+                output_names=outputs,
+                dynamo=False,
+                opset_version=14,
+                dynamic_axes=axes,
+            )
         except Exception:  # noqa: BLE001 - a torch without the TorchScript exporter
-            torch.onnx.export(Wrapped(model), args, str(fp32), input_names=names, output_names=outputs,
-                              dynamo=True, opset_version=18, external_data=False, dynamic_axes=axes)
+            torch.onnx.export(
+                Wrapped(model),
+                args,
+                str(fp32),
+                input_names=names,
+                output_names=outputs,
+                dynamo=True,
+                opset_version=18,
+                external_data=False,
+                dynamic_axes=axes,
+            )
         if model.config.model_type in FUSED_TYPES:
             from onnxruntime.transformers.optimizer import optimize_model
 
-            optimize_model(str(fp32), model_type="bert", num_heads=model.config.num_attention_heads,
-                           hidden_size=model.config.hidden_size, opt_level=1).save_model_to_file(str(fp32))
+            optimize_model(
+                str(fp32),
+                model_type="bert",
+                num_heads=model.config.num_attention_heads,
+                hidden_size=model.config.hidden_size,
+                opt_level=1,
+            ).save_model_to_file(str(fp32))
         if int8 is not None:
             logging.getLogger().setLevel(max(logging.getLogger().level, logging.ERROR))  # "consider pre-processing"
-            quantize_dynamic(str(fp32), str(int8), weight_type=QuantType.QUInt8, per_channel=True,
-                             extra_options={"DefaultTensorType": 1})  # FLOAT, for the fused ops' outputs
+            quantize_dynamic(
+                str(fp32),
+                str(int8),
+                weight_type=QuantType.QUInt8,
+                per_channel=True,
+                extra_options={"DefaultTensorType": 1},
+            )  # FLOAT, for the fused ops' outputs
     return names

@@ -1,5 +1,6 @@
 """One ONNX Runtime session recipe for every encoder-only role (embedder, reader): CPU provider,
 the thread count asked for, one inter-op thread, spinning as `rag.threads` decides, quiet logs."""
+
 from __future__ import annotations
 
 import os

@@ -2,6 +2,7 @@
 
 Importing this package is cheap (no torch, no onnxruntime); a model loads with `load_reader`.
 """
+
 from rag.readers.base import MARKER, NOT_FOUND
 from rag.readers.loading import BACKENDS, PRESETS, is_reader, load_reader
 

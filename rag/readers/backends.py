@@ -3,6 +3,7 @@
 Leaves below the reader: each takes padded NumPy arrays and returns (start, end) logits as NumPy,
 so the reader code is the same on both and the ONNX path never imports torch.
 """
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -4,6 +4,7 @@ A reader is a `Generator` as far as `ask`, `compare` and `bench` are concerned (
 `generate(question, passages) -> Answer`), with family "encoder-only": it reads every passage
 and returns the best span, or says the answer is not in the documents.
 """
+
 from __future__ import annotations
 
 from rag.generators.base import ENCODER_ONLY  # noqa: F401 - the role's family, defined beside the others

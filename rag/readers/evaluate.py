@@ -6,6 +6,7 @@ the question's own article removed (unanswerable: nothing there is about it). F1
 official SQuAD v1.1 ones. The no-answer margin is the largest that declines at most 10 % of the
 readings whose passages hold the answer (`calibrate`).
 """
+
 from __future__ import annotations
 
 import statistics
@@ -34,31 +35,39 @@ class ReaderEval:
 
     def summary(self, margin: float | None = None) -> dict:
         """Means (span always given) and, at `margin`, what abstaining does."""
+
         def mean(values):
             return round(statistics.fmean(values), 4) if values else None
 
         out = {
             "questions": len(self.gold),
-            "gold_f1": mean([s.f1 for s in self.gold]), "gold_em": mean([s.em for s in self.gold]),
-            "retrieved_f1": mean([s.f1 for s in self.retrieved]), "retrieved_em": mean([s.em for s in self.retrieved]),
+            "gold_f1": mean([s.f1 for s in self.gold]),
+            "gold_em": mean([s.em for s in self.gold]),
+            "retrieved_f1": mean([s.f1 for s in self.retrieved]),
+            "retrieved_em": mean([s.em for s in self.retrieved]),
             "read_ms_p50_retrieved": round(1000 * statistics.median([s.seconds for s in self.retrieved]), 1)
-            if self.retrieved else None,
+            if self.retrieved
+            else None,
         }
         if margin is not None:
-            out.update({
-                "margin": round(margin, 4),
-                "retrieved_f1_abstaining": mean([s.f1 if s.gap >= margin else 0.0 for s in self.retrieved]),
-                "abstain_answerable_gold": mean([float(s.gap < margin) for s in self.gold]),
-                "abstain_answerable_retrieved": mean([float(s.gap < margin) for s in self.retrieved]),
-                "abstain_unanswerable": mean([float(s.gap < margin) for s in self.unanswerable]),
-            })
+            out.update(
+                {
+                    "margin": round(margin, 4),
+                    "retrieved_f1_abstaining": mean([s.f1 if s.gap >= margin else 0.0 for s in self.retrieved]),
+                    "abstain_answerable_gold": mean([float(s.gap < margin) for s in self.gold]),
+                    "abstain_answerable_retrieved": mean([float(s.gap < margin) for s in self.retrieved]),
+                    "abstain_unanswerable": mean([float(s.gap < margin) for s in self.unanswerable]),
+                }
+            )
         return out
 
 
 FALSE_ABSTAIN = 0.10  # the share of answerable readings the reader may decline, at most
 
 
-def calibrate(answerable: Sequence[Scored], unanswerable: Sequence[Scored], false_abstain: float = FALSE_ABSTAIN) -> float:
+def calibrate(
+    answerable: Sequence[Scored], unanswerable: Sequence[Scored], false_abstain: float = FALSE_ABSTAIN
+) -> float:
     """The largest margin at which the reader declines at most `false_abstain` of the readings whose
     passages hold the answer: a user asking what the documents say is rarely told "not there",
     and as many unanswerable readings as that allows are declined (the rate is reported beside it).

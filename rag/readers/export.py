@@ -1,4 +1,5 @@
 """A reader's ONNX files, written beside its weights: what `rag ask -g minilm-reader` runs."""
+
 from __future__ import annotations
 
 import sys

@@ -8,6 +8,7 @@ windows of passages that hold no answer at all (multi-passage training, Clark & 
 
 Only tokenizer calls and lists: no torch, so inference with ONNX Runtime uses it too.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -126,7 +127,7 @@ def span_text(window: Window, passage: str) -> str:
     """The passage's characters under the window's labelled tokens ("" for no answer)."""
     if window.start == 0 and window.end == 0:
         return ""
-    return passage[window.offsets[window.start][0]: window.offsets[window.end][1]]
+    return passage[window.offsets[window.start][0] : window.offsets[window.end][1]]
 
 
 def pad(windows: Sequence[Window], pad_id: int = 0) -> dict[str, Any]:

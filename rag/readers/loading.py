@@ -4,6 +4,7 @@ What is a reader is decided from files alone (no torch): a folder with rag's rea
 an ONNX span head, or a transformers config whose architecture ends in "ForQuestionAnswering".
 ONNX Runtime runs a folder that has ONNX files (int8 first); anything else runs in PyTorch.
 """
+
 from __future__ import annotations
 
 import json
@@ -94,18 +95,23 @@ def load_reader(name: str, *, backend: str | None = None, threads: int | None = 
     folder = reader_folder(name)
     if folder is None or not folder.is_dir():
         if name in PRESETS:
-            raise ModelNotAvailable(f"Reader '{name}' is not installed with this copy of rag ({folder} is missing): "
-                                    "reinstall rag, or train one with `rag train reader`")
-        raise ModelNotAvailable(f"'{name}' is not a reader rag can load offline: give a folder holding an "
-                                "AutoModelForQuestionAnswering model, or a Hub id in the Hugging Face cache")
+            raise ModelNotAvailable(
+                f"Reader '{name}' is not installed with this copy of rag ({folder} is missing): "
+                "reinstall rag, or train one with `rag train reader`"
+            )
+        raise ModelNotAvailable(
+            f"'{name}' is not a reader rag can load offline: give a folder holding an "
+            "AutoModelForQuestionAnswering model, or a Hub id in the Hugging Face cache"
+        )
     info = settings(folder)
     onnx = _onnx_file(folder, backend or "onnx") if backend != "torch" else None
     if backend in ("onnx", "onnx-fp32") and onnx is None:
         raise ModelNotAvailable(f"Reader '{name}' has no ONNX file in {folder}: load it with backend='torch'")
     if onnx is not None and backend is None and not _onnxruntime_usable():
         if not any(folder.glob("*.safetensors")):
-            raise ModelNotAvailable(f"Reader '{name}' needs onnxruntime, which does not import here: "
-                                    "pip install onnxruntime")
+            raise ModelNotAvailable(
+                f"Reader '{name}' needs onnxruntime, which does not import here: pip install onnxruntime"
+            )
         onnx = None  # the fallback: the same weights in PyTorch
     try:
         if onnx is not None:
@@ -128,9 +134,14 @@ def load_reader(name: str, *, backend: str | None = None, threads: int | None = 
         raise ModelNotAvailable(f"Cannot load reader '{name}' from {folder}: {str(e).splitlines()[0]}") from None
     margin = info.get("margin")
     reader = SpanReader(
-        name, tokenizer, logits, margin=float("-inf") if margin is None else float(margin),
-        max_length=int(info.get("max_length", 384)), stride=int(info.get("stride", 128)),
-        max_answer_tokens=int(info.get("max_answer_tokens", 30)), pad_id=pad_id,
+        name,
+        tokenizer,
+        logits,
+        margin=float("-inf") if margin is None else float(margin),
+        max_length=int(info.get("max_length", 384)),
+        stride=int(info.get("stride", 128)),
+        max_answer_tokens=int(info.get("max_answer_tokens", 30)),
+        pad_id=pad_id,
     )
     reader.source = str(folder)
     reader.weights_key = _weights_key(folder, onnx)
@@ -155,8 +166,19 @@ def list_readers() -> list:
             note = "not installed with this copy of rag: train one with `rag train reader`"
         onnx = _onnx_file(folder)
         runtime = "onnxruntime " + ("int8" if onnx is not None and onnx.name == ONNX_INT8 else "float32")
-        rows.append(ModelInfo(name, ENCODER_ONLY, "packaged with rag", "22.7M", available, note, "Apache-2.0",
-                              runtime, f"int8 file {onnx.stat().st_size / 2**20:.0f} MiB" if onnx else ""))
+        rows.append(
+            ModelInfo(
+                name,
+                ENCODER_ONLY,
+                "packaged with rag",
+                "22.7M",
+                available,
+                note,
+                "Apache-2.0",
+                runtime,
+                f"int8 file {onnx.stat().st_size / 2**20:.0f} MiB" if onnx else "",
+            )
+        )
     return rows
 
 

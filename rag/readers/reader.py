@@ -6,6 +6,7 @@ passage (`rag.readers.spans`). When no span beats the no-answer score by the mod
 margin (`rag-reader.json`, chosen on the held-in split), the answer is "Not in the documents."
 with `Answer.found` False; the best span is still in `Answer.candidates`.
 """
+
 from __future__ import annotations
 
 import time
@@ -71,13 +72,14 @@ class SpanReader:
         """Score spans of `texts` for `question` (no abstention decided here: see `Reading.found`)."""
         if not texts:
             return Reading([], float("-inf"), self.margin, 0)
-        found = windows(self.tokenizer, [question] * len(texts), list(texts),
-                        max_length=self.max_length, stride=self.stride)
+        found = windows(
+            self.tokenizer, [question] * len(texts), list(texts), max_length=self.max_length, stride=self.stride
+        )
         order = sorted(range(len(found)), key=lambda i: len(found[i]))
         starts: list = [None] * len(found)
         ends: list = [None] * len(found)
         for b in range(0, len(order), BATCH):
-            rows = order[b:b + BATCH]
+            rows = order[b : b + BATCH]
             s, e = self.logits(pad([found[i] for i in rows], self.pad_id))
             for r, i in enumerate(rows):
                 starts[i], ends[i] = s[r], e[r]
@@ -114,13 +116,24 @@ class SpanReader:
             on_text(text)
         above = [round(c.score - reading.null_score, 4) for c in reading.candidates]  # over the no-answer score
         return Answer(
-            question=question, text=text, generator=self.name, family=ENCODER_ONLY, passages=list(passages),
-            budget=budget, prompt_tokens=reading.tokens, output_tokens=0,
+            question=question,
+            text=text,
+            generator=self.name,
+            family=ENCODER_ONLY,
+            passages=list(passages),
+            budget=budget,
+            prompt_tokens=reading.tokens,
+            output_tokens=0,
             # generation_ms: the answering step's time under the name every table reads, reading here
             timings={"read_ms": seconds * 1000, "generation_ms": seconds * 1000, "total_ms": seconds * 1000},
             extractive=True,
-            runtime=self.runtime, dtype=self.dtype, span=span, found=reading.found,
+            runtime=self.runtime,
+            dtype=self.dtype,
+            span=span,
+            found=reading.found,
             score=above[0] if above else None,
-            candidates=[{**c.to_dict(), "score": gap, "citation": passages[c.passage].citation}
-                        for c, gap in zip(reading.candidates, above)],
+            candidates=[
+                {**c.to_dict(), "score": gap, "citation": passages[c.passage].citation}
+                for c, gap in zip(reading.candidates, above)
+            ],
         )

@@ -9,6 +9,7 @@ no-answer score is the same sum at [CLS].
 
 NumPy only, so the ONNX path imports no torch.
 """
+
 from __future__ import annotations
 
 import re
@@ -34,8 +35,13 @@ class Candidate:
     text: str
 
     def to_dict(self) -> dict:
-        return {"passage": self.passage, "start": self.start, "end": self.end, "score": round(self.score, 4),
-                "text": self.text}
+        return {
+            "passage": self.passage,
+            "start": self.start,
+            "end": self.end,
+            "score": round(self.score, 4),
+            "text": self.text,
+        }
 
 
 def best_spans(

@@ -1,4 +1,5 @@
 """`rag train`: models rag trains here, from the packaged MiniLM (click only; torch loads when it runs)."""
+
 from __future__ import annotations
 
 import shlex
@@ -25,16 +26,38 @@ def train_command() -> None:
 
 
 @train_command.command("reader")
-@click.option("--data", type=click.Path(path_type=Path), default=None,
-              help="SQuAD v1.1 .json or rag QA .jsonl (default: ../shared/datasets/squad/dev-v1.1-part-a.json).")
-@click.option("--out", type=click.Path(path_type=Path, file_okay=False), required=True,
-              help="Folder for checkpoints and the model (new or empty, or an earlier run's: it resumes).")
-@click.option("--base", default="all-MiniLM-L6-v2", show_default=True,
-              help="Encoder to start from: the packaged MiniLM, a folder, or a Hub id in the cache.")
-@click.option("--held-in", type=click.IntRange(min=0), default=4, show_default=True,
-              help="Articles kept out of training and evaluated on (0: train on every article).")
-@click.option("--negatives", type=click.IntRange(min=0), default=1, show_default=True,
-              help="Retrieved passages without the answer per question, trained as no-answer.")
+@click.option(
+    "--data",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="SQuAD v1.1 .json or rag QA .jsonl (default: ../shared/datasets/squad/dev-v1.1-part-a.json).",
+)
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path, file_okay=False),
+    required=True,
+    help="Folder for checkpoints and the model (new or empty, or an earlier run's: it resumes).",
+)
+@click.option(
+    "--base",
+    default="all-MiniLM-L6-v2",
+    show_default=True,
+    help="Encoder to start from: the packaged MiniLM, a folder, or a Hub id in the cache.",
+)
+@click.option(
+    "--held-in",
+    type=click.IntRange(min=0),
+    default=4,
+    show_default=True,
+    help="Articles kept out of training and evaluated on (0: train on every article).",
+)
+@click.option(
+    "--negatives",
+    type=click.IntRange(min=0),
+    default=1,
+    show_default=True,
+    help="Retrieved passages without the answer per question, trained as no-answer.",
+)
 @click.option("--epochs", type=click.FloatRange(min=0, min_open=True), default=2.0, show_default=True)
 @click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=1e-4, show_default=True)
 @click.option("--batch-size", type=click.IntRange(min=1), default=16, show_default=True)
@@ -53,12 +76,23 @@ def reader(data, out, base, held_in, negatives, epochs, lr, batch_size, seed, th
     settings = TrainSettings(base=base, epochs=epochs, lr=lr, batch_size=batch_size, seed=seed, negatives=negatives)
     command = _command(click.get_current_context().params, data)
     say = (lambda line: None) if quiet else (lambda line: click.echo(line, err=True))
-    run = train_reader(data, out, settings, held_in=held_in, threads=threads, progress=not quiet, command=command,
-                       evaluate_int8=not no_onnx, say=say)
+    run = train_reader(
+        data,
+        out,
+        settings,
+        held_in=held_in,
+        threads=threads,
+        progress=not quiet,
+        command=command,
+        evaluate_int8=not no_onnx,
+        say=say,
+    )
     held = run.metrics.get("held_in")
     click.echo(f"model: {run.folder} ({run.train_seconds:.0f} s, {run.windows_per_second:.1f} windows/s)")
     if held:
-        click.echo(f"held-in ({held['questions']} questions): gold paragraph F1 {held['gold_f1']:.3f} EM {held['gold_em']:.3f}; "
-                   f"5 retrieved passages F1 {held['retrieved_f1']:.3f}; abstains on {held['abstain_unanswerable']:.0%} "
-                   f"of unanswerable, {held['abstain_answerable_retrieved']:.0%} of answerable")
+        click.echo(
+            f"held-in ({held['questions']} questions): gold paragraph F1 {held['gold_f1']:.3f} EM {held['gold_em']:.3f}; "
+            f"5 retrieved passages F1 {held['retrieved_f1']:.3f}; abstains on {held['abstain_unanswerable']:.0%} "
+            f"of unanswerable, {held['abstain_answerable_retrieved']:.0%} of answerable"
+        )
     click.echo(f"ask with it: rag ask QUESTION -g {run.folder}")

@@ -6,6 +6,7 @@ so the answer is located there (first exact occurrence, else first case-insensit
 The held-in split is by article (SQuAD title, or JSONL document), never by question: questions
 on one article share its wording, so a split by question would leak.
 """
+
 from __future__ import annotations
 
 import json
@@ -67,7 +68,7 @@ def _squad(path: Path) -> list[Example]:
             for qa in paragraph["qas"]:
                 first = qa["answers"][0]
                 start, text = int(first["answer_start"]), first["text"]
-                if context[start:start + len(text)] != text:  # a few SQuAD offsets are off by one or two
+                if context[start : start + len(text)] != text:  # a few SQuAD offsets are off by one or two
                     found = context.find(text, max(0, start - 5))
                     start = found if found >= 0 else context.find(text)
                     if start < 0:
@@ -93,7 +94,9 @@ def _qa_jsonl(path: Path) -> list[Example]:
                 out.append(Example(q.id, q.question, context, found.start(), found.group(), q.answers, doc, doc))
                 break
     if not out:
-        raise RagError(f"{path}: no answer was found in its document: a reader needs answers that are spans of the text")
+        raise RagError(
+            f"{path}: no answer was found in its document: a reader needs answers that are spans of the text"
+        )
     return out
 
 

@@ -13,6 +13,7 @@ few minutes and at each epoch's end; a killed run resumes from the last one with
 batches in the same order. Examples are length-grouped (megabatches sorted by length), padded
 per batch.
 """
+
 from __future__ import annotations
 
 import json
@@ -81,15 +82,25 @@ def base_folder(name: str) -> str:
 
 def training_windows(tokenizer, examples: Sequence[Example], settings: TrainSettings) -> list[Window]:
     """Every example's windows, labelled; then each example's negatives' windows, labelled no-answer."""
-    out = windows(tokenizer, [e.question for e in examples], [e.context for e in examples],
-                  max_length=settings.max_length, stride=settings.stride)
+    out = windows(
+        tokenizer,
+        [e.question for e in examples],
+        [e.context for e in examples],
+        max_length=settings.max_length,
+        stride=settings.stride,
+    )
     for w in out:
         e = examples[w.passage]
         label(w, e.answer_start, e.answer)
     pairs = [(e.question, n) for e in examples for n in e.negatives]
     if pairs:
-        negative = windows(tokenizer, [q for q, _ in pairs], [n for _, n in pairs],
-                           max_length=settings.max_length, stride=settings.stride)
+        negative = windows(
+            tokenizer,
+            [q for q, _ in pairs],
+            [n for _, n in pairs],
+            max_length=settings.max_length,
+            stride=settings.stride,
+        )
         for w in negative:
             label(w, None, None)
         out += negative
@@ -105,8 +116,8 @@ def batch_order(lengths: Sequence[int], batch_size: int, seed: int) -> list[list
     size = batch_size * MEGABATCH
     batches = []
     for i in range(0, len(order), size):
-        group = sorted(order[i:i + size], key=lambda j: -lengths[j])
-        batches += [group[k:k + batch_size] for k in range(0, len(group), batch_size)]
+        group = sorted(order[i : i + size], key=lambda j: -lengths[j])
+        batches += [group[k : k + batch_size] for k in range(0, len(group), batch_size)]
     rng.shuffle(batches)
     return batches
 
@@ -144,8 +155,10 @@ def train(
     state = _read_state(out / CHECKPOINT)
     if state is not None and state["settings"] != settings.key():
         changed = sorted(k for k, v in settings.key().items() if state["settings"].get(k) != v)
-        raise RagError(f"{out} holds a training run with other settings ({', '.join(changed)}): "
-                       "resume it with the same ones, or give another --out")
+        raise RagError(
+            f"{out} holds a training run with other settings ({', '.join(changed)}): "
+            "resume it with the same ones, or give another --out"
+        )
     start_from = out / CHECKPOINT if state is not None else Path(source)
     torch.manual_seed(settings.seed)  # before loading: the new span head's initial weights are drawn there
     try:
@@ -158,15 +171,19 @@ def train(
     data = training_windows(tokenizer, examples, settings)
     fingerprint = data_fingerprint(data)
     if state is not None and state.get("data") not in (None, fingerprint):
-        raise RagError(f"{out} was trained on other windows than these (the data or the retrieved no-answer passages "
-                       "changed): resume it with the same data and index, or give another --out")
+        raise RagError(
+            f"{out} was trained on other windows than these (the data or the retrieved no-answer passages "
+            "changed): resume it with the same data and index, or give another --out"
+        )
     lengths = [len(w) for w in data]
     per_epoch = math.ceil(len(data) / settings.batch_size)
     total = max(1, int(per_epoch * settings.epochs))
     decay = [p for n, p in model.named_parameters() if not (n.endswith("bias") or "LayerNorm" in n)]
     no_decay = [p for n, p in model.named_parameters() if n.endswith("bias") or "LayerNorm" in n]
-    optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": settings.weight_decay},
-                                   {"params": no_decay, "weight_decay": 0.0}], lr=settings.lr)
+    optimizer = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": settings.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+        lr=settings.lr,
+    )
     step = 0
     if state is not None:
         step = int(state["step"])
@@ -174,8 +191,10 @@ def train(
             _load_optimizer(optimizer, out / CHECKPOINT)
             torch.set_rng_state(_load_rng(out / CHECKPOINT))
         except Exception as e:  # noqa: BLE001 - a damaged file: say which, and the way out
-            raise RagError(f"{out / CHECKPOINT} is damaged ({str(e).splitlines()[0][:120]}): remove that folder "
-                           "to start this run over (the rest of --out is kept)") from None
+            raise RagError(
+                f"{out / CHECKPOINT} is damaged ({str(e).splitlines()[0][:120]}): remove that folder "
+                "to start this run over (the rest of --out is kept)"
+            ) from None
         say(f"resuming {out} at step {step} of {total}")
     resumed_from = step
     before_seconds = float(state.get("seconds", 0.0)) if state else 0.0  # training time of earlier calls
@@ -199,8 +218,11 @@ def train(
                 feeds = {k: torch.from_numpy(v) for k, v in arrays.items() if k in inputs}
                 for group in optimizer.param_groups:
                     group["lr"] = lr_at(step, total, settings)
-                loss = model(**feeds, start_positions=torch.tensor([w.start for w in batch]),
-                             end_positions=torch.tensor([w.end for w in batch])).loss
+                loss = model(
+                    **feeds,
+                    start_positions=torch.tensor([w.start for w in batch]),
+                    end_positions=torch.tensor([w.end for w in batch]),
+                ).loss
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
                 optimizer.step()
@@ -211,13 +233,30 @@ def train(
                 bar.set_postfix(loss=f"{loss.item():.3f}", epoch=f"{step / per_epoch:.2f}")
                 if step % 50 == 0 or step == total:
                     elapsed = time.monotonic() - started
-                    log.write(json.dumps({"step": step, "loss": round(loss.item(), 4), "lr": lr_at(step - 1, total, settings),
-                                          "windows_per_s": round(seen / elapsed, 2)}) + "\n")
+                    log.write(
+                        json.dumps(
+                            {
+                                "step": step,
+                                "loss": round(loss.item(), 4),
+                                "lr": lr_at(step - 1, total, settings),
+                                "windows_per_s": round(seen / elapsed, 2),
+                            }
+                        )
+                        + "\n"
+                    )
                     log.flush()
                 end_of_epoch = step % per_epoch == 0
                 if end_of_epoch or step == total or time.monotonic() - last_save >= checkpoint_seconds:
-                    _save_checkpoint(model, optimizer, out, step, settings, fingerprint,
-                                     before_seconds + time.monotonic() - started, before_seen + seen)
+                    _save_checkpoint(
+                        model,
+                        optimizer,
+                        out,
+                        step,
+                        settings,
+                        fingerprint,
+                        before_seconds + time.monotonic() - started,
+                        before_seen + seen,
+                    )
                     last_save = time.monotonic()
                 if stop_after is not None and step - resumed_from >= stop_after:
                     break
@@ -272,8 +311,16 @@ def data_fingerprint(data: Sequence[Window]) -> str:
     return h.hexdigest()[:16]
 
 
-def _save_checkpoint(model, optimizer, out: Path, step: int, settings: TrainSettings, fingerprint: str = "",
-                     seconds: float = 0.0, seen: int = 0) -> None:
+def _save_checkpoint(
+    model,
+    optimizer,
+    out: Path,
+    step: int,
+    settings: TrainSettings,
+    fingerprint: str = "",
+    seconds: float = 0.0,
+    seen: int = 0,
+) -> None:
     """Write the checkpoint to a new folder, then swap it in: a kill leaves the old one or the new one."""
     import torch
     from safetensors.torch import save_file
@@ -294,8 +341,18 @@ def _save_checkpoint(model, optimizer, out: Path, step: int, settings: TrainSett
     save_file(tensors, str(work / "optimizer.safetensors"))
     save_file({"rng": torch.get_rng_state()}, str(work / "rng.safetensors"))
     (work / "optimizer.json").write_text(json.dumps({"param_groups": groups}))
-    (work / STATE).write_text(json.dumps({"step": step, "settings": settings.key(), "data": fingerprint,
-                                          "seconds": round(seconds, 1), "windows_seen": seen}, indent=1))
+    (work / STATE).write_text(
+        json.dumps(
+            {
+                "step": step,
+                "settings": settings.key(),
+                "data": fingerprint,
+                "seconds": round(seconds, 1),
+                "windows_seen": seen,
+            },
+            indent=1,
+        )
+    )
     old = out / f".{CHECKPOINT}.old"
     if old.exists():
         shutil.rmtree(old)

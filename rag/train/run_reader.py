@@ -5,6 +5,7 @@ The held-in articles are evaluated three ways (`rag.readers.evaluate`) and the m
 calibrated there. With `held_in=0` every article is trained on: the model then has no held-in
 numbers of its own, and its card says to read them from the held-in run with the same settings.
 """
+
 from __future__ import annotations
 
 import json
@@ -41,8 +42,9 @@ def _sha256(path: Path) -> str:
     return file_sha256(path)
 
 
-def retrieval_for(data: Path, questions: Sequence[Example], depth: int, progress: bool,
-                  say: Callable[[str], None]) -> dict[str, list]:
+def retrieval_for(
+    data: Path, questions: Sequence[Example], depth: int, progress: bool, say: Callable[[str], None]
+) -> dict[str, list]:
     """Each question's ranked passages (hybrid retrieval) from rag's index of the data's paragraphs,
     built or reused as `rag bench` builds it."""
     from rag.bench.config import BenchConfig
@@ -75,8 +77,11 @@ def add_negatives(examples: Sequence[Example], ranked: dict[str, list], n: int, 
     held = set(held_in)
     count = 0
     for e in examples:
-        e.negatives = [p.text for p in ranked.get(e.id, []) if p.doc_path != e.doc and not holds_answer(p.text, e.answers)
-                       and article_of(p.doc_path, held) is None][:n]
+        e.negatives = [
+            p.text
+            for p in ranked.get(e.id, [])
+            if p.doc_path != e.doc and not holds_answer(p.text, e.answers) and article_of(p.doc_path, held) is None
+        ][:n]
         count += len(e.negatives)
     return count
 
@@ -100,21 +105,31 @@ def train_reader(
     settings.data = str(data.resolve())
     settings.data_sha256 = _sha256(data)
     settings.held_in = sorted({e.article for e in held})
-    say(f"{len(examples)} questions from {len(set(e.article for e in examples))} articles: "
-        f"training on {len(train_set)}, holding in {len(held)} ({', '.join(settings.held_in) or 'none'})")
+    say(
+        f"{len(examples)} questions from {len(set(e.article for e in examples))} articles: "
+        f"training on {len(train_set)}, holding in {len(held)} ({', '.join(settings.held_in) or 'none'})"
+    )
     ranked: dict[str, list] = {}
     if settings.negatives or held:
         ranked = retrieval_for(data, [*train_set, *held] if settings.negatives else held, 30, progress, say)
     if settings.negatives:
-        say(f"{add_negatives(train_set, ranked, settings.negatives, settings.held_in)} no-answer passages added from retrieval")
+        say(
+            f"{add_negatives(train_set, ranked, settings.negatives, settings.held_in)} no-answer passages added from retrieval"
+        )
     result = train(train_set, out, settings, threads=threads, progress=progress, stop_after=stop_after, say=say)
     finished = (out / MODEL_DIR).is_dir() and result.steps >= 1 and stop_after is None
     metrics: dict = {}
     if not finished:
         return ReaderRun(out / MODEL_DIR, False, metrics, result.seconds, result.examples_per_second)
-    metrics = {"training": {"windows": result.windows, "steps": result.steps, "seconds": round(result.seconds, 1),
-                            "windows_per_second": round(result.examples_per_second, 2),
-                            "resumed_from_step": result.resumed_from}}
+    metrics = {
+        "training": {
+            "windows": result.windows,
+            "steps": result.steps,
+            "seconds": round(result.seconds, 1),
+            "windows_per_second": round(result.examples_per_second, 2),
+            "resumed_from_step": result.resumed_from,
+        }
+    }
     margin = float("-inf")
     if held:
         from rag.readers.loading import load_reader
@@ -154,8 +169,9 @@ def passages_for(q: Example, ranked: dict[str, list], n: int = PASSAGES) -> tupl
     return [p.text for p in found[:n]], [p.text for p in found if article_of(p.doc_path, own) is None][:n]
 
 
-def held_in_metrics(reader, held: Sequence[Example], ranked: dict[str, list], progress: bool,
-                    margin: float | None = None) -> tuple[float, dict]:
+def held_in_metrics(
+    reader, held: Sequence[Example], ranked: dict[str, list], progress: bool, margin: float | None = None
+) -> tuple[float, dict]:
     from rag.readers.evaluate import calibrate, evaluate
 
     split = {q.id: passages_for(q, ranked) for q in held}
@@ -179,25 +195,35 @@ def held_in_metrics(reader, held: Sequence[Example], ranked: dict[str, list], pr
     if margin is None:
         margin = calibrate(with_answer, without)
     summary = scored.summary(margin)
-    summary["abstain_answer_in_passages"] = round(sum(s.gap < margin for s in with_answer) / max(1, len(with_answer)), 4)
+    summary["abstain_answer_in_passages"] = round(
+        sum(s.gap < margin for s in with_answer) / max(1, len(with_answer)), 4
+    )
     summary["abstain_answer_in_no_passage"] = round(sum(s.gap < margin for s in without) / max(1, len(without)), 4)
     summary["readings_answer_in_passages"], summary["readings_answer_in_no_passage"] = len(with_answer), len(without)
     return margin, summary
 
 
-def write_card(folder: Path, settings: TrainSettings, metrics: dict, margin: float, command: str,
-               trained: int, held: int) -> None:
+def write_card(
+    folder: Path, settings: TrainSettings, metrics: dict, margin: float, command: str, trained: int, held: int
+) -> None:
     """rag-reader.json (how rag reads the model) and README.md (the model card)."""
     from rag.cpu import this_cpu
 
     cpu = this_cpu()
     record = {
-        "format": "rag-reader", "margin": margin if margin != float("-inf") else None,
-        "max_answer_tokens": 30, "max_length": settings.max_length, "stride": settings.stride,
-        "settings": settings.key(), "metrics": metrics, "command": command,
-        "cpu": cpu.model, "python": platform.python_version(),
+        "format": "rag-reader",
+        "margin": margin if margin != float("-inf") else None,
+        "max_answer_tokens": 30,
+        "max_length": settings.max_length,
+        "stride": settings.stride,
+        "settings": settings.key(),
+        "metrics": metrics,
+        "command": command,
+        "cpu": cpu.model,
+        "python": platform.python_version(),
         "trained_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "questions_trained": trained, "questions_held_in": held,
+        "questions_trained": trained,
+        "questions_held_in": held,
     }
     (folder / MARKER).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
     (folder / "README.md").write_text(model_card(record), encoding="utf-8")
@@ -212,7 +238,7 @@ def model_card(record: dict) -> str:
         "",
         "all-MiniLM-L6-v2 (6 layers, 384 hidden, 22.7M parameters) with a span head (start/end logits),",
         "fine-tuned by `rag train reader` on two CPU cores. It answers by pointing at a span of a passage,",
-        "and says \"Not in the documents.\" when no span beats the no-answer score by its margin.",
+        'and says "Not in the documents." when no span beats the no-answer score by its margin.',
         "",
         "## Base model and data",
         f"- Base: {s['base']} (sentence-transformers/all-MiniLM-L6-v2, Apache-2.0).",
@@ -242,14 +268,15 @@ def model_card(record: dict) -> str:
         if "held_in_int8" in m:
             lines.append(f"- int8 ONNX: gold F1 {shipped['gold_f1']}, retrieved F1 {shipped['retrieved_f1']}")
         lines += [
-            f"- \"Not in the documents.\" ({runtime}, margin {shipped.get('margin')}, chosen to decline at most 10% of "
+            f'- "Not in the documents." ({runtime}, margin {shipped.get("margin")}, chosen to decline at most 10% of '
             f"readings whose passages hold the answer): declines {shipped.get('abstain_answer_in_passages')} of those "
             f"and {shipped.get('abstain_answer_in_no_passage')} of readings whose passages do not hold it; "
             f"retrieved F1 counting declines as wrong: {shipped.get('retrieved_f1_abstaining')}",
         ]
     else:
-        lines += ["Trained on every article: it has no held-in numbers of its own. Its quality is that of the",
-                  "held-in run with the same settings (BENCHMARKS.md); its numbers on SQuAD part A mean nothing."]
+        lines += [
+            "Trained on every article: it has no held-in numbers of its own. Its quality is that of the",
+            "held-in run with the same settings (BENCHMARKS.md); its numbers on SQuAD part A mean nothing.",
+        ]
     lines += ["", "## Licence", "Apache-2.0 (weights, as the base model); trained on CC BY-SA 4.0 data.", ""]
     return "\n".join(lines)
-
