@@ -6,11 +6,9 @@ kept during the run, so a resumed run reports exactly what a run in one go would
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from pathlib import Path
 from statistics import fmean
 
 from rag.bench.metrics import answer_in_passages, percentile
@@ -203,26 +201,6 @@ def _clean(value):
     if isinstance(value, (list, tuple)):
         return [_clean(v) for v in value]
     return value
-
-
-# --- files -----------------------------------------------------------------------------------
-
-
-def write_outputs(summary: dict, out: Path) -> list[Path]:
-    """summary.json, the plots, report.md (which shows the plots) and report.html in `out`.
-
-    Takes the per-question scores and records out of `summary` (see PER_QUESTION_F1 and
-    CURRENT_RECORDS), so it then equals summary.json.
-    """
-    from rag.bench.html import write_html
-    from rag.bench.plots import write_plots
-
-    plots = write_plots(summary, out, summary.pop(PER_QUESTION_F1, None) or {})
-    records = summary.pop(CURRENT_RECORDS, None) or []
-    (out / SUMMARY).write_text(json.dumps(summary, indent=2, allow_nan=False) + "\n", encoding="utf-8")
-    (out / REPORT).write_text(markdown(summary, [p.name for p in plots]), encoding="utf-8")
-    page = write_html(summary, records, out, plots)
-    return [out / SUMMARY, out / REPORT, page, *plots]
 
 
 # --- tables ----------------------------------------------------------------------------------

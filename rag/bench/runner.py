@@ -53,6 +53,7 @@ class BenchRun:
 def run_bench(config: BenchConfig) -> BenchRun:
     """Run (or resume) a benchmark and write its results, summary, report and plots."""
     from rag.bench import report
+    from rag.bench.outputs import write_outputs
 
     started = datetime.now(UTC)
     t0 = time.perf_counter()
@@ -134,7 +135,7 @@ def run_bench(config: BenchConfig) -> BenchRun:
         started=started,
         seconds=time.perf_counter() - t0,
     )
-    files = report.write_outputs(summary, out)
+    files = write_outputs(summary, out)
     return BenchRun(out, summary, [p for p in [out / RESULTS, *files] if p.exists()], attempts, list(names))
 
 

@@ -35,6 +35,7 @@ from rag.generators.presets import (
     preset_available,
     preset_gguf,
 )
+from rag.models.info import ModelInfo
 
 logger = logging.getLogger("rag.generators")
 
@@ -56,21 +57,6 @@ class ModelSource:
     kind: str  # HUB | LOCAL | GGUF
     location: str
     preset: Preset | None = None
-
-
-@dataclass
-class ModelInfo:
-    """One row of `rag models`."""
-
-    name: str
-    family: str
-    source: str
-    size: str
-    available: bool
-    note: str = ""
-    licence: str = ""
-    runtime: str = ""  # what runs it here, e.g. "transformers float32" (a GGUF is dequantised)
-    memory: str = ""  # what its weights take in memory in float32 and in bfloat16
 
 
 # --------------------------------------------------------------------------- resolving

@@ -152,7 +152,7 @@ def load_reader(name: str, *, backend: str | None = None, threads: int | None = 
 def list_readers() -> list:
     """`rag models` rows for the reader presets (file checks only)."""
     from rag.generators.base import ENCODER_ONLY
-    from rag.generators.loading import ModelInfo
+    from rag.models.info import ModelInfo
 
     rows = []
     for name, folder in PRESETS.items():
