@@ -69,10 +69,12 @@ def plan_one(
     tokenizer,
     show: bool = False,
     warn: Callable[[str], None] | None = None,
+    seen_ns: int | None = None,
 ) -> FilePlan:
     """Hash one new or possibly changed file; if it did change, chunk it. A large text file is
-    read, decoded and chunked a block at a time (memory stays flat); its chunks come lazily."""
-    now = time.time_ns()
+    read, decoded and chunked a block at a time (memory stays flat); its chunks come lazily.
+    `seen_ns` is when it is hashed (now, unless given): a later edit within RACY_NS is re-read."""
+    now = time.time_ns() if seen_ns is None else seen_ns
     streamed = src.streamable and src.size > STREAM_BYTES and src.path.lower().endswith(TEXT_SUFFIXES)
     try:
         if streamed:
