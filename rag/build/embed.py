@@ -6,7 +6,7 @@ return); `embed_pending` drives it and has the ledger commit the results as chec
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 from .. import lexical, progress, store
@@ -34,6 +34,15 @@ def embed_batch(embedder, shas: list[str], texts: list[str]) -> Embedded:
     )
 
 
+Work = Iterable[tuple[list[str], list[str]]]  # (shas, texts) slices, shortest texts first
+Runner = Callable[[Work], Iterator[Embedded]]  # embeds the slices, in order: here, or on workers
+
+
+def local(embedder) -> Runner:
+    """Embed the slices in this process, one after the other."""
+    return lambda work: (embed_batch(embedder, shas, texts) for shas, texts in work)
+
+
 def embed_pending(
     ledger: Ledger,
     embedder,
@@ -42,11 +51,13 @@ def embed_pending(
     report,
     show: bool,
     warn: Callable[[str], None],
+    runner: Runner | None = None,
 ) -> None:
     """Embed the pending chunks whose text has no vector yet (shortest first, so batches pad
     little), committing every EMBED_BATCH chunks or CHECKPOINT_SECONDS (with their BM25 term
     ids, so no chunk is ever tokenised again). A rebuild reuses a stored vector only when its
-    checksum holds."""
+    checksum holds. `runner` embeds the slices (default: here, with `embedder`); whoever embeds
+    them, only this process writes."""
     missing = ledger.unembedded()
     if settings.rebuild:
         missing += ledger.damaged_vectors(dimension())
@@ -61,22 +72,21 @@ def embed_pending(
         )
     bar = progress.bar(len(missing), "Embedding", show, "chunk")
     step = max(1, min(EMBED_SLICE, EMBED_BATCH))
-    done = Embedded([], [], [])
+    work = ((missing[i : i + step], ledger.texts(missing[i : i + step])) for i in range(0, len(missing), step))
+    done, stored = Embedded([], [], []), 0
     last = time.monotonic()
-    for start in range(0, len(missing), step):
-        shas = missing[start : start + step]
-        batch = embed_batch(embedder, shas, ledger.texts(shas))
+    for batch in (runner or local(embedder))(work):
         done.shas += batch.shas
         done.vectors += batch.vectors
         done.tokens += batch.tokens
-        if (
-            len(done.shas) >= EMBED_BATCH
-            or time.monotonic() - last >= CHECKPOINT_SECONDS
-            or start + step >= len(missing)
-        ):
+        finished = stored + len(done.shas) >= len(missing)
+        if len(done.shas) >= EMBED_BATCH or time.monotonic() - last >= CHECKPOINT_SECONDS or finished:
             ledger.store_vectors(done.shas, done.vectors, done.tokens)
+            stored += len(done.shas)
             done, last = Embedded([], [], []), time.monotonic()
         if bar is not None:
-            bar.update(len(shas))
+            bar.update(len(batch.shas))
     if bar is not None:
         bar.close()
+    if done.shas:  # a runner that yielded fewer texts than it was given still stores what it made
+        ledger.store_vectors(done.shas, done.vectors, done.tokens)

@@ -37,6 +37,7 @@ class FilePlan:
     seen_ns: int = 0
     chunks: Iterable[Chunk] = ()  # a list; lazy for a large file streamed a block at a time (local builds)
     reason: str = ""
+    warnings: list[str] = field(default_factory=list)  # said while planning on a worker, for the driver to say
 
 
 @dataclass
@@ -97,6 +98,19 @@ def skip_reason(error: Exception) -> str:
     return str(error) if isinstance(error, LoadError) else f"could not be read ({type(error).__name__}: {error})"
 
 
+Planner = Callable[[Iterable[tuple[Source, "tuple | None"]]], Iterator[tuple[Source, "tuple | None", FilePlan]]]
+
+
+def local_planner(settings: Settings, tokenizer, show: bool, warn: Callable[[str], None]) -> Planner:
+    """Plans each (source, old) pair here, as it comes (a large file's chunks stay lazy)."""
+
+    def run(pairs):
+        for src, old in pairs:
+            yield src, old, plan_one(src, old, settings, tokenizer, show, lambda m, p=src.path: warn(f"{p}: {m}"))
+
+    return run
+
+
 def plan(
     sources: Iterable[Source],
     ledger: Ledger,
@@ -106,39 +120,40 @@ def plan(
     source: str,
     show: bool,
     warn: Callable[[str], None],
+    planner: Planner | None = None,
 ) -> Changes:
     """Plan every source, inserting the chunks of changed files as pending rows (invisible to
-    readers); documents no source names any more are retired."""
+    readers); documents no source names any more are retired. `planner` plans the files that
+    may have changed (default: here, one after the other); only this process records."""
     old_docs = ledger.documents()
     changes = Changes(old_documents=len(old_docs))
     seen: set[str] = set()
+
+    def candidates() -> Iterator[tuple[Source, tuple | None]]:
+        for src in progress.over(sources, "Reading", show, "file"):
+            if src.folder:  # could not be read, or is a link not followed: what was indexed under it stays
+                prefix = "" if src.path == "." else src.path + "/"
+                kept = [] if settings.rebuild else [p for p in old_docs if p.startswith(prefix)]
+                seen.update(kept)
+                reason = problem(src)
+                report.skipped.append((src.path + "/", reason))
+                warn(
+                    f"skipped folder {src.path}/: {reason}"
+                    + (f" (kept its {len(kept)} previously indexed documents)" if kept else "")
+                )
+                continue
+            seen.add(src.path)
+            old = old_docs.get(src.path)
+            if unchanged_by_stat(src, old, settings):
+                report.unchanged += 1
+                continue
+            yield src, old
+
     ledger.begin()
-    for src in progress.over(sources, "Reading", show, "file"):
-        if src.folder:  # could not be read, or is a link not followed: what was indexed under it stays
-            prefix = "" if src.path == "." else src.path + "/"
-            kept = [] if settings.rebuild else [p for p in old_docs if p.startswith(prefix)]
-            seen.update(kept)
-            reason = problem(src)
-            report.skipped.append((src.path + "/", reason))
-            warn(
-                f"skipped folder {src.path}/: {reason}"
-                + (f" (kept its {len(kept)} previously indexed documents)" if kept else "")
-            )
-            continue
-        seen.add(src.path)
-        old = old_docs.get(src.path)
-        if unchanged_by_stat(src, old, settings):
-            report.unchanged += 1
-            continue
-        _record(
-            plan_one(src, old, settings, tokenizer, show, lambda m, p=src.path: warn(f"{p}: {m}")),
-            old,
-            ledger,
-            settings,
-            changes,
-            report,
-            warn,
-        )
+    for _src, old, fp in (planner or local_planner(settings, tokenizer, show, warn))(candidates()):
+        for message in fp.warnings:
+            warn(f"{fp.path}: {message}")
+        _record(fp, old, ledger, settings, changes, report, warn)
     ledger.commit_plan()
     gone = sorted(set(old_docs) - seen)
     changes.replaced += gone

@@ -33,6 +33,7 @@ class BuildOptions:
     progress: bool = False
     warn: Callable[[str], None] | None = None
     notify: Callable[[str], None] | None = None  # one-line notices: what a changed option rebuilds
+    ray: Any = None  # a rag.build.on_ray.RayOptions: plan and embed on a Ray cluster (the writer stays here)
 
 
 @dataclass

@@ -81,6 +81,30 @@ if TYPE_CHECKING:
     type=click.FloatRange(min=0, min_open=True),
     help="Skip files larger than this, with a warning.",
 )
+@click.option(
+    "--ray",
+    "use_ray",
+    is_flag=True,
+    help="Plan and embed on a Ray cluster (the optional extra rag[ray]); this process stays the one writer.",
+)
+@click.option(
+    "--ray-address",
+    default=None,
+    metavar="ADDR",
+    help="The cluster to join (default: $RAY_ADDRESS, else a local one). Implies --ray.",
+)
+@click.option(
+    "--ray-workers",
+    default=2,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Embedding actors (and planning tasks at once), one CPU each.",
+)
+@click.option(
+    "--ray-ship",
+    is_flag=True,
+    help="Read the files here and send their bytes to the workers (FOLDER is on this machine's disk only).",
+)
 @json_option("Print the build report as JSON.")
 @quiet_option("No progress bars or warnings.")
 def index(
@@ -96,11 +120,21 @@ def index(
     rebuild: bool,
     follow_symlinks: bool,
     max_file_mb: float,
+    use_ray: bool,
+    ray_address: str | None,
+    ray_workers: int,
+    ray_ship: bool,
     as_json: bool,
     quiet: bool,
 ) -> None:
     """Index (or update the index of) the documents under FOLDER."""
     from ..build import BuildOptions, build_folder
+
+    ray = None
+    if use_ray or ray_address:
+        from ..build.on_ray import RayOptions
+
+        ray = RayOptions(address=ray_address, workers=ray_workers, ship=ray_ship)
 
     if not math.isfinite(max_file_mb):
         raise RagError(f"--max-file-mb must be a finite number, got {max_file_mb}")
@@ -119,6 +153,7 @@ def index(
         progress=show_progress(quiet),
         warn=(lambda m: None) if quiet else warn,
         notify=(lambda m: None) if quiet else (lambda m: click.echo(shown(m), err=True)),
+        ray=ray,
     )
     report = build_folder(folder, index_dir, options)
     if as_json:
