@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import gc
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict
 from datetime import UTC, datetime
 
@@ -16,6 +16,55 @@ from rag.bench.metrics import answer_in_passages, exact_match, f1, prediction_su
 from rag.bench.results import JsonlLog
 from rag.bench.retrieval import rounded
 from rag.documents import Passage
+
+
+class Answerer:
+    """One loaded answerer in this process: what it is (`key`, `info`, `family`), its load time
+    and memory, and its answers. `rag.bench.on_ray.RayAnswerer` is the same over actors."""
+
+    def __init__(self, load: Callable[[str], object], name: str, settings) -> None:
+        from rag.bench.resume import prompt_key
+        from rag.bench.system import PeakMemory, model_info
+        from rag.generators import clear_loaded
+
+        self.settings, self.memory = settings, PeakMemory()
+        clear_loaded()  # a model loaded earlier in this process would make the load time 0
+        gc.collect()
+        self.memory.reset()
+        self.baseline = self.memory.current_mb()
+        started = time.perf_counter()
+        self.generator = load(name)  # raises ModelNotAvailable
+        self.load_s = time.perf_counter() - started
+        self.family = getattr(self.generator, "family", None)
+        self.key = prompt_key(
+            self.generator, settings
+        )  # answers made with another prompt or settings are answered again
+        self.info = model_info(self.generator)
+
+    def answer_all(self, items: Iterable[tuple[str, list[Passage]]]) -> Iterator[tuple[object, str | None]]:
+        """(answer, None) or (None, why) per (question, offered passages), in order, as each lands."""
+        from rag.generators import BudgetError
+        from rag.pipeline import answer_from
+
+        for question, offered in items:
+            try:
+                yield answer_from(self.generator, question, offered, self.settings), None
+            except BudgetError as e:
+                yield None, str(e)
+
+    def measured(self) -> dict:
+        return {
+            "peak_rss_mb": round(self.memory.peak_mb(), 1),
+            "baseline_rss_mb": None if self.baseline is None else round(self.baseline, 1),
+            "memory_method": self.memory.method,
+        }
+
+    def close(self) -> None:
+        from rag.generators import clear_loaded
+
+        del self.generator
+        clear_loaded()  # free it before the next generator, so each peak is its own
+        gc.collect()
 
 
 def run_generator(
@@ -29,82 +78,75 @@ def run_generator(
     sessions: JsonlLog,
     done_before: Sequence[dict] = (),
 ) -> str | None:
-    """Load `name` once and answer those of `questions` without a stored answer (in `done_before`)
-    made with its prompt key, appending each record; the reason if it cannot load.
+    """Load `name` once (here, or once per actor with `config.ray`) and answer those of
+    `questions` without a stored answer (in `done_before`) made with its prompt key, appending
+    each record here; the reason if it cannot load.
 
     `name` is a label: "smollm2+extractive" loads smollm2 and answers in extractive mode.
     """
-    from rag.bench.system import PeakMemory, model_info
-    from rag.generators import BudgetError, ModelNotAvailable, clear_loaded, load_generator
+    from rag.bench.resume import reusable
+    from rag.generators import ModelNotAvailable, load_generator
     from rag.generators.base import fid_refusal
-    from rag.pipeline import GenerationSettings, answer_from, settings_for
+    from rag.pipeline import GenerationSettings, settings_for
 
     label = name
-
-    load = config.load or load_generator
-    memory = PeakMemory()
-    clear_loaded()  # a model loaded earlier in this process would make the load time 0
-    gc.collect()
-    memory.reset()
-    baseline = memory.current_mb()
     name, settings = settings_for(
         label, GenerationSettings(max_new_tokens=config.max_new_tokens, temperature=0.0, seed=config.sample_seed)
     )
-    started = time.perf_counter()
     try:
-        generator = load(name)
+        if config.ray is not None:
+            from rag.bench.on_ray import RayAnswerer
+
+            answerer = RayAnswerer(config.ray, name, settings)
+        else:
+            answerer = Answerer(config.load or load_generator, name, settings)
     except ModelNotAvailable as e:
         return str(e)
-    load_s = time.perf_counter() - started
-    refusal = fid_refusal(name, getattr(generator, "family", None)) if settings.fid else None
-    if refusal is not None:
-        return str(refusal)
-    from rag.bench.resume import prompt_key, reusable
-
-    key = prompt_key(generator, settings)  # answers made with another prompt or settings are answered again
-    kept = reusable(done_before, key)
-    answered = {r["question_id"] for r in kept}
-    stale = {r["question_id"] for r in done_before} - answered
-    pending = [q for q in questions if q.id not in answered]
-    if any(q.id in stale for q in pending):
-        config.echo(
-            f"{label}: {sum(q.id in stale for q in pending)} stored answers were made with another prompt "
-            "or generation settings: answering them again"
-        )
-    if not pending:
-        config.echo(f"{label}: all {len(questions)} questions already in {results.path}")
-    running = _Running(kept)
-    for q in _progress(pending, label, config.progress, running):
-        offered = (
-            oracle_passages(q, texts, config.passages) if config.oracle else retrieval.chunks[q.id][: config.passages]
-        )
-        try:
-            answer, error = answer_from(generator, q.question, offered, settings), None
-        except BudgetError as e:
-            answer, error = None, str(e)
-        record = answer_record(run_key, label, q, retrieval, offered, answer, error, config.oracle)
-        record["prompt_key"] = key
-        results.append(record)
-        running.add(record)
-    sessions.append(
-        {
-            "run": run_key,
-            "generator": label,
-            "extractive": settings.extractive,
-            "fid": settings.fid,
-            "questions": len(pending),
-            "load_s": round(load_s, 3),
-            "peak_rss_mb": round(memory.peak_mb(), 1),
-            "baseline_rss_mb": None if baseline is None else round(baseline, 1),
-            "memory_method": memory.method,
-            "at": datetime.now(UTC).isoformat(timespec="seconds"),
-            "prompt_key": key,
-            **model_info(generator),
+    try:
+        refusal = fid_refusal(name, answerer.family) if settings.fid else None
+        if refusal is not None:
+            return str(refusal)
+        key = answerer.key
+        kept = reusable(done_before, key)
+        answered = {r["question_id"] for r in kept}
+        stale = {r["question_id"] for r in done_before} - answered
+        pending = [q for q in questions if q.id not in answered]
+        if any(q.id in stale for q in pending):
+            config.echo(
+                f"{label}: {sum(q.id in stale for q in pending)} stored answers were made with another prompt "
+                "or generation settings: answering them again"
+            )
+        if not pending:
+            config.echo(f"{label}: all {len(questions)} questions already in {results.path}")
+        offered = {
+            q.id: oracle_passages(q, texts, config.passages)
+            if config.oracle
+            else retrieval.chunks[q.id][: config.passages]
+            for q in pending
         }
-    )
-    del generator
-    clear_loaded()  # free it before the next generator, so each peak is its own
-    gc.collect()
+        running = _Running(kept)
+        answers = answerer.answer_all((q.question, offered[q.id]) for q in pending)
+        for q, (answer, error) in _progress(zip(pending, answers), len(pending), label, config.progress, running):
+            record = answer_record(run_key, label, q, retrieval, offered[q.id], answer, error, config.oracle)
+            record["prompt_key"] = key
+            results.append(record)
+            running.add(record)
+        sessions.append(
+            {
+                "run": run_key,
+                "generator": label,
+                "extractive": settings.extractive,
+                "fid": settings.fid,
+                "questions": len(pending),
+                "load_s": round(answerer.load_s, 3),
+                **answerer.measured(),
+                "at": datetime.now(UTC).isoformat(timespec="seconds"),
+                "prompt_key": key,
+                **answerer.info,
+            }
+        )
+    finally:
+        answerer.close()
     return None
 
 
@@ -207,14 +249,15 @@ class _Running:
         return {"EM": f"{self.em / n:.3f}", "F1": f"{self.f1 / n:.3f}"}
 
 
-def _progress(items: Sequence[BenchQuestion], name: str, enabled: bool, running: _Running):
-    """Yield items, with a bar showing running EM/F1 when enabled (a terminal)."""
-    bar = progress.bar(len(items), progress.label(name), enabled, "q")
+def _progress(pairs: Iterable, total: int, name: str, enabled: bool, running: _Running):
+    """Yield (question, result) pairs as they land, with a bar showing running EM/F1 when
+    enabled (a terminal); `running` is updated by the caller after each."""
+    bar = progress.bar(total, progress.label(name), enabled, "q")
     if bar is None:
-        yield from items
+        yield from pairs
         return
     with bar:
-        for item in items:
-            yield item
+        for pair in pairs:
+            yield pair
             bar.update(1)
             bar.set_postfix(running.postfix(), refresh=False)

@@ -52,6 +52,7 @@ class BenchConfig:
     load: Callable[[str], object] | None = None  # how to load a generator (tests count calls)
     echo: Callable[[str], None] = lambda message: None  # one-line status messages
     warn: Callable[[str], None] | None = None
+    ray: object = None  # a rag.cluster.RayOptions: answer on Ray actors, one loaded answerer each
 
 
 @dataclass

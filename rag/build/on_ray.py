@@ -17,49 +17,15 @@ from __future__ import annotations
 import os
 import pickle
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import RagError
+from ..cluster import INSTALL, RayOptions, connect, require_ray  # noqa: F401 (re-exported)
 from .embed import Embedded, Runner, Work, embed_batch
 from .plan import STREAM_BYTES, FilePlan, plan_one
 from .settings import Settings
 from .sources import Source
 
-INSTALL = "pip install -e '.[ray]'"
 PLAN_BATCH = 16  # files per planning task
-
-
-@dataclass
-class RayOptions:
-    """Where and how wide to run. `address` None: $RAY_ADDRESS if set, else a local cluster."""
-
-    address: str | None = None
-    workers: int = 2  # embedding actors (and planning tasks at once), one CPU each
-    ship: bool = False  # the driver reads the files and sends their bytes (a folder only it can see)
-
-
-def require_ray():
-    """Ray, or one line saying how to get it."""
-    try:
-        import ray
-        import ray.data  # noqa: F401
-    except ImportError:
-        raise RagError(f"--ray needs Ray, an optional extra: {INSTALL} (or pip install 'ray[data]')") from None
-    return ray
-
-
-def connect(options: RayOptions):
-    """Join the cluster at `options.address` (or $RAY_ADDRESS), else start a local one."""
-    ray = require_ray()
-    if not ray.is_initialized():
-        address = options.address or os.environ.get("RAY_ADDRESS") or None
-        kwargs = {} if address else {"num_cpus": max(options.workers, 1), "include_dashboard": False}
-        ray.init(address=address, log_to_driver=False, logging_level="ERROR", **kwargs)
-    context = ray.data.DataContext.get_current()
-    context.execution_options.preserve_order = True  # results in the order of the files: the same chunk ids
-    context.enable_progress_bars = False
-    return ray
 
 
 # -- plan -----------------------------------------------------------------------------------------

@@ -27,6 +27,8 @@ from .options import (
     generators_option,
     max_new_tokens_option,
     quiet_option,
+    ray_config,
+    ray_options,
     retriever_options,
     twin_options,
 )
@@ -102,6 +104,7 @@ def _int_list(value: str, option: str) -> list[int]:
 @click.option("--chunk-tokens", default=DEFAULT_CHUNK_TOKENS, show_default=True, type=CHUNK_TOKENS)
 @click.option("--overlap", default=DEFAULT_CHUNK_OVERLAP, show_default=True, type=OVERLAP)
 @retriever_options
+@ray_options("Answer on Ray actors, one loaded answerer each; results are written here")
 @quiet_option("No progress bars or status lines.")
 def bench(
     dataset: Path,
@@ -124,6 +127,9 @@ def bench(
     chunk_tokens: int,
     overlap: int,
     retriever: Retriever,
+    use_ray: bool,
+    ray_address: str | None,
+    ray_workers: int,
     quiet: bool,
 ) -> None:
     """Benchmark retrieval and generators on DATASET (qa.jsonl, SQuAD v1.1 JSON or a BEIR folder)."""
@@ -157,6 +163,7 @@ def bench(
         command=shlex.join(["rag", *sys.argv[1:]]),
         echo=(lambda m: None) if quiet else (lambda m: click.echo(shown(m), err=True)),
         warn=(lambda m: None) if quiet else warn,
+        ray=ray_config(use_ray, ray_address, ray_workers),
     )
     if names is not None and not config.generators:
         raise RagError("--generators is empty: name at least one generator, or use --retrieval-only")

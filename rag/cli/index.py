@@ -29,6 +29,8 @@ from .options import (
     k_option,
     path,
     quiet_option,
+    ray_config,
+    ray_options,
     retriever_options,
 )
 from .output import indent, score, show_progress, shown, terminal_width, warn
@@ -81,25 +83,7 @@ if TYPE_CHECKING:
     type=click.FloatRange(min=0, min_open=True),
     help="Skip files larger than this, with a warning.",
 )
-@click.option(
-    "--ray",
-    "use_ray",
-    is_flag=True,
-    help="Plan and embed on a Ray cluster (the optional extra rag[ray]); this process stays the one writer.",
-)
-@click.option(
-    "--ray-address",
-    default=None,
-    metavar="ADDR",
-    help="The cluster to join (default: $RAY_ADDRESS, else a local one). Implies --ray.",
-)
-@click.option(
-    "--ray-workers",
-    default=2,
-    show_default=True,
-    type=click.IntRange(min=1),
-    help="Embedding actors (and planning tasks at once), one CPU each.",
-)
+@ray_options("Plan and embed on a Ray cluster; this process stays the one writer")
 @click.option(
     "--ray-ship",
     is_flag=True,
@@ -130,11 +114,7 @@ def index(
     """Index (or update the index of) the documents under FOLDER."""
     from ..build import BuildOptions, build_folder
 
-    ray = None
-    if use_ray or ray_address:
-        from ..build.on_ray import RayOptions
-
-        ray = RayOptions(address=ray_address, workers=ray_workers, ship=ray_ship)
+    ray = ray_config(use_ray, ray_address, ray_workers, ray_ship)
 
     if not math.isfinite(max_file_mb):
         raise RagError(f"--max-file-mb must be a finite number, got {max_file_mb}")

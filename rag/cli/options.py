@@ -212,3 +212,36 @@ def twin_options(f: F) -> F:
         help="Also run each generator in extractive mode (answers copied from the passages), side by side.",
     )(f)
     return f
+
+
+def ray_options(what: str) -> Callable[[F], F]:
+    """--ray, --ray-address, --ray-workers: `what` says what runs on the cluster (the optional extra rag[ray])."""
+
+    def decorate(f: F) -> F:
+        f = click.option(
+            "--ray-workers",
+            default=2,
+            show_default=True,
+            type=click.IntRange(min=1),
+            help="Ray actors (and tasks at once), one CPU each.",
+        )(f)
+        f = click.option(
+            "--ray-address",
+            default=None,
+            metavar="ADDR",
+            help="The cluster to join (default: $RAY_ADDRESS, else a local one). Implies --ray.",
+        )(f)
+        f = click.option("--ray", "use_ray", is_flag=True, help=f"{what} (Ray: the optional extra rag[ray]).")(f)
+        return f
+
+    return decorate
+
+
+def ray_config(use_ray: bool, address: str | None, workers: int, ship: bool = False):
+    """The RayOptions the flags ask for, or None (nothing imports ray unless they do)."""
+    if not (use_ray or address):
+        return None
+    from ..cluster import RayOptions, require_ray
+
+    require_ray()  # one line naming the extra, before anything is touched
+    return RayOptions(address=address, workers=workers, ship=ship)

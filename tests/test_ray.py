@@ -158,3 +158,33 @@ def test_require_ray_names_the_extra_when_ray_cannot_be_imported(monkeypatch):
     monkeypatch.setattr(builtins, "__import__", no_ray)
     with pytest.raises(RagError, match=r"--ray needs Ray, an optional extra: pip install -e '\.\[ray\]'"):
         require_ray()
+
+
+# --- rag bench --ray: answered by actors, written here ---------------------------------------
+
+
+def test_bench_on_ray_answers_as_a_local_run_and_resumes(cluster, tmp_path, embedder, tiny_t5, tiny_gpt2):
+    from conftest import write_qa_set
+    from test_bench import DOCS, MISSING, QUESTIONS, config, read_jsonl
+
+    from rag.bench.runner import run_bench
+
+    qa = write_qa_set(tmp_path / "qa", DOCS, QUESTIONS)
+    names = [tiny_t5, tiny_gpt2, MISSING]
+    local = run_bench(config(qa, tmp_path / "local", embedder, generators=names))
+    on_ray = run_bench(config(qa, tmp_path / "ray", embedder, generators=names, ray=ray_options(workers=2)))
+
+    def answers(run):
+        return [
+            (r["generator"], r["question_id"], r["answer"], r["prompt_key"])
+            for r in read_jsonl(run.out / "results.jsonl")
+        ]
+
+    assert answers(on_ray) == answers(local) and len(answers(local)) == 2 * len(QUESTIONS)
+    assert (
+        on_ray.errors.keys() == local.errors.keys() == {MISSING}
+    )  # a model that cannot load: one reason, no actor left
+    sessions = read_jsonl(on_ray.out / "generators.jsonl")
+    assert all("Ray actors" in s["memory_method"] and s["load_s"] > 0 for s in sessions)
+    again = run_bench(config(qa, tmp_path / "ray", embedder, generators=names, ray=ray_options(workers=2)))
+    assert answers(again) == answers(on_ray)  # resumed: every answer kept, none appended
