@@ -98,6 +98,42 @@ def same_index(a: Path, b: Path) -> str:
     return f"same chunks ({len(rx)}), max vector difference {np.abs(vx - vy).max():.1e}, same top-10: {top}"
 
 
+def writer_rate(n: int = 20_000) -> dict:
+    """What the one writer can take, per second: chunk rows recorded (plan) and vectors with
+    their BM25 term ids stored (embed), on synthetic chunks of the corpus's length."""
+    import time
+
+    import numpy as np
+
+    sys.path.insert(0, str(ROOT))
+    from rag import lexical, store
+    from rag.build.ledger import Ledger
+    from rag.documents import Chunk
+
+    text = (ROOT / "corpora" / "encoder-roles" / "docs" / "bert.md").read_text(encoding="utf-8")[:900]
+    chunks = [Chunk(f"doc{i // 10}.md", f"{i} {text}", 0, 900, 1, 10) for i in range(n)]
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "idx"
+        store.claim(path)
+        ledger = Ledger(path, warn=lambda m: None)
+        ledger.open("bench")
+        t = time.perf_counter()
+        ledger.begin()
+        ledger.insert_chunks(chunks)
+        ledger.commit_plan()
+        plan_s = time.perf_counter() - t
+        rng = np.random.default_rng(0)
+        vectors = [rng.standard_normal(384).astype(np.float32).tobytes() for _ in range(n)]
+        tokens = [lexical.tokenize(c.text) for c in chunks[:512]]
+        t = time.perf_counter()
+        for start in range(0, n, 512):
+            shas = [store.text_sha(c.text) for c in chunks[start : start + 512]]
+            ledger.store_vectors(shas, vectors[start : start + 512], tokens[: len(shas)])
+        store_s = time.perf_counter() - t
+        ledger.close()
+    return {"rows_per_s": n / plan_s, "vectors_per_s": n / store_s, "both_per_s": n / (plan_s + store_s)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--copies", type=int, default=12)
@@ -132,6 +168,12 @@ def main() -> None:
             )
         for mode in ("ray", "ray-ship"):
             print(f"{mode} index against local: {same_index(work / f'idx-{mode}-0', work / 'idx-local-0')}")
+
+        w = writer_rate()
+        print(
+            f"the one writer, per second: {w['rows_per_s']:.0f} chunk rows recorded, {w['vectors_per_s']:.0f} "
+            f"vectors stored, {w['both_per_s']:.0f} chunks through both"
+        )
 
         from ray.cluster_utils import Cluster
 
