@@ -187,5 +187,5 @@ def test_bench_on_ray_answers_as_a_local_run_and_resumes(cluster, tmp_path, embe
     )  # a model that cannot load: one reason, no actor left
     sessions = read_jsonl(on_ray.out / "generators.jsonl")
     assert all("Ray actors" in s["memory_method"] and s["load_s"] > 0 for s in sessions)
-    again = run_bench(config(qa, tmp_path / "ray", embedder, generators=names, ray=ray_options(workers=2)))
+    again = run_bench(config(qa, tmp_path / "ray", embedder, generators=names, ray=ray_options(workers=1)))
     assert answers(again) == answers(on_ray)  # resumed: every answer kept, none appended

@@ -18,7 +18,7 @@ class AnswerActor:
     """One answering worker: loads the answerer once, answers one question per call."""
 
     def __init__(self, name: str, settings) -> None:
-        from rag.bench.answering import Answerer
+        from rag.bench.answerer import Answerer
         from rag.generators import load_generator
 
         # Threads: Ray sets OMP_NUM_THREADS to the actor's one CPU, which torch follows.
@@ -36,7 +36,7 @@ class AnswerActor:
 
 
 class RayAnswerer:
-    """`rag.bench.answering.Answerer` over `options.workers` actors (raises ModelNotAvailable
+    """`rag.bench.answerer.Answerer` over `options.workers` actors (raises ModelNotAvailable
     as a local load would)."""
 
     def __init__(self, options: RayOptions, name: str, settings) -> None:
