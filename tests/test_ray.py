@@ -131,23 +131,30 @@ def test_a_killed_driver_resumes_and_embeds_only_the_rest(cluster, docs, tmp_pat
 def test_ray_missing_is_one_line_and_touches_nothing(docs, tmp_path, monkeypatch):
     from click.testing import CliRunner
 
-    import rag.build.on_ray as on_ray
+    import rag.cluster as cluster
     from rag.cli import main
 
     def missing():
-        raise RagError(f"--ray needs Ray, an optional extra: {on_ray.INSTALL} (or pip install 'ray[data]')")
+        raise RagError(f"--ray needs Ray, an optional extra: {cluster.INSTALL} (or pip install 'ray[data]')")
 
-    monkeypatch.setattr(on_ray, "require_ray", missing)
-    result = CliRunner().invoke(main, ["index", str(docs), "--index", str(tmp_path / "idx"), "--ray"])
-    assert result.exit_code == 1 and len(result.output.strip().splitlines()) == 1
-    assert "rag[ray]" in result.output or ".[ray]" in result.output
-    assert not (tmp_path / "idx").exists()
+    monkeypatch.setattr(cluster, "require_ray", missing)
+    qa = tmp_path / "qa.jsonl"
+    qa.write_text('{"id": "q1", "question": "What?", "answers": ["x"], "gold": ["bert.md"]}\n')
+    commands = [
+        (["index", str(docs), "--index", str(tmp_path / "idx"), "--ray"], tmp_path / "idx"),
+        (["bench", str(qa), "--out", str(tmp_path / "out"), "--ray"], tmp_path / "out"),
+    ]
+    for args, target in commands:
+        result = CliRunner().invoke(main, args)
+        assert result.exit_code == 1 and len(result.output.strip().splitlines()) == 1, (args, result.output)
+        assert "rag[ray]" in result.output or ".[ray]" in result.output
+        assert not target.exists()
 
 
 def test_require_ray_names_the_extra_when_ray_cannot_be_imported(monkeypatch):
     import builtins
 
-    from rag.build.on_ray import require_ray
+    from rag.cluster import require_ray
 
     real = builtins.__import__
 

@@ -55,6 +55,7 @@ class RayAnswerer:
             raise
         first = described[0]
         if any(d["key"] != first["key"] for d in described):
+            self.close()
             raise RuntimeError(f"{name}: the actors loaded answerers with different prompt keys")
         self.key, self.info, self.family, self.load_s = first["key"], first["info"], first["family"], first["load_s"]
 

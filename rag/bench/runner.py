@@ -57,6 +57,10 @@ def run_bench(config: BenchConfig) -> BenchRun:
 
     started = datetime.now(UTC)
     t0 = time.perf_counter()
+    if config.ray is not None:
+        from rag.cluster import require_ray
+
+        require_ray()  # one line naming the extra, before anything is touched
     bench = load_set(config)
     ks = _check_options(config)
     retrieval_only = config.retrieval_only

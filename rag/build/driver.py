@@ -25,9 +25,9 @@ def build(sources: Callable[[], Iterable[Source]], index_dir: Path, source: str,
     forces a second pass from scratch."""
     started = time.perf_counter()
     if options.ray is not None:
-        from .on_ray import require_ray
+        from ..cluster import require_ray
 
-        require_ray()  # before anything is touched
+        require_ray()  # one line naming the extra, before anything is touched
     path = store.resolve(index_dir)
     store.claim(path)
     warn = options.warn or (lambda message: print(f"warning: {message}", file=sys.stderr))

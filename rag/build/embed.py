@@ -73,20 +73,18 @@ def embed_pending(
     bar = progress.bar(len(missing), "Embedding", show, "chunk")
     step = max(1, min(EMBED_SLICE, EMBED_BATCH))
     work = ((missing[i : i + step], ledger.texts(missing[i : i + step])) for i in range(0, len(missing), step))
-    done, stored = Embedded([], [], []), 0
+    done = Embedded([], [], [])
     last = time.monotonic()
     for batch in (runner or local(embedder))(work):
         done.shas += batch.shas
         done.vectors += batch.vectors
         done.tokens += batch.tokens
-        finished = stored + len(done.shas) >= len(missing)
-        if len(done.shas) >= EMBED_BATCH or time.monotonic() - last >= CHECKPOINT_SECONDS or finished:
+        if len(done.shas) >= EMBED_BATCH or time.monotonic() - last >= CHECKPOINT_SECONDS:
             ledger.store_vectors(done.shas, done.vectors, done.tokens)
-            stored += len(done.shas)
             done, last = Embedded([], [], []), time.monotonic()
         if bar is not None:
             bar.update(len(batch.shas))
+    if done.shas:  # the last, partial checkpoint
+        ledger.store_vectors(done.shas, done.vectors, done.tokens)
     if bar is not None:
         bar.close()
-    if done.shas:  # a runner that yielded fewer texts than it was given still stores what it made
-        ledger.store_vectors(done.shas, done.vectors, done.tokens)

@@ -17,11 +17,12 @@ from __future__ import annotations
 import os
 import pickle
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import replace
 from pathlib import Path
 
-from ..cluster import INSTALL, RayOptions, connect, require_ray  # noqa: F401 (re-exported)
+from ..cluster import RayOptions, connect
 from .embed import Embedded, Runner, Work, embed_batch
-from .plan import STREAM_BYTES, FilePlan, plan_one
+from .plan import FilePlan, is_streamed, plan_one
 from .settings import Settings
 from .sources import Source
 
@@ -58,15 +59,16 @@ def plan_batch(batch: dict, settings: bytes, name: str, backend: str) -> dict:
 
 
 def planner(options: RayOptions, settings: Settings, name: str, backend: str, local: Callable) -> Callable:
-    """Plans (source, old) pairs on Ray, in order; large streamed text files on the driver."""
-    ray = connect(options)
+    """Plans (source, old) pairs on Ray, in order; large streamed text files on the driver. Ray
+    is joined only when some file is to be planned (an update with nothing changed starts none)."""
 
     def run(candidates: Iterable[tuple[Source, tuple | None]]) -> Iterator[tuple[Source, tuple | None, FilePlan]]:
         pairs = list(candidates)
-        remote = [(i, src, old) for i, (src, old) in enumerate(pairs) if not _streamed(src)]
+        remote = [(i, src, old) for i, (src, old) in enumerate(pairs) if not is_streamed(src)]
         items = [{"item": pickle.dumps((_shipped(src) if options.ship else src, old))} for _, src, old in remote]
         planned: dict[int, FilePlan] = {}
         if items:
+            ray = connect(options)
             ds = ray.data.from_items(items).map_batches(
                 plan_batch,
                 batch_size=PLAN_BATCH,
@@ -86,12 +88,6 @@ def planner(options: RayOptions, settings: Settings, name: str, backend: str, lo
     return run
 
 
-def _streamed(src: Source) -> bool:
-    from ..loaders import TEXT_SUFFIXES
-
-    return src.streamable and src.size > STREAM_BYTES and src.path.lower().endswith(TEXT_SUFFIXES)
-
-
 def _shipped(src: Source) -> Source:
     """The source with its bytes read here (a file only the driver sees); a failure travels as its reason."""
     from ..errors import LoadError
@@ -99,10 +95,9 @@ def _shipped(src: Source) -> Source:
     if src.file is None or src.problem is not None:
         return src
     try:
-        data = src.read()
+        return replace(src, data=src.read())
     except LoadError as e:
-        return Source(src.path, src.size, src.mtime_ns, file=src.file, problem=str(e))
-    return Source(src.path, src.size, src.mtime_ns, file=src.file, data=data)
+        return replace(src, problem=str(e))
 
 
 # -- embed ----------------------------------------------------------------------------------------
@@ -135,13 +130,14 @@ class EmbedActor:
 
 
 def embed_runner(options: RayOptions, name: str, backend: str, batch_size: int) -> Runner:
-    """Embeds the slices in an actor pool, in order (see `rag.build.embed.embed_pending`)."""
-    ray = connect(options)
+    """Embeds the slices in an actor pool, in order (see `rag.build.embed.embed_pending`); Ray is
+    joined only when there is something to embed."""
 
     def run(work: Work) -> Iterator[Embedded]:
         items = [{"item": pickle.dumps((shas, texts))} for shas, texts in work]
         if not items:
             return
+        ray = connect(options)
         ds = ray.data.from_items(items).map_batches(
             EmbedActor,
             batch_size=1,

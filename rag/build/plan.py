@@ -63,6 +63,11 @@ def unchanged_by_stat(src: Source, old: tuple | None, settings: Settings) -> boo
     )
 
 
+def is_streamed(src: Source) -> bool:
+    """A large text file: hashed, decoded and chunked a block at a time (memory stays flat)."""
+    return src.streamable and src.size > STREAM_BYTES and src.path.lower().endswith(TEXT_SUFFIXES)
+
+
 def plan_one(
     src: Source,
     old: tuple | None,
@@ -76,7 +81,7 @@ def plan_one(
     read, decoded and chunked a block at a time (memory stays flat); its chunks come lazily.
     `seen_ns` is when it is hashed (now, unless given): a later edit within RACY_NS is re-read."""
     now = time.time_ns() if seen_ns is None else seen_ns
-    streamed = src.streamable and src.size > STREAM_BYTES and src.path.lower().endswith(TEXT_SUFFIXES)
+    streamed = is_streamed(src)
     try:
         if streamed:
             digest = _file_digest(src, show)

@@ -238,10 +238,10 @@ def ray_options(what: str) -> Callable[[F], F]:
 
 
 def ray_config(use_ray: bool, address: str | None, workers: int, ship: bool = False):
-    """The RayOptions the flags ask for, or None (nothing imports ray unless they do)."""
+    """The RayOptions the flags ask for, or None (nothing imports ray unless they do; the build and
+    the bench check that Ray is there before they touch anything)."""
     if not (use_ray or address):
         return None
-    from ..cluster import RayOptions, require_ray
+    from ..cluster import RayOptions
 
-    require_ray()  # one line naming the extra, before anything is touched
     return RayOptions(address=address, workers=workers, ship=ship)

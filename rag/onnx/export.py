@@ -61,28 +61,12 @@ def export_onnx(folder: Path | str, fp32: Path, int8: Path | None, task: str) ->
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")
         args = tuple(sample[n] for n in names)
+        common = {"input_names": names, "output_names": outputs, "dynamic_axes": axes}
         try:
-            torch.onnx.export(
-                Wrapped(model),
-                args,
-                str(fp32),
-                input_names=names,
-                output_names=outputs,
-                dynamo=False,
-                opset_version=14,
-                dynamic_axes=axes,
-            )
+            torch.onnx.export(Wrapped(model), args, str(fp32), dynamo=False, opset_version=14, **common)
         except Exception:  # noqa: BLE001 - a torch without the TorchScript exporter
             torch.onnx.export(
-                Wrapped(model),
-                args,
-                str(fp32),
-                input_names=names,
-                output_names=outputs,
-                dynamo=True,
-                opset_version=18,
-                external_data=False,
-                dynamic_axes=axes,
+                Wrapped(model), args, str(fp32), dynamo=True, opset_version=18, external_data=False, **common
             )
         if model.config.model_type in FUSED_TYPES:
             from onnxruntime.transformers.optimizer import optimize_model
