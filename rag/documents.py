@@ -53,8 +53,10 @@ class Passage:
     end: int
     first_line: int
     last_line: int
-    score: float
-    rank: int
+    score: float  # the retriever's
+    rank: int  # after reranking, where a reranker ran
+    rerank_score: float | None = None  # the cross-encoder's logit, for the candidates it read
+    reranker: str | None = None  # which model gave rerank_score
 
     @property
     def citation(self) -> str:

@@ -108,7 +108,7 @@ class Index:
             )
 
     def search(self, query: str, k: int = 5, retriever: Retriever | str | None = None) -> list[Passage]:
-        """The k best chunks for `query`, best first (dense by default; see `rag.retrieve`)."""
+        """The k best chunks for `query`, best first (hybrid by default; see `rag.retrieve`)."""
         return self.search_many([query], k, retriever=retriever)[0]
 
     def search_many(
@@ -121,8 +121,14 @@ class Index:
             raise RagError("the query is empty: give some text to search for")
         for q in queries:
             require_utf8(q, "query")
-        hits = rank(self, list(queries), k, as_retriever(retriever), progress)
-        return [self.passages([i for i, _ in row], [s for _, s in row]) for row in hits]
+        retriever = as_retriever(retriever)
+        hits = rank(self, list(queries), max(k, retriever.depth), retriever, progress)
+        found = [self.passages([i for i, _ in row], [s for _, s in row]) for row in hits]
+        if retriever.rerank is None:
+            return found
+        from rag.rerankers.apply import rerank
+
+        return [rerank(q, passages, retriever.rerank)[:k] for q, passages in zip(queries, found)]
 
     # The primitives `rag.retrieve` combines.
 

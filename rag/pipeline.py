@@ -45,7 +45,7 @@ class Pipeline:
     generator: Generator
     k: int = DEFAULT_K
     settings: GenerationSettings | None = None
-    retriever: Retriever | str | None = None  # dense by default; see `rag.retrieve`
+    retriever: Retriever | str | None = None  # hybrid by default; see `rag.retrieve`
 
     def retrieve(self, question: str, k: int | None = None) -> tuple[list[Passage], float]:
         start = time.perf_counter()

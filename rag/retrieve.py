@@ -17,6 +17,8 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from rag.rerankers.base import RerankSettings
+
 from .config import DEFAULT_BM25_WEIGHT, DEFAULT_POOL, DEFAULT_RETRIEVER, DEFAULT_RRF_K, RETRIEVERS
 from .errors import RagError
 
@@ -32,6 +34,7 @@ class Retriever:
     rrf_k: float = DEFAULT_RRF_K  # RRF's constant c: larger flattens the weight of the top ranks
     bm25_weight: float = DEFAULT_BM25_WEIGHT  # the BM25 ranking's weight in the fusion; dense weighs 1
     mmr: float | None = None  # MMR's lambda: 1 ranks by relevance only, 0 by novelty only
+    rerank: RerankSettings | None = None  # a cross-encoder over the top candidates (`rag.rerankers`)
 
     def __post_init__(self):
         for name, value in (("--rrf-k", self.rrf_k), ("--bm25-weight", self.bm25_weight), ("--mmr", self.mmr)):
@@ -53,7 +56,17 @@ class Retriever:
         return self.kind in ("bm25", "hybrid")
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """Plain data; without reranking there is no `rerank` key, so keys of runs recorded before
+        reranking existed still match."""
+        out = {k: v for k, v in asdict(self).items() if k != "rerank"}
+        if self.rerank is not None:
+            out["rerank"] = self.rerank.to_dict()
+        return out
+
+    @property
+    def depth(self) -> int:
+        """Why k is not always enough: the reranker reads its whole pool."""
+        return self.rerank.pool if self.rerank is not None else 1
 
     def describe(self) -> str:
         text = self.kind
@@ -61,6 +74,8 @@ class Retriever:
             text += f" (RRF c={self.rrf_k:g}, BM25 weight {self.bm25_weight:g}, pool {self.pool})"
         if self.mmr is not None:
             text += f", MMR lambda {self.mmr:g}"
+        if self.rerank is not None:
+            text += f", {self.rerank.describe()}"
         return text
 
 

@@ -212,3 +212,27 @@ def squad_file(path: Path, articles: dict[str, list[tuple[str, list[tuple[str, s
         data.append({"title": title, "paragraphs": out})
     path.write_text(json.dumps({"version": "1.1", "data": data}), encoding="utf-8")
     return path
+
+
+def build_tiny_cross_encoder(folder: Path, seed: int = 0) -> Path:
+    """A tiny random-weight BERT with a one-logit head (a CrossEncoder's shape) and the packaged MiniLM's tokenizer."""
+    import torch
+    from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
+
+    from rag.train.reader import base_folder
+
+    tokenizer = AutoTokenizer.from_pretrained(base_folder("all-MiniLM-L6-v2"))
+    torch.manual_seed(seed)
+    config = BertConfig(
+        vocab_size=tokenizer.vocab_size,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=512,
+        num_labels=1,
+    )
+    model = BertForSequenceClassification(config)
+    model.save_pretrained(folder, safe_serialization=True)
+    tokenizer.save_pretrained(folder)
+    return folder

@@ -173,7 +173,10 @@ def search(
     width = terminal_width()
     shorten = sys.stdout.isatty()
     for p in passages:
-        click.echo(click.style(f"{p.rank:>2}. {score(p.score)}  {shown(p.citation)}", bold=True))
+        label = f"{score(p.score)} {retriever.kind}"
+        if p.reranker is not None:
+            label += f", {score(p.rerank_score)} {p.reranker}"
+        click.echo(click.style(f"{p.rank:>2}. {label}  {shown(p.citation)}", bold=True))
         text = " ".join(p.text.split())
         if shorten and len(text) > 3 * (width - 6):
             text = text[: 3 * (width - 6) - 1].rstrip() + "…"

@@ -16,6 +16,8 @@ from ..config import (
     DEFAULT_K,
     DEFAULT_MAX_NEW_TOKENS,
     DEFAULT_POOL,
+    DEFAULT_RERANK_POOL,
+    DEFAULT_RERANKER,
     DEFAULT_RETRIEVER,
     DEFAULT_RRF_K,
     DEFAULT_TEMPERATURE,
@@ -119,12 +121,45 @@ def retriever_options(command: F) -> F:
 
     @functools.wraps(command)
     def f(
-        *args: Any, retriever: str, pool: int, rrf_k: float, bm25_weight: float, mmr: float | None, **kwargs: Any
+        *args: Any,
+        retriever: str,
+        pool: int,
+        rrf_k: float,
+        bm25_weight: float,
+        mmr: float | None,
+        reranker: str | None,
+        rerank_pool: int,
+        **kwargs: Any,
     ) -> Any:
+        from ..rerankers.base import RerankSettings
+        from ..rerankers.loading import default_reranker, locate
         from ..retrieve import Retriever
 
-        how = Retriever(kind=retriever, pool=pool, rrf_k=rrf_k, bm25_weight=bm25_weight, mmr=mmr)
+        if reranker is None:
+            reranker = default_reranker()
+        elif reranker.strip().lower() in ("none", "off", ""):
+            reranker = None
+        rerank = None
+        if reranker is not None:
+            locate(reranker)  # one line now, before any index is opened
+            rerank = RerankSettings(model=reranker, pool=rerank_pool)
+        how = Retriever(kind=retriever, pool=pool, rrf_k=rrf_k, bm25_weight=bm25_weight, mmr=mmr, rerank=rerank)
         return command(*args, retriever=how, **kwargs)
+
+    f = click.option(
+        "--rerank-pool",
+        type=int,
+        default=DEFAULT_RERANK_POOL,
+        show_default=True,
+        help="Candidates the reranker reads (the rest keep the retriever's order after them).",
+    )(f)
+    f = click.option(
+        "--reranker",
+        default=None,
+        metavar="NAME",
+        help="Cross-encoder that rereads the top candidates: minilm-reranker, a CrossEncoder folder or Hub id, "
+        f"or none (default: {DEFAULT_RERANKER or 'none'}).",
+    )(f)
 
     f = click.option(
         "--mmr",

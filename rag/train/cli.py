@@ -10,9 +10,9 @@ import click
 from rag.errors import RagError
 
 
-def _command(params: dict, data: Path) -> str:
+def _command(params: dict, data: Path, what: str = "reader") -> str:
     """The command that reproduces this run, every setting spelled out (for the model card)."""
-    words = ["rag", "train", "reader", "--data", str(data)]
+    words = ["rag", "train", what, "--data", str(data)]
     for key, value in params.items():
         if key in ("data", "quiet") or value is None or value is False:
             continue
@@ -96,3 +96,77 @@ def reader(data, out, base, held_in, negatives, epochs, lr, batch_size, seed, th
             f"of unanswerable, {held['abstain_answerable_retrieved']:.0%} of answerable"
         )
     click.echo(f"ask with it: rag ask QUESTION -g {run.folder}")
+
+
+@train_command.command("reranker")
+@click.option(
+    "--data",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="SQuAD v1.1 .json or rag QA .jsonl (default: ../shared/datasets/squad/dev-v1.1-part-a.json).",
+)
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path, file_okay=False),
+    required=True,
+    help="Folder for checkpoints and the model (new or empty, or an earlier run's: it resumes).",
+)
+@click.option(
+    "--base",
+    default="all-MiniLM-L6-v2",
+    show_default=True,
+    help="Encoder to start from: the packaged MiniLM, a folder, or a Hub id in the cache.",
+)
+@click.option(
+    "--held-in",
+    type=click.IntRange(min=0),
+    default=4,
+    show_default=True,
+    help="Articles kept out of training and evaluated on (0: train on every article).",
+)
+@click.option(
+    "--group",
+    type=click.IntRange(min=2),
+    default=4,
+    show_default=True,
+    help="Passages per question: one positive and GROUP-1 hard negatives mined with rag's hybrid and dense retrievers.",
+)
+@click.option("--loss", type=click.Choice(["listwise", "bce"]), default="listwise", show_default=True)
+@click.option("--epochs", type=click.FloatRange(min=0, min_open=True), default=1.0, show_default=True)
+@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=5e-5, show_default=True)
+@click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True, help="Questions per step.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--threads", type=click.IntRange(min=1), default=None, help="torch threads (default: all cores).")
+@click.option("--no-onnx", is_flag=True, help="Do not export ONNX (fp32 and int8) when training ends.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
+def reranker(data, out, base, held_in, group, loss, epochs, lr, batch_size, seed, threads, no_onnx, quiet) -> None:
+    """Fine-tune an encoder as a cross-encoder reranker; resumes after a kill with the same command."""
+    from rag.train.reranker import RerankSettings
+    from rag.train.run_reranker import DEFAULT_DATA, train_reranker
+
+    data = data or DEFAULT_DATA
+    if not data.exists():
+        raise RagError(f"{data}: no such file: pass --data with a SQuAD v1.1 .json or rag QA .jsonl file")
+    settings = RerankSettings(base=base, epochs=epochs, lr=lr, batch_size=batch_size, group=group, loss=loss, seed=seed)
+    command = _command(click.get_current_context().params, data, "reranker")
+    say = (lambda line: None) if quiet else (lambda line: click.echo(line, err=True))
+    run = train_reranker(
+        data,
+        out,
+        settings,
+        held_in=held_in,
+        threads=threads,
+        progress=not quiet,
+        command=command,
+        export=not no_onnx,
+        say=say,
+    )
+    click.echo(f"model: {run.folder} ({run.train_seconds:.0f} s, {run.pairs_per_second:.1f} pairs/s)")
+    held = run.metrics.get("held_in_int8") or run.metrics.get("held_in")
+    if held:
+        best = held["chosen"]
+        click.echo(
+            f"held-in ({held['questions']} questions): recall@1 {held['retriever']['recall@1']:.3f} -> "
+            f"{best['recall@1']:.3f} reranking the top {best['pool']} (fusion weight {best['weight']:g})"
+        )
+    click.echo(f"search with it: rag search QUESTION --reranker {run.folder}")

@@ -18,9 +18,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import random
-import shutil
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -30,13 +27,23 @@ from pathlib import Path
 from rag.errors import RagError
 from rag.readers.backends import forward_inputs
 from rag.readers.features import MAX_LENGTH, STRIDE, Window, label, pad, windows
+from rag.train.checkpoints import (
+    CHECKPOINT,
+    CHECKPOINT_SECONDS,
+    MODEL_DIR,
+    batch_order,
+    load_optimizer,
+    load_rng,
+    lr_at,
+    progress_bar,
+    read_state,
+    recover_checkpoint,
+    save_checkpoint,
+    save_model,
+)
 from rag.train.data import Example
 
-CHECKPOINT = "checkpoint"
-STATE = "state.json"
-MODEL_DIR = "model"
-CHECKPOINT_SECONDS = 300.0
-MEGABATCH = 50  # batches per length-sorted group (as transformers' group_by_length)
+__all__ = ["CHECKPOINT", "MODEL_DIR", "TrainSettings", "batch_order", "lr_at", "train"]
 
 
 @dataclass
@@ -107,28 +114,6 @@ def training_windows(tokenizer, examples: Sequence[Example], settings: TrainSett
     return out
 
 
-def batch_order(lengths: Sequence[int], batch_size: int, seed: int) -> list[list[int]]:
-    """Length-grouped batches for one epoch: shuffle, sort each megabatch by length, cut, shuffle
-    the batches. Deterministic in `seed`, so a resumed epoch replays the same batches."""
-    rng = random.Random(seed)
-    order = list(range(len(lengths)))
-    rng.shuffle(order)
-    size = batch_size * MEGABATCH
-    batches = []
-    for i in range(0, len(order), size):
-        group = sorted(order[i : i + size], key=lambda j: -lengths[j])
-        batches += [group[k : k + batch_size] for k in range(0, len(group), batch_size)]
-    rng.shuffle(batches)
-    return batches
-
-
-def lr_at(step: int, total: int, settings: TrainSettings) -> float:
-    warm = max(1, int(total * settings.warmup))
-    if step < warm:
-        return settings.lr * (step + 1) / warm
-    return settings.lr * max(0.0, (total - step) / max(1, total - warm))
-
-
 def train(
     examples: Sequence[Example],
     out: Path,
@@ -151,8 +136,8 @@ def train(
     if threads:
         torch.set_num_threads(threads)
     source = base_folder(settings.base)
-    _recover_checkpoint(out)
-    state = _read_state(out / CHECKPOINT)
+    recover_checkpoint(out)
+    state = read_state(out / CHECKPOINT)
     if state is not None and state["settings"] != settings.key():
         changed = sorted(k for k, v in settings.key().items() if state["settings"].get(k) != v)
         raise RagError(
@@ -188,8 +173,8 @@ def train(
     if state is not None:
         step = int(state["step"])
         try:
-            _load_optimizer(optimizer, out / CHECKPOINT)
-            torch.set_rng_state(_load_rng(out / CHECKPOINT))
+            load_optimizer(optimizer, out / CHECKPOINT)
+            torch.set_rng_state(load_rng(out / CHECKPOINT))
         except Exception as e:  # noqa: BLE001 - a damaged file: say which, and the way out
             raise RagError(
                 f"{out / CHECKPOINT} is damaged ({str(e).splitlines()[0][:120]}): remove that folder "
@@ -200,7 +185,7 @@ def train(
     before_seconds = float(state.get("seconds", 0.0)) if state else 0.0  # training time of earlier calls
     before_seen = int(state.get("windows_seen", 0)) if state else 0
 
-    bar = _bar(total, step, progress)
+    bar = progress_bar(total, step, progress)
     last_save = time.monotonic()
     started = time.monotonic()
     seen = 0
@@ -247,7 +232,7 @@ def train(
                     log.flush()
                 end_of_epoch = step % per_epoch == 0
                 if end_of_epoch or step == total or time.monotonic() - last_save >= checkpoint_seconds:
-                    _save_checkpoint(
+                    save_checkpoint(
                         model,
                         optimizer,
                         out,
@@ -270,35 +255,8 @@ def train(
     seen += before_seen
     result = TrainResult(out / MODEL_DIR, step, seconds, seen / max(seconds, 1e-9), len(data), resumed_from)
     if step >= total and (step > resumed_from or not (out / MODEL_DIR).is_dir()):  # a finished run's model stays
-        _save_model(model, tokenizer, out / MODEL_DIR)
+        save_model(model, tokenizer, out / MODEL_DIR)
     return result
-
-
-def _bar(total: int, done: int, enabled: bool):
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, initial=done, unit="step", desc="training", disable=not enabled, dynamic_ncols=True)
-
-
-# --- checkpoints: safetensors and JSON, swapped in whole -------------------------------------------
-
-
-def _recover_checkpoint(out: Path) -> None:
-    """A kill between the two renames of `_save_checkpoint` leaves no checkpoint folder but the new
-    one (complete once its state.json is written, which is last) or the old one: put it back."""
-    if (out / CHECKPOINT).exists():
-        return
-    for candidate in (out / f".{CHECKPOINT}.tmp", out / f".{CHECKPOINT}.old"):
-        if _read_state(candidate) is not None:
-            os.replace(candidate, out / CHECKPOINT)
-            return
-
-
-def _read_state(folder: Path) -> dict | None:
-    try:
-        return json.loads((folder / STATE).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
 
 
 def data_fingerprint(data: Sequence[Window]) -> str:
@@ -309,83 +267,3 @@ def data_fingerprint(data: Sequence[Window]) -> str:
     for w in data:
         h.update(json.dumps([w.input_ids, w.start, w.end]).encode())
     return h.hexdigest()[:16]
-
-
-def _save_checkpoint(
-    model,
-    optimizer,
-    out: Path,
-    step: int,
-    settings: TrainSettings,
-    fingerprint: str = "",
-    seconds: float = 0.0,
-    seen: int = 0,
-) -> None:
-    """Write the checkpoint to a new folder, then swap it in: a kill leaves the old one or the new one."""
-    import torch
-    from safetensors.torch import save_file
-
-    work = out / f".{CHECKPOINT}.tmp"
-    if work.exists():
-        shutil.rmtree(work)  # ours: inside our claimed --out, with our name
-    work.mkdir()
-    model.save_pretrained(str(work), safe_serialization=True)
-    tensors, groups = {}, []
-    full = optimizer.state_dict()
-    for index, values in full["state"].items():
-        for key, value in values.items():
-            tensor = value if torch.is_tensor(value) else torch.tensor(value)
-            tensors[f"{index}.{key}"] = tensor.contiguous()
-    for group in full["param_groups"]:
-        groups.append({k: v for k, v in group.items()})
-    save_file(tensors, str(work / "optimizer.safetensors"))
-    save_file({"rng": torch.get_rng_state()}, str(work / "rng.safetensors"))
-    (work / "optimizer.json").write_text(json.dumps({"param_groups": groups}))
-    (work / STATE).write_text(
-        json.dumps(
-            {
-                "step": step,
-                "settings": settings.key(),
-                "data": fingerprint,
-                "seconds": round(seconds, 1),
-                "windows_seen": seen,
-            },
-            indent=1,
-        )
-    )
-    old = out / f".{CHECKPOINT}.old"
-    if old.exists():
-        shutil.rmtree(old)
-    if (out / CHECKPOINT).exists():
-        os.replace(out / CHECKPOINT, old)
-    os.replace(work, out / CHECKPOINT)
-    shutil.rmtree(old, ignore_errors=True)
-
-
-def _load_optimizer(optimizer, folder: Path) -> None:
-    from safetensors.torch import load_file
-
-    tensors = load_file(str(folder / "optimizer.safetensors"))
-    groups = json.loads((folder / "optimizer.json").read_text())["param_groups"]
-    state: dict[int, dict] = {}
-    for name, tensor in tensors.items():
-        index, key = name.split(".", 1)
-        state.setdefault(int(index), {})[key] = tensor
-    optimizer.load_state_dict({"state": state, "param_groups": groups})
-
-
-def _load_rng(folder: Path):
-    from safetensors.torch import load_file
-
-    return load_file(str(folder / "rng.safetensors"))["rng"]
-
-
-def _save_model(model, tokenizer, folder: Path) -> None:
-    work = folder.parent / f".{folder.name}.tmp"
-    if work.exists():
-        shutil.rmtree(work)
-    model.save_pretrained(str(work), safe_serialization=True)
-    tokenizer.save_pretrained(str(work))
-    if folder.exists():
-        shutil.rmtree(folder)  # inside our claimed --out: the model this run wrote before
-    os.replace(work, folder)

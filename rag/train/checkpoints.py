@@ -1,0 +1,151 @@
+"""The training plumbing every `rag train` command shares: length-grouped batches, the learning
+rate schedule, progress, and checkpoints that are safetensors and JSON (never pickles).
+
+A checkpoint is the model's weights, AdamW's moments and the RNG (safetensors) with the step and
+settings (JSON), written to a new folder and swapped in, so a kill leaves the old one or the new
+one; `recover_checkpoint` puts back whichever a kill between the two renames left aside.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+from collections.abc import Sequence
+from pathlib import Path
+
+CHECKPOINT = "checkpoint"
+STATE = "state.json"
+MODEL_DIR = "model"
+CHECKPOINT_SECONDS = 300.0
+MEGABATCH = 50  # batches per length-sorted group (as transformers' group_by_length)
+
+
+def batch_order(lengths: Sequence[int], batch_size: int, seed: int) -> list[list[int]]:
+    """Length-grouped batches for one epoch: shuffle, sort each megabatch by length, cut, shuffle
+    the batches. Deterministic in `seed`, so a resumed epoch replays the same batches."""
+    rng = random.Random(seed)
+    order = list(range(len(lengths)))
+    rng.shuffle(order)
+    size = batch_size * MEGABATCH
+    batches = []
+    for i in range(0, len(order), size):
+        group = sorted(order[i : i + size], key=lambda j: -lengths[j])
+        batches += [group[k : k + batch_size] for k in range(0, len(group), batch_size)]
+    rng.shuffle(batches)
+    return batches
+
+
+def lr_at(step: int, total: int, settings) -> float:
+    warm = max(1, int(total * settings.warmup))
+    if step < warm:
+        return settings.lr * (step + 1) / warm
+    return settings.lr * max(0.0, (total - step) / max(1, total - warm))
+
+
+def progress_bar(total: int, done: int, enabled: bool, desc: str = "training"):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, initial=done, unit="step", desc=desc, disable=not enabled, dynamic_ncols=True)
+
+
+# --- checkpoints: safetensors and JSON, swapped in whole -------------------------------------------
+
+
+def recover_checkpoint(out: Path) -> None:
+    """A kill between the two renames of `_save_checkpoint` leaves no checkpoint folder but the new
+    one (complete once its state.json is written, which is last) or the old one: put it back."""
+    if (out / CHECKPOINT).exists():
+        return
+    for candidate in (out / f".{CHECKPOINT}.tmp", out / f".{CHECKPOINT}.old"):
+        if read_state(candidate) is not None:
+            os.replace(candidate, out / CHECKPOINT)
+            return
+
+
+def read_state(folder: Path) -> dict | None:
+    try:
+        return json.loads((folder / STATE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def save_checkpoint(
+    model,
+    optimizer,
+    out: Path,
+    step: int,
+    settings,
+    fingerprint: str = "",
+    seconds: float = 0.0,
+    seen: int = 0,
+) -> None:
+    """Write the checkpoint to a new folder, then swap it in: a kill leaves the old one or the new one."""
+    import torch
+    from safetensors.torch import save_file
+
+    work = out / f".{CHECKPOINT}.tmp"
+    if work.exists():
+        shutil.rmtree(work)  # ours: inside our claimed --out, with our name
+    work.mkdir()
+    model.save_pretrained(str(work), safe_serialization=True)
+    tensors, groups = {}, []
+    full = optimizer.state_dict()
+    for index, values in full["state"].items():
+        for key, value in values.items():
+            tensor = value if torch.is_tensor(value) else torch.tensor(value)
+            tensors[f"{index}.{key}"] = tensor.contiguous()
+    for group in full["param_groups"]:
+        groups.append({k: v for k, v in group.items()})
+    save_file(tensors, str(work / "optimizer.safetensors"))
+    save_file({"rng": torch.get_rng_state()}, str(work / "rng.safetensors"))
+    (work / "optimizer.json").write_text(json.dumps({"param_groups": groups}))
+    (work / STATE).write_text(
+        json.dumps(
+            {
+                "step": step,
+                "settings": settings.key(),
+                "data": fingerprint,
+                "seconds": round(seconds, 1),
+                "windows_seen": seen,
+            },
+            indent=1,
+        )
+    )
+    old = out / f".{CHECKPOINT}.old"
+    if old.exists():
+        shutil.rmtree(old)
+    if (out / CHECKPOINT).exists():
+        os.replace(out / CHECKPOINT, old)
+    os.replace(work, out / CHECKPOINT)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def load_optimizer(optimizer, folder: Path) -> None:
+    from safetensors.torch import load_file
+
+    tensors = load_file(str(folder / "optimizer.safetensors"))
+    groups = json.loads((folder / "optimizer.json").read_text())["param_groups"]
+    state: dict[int, dict] = {}
+    for name, tensor in tensors.items():
+        index, key = name.split(".", 1)
+        state.setdefault(int(index), {})[key] = tensor
+    optimizer.load_state_dict({"state": state, "param_groups": groups})
+
+
+def load_rng(folder: Path):
+    from safetensors.torch import load_file
+
+    return load_file(str(folder / "rng.safetensors"))["rng"]
+
+
+def save_model(model, tokenizer, folder: Path) -> None:
+    work = folder.parent / f".{folder.name}.tmp"
+    if work.exists():
+        shutil.rmtree(work)
+    model.save_pretrained(str(work), safe_serialization=True)
+    tokenizer.save_pretrained(str(work))
+    if folder.exists():
+        shutil.rmtree(folder)  # inside our claimed --out: the model this run wrote before
+    os.replace(work, folder)
