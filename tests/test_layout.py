@@ -119,6 +119,8 @@ def test_backends_are_leaves():
     assert "rag.embedders.st" not in edges["rag.embedders.onnx"]
     for backend in ("rag.embedders.st", "rag.embedders.onnx"):
         assert "rag.embedders" not in edges[backend], backend  # the registry picks backends, not the reverse
+    for role in ("readers", "rerankers"):  # below the model code: they import nothing of their role
+        assert not any(t.startswith(f"rag.{role}") for t in edges[f"rag.{role}.backends"]), role
 
 
 def test_the_query_side_never_imports_the_build():
@@ -136,6 +138,11 @@ def test_the_query_side_never_imports_the_build():
         "rag.readers.reader",
         "rag.readers.spans",
         "rag.readers.features",
+        "rag.rerankers",
+        "rag.rerankers.apply",
+        "rag.rerankers.cross_encoder",
+        "rag.rerankers.fusion",
+        "rag.rerankers.loading",
     ]
     top = graph(top_level_only=True)
     for name in query_side:

@@ -186,6 +186,24 @@ def test_onnx_and_torch_give_the_same_order(trained, tmp_path):
     assert load_reranker(str(folder)).dtype == "int8"  # the default: int8 ONNX where it is there
 
 
+def test_the_onnx_path_never_imports_torch(trained, tmp_path):
+    import shutil
+    import subprocess
+    import sys
+
+    from rag.rerankers.export import export_reranker
+
+    folder = tmp_path / "ce"
+    shutil.copytree(trained[0] / "model", folder)
+    export_reranker(folder, say=lambda line: None)
+    script = (
+        "import sys; from rag.rerankers.loading import load_reranker; "
+        f"r = load_reranker({str(folder)!r}); print(len(r.score('q', ['a', 'b'])), r.runtime, 'torch' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["2", "onnxruntime", "False"]
+
+
 def test_rerank_keeps_every_passage_and_labels_the_ones_it_read(trained):
     from rag.rerankers.apply import rerank
     from rag.rerankers.loading import load_reranker

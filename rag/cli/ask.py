@@ -114,6 +114,7 @@ def ask(
         click.secho(
             shown(f"{role}: {gen.name} ({gen.family}{mode}; {runtime or 'runtime unknown'})"), err=True, dim=True
         )
+        click.secho(shown(f"retrieval: {retriever.describe()}"), err=True, dim=True)
     # An extractive answer is cut from the passage's own characters after decoding: printed whole.
     streaming = stream and not as_json and not extractive and sys.stdout.isatty()
     pipeline = Pipeline(index, gen, k=k, settings=settings, retriever=retriever)

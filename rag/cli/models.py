@@ -30,6 +30,14 @@ def models(ctx: click.Context) -> None:
         f"\nThis CPU: {this_cpu().describe()}: generators compute in {choice.dtype} "
         f"({choice.reason}); --dtype or $RAG_DTYPE chooses."
     )
+    from ..rerankers.loading import default_reranker, list_rerankers
+
+    click.echo(
+        "\nRerankers (--reranker NAME on search, ask, compare and bench; any CrossEncoder folder or Hub id too):"
+    )
+    for name, runtime, note in list_rerankers():
+        click.echo(f"  {name}  {runtime}  {note}")
+    click.echo(f"  default: {default_reranker() or 'none'}")
     missing = [m for m in infos if not m.available]
     if missing:
         click.echo(f"\nNot available offline: {', '.join(m.name for m in missing)}.")

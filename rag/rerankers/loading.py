@@ -145,6 +145,25 @@ def load_reranker(name: str, *, backend: str | None = None, threads: int | None 
     return reranker
 
 
+def list_rerankers() -> list[tuple[str, str, str]]:
+    """`rag models` rows for the reranker presets: (name, runtime and size, note); file checks only."""
+    rows = []
+    for name, folder in PRESETS.items():
+        onnx = _onnx_file(folder)
+        if onnx is None:
+            rows.append((name, "-", "not installed with this copy of rag: train one with `rag train reranker`"))
+            continue
+        runtime = (
+            f"onnxruntime {'int8' if onnx.name == ONNX_INT8 else 'float32'}, {onnx.stat().st_size / 2**20:.0f} MiB"
+        )
+        held = (settings(folder).get("metrics") or {}).get("held_in_int8") or {}
+        note = "cross-encoder trained by `rag train reranker`, shipped with rag"
+        if held:
+            note += f" (held-in SQuAD recall@1 {held['retriever']['recall@1']:.3f} -> {held['chosen']['recall@1']:.3f})"
+        rows.append((name, runtime, note))
+    return rows
+
+
 def clear_loaded() -> None:
     _LOADED.clear()
 
