@@ -334,11 +334,13 @@ def test_retriever_is_recorded_and_keys_the_run(tmp_path, qa_set, embedder):
     assert [runs[k]["retrieval"]["recall@1"] for k in ("dense", "bm25", "hybrid")] == [1.0, 1.0, 1.0]
     assert runs["bm25"]["retrieval"]["mrr@10"] == 1.0
 
-    base = config(qa_set, tmp_path / "x", embedder)
+    base = config(qa_set, tmp_path / "x", embedder)  # the default retriever: hybrid
     bench = _load_set(base)
-    dense_key = _run_key("k", bench, base)
+    dense = config(qa_set, tmp_path / "x", embedder, retriever=Retriever(kind="dense"))
+    dense_key = _run_key("k", bench, dense)
     hybrid = config(qa_set, tmp_path / "x", embedder, retriever=Retriever(kind="hybrid"))
     assert _run_key("k", bench, hybrid) != dense_key  # answers from other passages are not resumed
+    assert _run_key("k", bench, base) == _run_key("k", bench, hybrid) != dense_key  # a default run is a hybrid run
     oracle = config(qa_set, tmp_path / "x", embedder, oracle=True)
     oracle_hybrid = config(qa_set, tmp_path / "x", embedder, oracle=True, retriever=Retriever(kind="hybrid"))
     assert _run_key("k", bench, oracle) == _run_key("k", bench, oracle_hybrid)  # oracle ignores the retriever

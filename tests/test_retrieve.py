@@ -224,7 +224,7 @@ def test_cli_retriever_options(tmp_path, rare_index):
     assert result.exit_code == 0, result.output
     data = json.loads(result.output)
     assert data["retriever"] == {"kind": "hybrid", "pool": 3, "rrf_k": 10.0, "bm25_weight": 1.5, "mmr": None}
-    dense = [p.chunk_id for p in rare_index.search(RARE_QUESTION, k=3)]
+    dense = [p.chunk_id for p in rare_index.search(RARE_QUESTION, k=3, retriever="dense")]
     bm25 = [p.chunk_id for p in rare_index.search(RARE_QUESTION, k=3, retriever="bm25")]
     expected = rrf([dense, bm25], c=10, weights=(1.0, 1.5))[:2]
     assert [(p["chunk_id"], p["score"]) for p in data["passages"]] == [(i, pytest.approx(s)) for i, s in expected]

@@ -13,7 +13,7 @@ from rag.bench.config import BenchConfig, Retrieval
 from rag.bench.datasets import BenchQuestion, BenchSet
 from rag.bench.metrics import answer_in_passages, exact_match, f1, prediction_supported
 from rag.bench.results import JsonlLog
-from rag.bench.retrieval import rounded
+from rag.bench.retrieval import before_rerank_fields, rounded
 from rag.documents import Passage
 
 
@@ -168,6 +168,7 @@ def answer_record(
         "passages_cut": answer.passages_cut if answer is not None else 0,
         "timings": rounded(timings),
         "retrieval": rounded(retrieval.scores[q.id]),
+        **before_rerank_fields(q, retrieval),
         "error": error,
     }
 

@@ -64,3 +64,5 @@ class Retrieval:
     scores: dict[str, dict[str, float]]
     seconds: float  # the batched search of all questions
     latency_ms: list[float] = field(default_factory=list)  # single-query probe
+    before_rerank: Retrieval | None = None  # with a reranker: the retriever's own ranking, measured alike
+    reranker: dict | None = None  # with a reranker: its settings and what ran it (`bench.reranking.reranker_info`)

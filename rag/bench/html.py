@@ -22,6 +22,7 @@ from rag.bench.report import (
     PAIRED_COLUMNS,
     _headline,
     _paired_text,
+    _rerank_lines,
     _retriever_text,
     generator_rows,
     paired_rows,
@@ -123,6 +124,7 @@ def render(summary: dict, records: Sequence[dict], plots: Sequence[Path] = (), t
             _table(list(PAIRED_COLUMNS), paired_rows(summary), numeric_from=2),
         ]
     body += ["<h2>Retrieval</h2>", _table(["metric", "value"], retrieval_rows(summary))]
+    body += [f"<p>{esc(line)}</p>" for line in _rerank_lines(summary)]
     if plots:
         body += [
             "<h2>Plots</h2>",

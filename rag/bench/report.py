@@ -86,9 +86,11 @@ def build_summary(
                 "max_new_tokens": config.max_new_tokens,
                 "decoding": "greedy (temperature 0)",
                 "retriever": config.retriever.to_dict(),
+                **({"reranker": retrieval.reranker} if retrieval.reranker else {}),
             },
             "index": index_info,
             "retrieval": retrieval_summary(retrieval, questions, ks, config.passages),
+            **_before_rerank(retrieval, questions, ks, config.passages),
             "generators": generators,
             "paired": compare_all(answered),
             PER_QUESTION_F1: {name: {r["question_id"]: r["f1"] for r in own} for name, own in answered.items()},
@@ -104,6 +106,18 @@ def build_summary(
             "seconds": round(seconds, 1),
         }
     )
+
+
+def _before_rerank(retrieval, questions: Sequence, ks: Sequence[int], passages: int) -> dict:
+    """With a reranker: the ranking before it, measured alike, and the paired gain (else nothing)."""
+    if retrieval.before_rerank is None:
+        return {}
+    from rag.bench.reranking import rerank_gain
+
+    return {
+        "retrieval_before_rerank": retrieval_summary(retrieval.before_rerank, questions, ks, passages),
+        "retrieval_rerank_gain": rerank_gain(retrieval.before_rerank, retrieval, questions),
+    }
 
 
 def retrieval_summary(retrieval, questions: Sequence, ks: Sequence[int], passages: int) -> dict:
@@ -308,9 +322,17 @@ def _signed(value: float | None) -> str:
 
 
 def _retriever_text(settings: dict) -> str:
-    from rag.retrieve import Retriever
+    from rag.bench.reranking import retriever_from_dict
 
-    return Retriever(**settings["retriever"]).describe() if settings.get("retriever") else "dense"
+    return retriever_from_dict(settings["retriever"]).describe() if settings.get("retriever") else "dense"
+
+
+def _rerank_lines(summary: dict) -> list[str]:
+    """The reranker's line (before -> after, with intervals) after the retrieval table, if one ran."""
+    from rag.bench.reranking import rerank_line
+
+    line = rerank_line(summary)
+    return [line + "."] if line else []
 
 
 def _f(value, digits: int = 3) -> str:
@@ -323,6 +345,7 @@ def text_table(summary: dict) -> str:
     """The summary as plain-text tables, for the terminal."""
     lines = [_headline(summary), ""]
     lines += _plain(["retrieval", "value"], retrieval_rows(summary))
+    lines += _rerank_lines(summary)
     if summary["generators"]:
         lines += ["", *_plain([c for c, _ in GENERATOR_COLUMNS], generator_rows(summary))]
         for g in summary["generators"]:
@@ -388,6 +411,7 @@ DEFINITIONS = """\
 def markdown(summary: dict, plots: Sequence[str] = ()) -> str:
     """report.md: headline, retrieval table, generator table, plots, definitions, setup."""
     idx, st = summary["index"], summary["settings"]
+    rerank = _rerank_lines(summary)
     lines = [
         f"# rag bench: {summary['dataset']['name']}",
         "",
@@ -401,6 +425,7 @@ def markdown(summary: dict, plots: Sequence[str] = ()) -> str:
         "## Retrieval",
         "",
         *_md_table(["metric", "value"], retrieval_rows(summary)),
+        *(["", *rerank] if rerank else []),
     ]
     if summary["generators"]:
         lines += ["", "## Generators", "", *_md_table([h for _, h in GENERATOR_COLUMNS], generator_rows(summary), 2)]

@@ -104,9 +104,11 @@ def measured_session(sessions: Iterable[Mapping], generator: str, key: str | Non
     return None
 
 
-def run_key_of(index_key: str, bench: BenchSet, config: BenchConfig) -> str:
+def run_key_of(index_key: str, bench: BenchSet, config: BenchConfig, reranker: Mapping | None = None) -> str:
     """What makes stored answers reusable: the corpus/index, the questions and the generation settings.
-    The prompt, known only once a generator loads, is keyed per answer (`resume.prompt_key`)."""
+    The prompt, known only once a generator loads, is keyed per answer (`resume.prompt_key`).
+    `reranker`: what ran the retriever's reranker (`bench.reranking.run_key_part`), so passages
+    ranked by other weights, runtime or dtype are not resumed."""
     questions = sha([[q.id, q.question, q.answers, sorted(q.gold.items())] for q in bench.questions])
     key = {
         "index": index_key,
@@ -116,8 +118,12 @@ def run_key_of(index_key: str, bench: BenchSet, config: BenchConfig) -> str:
         "max_new_tokens": config.max_new_tokens,
         "temperature": 0.0,
     }
-    if config.retriever != Retriever() and not config.oracle:  # the default keeps keys of runs made before retrievers
+    # Runs made before retrievers were chosen were dense, and their keys have no retriever: dense keeps
+    # that key (not "the default", which is hybrid now: its runs must not resume dense answers).
+    if config.retriever != Retriever(kind="dense") and not config.oracle:
         key["retriever"] = config.retriever.to_dict()
+        if config.retriever.rerank is not None and reranker is not None:
+            key["reranker"] = dict(reranker)
     return sha(key)[:12]
 
 

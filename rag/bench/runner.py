@@ -23,6 +23,7 @@ from rag.bench.answering import document_texts, run_generator
 from rag.bench.config import RANKING_DEPTH, BenchConfig
 from rag.bench.corpus import bench_embedder, index_key, load_set, open_index, safe_name
 from rag.bench.datasets import BenchQuestion
+from rag.bench.reranking import load_bench_reranker, run_key_part
 from rag.bench.results import RESULTS, SESSIONS, JsonlLog
 from rag.bench.resume import check_resumable, run_key_of
 from rag.bench.retrieval import retrieval_record, retrieve
@@ -79,6 +80,7 @@ def run_bench(config: BenchConfig) -> BenchRun:
         raise RagError("no generator is available here: see `rag models`, pass --generators, or use --retrieval-only")
 
     questions = sample_questions(bench.questions, config.limit, config.sample_seed)
+    reranker = load_bench_reranker(config.retriever)  # before --out is made: one that cannot load leaves none
     out = config.out = config.out or default_out(bench.name)  # kept, so a caller can say where to resume
     claim_out(out)
     config.echo(
@@ -89,7 +91,7 @@ def run_bench(config: BenchConfig) -> BenchRun:
 
     emb = bench_embedder(config)
     key = index_key(bench, config, emb.name)
-    run_key = run_key_of(key, bench, config)
+    run_key = run_key_of(key, bench, config, reranker=run_key_part(reranker) if reranker is not None else None)
     check_resumable(existing, run_key, out)  # before any embedding: a wrong --out fails at once
     index, index_info = open_index(bench, config, emb, key)
     config.echo(
@@ -97,7 +99,9 @@ def run_bench(config: BenchConfig) -> BenchRun:
         f"({'reused' if index_info['reused'] else 'built'} in {index_info['seconds']:.1f}s) at {index_info['path']}"
     )
     depth = max(max(ks), RANKING_DEPTH, config.passages)
-    retrieval = retrieve(index, questions, depth, ks, progress=config.progress, retriever=config.retriever)
+    retrieval = retrieve(
+        index, questions, depth, ks, progress=config.progress, retriever=config.retriever, reranker=reranker
+    )
     done = {(r.get("generator"), r.get("question_id")) for r in existing if r.get("run") == run_key}
 
     if retrieval_only:
