@@ -281,3 +281,83 @@ def test_every_command_takes_its_retrieval_defaults_from_config():
 
     assert as_retriever(None) == Retriever() and Retriever().kind == config.DEFAULT_RETRIEVER
     assert Pipeline.__dataclass_fields__["retriever"].default is None
+
+
+# --- rag train reranker, end to end ---------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def tiny_squad(tmp_path_factory) -> Path:
+    from tiny_models import squad_file
+
+    articles = {}
+    for a, town in enumerate(["Paris", "Lyon", "Nice", "Metz"]):
+        articles[town] = [
+            (
+                f"{town} has {a + 3} bridges and a river called the R{a}. The mayor of {town} is Ms {town}son.",
+                [
+                    (f"How many bridges does {town} have?", f"{a + 3} bridges"),
+                    (f"Who is the mayor of {town}?", f"Ms {town}son"),
+                ],
+            ),
+            (
+                f"The museum of {town} opened in {1900 + a}. It holds {a + 10} paintings.",
+                [(f"When did the museum of {town} open?", f"{1900 + a}")],
+            ),
+            (
+                f"The stadium of {town} seats {a + 20} thousand people.",
+                [(f"How many seats has the stadium of {town}?", f"{a + 20} thousand")],
+            ),
+        ]
+    return squad_file(tmp_path_factory.mktemp("data") / "tiny.json", articles)
+
+
+def test_rag_train_reranker_refuses_a_foreign_out_folder_and_leaves_it_intact(tiny, tiny_squad, tmp_path):
+    from conftest import folder_bytes
+
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "notes.txt").write_text("my thesis")
+    before = folder_bytes(out)
+    args = [
+        "train",
+        "reranker",
+        "--data",
+        str(tiny_squad),
+        "--out",
+        str(out),
+        "--base",
+        str(tiny),
+        "--held-in",
+        "1",
+        "-q",
+    ]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code != 0 and "did not write" in result.output and str(out) in result.output
+    assert folder_bytes(out) == before
+
+
+def test_rag_train_reranker_end_to_end_writes_a_model_folder_with_its_card(tiny, tiny_squad, tmp_path, monkeypatch):
+    monkeypatch.setenv("RAG_CACHE", str(tmp_path / "cache"))
+    out = tmp_path / "run"
+    args = ["train", "reranker", "--data", str(tiny_squad), "--out", str(out), "--base", str(tiny), "--held-in", "1",
+            "--group", "3", "--batch-size", "2", "--lr", "1e-3", "--quiet"]  # fmt: skip
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    model = out / "model"
+    for name in ("model.safetensors", "config.json", "tokenizer.json", "README.md", "rag-reranker.json", "model.onnx",
+                 "model-int8.onnx"):  # fmt: skip
+        assert (model / name).is_file(), name
+    record = json.loads((model / "rag-reranker.json").read_text())
+    assert record["format"] == "rag-reranker" and record["command"].startswith("rag train reranker")
+    held = record["settings"]["held_in"]
+    assert len(held) == 1 and record["metrics"]["held_in"]["questions"] == 4  # one article: 4 questions
+    assert record["groups_trained"] <= 12  # never a held-in question
+    int8 = record["metrics"]["held_in_int8"]
+    assert {"retriever", "chosen", "latency_ms_p50", "grid"} <= set(int8) and int8["chosen"]["pool"] == 20
+    card = (model / "README.md").read_text()
+    assert "CC BY-SA 4.0" in card and "Seed 0" in card and record["cpu"] in card and held[0] in card
+    assert "recall@1" in result.output
+    from rag.rerankers.loading import load_reranker
+
+    assert load_reranker(str(model)).runtime == "onnxruntime"
