@@ -103,7 +103,7 @@ def test_build_search_and_load(corpus, tmp_path, embedder):
     }
     assert (m.counts["segments"], m.counts["base"], m.counts["delta"], m.counts["deleted"]) == ([5], 5, 0, 0)
 
-    [hit] = index.search("How long is the context of GPT-2?", k=1)
+    [hit] = index.search("How long is the context of GPT-2?", k=1, retriever="dense")  # a cosine score
     assert hit.doc_path == "gpt2.txt" and hit.rank == 1 and 0 < hit.score <= 1.0001
     assert hit.citation == "gpt2.txt:1"
     hits = Index.load(tmp_path / "idx", embedder=embedder).search("text-to-text encoder-decoder", k=10)
