@@ -361,3 +361,24 @@ def test_rag_train_reranker_end_to_end_writes_a_model_folder_with_its_card(tiny,
     from rag.rerankers.loading import load_reranker
 
     assert load_reranker(str(model)).runtime == "onnxruntime"
+
+
+@pytest.mark.parametrize("damaged", ["model-int8.onnx", "tokenizer.json"])
+def test_a_damaged_reranker_file_is_one_line_and_the_index_is_untouched(small_index, trained, tmp_path, damaged):
+    import shutil
+
+    from conftest import folder_bytes
+
+    from rag.rerankers.export import export_reranker
+
+    folder = tmp_path / "ce"
+    shutil.copytree(trained[0] / "model", folder)
+    export_reranker(folder, say=lambda line: None)
+    (folder / damaged).write_text("{ not what it should be")
+    before = folder_bytes(small_index)
+    result = CliRunner().invoke(
+        main, ["search", "where is item 3?", "--index", str(small_index), "--reranker", str(folder)]
+    )
+    assert result.exit_code == 1
+    assert len(result.output.strip().splitlines()) == 1 and str(folder) in result.output and "damaged" in result.output
+    assert folder_bytes(small_index) == before

@@ -130,8 +130,11 @@ def load_reader(name: str, *, backend: str | None = None, threads: int | None = 
             tokenizer = AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
             logits = TorchLogits.load(str(folder), threads)
             pad_id = tokenizer.pad_token_id or 0
-    except (OSError, ValueError) as e:
-        raise ModelNotAvailable(f"Cannot load reader '{name}' from {folder}: {str(e).splitlines()[0]}") from None
+    except Exception as e:  # noqa: BLE001 - a damaged file (ONNX Runtime and tokenizers raise their own kinds)
+        first = (str(e).splitlines() or [type(e).__name__])[0][:200]
+        raise ModelNotAvailable(
+            f"Cannot load reader '{name}' from {folder}: {first} (a damaged or partial copy? reinstall or retrain it)"
+        ) from None
     margin = info.get("margin")
     reader = SpanReader(
         name,

@@ -136,8 +136,11 @@ def load_reranker(name: str, *, backend: str | None = None, threads: int | None 
             tokenizer = hf.backend_tokenizer
             scores = TorchScores.load(str(folder), threads)
             pad_id = hf.pad_token_id or 0
-    except (OSError, ValueError) as e:
-        raise ModelNotAvailable(f"Cannot load reranker '{name}' from {folder}: {str(e).splitlines()[0]}") from None
+    except Exception as e:  # noqa: BLE001 - a damaged file (ONNX Runtime and tokenizers raise their own kinds)
+        first = (str(e).splitlines() or [type(e).__name__])[0][:200]
+        raise ModelNotAvailable(
+            f"Cannot load reranker '{name}' from {folder}: {first} (a damaged or partial copy? reinstall or retrain it)"
+        ) from None
     reranker = CrossEncoderReranker(name, tokenizer, scores, int(info.get("max_length", 256)), pad_id)
     reranker.source = str(folder)
     reranker.weights_key = _weights_key(folder, onnx)
