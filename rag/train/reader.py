@@ -17,31 +17,16 @@ per batch.
 from __future__ import annotations
 
 import json
-import math
 import sys
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from rag.errors import RagError
 from rag.readers.backends import forward_inputs
 from rag.readers.features import MAX_LENGTH, STRIDE, Window, label, pad, windows
-from rag.train.checkpoints import (
-    CHECKPOINT,
-    CHECKPOINT_SECONDS,
-    MODEL_DIR,
-    batch_order,
-    load_optimizer,
-    load_rng,
-    lr_at,
-    progress_bar,
-    read_state,
-    recover_checkpoint,
-    save_checkpoint,
-    save_model,
-)
+from rag.train.checkpoints import CHECKPOINT, CHECKPOINT_SECONDS, MODEL_DIR, batch_order, lr_at
 from rag.train.data import Example
+from rag.train.loop import open_run, train_loop
 
 __all__ = ["CHECKPOINT", "MODEL_DIR", "TrainSettings", "batch_order", "lr_at", "train"]
 
@@ -128,135 +113,43 @@ def train(
     """Train (or resume) into `out` (claimed with `rag.outdir.claim_out`); the model folder is
     `out/model`. `stop_after` stops after that many steps in this call (tests)."""
     import torch
-    from transformers import AutoModelForQuestionAnswering, AutoTokenizer
 
     from rag.outdir import claim_out
 
     claim_out(out, "train")
-    if threads:
-        torch.set_num_threads(threads)
-    source = base_folder(settings.base)
-    recover_checkpoint(out)
-    state = read_state(out / CHECKPOINT)
-    if state is not None and state["settings"] != settings.key():
-        changed = sorted(k for k, v in settings.key().items() if state["settings"].get(k) != v)
-        raise RagError(
-            f"{out} holds a training run with other settings ({', '.join(changed)}): "
-            "resume it with the same ones, or give another --out"
-        )
-    start_from = out / CHECKPOINT if state is not None else Path(source)
-    torch.manual_seed(settings.seed)  # before loading: the new span head's initial weights are drawn there
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(source, use_fast=True)
-        model = AutoModelForQuestionAnswering.from_pretrained(str(start_from))
-    except OSError as e:
-        raise RagError(f"cannot load base model {settings.base!r}: {str(e).splitlines()[0]}") from None
-    model.train()
-
+    run = open_run(out, settings, base_folder(settings.base), "AutoModelForQuestionAnswering", threads)
+    tokenizer, model = run.tokenizer, run.model
     data = training_windows(tokenizer, examples, settings)
-    fingerprint = data_fingerprint(data)
-    if state is not None and state.get("data") not in (None, fingerprint):
-        raise RagError(
-            f"{out} was trained on other windows than these (the data or the retrieved no-answer passages "
-            "changed): resume it with the same data and index, or give another --out"
-        )
-    lengths = [len(w) for w in data]
-    per_epoch = math.ceil(len(data) / settings.batch_size)
-    total = max(1, int(per_epoch * settings.epochs))
-    decay = [p for n, p in model.named_parameters() if not (n.endswith("bias") or "LayerNorm" in n)]
-    no_decay = [p for n, p in model.named_parameters() if n.endswith("bias") or "LayerNorm" in n]
-    optimizer = torch.optim.AdamW(
-        [{"params": decay, "weight_decay": settings.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-        lr=settings.lr,
-    )
-    step = 0
-    if state is not None:
-        step = int(state["step"])
-        try:
-            load_optimizer(optimizer, out / CHECKPOINT)
-            torch.set_rng_state(load_rng(out / CHECKPOINT))
-        except Exception as e:  # noqa: BLE001 - a damaged file: say which, and the way out
-            raise RagError(
-                f"{out / CHECKPOINT} is damaged ({str(e).splitlines()[0][:120]}): remove that folder "
-                "to start this run over (the rest of --out is kept)"
-            ) from None
-        say(f"resuming {out} at step {step} of {total}")
-    resumed_from = step
-    before_seconds = float(state.get("seconds", 0.0)) if state else 0.0  # training time of earlier calls
-    before_seen = int(state.get("windows_seen", 0)) if state else 0
-
-    bar = progress_bar(total, step, progress)
-    last_save = time.monotonic()
-    started = time.monotonic()
-    seen = 0
     inputs = forward_inputs(model)
-    log = (out / "train-log.jsonl").open("a", encoding="utf-8")
-    try:
-        while step < total:
-            epoch, index = divmod(step, per_epoch)
-            batches = batch_order(lengths, settings.batch_size, settings.seed * 1000 + epoch)
-            for ids in batches[index:]:
-                if step >= total:
-                    break
-                batch = [data[i] for i in ids]
-                arrays = pad(batch, tokenizer.pad_token_id or 0)
-                feeds = {k: torch.from_numpy(v) for k, v in arrays.items() if k in inputs}
-                for group in optimizer.param_groups:
-                    group["lr"] = lr_at(step, total, settings)
-                loss = model(
-                    **feeds,
-                    start_positions=torch.tensor([w.start for w in batch]),
-                    end_positions=torch.tensor([w.end for w in batch]),
-                ).loss
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-                optimizer.step()
-                optimizer.zero_grad(set_to_none=True)
-                step += 1
-                seen += len(batch)
-                bar.update(1)
-                bar.set_postfix(loss=f"{loss.item():.3f}", epoch=f"{step / per_epoch:.2f}")
-                if step % 50 == 0 or step == total:
-                    elapsed = time.monotonic() - started
-                    log.write(
-                        json.dumps(
-                            {
-                                "step": step,
-                                "loss": round(loss.item(), 4),
-                                "lr": lr_at(step - 1, total, settings),
-                                "windows_per_s": round(seen / elapsed, 2),
-                            }
-                        )
-                        + "\n"
-                    )
-                    log.flush()
-                end_of_epoch = step % per_epoch == 0
-                if end_of_epoch or step == total or time.monotonic() - last_save >= checkpoint_seconds:
-                    save_checkpoint(
-                        model,
-                        optimizer,
-                        out,
-                        step,
-                        settings,
-                        fingerprint,
-                        before_seconds + time.monotonic() - started,
-                        before_seen + seen,
-                    )
-                    last_save = time.monotonic()
-                if stop_after is not None and step - resumed_from >= stop_after:
-                    break
-            if stop_after is not None and step - resumed_from >= stop_after:
-                break
-    finally:
-        bar.close()
-        log.close()
-    # The whole run's training time and throughput, over every call that trained it (not evaluation).
-    seconds = before_seconds + (time.monotonic() - started if step > resumed_from else 0.0)
-    seen += before_seen
-    result = TrainResult(out / MODEL_DIR, step, seconds, seen / max(seconds, 1e-9), len(data), resumed_from)
-    if step >= total and (step > resumed_from or not (out / MODEL_DIR).is_dir()):  # a finished run's model stays
-        save_model(model, tokenizer, out / MODEL_DIR)
-    return result
+
+    def batch_loss(ids: list[int]):
+        batch = [data[i] for i in ids]
+        arrays = pad(batch, tokenizer.pad_token_id or 0)
+        feeds = {k: torch.from_numpy(v) for k, v in arrays.items() if k in inputs}
+        starts, ends = torch.tensor([w.start for w in batch]), torch.tensor([w.end for w in batch])
+        return model(**feeds, start_positions=starts, end_positions=ends).loss, len(batch)
+
+    result = train_loop(
+        run,
+        settings,
+        lengths=[len(w) for w in data],
+        fingerprint=data_fingerprint(data),
+        batch_loss=batch_loss,
+        mismatch="windows than these (the data or the retrieved no-answer passages changed)",
+        rate="windows_per_s",
+        progress=progress,
+        checkpoint_seconds=checkpoint_seconds,
+        stop_after=stop_after,
+        say=say,
+    )
+    return TrainResult(
+        out / MODEL_DIR,
+        result.steps,
+        result.seconds,
+        result.seen / max(result.seconds, 1e-9),
+        len(data),
+        result.resumed_from,
+    )
 
 
 def data_fingerprint(data: Sequence[Window]) -> str:

@@ -19,29 +19,15 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import random
 import sys
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from rag.errors import RagError
-from rag.train.checkpoints import (
-    CHECKPOINT,
-    CHECKPOINT_SECONDS,
-    MODEL_DIR,
-    batch_order,
-    load_optimizer,
-    load_rng,
-    lr_at,
-    progress_bar,
-    read_state,
-    recover_checkpoint,
-    save_checkpoint,
-    save_model,
-)
+from rag.train.checkpoints import CHECKPOINT_SECONDS, MODEL_DIR
+from rag.train.loop import open_run, train_loop
 
 LOSSES = ("listwise", "bce")
 MAX_LENGTH = 256  # question + a 200-token chunk fits; longer passages are cut at the end
@@ -145,7 +131,6 @@ def train(
     """Train (or resume) into `out` (claimed by the caller); the model folder is `out/model`.
     `stop_after` stops after that many steps in this call (tests)."""
     import torch
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     from rag.readers.backends import forward_inputs
     from rag.train.reader import base_folder
@@ -154,118 +139,42 @@ def train(
         raise RagError(f"--loss {settings.loss!r}: use one of {', '.join(LOSSES)}")
     if not groups:
         raise RagError("no training questions with a positive and enough hard negatives: check --data")
-    if threads:
-        torch.set_num_threads(threads)
     source = base_folder(settings.base)
-    recover_checkpoint(out)
-    state = read_state(out / CHECKPOINT)
-    if state is not None and state["settings"] != settings.key():
-        changed = sorted(k for k, v in settings.key().items() if state["settings"].get(k) != v)
-        raise RagError(
-            f"{out} holds a training run with other settings ({', '.join(changed)}): "
-            "resume it with the same ones, or give another --out"
-        )
-    start_from = out / CHECKPOINT if state is not None else Path(source)
-    torch.manual_seed(settings.seed)  # before loading: the new head's initial weights are drawn there
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(source, use_fast=True)
-        model = AutoModelForSequenceClassification.from_pretrained(str(start_from), num_labels=1)
-    except OSError as e:
-        raise RagError(f"cannot load base model {settings.base!r}: {str(e).splitlines()[0]}") from None
-    model.train()
-
+    run = open_run(out, settings, source, "AutoModelForSequenceClassification", threads, num_labels=1)
+    tokenizer, model = run.tokenizer, run.model
     encoded = encode_groups(tokenizer, groups, settings.max_length)
-    print_ = fingerprint(encoded)
-    if state is not None and state.get("data") not in (None, print_):
-        raise RagError(
-            f"{out} was trained on other groups than these (the data or the mined negatives changed): "
-            "resume it with the same data and index, or give another --out"
-        )
-    lengths = [max(len(s) for s in g) for g in encoded]
-    per_epoch = math.ceil(len(encoded) / settings.batch_size)
-    total = max(1, int(per_epoch * settings.epochs))
-    decay = [p for n, p in model.named_parameters() if not (n.endswith("bias") or "LayerNorm" in n)]
-    no_decay = [p for n, p in model.named_parameters() if n.endswith("bias") or "LayerNorm" in n]
-    optimizer = torch.optim.AdamW(
-        [{"params": decay, "weight_decay": settings.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-        lr=settings.lr,
-    )
-    step = 0
-    if state is not None:
-        step = int(state["step"])
-        try:
-            load_optimizer(optimizer, out / CHECKPOINT)
-            torch.set_rng_state(load_rng(out / CHECKPOINT))
-        except Exception as e:  # noqa: BLE001 - a damaged file: say which, and the way out
-            raise RagError(
-                f"{out / CHECKPOINT} is damaged ({str(e).splitlines()[0][:120]}): remove that folder "
-                "to start this run over (the rest of --out is kept)"
-            ) from None
-        say(f"resuming {out} at step {step} of {total}")
-    resumed_from = step
-    before_seconds = float(state.get("seconds", 0.0)) if state else 0.0
-    before_seen = int(state.get("windows_seen", 0)) if state else 0
-
-    bar = progress_bar(total, step, progress)
-    last_save = time.monotonic()
-    started = time.monotonic()
-    seen = 0
     inputs = forward_inputs(model)
     pad_id, sep_id = tokenizer.pad_token_id or 0, tokenizer.sep_token_id
-    log = (out / "train-log.jsonl").open("a", encoding="utf-8")
-    try:
-        while step < total:
-            epoch, index = divmod(step, per_epoch)
-            batches = batch_order(lengths, settings.batch_size, settings.seed * 1000 + epoch)
-            for ids in batches[index:]:
-                if step >= total:
-                    break
-                sequences = [s for i in ids for s in encoded[i]]
-                arrays = pad_pairs(sequences, pad_id, sep_id)
-                feeds = {k: torch.from_numpy(v) for k, v in arrays.items() if k in inputs}
-                for group in optimizer.param_groups:
-                    group["lr"] = lr_at(step, total, settings)
-                logits = model(**feeds).logits.view(len(ids), settings.group)
-                loss = group_loss(logits, settings)
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-                optimizer.step()
-                optimizer.zero_grad(set_to_none=True)
-                step += 1
-                seen += len(sequences)
-                bar.update(1)
-                bar.set_postfix(loss=f"{loss.item():.3f}", epoch=f"{step / per_epoch:.2f}")
-                if step % 25 == 0 or step == total:
-                    elapsed = time.monotonic() - started
-                    record = {"step": step, "loss": round(loss.item(), 4), "lr": lr_at(step - 1, total, settings)}
-                    log.write(json.dumps({**record, "pairs_per_s": round(seen / elapsed, 2)}) + "\n")
-                    log.flush()
-                end_of_epoch = step % per_epoch == 0
-                if end_of_epoch or step == total or time.monotonic() - last_save >= checkpoint_seconds:
-                    save_checkpoint(
-                        model,
-                        optimizer,
-                        out,
-                        step,
-                        settings,
-                        print_,
-                        before_seconds + time.monotonic() - started,
-                        before_seen + seen,
-                    )
-                    last_save = time.monotonic()
-                if stop_after is not None and step - resumed_from >= stop_after:
-                    break
-            if stop_after is not None and step - resumed_from >= stop_after:
-                break
-    finally:
-        bar.close()
-        log.close()
-    seconds = before_seconds + (time.monotonic() - started if step > resumed_from else 0.0)
-    seen += before_seen
-    result = RerankResult(out / MODEL_DIR, step, seconds, seen / max(seconds, 1e-9), len(encoded), resumed_from)
-    if step >= total and (step > resumed_from or not (out / MODEL_DIR).is_dir()):
-        save_model(model, tokenizer, out / MODEL_DIR)
-    return result
+
+    def batch_loss(ids: list[int]):
+        sequences = [s for i in ids for s in encoded[i]]
+        arrays = pad_pairs(sequences, pad_id, sep_id)
+        feeds = {k: torch.from_numpy(v) for k, v in arrays.items() if k in inputs}
+        logits = model(**feeds).logits.view(len(ids), settings.group)
+        return group_loss(logits, settings), len(sequences)
+
+    result = train_loop(
+        run,
+        settings,
+        lengths=[max(len(s) for s in g) for g in encoded],
+        fingerprint=fingerprint(encoded),
+        batch_loss=batch_loss,
+        mismatch="groups than these (the data or the mined negatives changed)",
+        rate="pairs_per_s",
+        log_every=25,
+        progress=progress,
+        checkpoint_seconds=checkpoint_seconds,
+        stop_after=stop_after,
+        say=say,
+    )
+    return RerankResult(
+        out / MODEL_DIR,
+        result.steps,
+        result.seconds,
+        result.seen / max(result.seconds, 1e-9),
+        len(encoded),
+        result.resumed_from,
+    )
 
 
 def mine_groups(

@@ -1,0 +1,172 @@
+"""The training loop every `rag train` command runs: resume or start, length-grouped batches,
+AdamW with warm-up and linear decay, clipped gradients, a log line every few steps, checkpoints
+every few minutes and at each epoch's end, and the finished model saved once.
+
+What differs between a reader and a reranker is passed in: the model class, each example's
+length (for grouping), a fingerprint of the data (a resumed run must replay the same batches)
+and the loss of one batch. Deterministic in the settings' seed: the model's new head is drawn
+right after seeding, and each epoch's batch order is seeded by (seed, epoch).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from rag.errors import RagError
+from rag.train.checkpoints import (
+    CHECKPOINT,
+    CHECKPOINT_SECONDS,
+    MODEL_DIR,
+    batch_order,
+    load_optimizer,
+    load_rng,
+    lr_at,
+    progress_bar,
+    read_state,
+    recover_checkpoint,
+    save_checkpoint,
+    save_model,
+)
+
+
+@dataclass
+class Run:
+    """A run opened in `out`: the model (from the base or the last checkpoint) and its state."""
+
+    out: Path
+    model: object
+    tokenizer: object
+    state: dict | None
+
+
+@dataclass
+class LoopResult:
+    steps: int
+    seconds: float  # training time over every call that trained this run (not evaluation)
+    seen: int  # examples (windows, pairs) over those calls
+    resumed_from: int
+
+
+def open_run(out: Path, settings, source: str, model_class: str, threads: int | None = None, **model_args) -> Run:
+    """Check what `out` holds against `settings`, seed, and load the tokenizer and the model."""
+    import torch
+    import transformers
+    from transformers import AutoTokenizer
+
+    if threads:
+        torch.set_num_threads(threads)
+    recover_checkpoint(out)
+    state = read_state(out / CHECKPOINT)
+    if state is not None and state["settings"] != settings.key():
+        changed = sorted(k for k, v in settings.key().items() if state["settings"].get(k) != v)
+        raise RagError(
+            f"{out} holds a training run with other settings ({', '.join(changed)}): "
+            "resume it with the same ones, or give another --out"
+        )
+    start_from = out / CHECKPOINT if state is not None else Path(source)
+    torch.manual_seed(settings.seed)  # before loading: the new head's initial weights are drawn there
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(source, use_fast=True)
+        model = getattr(transformers, model_class).from_pretrained(str(start_from), **model_args)
+    except OSError as e:
+        raise RagError(f"cannot load base model {settings.base!r}: {str(e).splitlines()[0]}") from None
+    model.train()
+    return Run(out, model, tokenizer, state)
+
+
+def train_loop(
+    run: Run,
+    settings,
+    *,
+    lengths: Sequence[int],
+    fingerprint: str,
+    batch_loss: Callable[[list[int]], tuple[object, int]],
+    mismatch: str,
+    rate: str,
+    log_every: int = 50,
+    progress: bool = True,
+    checkpoint_seconds: float = CHECKPOINT_SECONDS,
+    stop_after: int | None = None,
+    say: Callable[[str], None] = print,
+) -> LoopResult:
+    """Train `run.model` to the settings' epochs (or `stop_after` more steps); `batch_loss(ids)` gives
+    one batch's loss and how many examples it held. `mismatch` names what changed when the data's
+    fingerprint differs from the checkpoint's; `rate` is the log's throughput key."""
+    import torch
+
+    out, model, state = run.out, run.model, run.state
+    if state is not None and state.get("data") not in (None, fingerprint):
+        raise RagError(
+            f"{out} was trained on other {mismatch}: resume it with the same data and index, or give another --out"
+        )
+    per_epoch = math.ceil(len(lengths) / settings.batch_size)
+    total = max(1, int(per_epoch * settings.epochs))
+    decay = [p for n, p in model.named_parameters() if not (n.endswith("bias") or "LayerNorm" in n)]
+    no_decay = [p for n, p in model.named_parameters() if n.endswith("bias") or "LayerNorm" in n]
+    optimizer = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": settings.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+        lr=settings.lr,
+    )
+    step = 0
+    if state is not None:
+        step = int(state["step"])
+        try:
+            load_optimizer(optimizer, out / CHECKPOINT)
+            torch.set_rng_state(load_rng(out / CHECKPOINT))
+        except Exception as e:  # noqa: BLE001 - a damaged file: say which, and the way out
+            raise RagError(
+                f"{out / CHECKPOINT} is damaged ({str(e).splitlines()[0][:120]}): remove that folder "
+                "to start this run over (the rest of --out is kept)"
+            ) from None
+        say(f"resuming {out} at step {step} of {total}")
+    resumed_from = step
+    before_seconds = float(state.get("seconds", 0.0)) if state else 0.0
+    before_seen = int(state.get("windows_seen", 0)) if state else 0
+
+    bar = progress_bar(total, step, progress)
+    last_save = time.monotonic()
+    started = time.monotonic()
+    seen = 0
+    log = (out / "train-log.jsonl").open("a", encoding="utf-8")
+    try:
+        while step < total and not (stop_after is not None and step - resumed_from >= stop_after):
+            epoch, index = divmod(step, per_epoch)
+            batches = batch_order(lengths, settings.batch_size, settings.seed * 1000 + epoch)
+            for ids in batches[index:]:
+                if step >= total:
+                    break
+                for group in optimizer.param_groups:
+                    group["lr"] = lr_at(step, total, settings)
+                loss, count = batch_loss(ids)
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+                optimizer.step()
+                optimizer.zero_grad(set_to_none=True)
+                step += 1
+                seen += count
+                bar.update(1)
+                bar.set_postfix(loss=f"{loss.item():.3f}", epoch=f"{step / per_epoch:.2f}")
+                if step % log_every == 0 or step == total:
+                    record = {"step": step, "loss": round(loss.item(), 4), "lr": lr_at(step - 1, total, settings)}
+                    record[rate] = round(seen / (time.monotonic() - started), 2)
+                    log.write(json.dumps(record) + "\n")
+                    log.flush()
+                end_of_epoch = step % per_epoch == 0
+                if end_of_epoch or step == total or time.monotonic() - last_save >= checkpoint_seconds:
+                    spent = before_seconds + time.monotonic() - started
+                    save_checkpoint(model, optimizer, out, step, settings, fingerprint, spent, before_seen + seen)
+                    last_save = time.monotonic()
+                if stop_after is not None and step - resumed_from >= stop_after:
+                    break
+    finally:
+        bar.close()
+        log.close()
+    seconds = before_seconds + (time.monotonic() - started if step > resumed_from else 0.0)
+    if step >= total and (step > resumed_from or not (out / MODEL_DIR).is_dir()):  # a finished run's model stays
+        save_model(model, run.tokenizer, out / MODEL_DIR)
+    return LoopResult(step, seconds, seen + before_seen, resumed_from)
