@@ -168,22 +168,29 @@ def build_scripted_gpt2(source: str | Path, folder: str | Path, script: list[int
 
 def build_tiny_qa(folder: Path, seed: int = 0) -> Path:
     """A tiny random-weight BERT with a span head and the packaged MiniLM's (fast, uncased) tokenizer."""
+    return _tiny_bert("BertForQuestionAnswering", folder, seed)
+
+
+def _tiny_bert(head: str, folder: Path, seed: int, **config) -> Path:
+    """A 2-layer, 32-wide random-weight BERT with `head` (a transformers class name) and MiniLM's tokenizer."""
     import torch
-    from transformers import AutoTokenizer, BertConfig, BertForQuestionAnswering
+    import transformers
+    from transformers import AutoTokenizer, BertConfig
 
     from rag.train.reader import base_folder
 
     tokenizer = AutoTokenizer.from_pretrained(base_folder("all-MiniLM-L6-v2"))
     torch.manual_seed(seed)
-    config = BertConfig(
+    settings = BertConfig(
         vocab_size=tokenizer.vocab_size,
         hidden_size=32,
         num_hidden_layers=2,
         num_attention_heads=2,
         intermediate_size=64,
         max_position_embeddings=512,
+        **config,
     )
-    model = BertForQuestionAnswering(config)
+    model = getattr(transformers, head)(settings)
     model.save_pretrained(folder, safe_serialization=True)
     tokenizer.save_pretrained(folder)
     return folder
@@ -216,23 +223,4 @@ def squad_file(path: Path, articles: dict[str, list[tuple[str, list[tuple[str, s
 
 def build_tiny_cross_encoder(folder: Path, seed: int = 0) -> Path:
     """A tiny random-weight BERT with a one-logit head (a CrossEncoder's shape) and the packaged MiniLM's tokenizer."""
-    import torch
-    from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
-
-    from rag.train.reader import base_folder
-
-    tokenizer = AutoTokenizer.from_pretrained(base_folder("all-MiniLM-L6-v2"))
-    torch.manual_seed(seed)
-    config = BertConfig(
-        vocab_size=tokenizer.vocab_size,
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
-        max_position_embeddings=512,
-        num_labels=1,
-    )
-    model = BertForSequenceClassification(config)
-    model.save_pretrained(folder, safe_serialization=True)
-    tokenizer.save_pretrained(folder)
-    return folder
+    return _tiny_bert("BertForSequenceClassification", folder, seed, num_labels=1)

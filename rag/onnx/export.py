@@ -88,3 +88,16 @@ def export_onnx(folder: Path | str, fp32: Path, int8: Path | None, task: str) ->
                 extra_options={"DefaultTensorType": 1},
             )  # FLOAT, for the fused ops' outputs
     return names
+
+
+def export_folder(folder: Path, fp32_name: str, int8_name: str, task: str, say=print) -> Path:
+    """A trained model's ONNX files beside its weights (fp32 and int8), plus tokenizer.json, which
+    the ONNX path reads with `tokenizers` alone (no transformers, no torch)."""
+    from transformers import AutoTokenizer
+
+    folder = Path(folder)
+    say(f"exporting {folder} to ONNX (fp32 and int8)")
+    export_onnx(folder, folder / fp32_name, folder / int8_name, task)
+    if not (folder / "tokenizer.json").is_file():
+        AutoTokenizer.from_pretrained(str(folder)).backend_tokenizer.save(str(folder / "tokenizer.json"))
+    return folder

@@ -11,6 +11,7 @@ import json
 from pathlib import Path
 
 from rag.generators.base import ModelNotAvailable
+from rag.models.weights import weights_key
 from rag.readers.backends import ONNX_FP32, ONNX_INT8
 from rag.readers.base import MARKER
 
@@ -147,7 +148,7 @@ def load_reader(name: str, *, backend: str | None = None, threads: int | None = 
         pad_id=pad_id,
     )
     reader.source = str(folder)
-    reader.weights_key = _weights_key(folder, onnx)
+    reader.weights_key = weights_key(folder, onnx, MARKER)
     _LOADED[key] = reader
     return reader
 
@@ -187,17 +188,3 @@ def list_readers() -> list:
 
 def clear_loaded() -> None:
     _LOADED.clear()
-
-
-def _weights_key(folder: Path, onnx: Path | None) -> str:
-    """Which weights exactly (for the bench's resume key): the files' names and sizes, and rag's
-    training record (its time and settings), not mtimes, which an install changes."""
-    import hashlib
-
-    files = [onnx] if onnx is not None else sorted(folder.glob("*.safetensors")) + sorted(folder.glob("*.bin"))
-    listing = [(f.name, f.stat().st_size) for f in files if f.is_file()]
-    try:
-        record = (folder / MARKER).read_text(encoding="utf-8")
-    except OSError:
-        record = ""
-    return hashlib.sha256(json.dumps([listing, record]).encode()).hexdigest()[:12]

@@ -11,13 +11,6 @@ from rag.rerankers.backends import ONNX_FP32, ONNX_INT8
 
 def export_reranker(folder: Path, *, say: Callable[[str], None] = lambda line: print(line, file=sys.stderr)) -> Path:
     """Export the cross-encoder in `folder` to model.onnx (fp32) and model-int8.onnx, plus tokenizer.json."""
-    from transformers import AutoTokenizer
+    from rag.onnx.export import export_folder
 
-    from rag.onnx.export import export_onnx
-
-    folder = Path(folder)
-    say(f"exporting {folder} to ONNX (fp32 and int8)")
-    export_onnx(folder, folder / ONNX_FP32, folder / ONNX_INT8, "text-classification")
-    if not (folder / "tokenizer.json").is_file():
-        AutoTokenizer.from_pretrained(str(folder)).backend_tokenizer.save(str(folder / "tokenizer.json"))
-    return folder
+    return export_folder(folder, ONNX_FP32, ONNX_INT8, "text-classification", say)

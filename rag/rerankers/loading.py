@@ -13,6 +13,7 @@ import json
 from pathlib import Path
 
 from rag.generators.base import ModelNotAvailable
+from rag.models.weights import weights_key
 from rag.rerankers.backends import ONNX_FP32, ONNX_INT8
 from rag.rerankers.base import MARKER
 
@@ -143,7 +144,7 @@ def load_reranker(name: str, *, backend: str | None = None, threads: int | None 
         ) from None
     reranker = CrossEncoderReranker(name, tokenizer, scores, int(info.get("max_length", 256)), pad_id)
     reranker.source = str(folder)
-    reranker.weights_key = _weights_key(folder, onnx)
+    reranker.weights_key = weights_key(folder, onnx, MARKER)
     _LOADED[key] = reranker
     return reranker
 
@@ -169,16 +170,3 @@ def list_rerankers() -> list[tuple[str, str, str]]:
 
 def clear_loaded() -> None:
     _LOADED.clear()
-
-
-def _weights_key(folder: Path, onnx: Path | None) -> str:
-    """Which weights exactly (for bench's resume key): file names and sizes, and rag's record."""
-    import hashlib
-
-    files = [onnx] if onnx is not None else sorted(folder.glob("*.safetensors")) + sorted(folder.glob("*.bin"))
-    listing = [(f.name, f.stat().st_size) for f in files if f.is_file()]
-    try:
-        record = (folder / MARKER).read_text(encoding="utf-8")
-    except OSError:
-        record = ""
-    return hashlib.sha256(json.dumps([listing, record]).encode()).hexdigest()[:12]

@@ -20,37 +20,62 @@ def _command(params: dict, data: Path, what: str = "reader") -> str:
     return shlex.join(words)
 
 
+def _run_options(f):
+    """--data, --out, --base and --held-in: where a training run reads, writes and starts from."""
+    f = click.option(
+        "--held-in",
+        type=click.IntRange(min=0),
+        default=4,
+        show_default=True,
+        help="Articles kept out of training and evaluated on (0: train on every article).",
+    )(f)
+    f = click.option(
+        "--base",
+        default="all-MiniLM-L6-v2",
+        show_default=True,
+        help="Encoder to start from: the packaged MiniLM, a folder, or a Hub id in the cache.",
+    )(f)
+    f = click.option(
+        "--out",
+        type=click.Path(path_type=Path, file_okay=False),
+        required=True,
+        help="Folder for checkpoints and the model (new or empty, or an earlier run's: it resumes).",
+    )(f)
+    return click.option(
+        "--data",
+        type=click.Path(path_type=Path),
+        default=None,
+        help="SQuAD v1.1 .json or rag QA .jsonl (default: ../shared/datasets/squad/dev-v1.1-part-a.json).",
+    )(f)
+
+
+def _end_options(f):
+    """--seed, --threads, --no-onnx and --quiet."""
+    f = click.option("--quiet", "-q", is_flag=True, help="No progress bars.")(f)
+    f = click.option("--no-onnx", is_flag=True, help="Do not export ONNX (fp32 and int8) when training ends.")(f)
+    f = click.option("--threads", type=click.IntRange(min=1), default=None, help="torch threads (default: all cores).")(
+        f
+    )
+    return click.option("--seed", type=int, default=0, show_default=True)(f)
+
+
+def _data(data: Path | None) -> Path:
+    """The training data: --data, else SQuAD part A in ../shared; one line where it is missing."""
+    from rag.train.run_reader import DEFAULT_DATA
+
+    data = data or DEFAULT_DATA
+    if not data.exists():
+        raise RagError(f"{data}: no such file: pass --data with a SQuAD v1.1 .json or rag QA .jsonl file")
+    return data
+
+
 @click.group()
 def train_command() -> None:
     """Train an encoder-only model here (on this CPU) from the packaged all-MiniLM-L6-v2."""
 
 
 @train_command.command("reader")
-@click.option(
-    "--data",
-    type=click.Path(path_type=Path),
-    default=None,
-    help="SQuAD v1.1 .json or rag QA .jsonl (default: ../shared/datasets/squad/dev-v1.1-part-a.json).",
-)
-@click.option(
-    "--out",
-    type=click.Path(path_type=Path, file_okay=False),
-    required=True,
-    help="Folder for checkpoints and the model (new or empty, or an earlier run's: it resumes).",
-)
-@click.option(
-    "--base",
-    default="all-MiniLM-L6-v2",
-    show_default=True,
-    help="Encoder to start from: the packaged MiniLM, a folder, or a Hub id in the cache.",
-)
-@click.option(
-    "--held-in",
-    type=click.IntRange(min=0),
-    default=4,
-    show_default=True,
-    help="Articles kept out of training and evaluated on (0: train on every article).",
-)
+@_run_options
 @click.option(
     "--negatives",
     type=click.IntRange(min=0),
@@ -61,18 +86,13 @@ def train_command() -> None:
 @click.option("--epochs", type=click.FloatRange(min=0, min_open=True), default=2.0, show_default=True)
 @click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=1e-4, show_default=True)
 @click.option("--batch-size", type=click.IntRange(min=1), default=16, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--threads", type=click.IntRange(min=1), default=None, help="torch threads (default: all cores).")
-@click.option("--no-onnx", is_flag=True, help="Do not export ONNX (fp32 and int8) when training ends.")
-@click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
+@_end_options
 def reader(data, out, base, held_in, negatives, epochs, lr, batch_size, seed, threads, no_onnx, quiet) -> None:
     """Fine-tune an encoder with a span head (extractive QA); resumes after a kill with the same command."""
     from rag.train.reader import TrainSettings
-    from rag.train.run_reader import DEFAULT_DATA, train_reader
+    from rag.train.run_reader import train_reader
 
-    data = data or DEFAULT_DATA
-    if not data.exists():
-        raise RagError(f"{data}: no such file: pass --data with a SQuAD v1.1 .json or rag QA .jsonl file")
+    data = _data(data)
     settings = TrainSettings(base=base, epochs=epochs, lr=lr, batch_size=batch_size, seed=seed, negatives=negatives)
     command = _command(click.get_current_context().params, data)
     say = (lambda line: None) if quiet else (lambda line: click.echo(line, err=True))
@@ -99,31 +119,7 @@ def reader(data, out, base, held_in, negatives, epochs, lr, batch_size, seed, th
 
 
 @train_command.command("reranker")
-@click.option(
-    "--data",
-    type=click.Path(path_type=Path),
-    default=None,
-    help="SQuAD v1.1 .json or rag QA .jsonl (default: ../shared/datasets/squad/dev-v1.1-part-a.json).",
-)
-@click.option(
-    "--out",
-    type=click.Path(path_type=Path, file_okay=False),
-    required=True,
-    help="Folder for checkpoints and the model (new or empty, or an earlier run's: it resumes).",
-)
-@click.option(
-    "--base",
-    default="all-MiniLM-L6-v2",
-    show_default=True,
-    help="Encoder to start from: the packaged MiniLM, a folder, or a Hub id in the cache.",
-)
-@click.option(
-    "--held-in",
-    type=click.IntRange(min=0),
-    default=4,
-    show_default=True,
-    help="Articles kept out of training and evaluated on (0: train on every article).",
-)
+@_run_options
 @click.option(
     "--group",
     type=click.IntRange(min=2),
@@ -135,18 +131,13 @@ def reader(data, out, base, held_in, negatives, epochs, lr, batch_size, seed, th
 @click.option("--epochs", type=click.FloatRange(min=0, min_open=True), default=1.0, show_default=True)
 @click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=5e-5, show_default=True)
 @click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True, help="Questions per step.")
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--threads", type=click.IntRange(min=1), default=None, help="torch threads (default: all cores).")
-@click.option("--no-onnx", is_flag=True, help="Do not export ONNX (fp32 and int8) when training ends.")
-@click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
+@_end_options
 def reranker(data, out, base, held_in, group, loss, epochs, lr, batch_size, seed, threads, no_onnx, quiet) -> None:
     """Fine-tune an encoder as a cross-encoder reranker; resumes after a kill with the same command."""
     from rag.train.reranker import RerankSettings
-    from rag.train.run_reranker import DEFAULT_DATA, train_reranker
+    from rag.train.run_reranker import train_reranker
 
-    data = data or DEFAULT_DATA
-    if not data.exists():
-        raise RagError(f"{data}: no such file: pass --data with a SQuAD v1.1 .json or rag QA .jsonl file")
+    data = _data(data)
     settings = RerankSettings(base=base, epochs=epochs, lr=lr, batch_size=batch_size, group=group, loss=loss, seed=seed)
     command = _command(click.get_current_context().params, data, "reranker")
     say = (lambda line: None) if quiet else (lambda line: click.echo(line, err=True))
