@@ -382,3 +382,17 @@ def test_a_damaged_reranker_file_is_one_line_and_the_index_is_untouched(small_in
     assert result.exit_code == 1
     assert len(result.output.strip().splitlines()) == 1 and str(folder) in result.output and "damaged" in result.output
     assert folder_bytes(small_index) == before
+
+
+def test_a_sentence_transformers_cross_encoder_folder_loads_and_ranks_as_it_does(trained, tmp_path):
+    from sentence_transformers import CrossEncoder
+
+    from rag.rerankers.loading import load_reranker
+
+    saved = tmp_path / "st-cross-encoder"
+    CrossEncoder(str(trained[0] / "model"), device="cpu").save(str(saved))  # what a user's training writes
+    texts = [g.passages[k] for g in GROUPS[:4] for k in range(3)]
+    theirs = CrossEncoder(str(saved), device="cpu").predict([("where is item 2?", t) for t in texts])
+    ours = load_reranker(str(saved), backend="torch").score("where is item 2?", texts)
+    assert fused_order(list(theirs), math.inf, 0) == fused_order(ours, math.inf, 0)
+    assert max(abs(a - 1 / (1 + math.exp(-b))) for a, b in zip(theirs, ours)) < 1e-5  # its sigmoid of our logit
