@@ -13,6 +13,7 @@ import pytest
 from click.testing import CliRunner
 from tiny_models import build_tiny_cross_encoder
 
+from rag import config
 from rag.cli import main
 from rag.documents import Passage
 from rag.errors import RagError
@@ -354,7 +355,9 @@ def test_rag_train_reranker_end_to_end_writes_a_model_folder_with_its_card(tiny,
     assert len(held) == 1 and record["metrics"]["held_in"]["questions"] == 4  # one article: 4 questions
     assert record["groups_trained"] <= 12  # never a held-in question
     int8 = record["metrics"]["held_in_int8"]
-    assert {"retriever", "chosen", "latency_ms_p50", "grid"} <= set(int8) and int8["chosen"]["pool"] == 20
+    assert {"retriever", "chosen", "latency_ms_p50", "grid"} <= set(int8) and int8["chosen"][
+        "pool"
+    ] == config.DEFAULT_RERANK_POOL
     card = (model / "README.md").read_text()
     assert "CC BY-SA 4.0" in card and "Seed 0" in card and record["cpu"] in card and held[0] in card
     assert "recall@1" in result.output
