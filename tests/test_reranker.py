@@ -399,3 +399,21 @@ def test_a_sentence_transformers_cross_encoder_folder_loads_and_ranks_as_it_does
     ours = load_reranker(str(saved), backend="torch").score("where is item 2?", texts)
     assert fused_order(list(theirs), math.inf, 0) == fused_order(ours, math.inf, 0)
     assert max(abs(a - 1 / (1 + math.exp(-b))) for a, b in zip(theirs, ours)) < 1e-5  # its sigmoid of our logit
+
+
+def test_a_pairs_score_does_not_depend_on_the_other_candidates(trained, tmp_path):
+    """int8 quantises activations per run: batched, a pair's score would move with its neighbours."""
+    import shutil
+
+    from rag.rerankers.export import export_reranker
+    from rag.rerankers.loading import load_reranker
+
+    folder = tmp_path / "ce"
+    shutil.copytree(trained[0] / "model", folder)
+    export_reranker(folder, say=lambda line: None)
+    model = load_reranker(str(folder))
+    assert model.dtype == "int8"
+    texts = [g.passages[k] for g in GROUPS[:5] for k in range(3)]
+    together = model.score("where is item 2?", texts)
+    alone = [model.score("where is item 2?", [t])[0] for t in texts]
+    assert together == alone

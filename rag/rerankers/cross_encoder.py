@@ -1,12 +1,10 @@
-"""A cross-encoder reranker: tokenise (question, passage) pairs, score them in small batches."""
+"""A cross-encoder reranker: tokenise (question, passage) pairs and score them (batches as the backend says)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
 import numpy as np
-
-BATCH = 16  # pairs per forward pass: small batches stay in cache on 2 cores (as the embedder's)
 
 
 class CrossEncoderReranker:
@@ -32,8 +30,9 @@ class CrossEncoderReranker:
     def score(self, question: str, passages: Sequence[str]) -> list[float]:
         """One logit per passage (higher: more relevant), in the passages' order."""
         out: list[float] = []
-        for start in range(0, len(passages), BATCH):
-            pairs = [(question, p) for p in passages[start : start + BATCH]]
+        batch = self.scores.batch
+        for start in range(0, len(passages), batch):
+            pairs = [(question, p) for p in passages[start : start + batch]]
             out += [float(x) for x in self.scores(self._arrays(pairs))]
         return out
 
