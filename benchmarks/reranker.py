@@ -63,24 +63,24 @@ def paired(a: list[dict], b: list[dict], key: str) -> dict:
     return {"difference": round(float(diffs.mean()), 4), "low": round(low, 4), "high": round(high, 4)}
 
 
-def evaluate(name, questions, found, gold_of, reranker, settings, progress) -> dict:
+def evaluate(name, questions, found, gold_of, reranker, settings, progress, pools=POOLS) -> dict:
     """Per pool, the reranked metrics (and the retriever's), with latency and paired intervals."""
     from tqdm.auto import tqdm
 
     from rag.rerankers.fusion import rerank_order
 
-    scores, times = {}, {pool: [] for pool in POOLS}
+    scores, times = {}, {pool: [] for pool in pools}
     for q, chunks in tqdm(list(zip(questions, found)), desc=name, unit="q", disable=not progress):
-        texts = [p.text for p in chunks[:DEPTH]]
+        texts = [p.text for p in chunks[: max(pools)]]
         scores[q.id] = reranker.score(q.question, texts)
     for q, chunks in list(zip(questions, found))[:30]:  # latency as a user pays it: one call per question
-        for pool in POOLS:
+        for pool in pools:
             start = time.perf_counter()
             reranker.score(q.question, [p.text for p in chunks[:pool]])
             times[pool].append((time.perf_counter() - start) * 1000)
     base = [metrics([p.doc_path for p in chunks], gold_of(q)) for q, chunks in zip(questions, found)]
     out = {"questions": len(questions), "retriever": mean(base), "pools": {}}
-    for pool in POOLS:
+    for pool in pools:
         rows = []
         for q, chunks in zip(questions, found):
             order = rerank_order(scores[q.id][:pool], len(chunks), settings.weight, settings.c)
@@ -154,7 +154,9 @@ def main() -> None:
             "retriever": mean([metrics([p.doc_path for p in c], {q.doc: 1}) for q, c in zip(questions, found)])
         }
         found = index.search_many(texts, DEPTH, retriever=Retriever("hybrid"))
-        squad["hybrid"] = evaluate("squad hybrid", questions, found, lambda q: {q.doc: 1}, reranker, rerank, True, (10, 20))
+        squad["hybrid"] = evaluate(
+            "squad hybrid", questions, found, lambda q: {q.doc: 1}, reranker, rerank, True, (10, 20)
+        )
         results["squad_held_in"] = squad
         results["cold_search_s"] = cold_search(info["path"], args.model, args.threads)
         print(json.dumps(squad, indent=1))
