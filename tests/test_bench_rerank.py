@@ -17,6 +17,7 @@ from rag.bench.metrics import dedupe, mrr_at_k, ndcg_at_k, recall_at_k
 from rag.bench.report import text_table
 from rag.bench.runner import BenchConfig, run_bench
 from rag.cli import main
+from rag.config import DEFAULT_RERANK_POOL
 from rag.rerankers.base import RerankSettings
 from rag.retrieve import Retriever
 
@@ -176,12 +177,14 @@ def test_reranker_is_recorded_and_reported(reranked_run, cross_encoder):
     summary = reranked_run.summary
     reranker = summary["settings"]["reranker"]
     assert reranker["model"] == reranker["name"] == cross_encoder
-    assert reranker["pool"] == 20 and reranker["weight"] == "inf"
+    assert reranker["pool"] == DEFAULT_RERANK_POOL and reranker["weight"] == "inf"
     assert reranker["runtime"] and reranker["dtype"] and reranker["weights_key"]
     assert summary["settings"]["retriever"]["rerank"]["model"] == cross_encoder
-    line = f"Retrieval reranked by {cross_encoder} (top 20): recall@1 "
+    line = f"Retrieval reranked by {cross_encoder} (top {DEFAULT_RERANK_POOL}): recall@1 "
     report = (reranked_run.out / "report.md").read_text()
-    assert line in report and "95% CI [" in report and f"reranked by {cross_encoder} (top 20" in report
+    assert (
+        line in report and "95% CI [" in report and f"reranked by {cross_encoder} (top {DEFAULT_RERANK_POOL}" in report
+    )
     assert line in text_table(summary) and line in (reranked_run.out / "report.html").read_text()
 
 
