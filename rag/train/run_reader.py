@@ -86,6 +86,23 @@ def add_negatives(examples: Sequence[Example], ranked: dict[str, list], n: int, 
     return count
 
 
+def split_for_training(
+    data: Path, settings, held_in: int, say: Callable[[str], None]
+) -> tuple[list[Example], list[Example]]:
+    """(train, held-in) examples of `data`, split by article with the fixed seed; the data's path,
+    hash and held-in articles recorded in `settings` (so a resumed run checks them)."""
+    examples = load_examples(data)
+    train_set, held = split_by_article(examples, held_in, SPLIT_SEED)
+    settings.data = str(data.resolve())
+    settings.data_sha256 = _sha256(data)
+    settings.held_in = sorted({e.article for e in held})
+    say(
+        f"{len(examples)} questions from {len({e.article for e in examples})} articles: "
+        f"training on {len(train_set)}, holding in {len(held)} ({', '.join(settings.held_in) or 'none'})"
+    )
+    return train_set, held
+
+
 def train_reader(
     data: Path,
     out: Path,
@@ -100,15 +117,7 @@ def train_reader(
     say: Callable[[str], None] = lambda line: print(line, file=sys.stderr),
 ) -> ReaderRun:
     data = Path(data)
-    examples = load_examples(data)
-    train_set, held = split_by_article(examples, held_in, SPLIT_SEED)
-    settings.data = str(data.resolve())
-    settings.data_sha256 = _sha256(data)
-    settings.held_in = sorted({e.article for e in held})
-    say(
-        f"{len(examples)} questions from {len(set(e.article for e in examples))} articles: "
-        f"training on {len(train_set)}, holding in {len(held)} ({', '.join(settings.held_in) or 'none'})"
-    )
+    train_set, held = split_for_training(data, settings, held_in, say)
     ranked: dict[str, list] = {}
     if settings.negatives or held:
         ranked = retrieval_for(data, [*train_set, *held] if settings.negatives else held, 30, progress, say)

@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rag.train.checkpoints import MODEL_DIR
-from rag.train.data import Example, load_examples, split_by_article
+from rag.train.data import Example
 from rag.train.reranker import RerankSettings, mine_groups, train
-from rag.train.run_reader import DEFAULT_DATA, SPLIT_SEED, _sha256
+from rag.train.run_reader import DEFAULT_DATA, split_for_training
 
 __all__ = ["DEFAULT_DATA", "RerankRun", "rankings_for", "train_reranker"]
 
@@ -69,16 +69,8 @@ def train_reranker(
     from rag.outdir import claim_out
 
     data = Path(data)
-    examples = load_examples(data)
-    train_set, held = split_by_article(examples, held_in, SPLIT_SEED)
-    settings.data = str(data.resolve())
-    settings.data_sha256 = _sha256(data)
-    settings.held_in = sorted({e.article for e in held})
+    train_set, held = split_for_training(data, settings, held_in, say)
     claim_out(out, "train")
-    say(
-        f"{len(examples)} questions from {len({e.article for e in examples})} articles: "
-        f"training on {len(train_set)}, holding in {len(held)} ({', '.join(settings.held_in) or 'none'})"
-    )
     hybrid, dense = rankings_for(data, [*train_set, *held], ("hybrid", "dense"), progress, say)
     groups = mine_groups(train_set, [hybrid, dense], settings.group, settings.held_in, settings.seed)
     say(f"{len(groups)} training groups of 1 positive and {settings.group - 1} hard negatives")
