@@ -417,3 +417,21 @@ def test_a_pairs_score_does_not_depend_on_the_other_candidates(trained, tmp_path
     together = model.score("where is item 2?", texts)
     alone = [model.score("where is item 2?", [t])[0] for t in texts]
     assert together == alone
+
+
+def test_training_into_a_folder_rag_did_not_make_is_refused_and_it_stays_intact(tiny, tmp_path):
+    """The trainer replaces its own `model` and checkpoint folders: called directly on a folder a
+    user filled (one with a `model` folder of their own), it touches nothing."""
+    from conftest import folder_bytes
+
+    from rag.train.reranker import RerankSettings as Train
+    from rag.train.reranker import train
+
+    out = tmp_path / "mine"
+    (out / "model").mkdir(parents=True)
+    (out / "model" / "weights.bin").write_bytes(b"the user's own")
+    before = folder_bytes(out)
+    settings = Train(base=str(tiny), epochs=1, lr=1e-3, batch_size=4, group=3, max_length=32)
+    with pytest.raises(RagError, match="did not write"):
+        train(GROUPS, out, settings, progress=False)
+    assert folder_bytes(out) == before

@@ -53,11 +53,16 @@ class LoopResult:
 
 
 def open_run(out: Path, settings, source: str, model_class: str, threads: int | None = None, **model_args) -> Run:
-    """Check what `out` holds against `settings`, seed, and load the tokenizer and the model."""
+    """Claim `out` (a new or empty folder, or one `rag train` made: anything else is refused
+    untouched, since a run replaces its own checkpoint and model folders there), check what it
+    holds against `settings`, seed, and load the tokenizer and the model."""
     import torch
     import transformers
     from transformers import AutoTokenizer
 
+    from rag.outdir import claim_out
+
+    claim_out(out, "train")
     if threads:
         torch.set_num_threads(threads)
     recover_checkpoint(out)

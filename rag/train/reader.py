@@ -114,9 +114,6 @@ def train(
     `out/model`. `stop_after` stops after that many steps in this call (tests)."""
     import torch
 
-    from rag.outdir import claim_out
-
-    claim_out(out, "train")
     run = open_run(out, settings, base_folder(settings.base), "AutoModelForQuestionAnswering", threads)
     tokenizer, model = run.tokenizer, run.model
     data = training_windows(tokenizer, examples, settings)

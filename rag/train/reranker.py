@@ -128,7 +128,7 @@ def train(
     stop_after: int | None = None,
     say: Callable[[str], None] = lambda line: print(line, file=sys.stderr),
 ) -> RerankResult:
-    """Train (or resume) into `out` (claimed by the caller); the model folder is `out/model`.
+    """Train (or resume) into `out` (claimed with `rag.outdir.claim_out`); the model folder is `out/model`.
     `stop_after` stops after that many steps in this call (tests)."""
     import torch
 
