@@ -6,7 +6,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from rag.readers.backends import ONNX_FP32, ONNX_INT8
+from rag.models.weights import ONNX_FP32, ONNX_INT8
 
 
 def export_reader(folder: Path, *, say: Callable[[str], None] = lambda line: print(line, file=sys.stderr)) -> Path:

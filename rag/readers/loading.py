@@ -11,8 +11,7 @@ import json
 from pathlib import Path
 
 from rag.generators.base import ModelNotAvailable
-from rag.models.weights import weights_key
-from rag.readers.backends import ONNX_FP32, ONNX_INT8
+from rag.models.weights import ONNX_INT8, onnx_file, weights_key
 from rag.readers.base import MARKER
 
 PACKAGED = Path(__file__).parent / "minilm-reader"
@@ -25,7 +24,7 @@ DEFAULT_READER = "minilm-reader"
 
 def preset_available(name: str) -> bool:
     folder = PRESETS.get(name)
-    return folder is not None and _onnx_file(folder) is not None
+    return folder is not None and onnx_file(folder) is not None
 
 
 def reader_folder(name: str) -> Path | None:
@@ -58,14 +57,6 @@ def _is_reader(folder: Path) -> bool:
     except (OSError, ValueError):
         return False
     return any(str(a).endswith("ForQuestionAnswering") for a in config.get("architectures") or [])
-
-
-def _onnx_file(folder: Path, backend: str = "onnx") -> Path | None:
-    names = {"onnx": (ONNX_INT8, ONNX_FP32), "onnx-fp32": (ONNX_FP32,)}.get(backend, ())
-    for file in names:
-        if (folder / file).is_file():
-            return folder / file
-    return None
 
 
 def settings(folder: Path) -> dict:
@@ -105,7 +96,7 @@ def load_reader(name: str, *, backend: str | None = None, threads: int | None = 
             "AutoModelForQuestionAnswering model, or a Hub id in the Hugging Face cache"
         )
     info = settings(folder)
-    onnx = _onnx_file(folder, backend or "onnx") if backend != "torch" else None
+    onnx = onnx_file(folder, backend or "onnx") if backend != "torch" else None
     if backend in ("onnx", "onnx-fp32") and onnx is None:
         raise ModelNotAvailable(f"Reader '{name}' has no ONNX file in {folder}: load it with backend='torch'")
     if onnx is not None and backend is None and not _onnxruntime_usable():
@@ -168,7 +159,7 @@ def list_readers() -> list:
             note += f" (held-in SQuAD F1 {held['gold_f1']:.2f} on the gold paragraph)"
         if not available:
             note = "not installed with this copy of rag: train one with `rag train reader`"
-        onnx = _onnx_file(folder)
+        onnx = onnx_file(folder)
         runtime = "onnxruntime " + ("int8" if onnx is not None and onnx.name == ONNX_INT8 else "float32")
         rows.append(
             ModelInfo(

@@ -10,8 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-ONNX_INT8 = "model-int8.onnx"
-ONNX_FP32 = "model.onnx"
+from rag.models.weights import ONNX_INT8
 
 
 class TorchScores:

@@ -13,8 +13,7 @@ import json
 from pathlib import Path
 
 from rag.generators.base import ModelNotAvailable
-from rag.models.weights import weights_key
-from rag.rerankers.backends import ONNX_FP32, ONNX_INT8
+from rag.models.weights import ONNX_INT8, onnx_file, weights_key
 from rag.rerankers.base import MARKER
 
 PACKAGED = Path(__file__).parent / "minilm-reranker"
@@ -24,7 +23,7 @@ BACKENDS = ("onnx", "onnx-fp32", "torch")
 
 def preset_available(name: str) -> bool:
     folder = PRESETS.get(name)
-    return folder is not None and _onnx_file(folder) is not None
+    return folder is not None and onnx_file(folder) is not None
 
 
 def is_cross_encoder(folder: Path) -> bool:
@@ -87,13 +86,6 @@ def default_reranker() -> str | None:
     return DEFAULT_RERANKER if DEFAULT_RERANKER and preset_available(DEFAULT_RERANKER) else None
 
 
-def _onnx_file(folder: Path, backend: str = "onnx") -> Path | None:
-    for file in {"onnx": (ONNX_INT8, ONNX_FP32), "onnx-fp32": (ONNX_FP32,)}.get(backend, ()):
-        if (folder / file).is_file():
-            return folder / file
-    return None
-
-
 def settings(folder: Path) -> dict:
     try:
         return json.loads((folder / MARKER).read_text(encoding="utf-8"))
@@ -115,7 +107,7 @@ def load_reranker(name: str, *, backend: str | None = None, threads: int | None 
     if backend is not None and backend not in BACKENDS:
         raise ModelNotAvailable(f"unknown reranker backend {backend!r}: use one of {', '.join(BACKENDS)}")
     folder = locate(name)
-    onnx = _onnx_file(folder, backend or "onnx") if backend != "torch" else None
+    onnx = onnx_file(folder, backend or "onnx") if backend != "torch" else None
     if backend in ("onnx", "onnx-fp32") and onnx is None:
         raise ModelNotAvailable(f"Reranker '{name}' has no ONNX file in {folder}: load it with backend='torch'")
     info = settings(folder)
@@ -153,7 +145,7 @@ def list_rerankers() -> list[tuple[str, str, str]]:
     """`rag models` rows for the reranker presets: (name, runtime and size, note); file checks only."""
     rows = []
     for name, folder in PRESETS.items():
-        onnx = _onnx_file(folder)
+        onnx = onnx_file(folder)
         if onnx is None:
             rows.append((name, "-", "not installed with this copy of rag: train one with `rag train reranker`"))
             continue
