@@ -63,9 +63,16 @@ class Retriever:
             out["rerank"] = self.rerank.to_dict()
         return out
 
+    @classmethod
+    def from_dict(cls, values: dict) -> Retriever:
+        """The retriever back from `to_dict` (as recorded in bench's summary.json)."""
+        values = dict(values)
+        rerank = values.pop("rerank", None)
+        return cls(**values, rerank=RerankSettings.from_dict(rerank) if rerank is not None else None)
+
     @property
     def depth(self) -> int:
-        """Why k is not always enough: the reranker reads its whole pool."""
+        """How many candidates to retrieve at least, whatever k is: the reranker's pool (1 without one)."""
         return self.rerank.pool if self.rerank is not None else 1
 
     def describe(self) -> str:

@@ -53,6 +53,19 @@ def test_rerank_settings_refuse_bad_values():
     assert RerankSettings(model="m", weight=math.inf).to_dict()["weight"] == "inf"  # JSON has no infinity
 
 
+def test_a_retriever_comes_back_from_its_dict():
+    from rag.retrieve import Retriever
+
+    for retriever in (
+        Retriever(),
+        Retriever(kind="dense", mmr=0.7),
+        Retriever(rerank=RerankSettings(model="m", pool=7, weight=math.inf, c=3.0)),
+        Retriever(kind="bm25", rerank=RerankSettings(model="m")),
+    ):
+        recorded = json.loads(json.dumps(retriever.to_dict()))  # as summary.json holds it
+        assert Retriever.from_dict(recorded) == retriever
+
+
 def _passage(i: int, doc: str, text: str) -> Passage:
     return Passage(i, doc, text, 0, len(text), 1, 1, 1.0 / (i + 1), i + 1)
 

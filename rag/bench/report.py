@@ -322,9 +322,9 @@ def _signed(value: float | None) -> str:
 
 
 def _retriever_text(settings: dict) -> str:
-    from rag.bench.reranking import retriever_from_dict
+    from rag.retrieve import Retriever
 
-    return retriever_from_dict(settings["retriever"]).describe() if settings.get("retriever") else "dense"
+    return Retriever.from_dict(settings["retriever"]).describe() if settings.get("retriever") else "dense"
 
 
 def _rerank_lines(summary: dict) -> list[str]:

@@ -99,18 +99,6 @@ def rerank_line(summary: Mapping) -> str | None:
     return f"Retrieval reranked by {reranker['name']} (top {reranker['pool']}): " + "; ".join(parts)
 
 
-def retriever_from_dict(settings: Mapping) -> Retriever:
-    """A Retriever back from summary.json's `settings.retriever` (its reranker included)."""
-    values = dict(settings)
-    rerank = values.pop("rerank", None)
-    if rerank is not None:
-        rerank = dict(rerank)
-        if "weight" in rerank:
-            rerank["weight"] = float(rerank["weight"])  # infinity is stored as the string "inf"
-        rerank = RerankSettings(**rerank)
-    return Retriever(**values, rerank=rerank)
-
-
 def _f(value) -> str:
     return "-" if value is None else f"{value:.3f}"
 

@@ -38,7 +38,7 @@ def retrieve(
     texts = [q.question for q in questions]
     probe_k = min(len(index), 2 * depth)
     start = time.perf_counter()
-    found = search_deep(index, texts, depth, base, progress, settings.pool if settings is not None else 1)
+    found = search_deep(index, texts, depth, base, progress, retriever.depth if retriever is not None else 1)
     before = scored(questions, found, depth, ks, time.perf_counter() - start)
     before.latency_ms = probe_latency(index, texts[:LATENCY_PROBE], probe_k, base)
     if settings is None:

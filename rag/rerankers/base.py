@@ -51,8 +51,13 @@ class RerankSettings:
 
     def to_dict(self) -> dict:
         out = asdict(self)
-        out["weight"] = "inf" if self.weight == float("inf") else self.weight
+        out["weight"] = "inf" if self.weight == float("inf") else self.weight  # JSON has no infinity
         return out
+
+    @classmethod
+    def from_dict(cls, values: dict) -> RerankSettings:
+        """The settings back from `to_dict`'s JSON."""
+        return cls(**{**values, "weight": float(values.get("weight", DEFAULT_RERANK_WEIGHT))})
 
     def describe(self) -> str:
         how = "its order alone" if self.weight == float("inf") else f"fused, weight {self.weight:g}, c {self.c:g}"
