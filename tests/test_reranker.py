@@ -20,7 +20,7 @@ from rag.errors import RagError
 from rag.rerankers.base import RerankSettings
 from rag.rerankers.fusion import fused_order, rerank_order
 from rag.train.data import Example
-from rag.train.reranker import Group, mine_groups, pad_pairs
+from rag.train.reranker import Group, mine_groups
 
 # --- fusion: pure functions ---------------------------------------------------------------------
 
@@ -114,10 +114,24 @@ def test_mined_negatives_never_hold_the_answer_nor_come_from_gold_or_held_in():
 
 
 def test_pairs_are_padded_with_segment_ids_after_the_first_separator():
-    arrays = pad_pairs([[101, 5, 102, 7, 8, 102], [101, 5, 102, 9, 102]], pad_id=0, sep_id=102)
-    assert arrays["input_ids"].tolist() == [[101, 5, 102, 7, 8, 102], [101, 5, 102, 9, 102, 0]]
-    assert arrays["attention_mask"].tolist() == [[1, 1, 1, 1, 1, 1], [1, 1, 1, 1, 1, 0]]
-    assert arrays["token_type_ids"].tolist() == [[0, 0, 0, 1, 1, 1], [0, 0, 0, 1, 1, 0]]
+    from transformers import AutoTokenizer
+
+    from rag.models.batch import pad_rows
+    from rag.train.reader import base_folder
+    from rag.train.reranker import encode_groups
+
+    tokenizer = AutoTokenizer.from_pretrained(base_folder("all-MiniLM-L6-v2"))
+    (group,) = encode_groups(tokenizer, [Group("where?", ["in the room by the door", "here"])], max_length=32)
+    arrays = pad_rows(group["input_ids"], group["token_type_ids"], pad_id=0)
+    sep = tokenizer.sep_token_id
+    for row, mask, types in zip(
+        arrays["input_ids"].tolist(), arrays["attention_mask"].tolist(), arrays["token_type_ids"].tolist()
+    ):
+        n = sum(mask)
+        assert mask == [1] * n + [0] * (len(row) - n) and row[n:] == [0] * (len(row) - n)
+        first = row.index(sep) + 1  # [CLS] question [SEP] | passage [SEP]
+        assert types == [0] * first + [1] * (n - first) + [0] * (len(row) - n)
+    assert arrays["input_ids"].shape[0] == 2 and sum(arrays["attention_mask"][1]) < sum(arrays["attention_mask"][0])
 
 
 # --- a tiny cross-encoder, trained here -----------------------------------------------------------

@@ -132,15 +132,6 @@ def span_text(window: Window, passage: str) -> str:
 
 def pad(windows: Sequence[Window], pad_id: int = 0) -> dict[str, Any]:
     """NumPy arrays for a batch, padded to its longest window (dynamic padding)."""
-    import numpy as np
+    from rag.models.batch import pad_rows
 
-    width = max(len(w) for w in windows)
-    ids = np.full((len(windows), width), pad_id, dtype=np.int64)
-    mask = np.zeros((len(windows), width), dtype=np.int64)
-    types = np.zeros((len(windows), width), dtype=np.int64)
-    for row, w in enumerate(windows):
-        ids[row, : len(w)] = w.input_ids
-        mask[row, : len(w)] = 1
-        if w.token_type_ids is not None:
-            types[row, : len(w)] = w.token_type_ids
-    return {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
+    return pad_rows([w.input_ids for w in windows], [w.token_type_ids for w in windows], pad_id)

@@ -6,6 +6,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from rag.models.batch import pad_rows
+
 
 class CrossEncoderReranker:
     """Scores pairs with a `tokenizers.Tokenizer` and a backend (`rag.rerankers.backends`).
@@ -38,11 +40,4 @@ class CrossEncoderReranker:
 
     def _arrays(self, pairs) -> dict[str, np.ndarray]:
         encodings = self.tokenizer.encode_batch(pairs)
-        width = max(len(e.ids) for e in encodings)
-        ids = np.full((len(encodings), width), self.pad_id, dtype=np.int64)
-        mask = np.zeros_like(ids)
-        types = np.zeros_like(ids)
-        for row, e in enumerate(encodings):
-            n = len(e.ids)
-            ids[row, :n], mask[row, :n], types[row, :n] = e.ids, e.attention_mask, e.type_ids
-        return {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
+        return pad_rows([e.ids for e in encodings], [e.type_ids for e in encodings], self.pad_id)

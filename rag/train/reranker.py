@@ -73,35 +73,21 @@ class RerankResult:
     resumed_from: int = 0
 
 
-def encode_groups(tokenizer, groups: Sequence[Group], max_length: int) -> list[list[list[int]]]:
-    """Per group, each pair's token ids (question first; the passage cut to fit)."""
+def encode_groups(tokenizer, groups: Sequence[Group], max_length: int) -> list[dict[str, list[list[int]]]]:
+    """Per group, each pair's input_ids and token_type_ids as the tokenizer makes them (question
+    first; the passage cut to fit)."""
     out = []
     for g in groups:
         enc = tokenizer([g.question] * len(g.passages), g.passages, truncation="only_second", max_length=max_length)
-        out.append(enc["input_ids"])
+        out.append({"input_ids": enc["input_ids"], "token_type_ids": enc.get("token_type_ids")})
     return out
 
 
-def pad_pairs(sequences: Sequence[Sequence[int]], pad_id: int, sep_id: int) -> dict:
-    """input_ids, attention_mask and token_type_ids (0 up to the first [SEP], 1 after), padded to the longest."""
-    import numpy as np
-
-    width = max(len(s) for s in sequences)
-    ids = np.full((len(sequences), width), pad_id, dtype=np.int64)
-    mask = np.zeros_like(ids)
-    types = np.zeros_like(ids)
-    for row, s in enumerate(sequences):
-        ids[row, : len(s)] = s
-        mask[row, : len(s)] = 1
-        first = s.index(sep_id) + 1 if sep_id in s else len(s)
-        types[row, first : len(s)] = 1
-    return {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
-
-
-def fingerprint(encoded: Sequence[Sequence[Sequence[int]]]) -> str:
+def fingerprint(encoded: Sequence[dict]) -> str:
+    """A hash of every pair's tokens, group by group: a resumed run must replay the same batches."""
     h = hashlib.sha256()
     for group in encoded:
-        h.update(json.dumps(group).encode())
+        h.update(json.dumps(group["input_ids"]).encode())
     return h.hexdigest()[:16]
 
 
@@ -132,6 +118,7 @@ def train(
     `stop_after` stops after that many steps in this call (tests)."""
     import torch
 
+    from rag.models.batch import pad_rows
     from rag.readers.backends import forward_inputs
     from rag.train.reader import base_folder
 
@@ -144,19 +131,19 @@ def train(
     tokenizer, model = run.tokenizer, run.model
     encoded = encode_groups(tokenizer, groups, settings.max_length)
     inputs = forward_inputs(model)
-    pad_id, sep_id = tokenizer.pad_token_id or 0, tokenizer.sep_token_id
+    pad_id = tokenizer.pad_token_id or 0
 
     def batch_loss(ids: list[int]):
-        sequences = [s for i in ids for s in encoded[i]]
-        arrays = pad_pairs(sequences, pad_id, sep_id)
-        feeds = {k: torch.from_numpy(v) for k, v in arrays.items() if k in inputs}
+        rows = [row for i in ids for row in encoded[i]["input_ids"]]
+        types = [kinds for i in ids for kinds in (encoded[i]["token_type_ids"] or [None] * settings.group)]
+        feeds = {k: torch.from_numpy(v) for k, v in pad_rows(rows, types, pad_id).items() if k in inputs}
         logits = model(**feeds).logits.view(len(ids), settings.group)
-        return group_loss(logits, settings), len(sequences)
+        return group_loss(logits, settings), len(rows)
 
     result = train_loop(
         run,
         settings,
-        lengths=[max(len(s) for s in g) for g in encoded],
+        lengths=[max(len(row) for row in g["input_ids"]) for g in encoded],
         fingerprint=fingerprint(encoded),
         batch_loss=batch_loss,
         mismatch="groups than these (the data or the mined negatives changed)",
