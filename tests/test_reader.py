@@ -173,6 +173,32 @@ def test_onnx_and_torch_pick_the_same_span(tiny_qa, tmp_path):
         assert int8_reader.read(question, passages).candidates
 
 
+
+def test_a_passages_reading_does_not_depend_on_the_other_passages(tiny_qa, tmp_path):
+    """int8 quantises activations per run: batched, a window's logits (and so the answer and the
+    decision to decline) would move with the passages read beside it."""
+    import shutil
+
+    from rag.readers.export import export_reader
+    from rag.readers.loading import clear_loaded, load_reader
+
+    folder = tmp_path / "qa"
+    shutil.copytree(tiny_qa, folder)
+    export_reader(folder, say=lambda line: None)
+    clear_loaded()
+    reader = load_reader(str(folder))
+    assert reader.dtype == "int8"
+    passages = [p.text for p in _passages(PASSAGES)]
+    for question in ["Where is the tower?", "What colour are bananas?"]:
+        together = reader.read(question, passages)
+        for k, text in enumerate(passages):
+            alone = reader.read(question, [text])
+            best_k = [c for c in together.candidates if c.passage == k][:1]
+            if best_k and alone.candidates:
+                assert best_k[0].score == alone.candidates[0].score
+                assert (best_k[0].start, best_k[0].end) == (alone.candidates[0].start, alone.candidates[0].end)
+
+
 # --- training ---------------------------------------------------------------------------------
 
 

@@ -24,6 +24,7 @@ class TorchLogits:
     """transformers' AutoModelForQuestionAnswering, float32, no grad."""
 
     runtime = "transformers"
+    batch = 16  # windows per forward pass (float32: a window's logits do not depend on its batch)
 
     def __init__(self, model, threads: int | None = None) -> None:
         self.model = model.eval()
@@ -52,6 +53,11 @@ class OnnxLogits:
     """ONNX Runtime on an exported span head (inputs as exported, outputs start/end logits)."""
 
     runtime = "onnxruntime"
+    # One window per run, as the reranker scores one pair per run: int8 models quantise activations
+    # per run (one scale over the whole batch, padding included), so batched, a window's logits
+    # moved with the other passages read beside it (by up to 1.1), and with them the answer and the
+    # decision to decline. Alone, a passage reads the same whatever else was retrieved.
+    batch = 1
 
     def __init__(self, path: Path, threads: int | None = None) -> None:
         from rag.onnx.session import cpu_session

@@ -19,7 +19,7 @@ from rag.readers.base import NOT_FOUND
 from rag.readers.features import MAX_LENGTH, STRIDE, pad, windows
 from rag.readers.spans import MAX_ANSWER_TOKENS, Candidate, best_spans
 
-BATCH = 16
+BATCH = 16  # windows per forward pass, unless the backend says otherwise (`batch`)
 
 
 @dataclass
@@ -78,8 +78,9 @@ class SpanReader:
         order = sorted(range(len(found)), key=lambda i: len(found[i]))
         starts: list = [None] * len(found)
         ends: list = [None] * len(found)
-        for b in range(0, len(order), BATCH):
-            rows = order[b : b + BATCH]
+        size = getattr(self.logits, "batch", BATCH)
+        for b in range(0, len(order), size):
+            rows = order[b : b + size]
             s, e = self.logits(pad([found[i] for i in rows], self.pad_id))
             for r, i in enumerate(rows):
                 starts[i], ends[i] = s[r], e[r]
