@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from llama_cpp_speed import SQUAD, copy_bandwidth, hf_run  # noqa: E402
+from llama_cpp_speed import copy_bandwidth, hf_run, squad_items  # noqa: E402
 
 import rag  # noqa: E402,F401  (the thread policy, before torch loads OpenMP)
 from rag.bench.system import status_kb  # noqa: E402
@@ -42,36 +42,8 @@ DTYPES = ("float32", "bfloat16")
 
 
 def rag_items(n: int) -> list[tuple[str, list, list[str]]]:
-    """(question, five passages, answers) for n questions spread evenly over SQuAD part A: the
-    gold paragraph first, then the next paragraphs of its article."""
-    from rag.bench.datasets import load_squad
-    from rag.documents import Passage
-
-    bench = load_squad(SQUAD)
-    order = [d.path for d in bench.documents]
-    docs = {d.path: d.text for d in bench.documents}
-    step = max(1, len(bench.questions) // n)
-    items = []
-    for q in bench.questions[::step][:n]:
-        gold = next(iter(q.gold))
-        at = order.index(gold)
-        chosen = [p for p in order[at : at + 5]]
-        passages = [
-            Passage(
-                chunk_id=i,
-                doc_path=p,
-                text=docs[p],
-                start=0,
-                end=len(docs[p]),
-                first_line=1,
-                last_line=docs[p].count("\n") + 1,
-                score=1.0,
-                rank=i + 1,
-            )
-            for i, p in enumerate(chosen)
-        ]
-        items.append((q.question, passages, q.answers))
-    return items
+    """(question, five passages, answers): the gold paragraph first, then the four after it."""
+    return squad_items(n, passages=5)
 
 
 def peak_rss(model: str, dtype: str, ids: list[int], max_new: int, threads: int) -> float | None:

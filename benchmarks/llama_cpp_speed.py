@@ -4,8 +4,9 @@ Both backends get the very same prompt token ids, built by the project itself
 (`load_generator(name).prepare(question, [gold passage])`), and decode greedily up to
 `--max-new-tokens` new tokens or an id in `g.eos_token_ids`:
 
-  hf     `g.model.generate(ids, mask, **g.generation_kwargs(n))`: the GGUF dequantised to fp32
-         (rag's cached safetensors conversion), torch.set_num_threads(threads)
+  hf     `g.model.generate(ids, mask, **g.generation_kwargs(n))`: the GGUF dequantised (rag's cached
+         float32 conversion), computing in the dtype rag chooses for this CPU (bfloat16 where it
+         is native: `$RAG_DTYPE` to pin one), torch.set_num_threads(threads)
   llama  `llama_cpp.Llama(gguf, n_ctx=2048, n_threads=threads, n_threads_batch=threads)`:
          `eval(ids)` (prefill), then argmax of the last logits and `eval([token])` per token
 
@@ -32,7 +33,10 @@ the machine makes single rounds noisy), counted as read + write bytes (STREAM "C
 convention; single thread).
 
     HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/llama_cpp_speed.py \
-        [--models smollm2,qwen2.5-0.5b] [--questions 10] [--threads 2] [--json out.json]
+        [--models smollm2,qwen2.5-0.5b] [--questions 10] [--passages 1|5] [--threads 2] [--json out.json]
+
+The last lines per model say whether the per-CPU rule for offering llama.cpp is met: whole
+answers faster (median) and the same greedy tokens for every question.
 
 Needs llama-cpp-python (not a project dependency): build it portable (GGML_NATIVE=OFF).
 """
@@ -57,6 +61,7 @@ sys.path.insert(0, str(ROOT))
 
 import rag  # noqa: E402,F401  (sets the thread policy before torch / llama.cpp load OpenMP)
 from rag.bench.system import PeakMemory, status_kb  # noqa: E402
+from rag.cpu import this_cpu  # noqa: E402
 
 SQUAD = ROOT.parent / "shared" / "datasets" / "squad" / "dev-v1.1-part-a.json"
 DEFAULT_MODELS = "smollm2,qwen2.5-0.5b"
@@ -66,30 +71,35 @@ N_CTX = 2048
 # --------------------------------------------------------------------------- inputs
 
 
-def squad_items(n: int) -> list[tuple[str, list, list[str]]]:
-    """(question, [gold Passage], answers) for n questions spread evenly over the file."""
+def squad_items(n: int, passages: int = 1) -> list[tuple[str, list, list[str]]]:
+    """(question, passages, answers) for n questions spread evenly over the file: the gold
+    paragraph first, then the paragraphs after it in the file up to `passages` (5 is the shape of
+    a RAG prompt, about 500-1000 tokens; 1 is the gold paragraph alone)."""
     from rag.bench.datasets import load_squad
     from rag.documents import Passage
 
     bench = load_squad(SQUAD)
+    order = [d.path for d in bench.documents]
     docs = {d.path: d.text for d in bench.documents}
     step = max(1, len(bench.questions) // n)
     items = []
     for q in bench.questions[::step][:n]:
-        doc_id = next(iter(q.gold))
-        text = docs[doc_id]
-        passage = Passage(
-            chunk_id=0,
-            doc_path=doc_id,
-            text=text,
-            start=0,
-            end=len(text),
-            first_line=1,
-            last_line=text.count("\n") + 1,
-            score=1.0,
-            rank=1,
-        )
-        items.append((q.question, [passage], q.answers))
+        at = order.index(next(iter(q.gold)))
+        chosen = [
+            Passage(
+                chunk_id=i,
+                doc_path=p,
+                text=docs[p],
+                start=0,
+                end=len(docs[p]),
+                first_line=1,
+                last_line=docs[p].count("\n") + 1,
+                score=1.0,
+                rank=i + 1,
+            )
+            for i, p in enumerate(order[at : at + passages])
+        ]
+        items.append((q.question, chosen, q.answers))
     return items
 
 
@@ -373,6 +383,7 @@ def bench_model(name: str, items, args, bandwidth: dict) -> dict:
             "decode_tokens": dec_tok,
             "f1": statistics.mean(r[b]["f1"] for r in rows),
             "em": statistics.mean(r[b]["em"] for r in rows),
+            "answer_s_median": statistics.median(r[b]["prefill_s"] + r[b]["decode_s"] for r in rows),
             "median_decode_tok_s": statistics.median(
                 (len(r[b]["tokens"]) - 1) / r[b]["decode_s"]
                 for r in rows
@@ -389,6 +400,7 @@ def bench_model(name: str, items, args, bandwidth: dict) -> dict:
     hf["fraction_of_bound"] = hf["decode_tok_s"] / hf["bound_tok_s"]
     ll["fraction_of_bound"] = ll["decode_tok_s"] / ll["bound_tok_s"]
     hf["load_s"], ll["load_s"] = hf_load, llama_load_s
+    hf["dtype"] = g.dtype  # what load_generator chose for this CPU (bfloat16 where it is native)
 
     llama_eog = llama_eog_ids(llm)
     spec = {"ids": prepared[0][1], "eos": sorted(eos), "max_new": args.max_new_tokens, "gguf": str(path)}
@@ -418,7 +430,8 @@ def bench_model(name: str, items, args, bandwidth: dict) -> dict:
 
 def report(results: list[dict], bandwidth: dict, args, load: tuple) -> None:
     print(
-        f"\nthreads {args.threads}, {args.questions} SQuAD questions (gold paragraph only), "
+        f"\n{this_cpu().describe()}; threads {args.threads}, {args.questions} SQuAD questions "
+        f"({'gold paragraph only' if args.passages == 1 else f'gold paragraph and the {args.passages - 1} after it'}), "
         f"greedy, max {args.max_new_tokens} new tokens; load average before/after {load[0]:.2f}/{load[1]:.2f}"
     )
     print(
@@ -437,7 +450,7 @@ def report(results: list[dict], bandwidth: dict, args, load: tuple) -> None:
             rss = res["rss"].get(b, {})
             peak = f"{rss['peak_rss_MiB']:.0f}" if "peak_rss_MiB" in rss else rss.get("error", "-")
             print(
-                f"| {res['model']} | {'transformers fp32' if b == 'hf' else 'llama.cpp GGUF'} | "
+                f"| {res['model']} | {'transformers ' + r.get('dtype', 'float32') if b == 'hf' else 'llama.cpp GGUF'} | "
                 f"{r['prefill_tok_s']:.1f} | {r['decode_tok_s']:.1f} | {r['prefill_cpu_s']:.1f} | "
                 f"{r['decode_cpu_s']:.1f} | {r['new_tokens']} | {r['bytes_per_token'] / 1e6:.0f} | "
                 f"{r['bound_tok_s']:.1f} | {r['fraction_of_bound']:.0%} | {peak} | {r['load_s']:.1f} | "
@@ -452,6 +465,13 @@ def report(results: list[dict], bandwidth: dict, args, load: tuple) -> None:
             f"decode x{ll['decode_tok_s'] / hf['decode_tok_s']:.2f} (median per-question decode "
             f"{hf['median_decode_tok_s']:.1f} vs {ll['median_decode_tok_s']:.1f} tok/s); "
             f"greedy identical {res['identical']}/{res['total']}"
+        )
+        ratio = hf["answer_s_median"] / ll["answer_s_median"]
+        offer = ratio > 1 and res["identical"] == res["total"]
+        print(
+            f"  whole answers (median): transformers {hf.get('dtype', 'float32')} {hf['answer_s_median']:.2f} s, "
+            f"llama.cpp {ll['answer_s_median']:.2f} s (x{ratio:.2f}); the rule (faster end to end and the same "
+            f"greedy tokens for every question): {'met' if offer else 'not met'} on this CPU"
         )
         print(
             f"  GGUF {w['file_bytes'] / 1e6:.1f} MB, tensors {w['tensor_bytes'] / 1e6:.1f} MB, token_embd "
@@ -489,6 +509,7 @@ def main() -> None:
     parser.add_argument("--questions", type=int, default=10)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--max-new-tokens", type=int, default=32)
+    parser.add_argument("--passages", type=int, default=1, help="1: the gold paragraph; 5: a RAG-sized prompt")
     parser.add_argument("--no-rss", action="store_true", help="skip the peak-RSS subprocesses")
     parser.add_argument("--json", help="also write every figure (and each answer) to this file")
     parser.add_argument("--probe", choices=("hf", "llama"), help=argparse.SUPPRESS)
@@ -500,7 +521,7 @@ def main() -> None:
 
     load0 = os.getloadavg()[0]
     bandwidth = copy_bandwidth()
-    items = squad_items(args.questions)
+    items = squad_items(args.questions, args.passages)
     results = []
     for name in args.models.split(","):
         print(f"{name} ...", flush=True)
@@ -508,7 +529,17 @@ def main() -> None:
     report(results, bandwidth, args, (load0, os.getloadavg()[0]))
     if args.json:
         Path(args.json).write_text(
-            json.dumps({"bandwidth": bandwidth, "threads": args.threads, "results": results}, indent=1, default=str)
+            json.dumps(
+                {
+                    "cpu": this_cpu().describe(),
+                    "bandwidth": bandwidth,
+                    "threads": args.threads,
+                    "passages": args.passages,
+                    "results": results,
+                },
+                indent=1,
+                default=str,
+            )
         )
 
 
