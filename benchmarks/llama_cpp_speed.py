@@ -104,9 +104,14 @@ def squad_items(n: int, passages: int = 1) -> list[tuple[str, list, list[str]]]:
 
 
 def gguf_path(name: str) -> Path:
+    from rag.generators.chunked import assemble
+    from rag.generators.chunked import available as chunked_available
     from rag.generators.presets import PRESETS, preset_gguf
 
-    path = preset_gguf(PRESETS[name])
+    preset = PRESETS[name]
+    path = preset_gguf(preset)
+    if path is None and preset.chunked and chunked_available(preset.chunked):
+        path = assemble(preset.chunked, name, print)  # installed as chunk packages, not yet joined
     if path is None:
         raise SystemExit(f"{name}: GGUF file not on disk (run `rag models pull {name}`)")
     return path
