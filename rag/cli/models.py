@@ -30,6 +30,12 @@ def models(ctx: click.Context) -> None:
         f"\nThis CPU: {this_cpu().describe()}: generators compute in {choice.dtype} "
         f"({choice.reason}); --dtype or $RAG_DTYPE chooses."
     )
+    from ..generators.loading import runtime_for
+
+    for m in infos:  # where llama.cpp was measured to give the same answers faster on a CPU like this
+        runtime = runtime_for(m.name, choice)
+        if runtime.reason.startswith("auto: "):
+            click.echo(f"  {m.name}: {runtime.reason}; $RAG_RUNTIME chooses.")
     from ..rerankers.loading import default_reranker, list_rerankers
 
     click.echo(

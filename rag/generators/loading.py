@@ -143,12 +143,22 @@ def load_generator(
     if is_reader(name_or_path):  # an encoder-only span reader answers in the same contract
         return load_reader(name_or_path)
     choice = choose_dtype(dtype)
-    key = (name_or_path, device, context_window, choice.dtype)
+    runtime = runtime_for(name_or_path, choice) if device == "cpu" else None
+    key = (name_or_path, device, context_window, choice.dtype, runtime.runtime if runtime else None)
     generator = _LOADED.get(key)
     if generator is None:
         source = resolve(name_or_path)
-        generator = _LOADED[key] = _load(source, device, context_window, allow_download, choice)
+        generator = _LOADED[key] = _load(source, device, context_window, allow_download, choice, runtime)
     return generator
+
+
+def runtime_for(name_or_path: str, choice: Any) -> Any:
+    """The runtime (`rag.generators.runtime`) for a preset name or a path, on this CPU."""
+    from rag.generators.runtime import choose_runtime
+
+    preset = PRESETS.get(name_or_path)
+    gguf = bool(preset.chunked or preset.gguf_package) if preset is not None else name_or_path.lower().endswith(".gguf")
+    return choose_runtime(preset.name if preset is not None else None, gguf, choice)
 
 
 def clear_loaded() -> None:
@@ -160,9 +170,30 @@ def clear_loaded() -> None:
 
 
 def _load(
-    source: ModelSource, device: str, context_window: int | None, allow_download: bool, choice: Any = None
+    source: ModelSource,
+    device: str,
+    context_window: int | None,
+    allow_download: bool,
+    choice: Any = None,
+    runtime: Any = None,
 ) -> Generator:
     t0 = time.perf_counter()
+    if runtime is not None and runtime.runtime == "llama.cpp" and source.kind == GGUF:
+        from rag.generators.llama_cpp import load_llama_cpp
+
+        try:
+            generator = load_llama_cpp(
+                Path(source.location),
+                source.name,
+                context_window=context_window,
+                prompt=source.preset.prompt if source.preset else None,
+                threads=None,
+            )
+        except Exception as e:  # a damaged file, an architecture this llama.cpp does not know
+            raise ModelNotAvailable(f"llama.cpp cannot load '{source.location}': {_first_line(e)}") from None
+        generator.load_seconds = time.perf_counter() - t0
+        generator.dtype_reason = runtime.reason
+        return generator
     bf16 = choice is not None and choice.dtype == "bfloat16" and device == "cpu"
     with quiet_transformers():
         config, model, tokenizer = _load_parts(source, device, allow_download, bf16)
@@ -340,7 +371,8 @@ def list_models() -> list[ModelInfo]:
     from rag.cpu import choose_dtype
     from rag.readers.loading import list_readers
 
-    rows, dtype = list_readers(), choose_dtype().dtype
+    rows, choice = list_readers(), choose_dtype()
+    dtype = choice.dtype
     ordered = [PRESETS[n] for n in PREFERENCE] + [p for n, p in PRESETS.items() if n not in PREFERENCE]
     for preset in ordered:
         available = preset_available(preset)
@@ -362,7 +394,11 @@ def list_models() -> list[ModelInfo]:
             note = f"{preset.note}; in the Hugging Face cache"
         else:
             note = f"{preset.note}; run `rag models pull {preset.name}` while online"
-        runtime = f"{RUNTIME} {dtype}" + (" (GGUF dequantised)" if gguf is not None or preset.chunked else "")
+        if runtime_for(preset.name, choice).runtime == "llama.cpp":
+            runtime = "llama.cpp (the GGUF's own weights)"
+            note = note.replace(" and converts it", "")
+        else:
+            runtime = f"{RUNTIME} {dtype}" + (" (GGUF dequantised)" if gguf is not None or preset.chunked else "")
         memory = f"{4 * preset.params / 2**30:.1f} / {2 * preset.params / 2**30:.1f} GiB"
         rows.append(
             ModelInfo(preset.name, preset.family, source, preset.size, available, note, preset.licence, runtime, memory)
