@@ -32,10 +32,13 @@ def models(ctx: click.Context) -> None:
     )
     from ..generators.loading import runtime_for
 
-    for m in infos:  # where llama.cpp was measured to give the same answers faster on a CPU like this
-        runtime = runtime_for(m.name, choice)
+    for m in infos:  # where llama.cpp was measured against transformers on a CPU like this
+        try:
+            runtime = runtime_for(m.name, choice)
+        except RagError:  # $RAG_RUNTIME=llama.cpp without the extra: the table's runtime column says so
+            continue
         if runtime.reason.startswith("auto: "):
-            click.echo(f"  {m.name}: {runtime.reason}; $RAG_RUNTIME chooses.")
+            click.echo(f"  {m.name}: {runtime.reason.removeprefix('auto: ')}.")
     from ..rerankers.loading import default_reranker, list_rerankers
 
     click.echo(

@@ -369,10 +369,13 @@ def list_models() -> list[ModelInfo]:
     """The presets, best first (PREFERENCE order), and whether each can load offline now
     (file checks only, no torch)."""
     from rag.cpu import choose_dtype
+    from rag.errors import RagError
+    from rag.generators.runtime import INSTALL, choose_runtime
     from rag.readers.loading import list_readers
 
     rows, choice = list_readers(), choose_dtype()
     dtype = choice.dtype
+    choose_runtime(None, False, choice)  # a bad $RAG_RUNTIME is one line here too
     ordered = [PRESETS[n] for n in PREFERENCE] + [p for n, p in PRESETS.items() if n not in PREFERENCE]
     for preset in ordered:
         available = preset_available(preset)
@@ -394,11 +397,13 @@ def list_models() -> list[ModelInfo]:
             note = f"{preset.note}; in the Hugging Face cache"
         else:
             note = f"{preset.note}; run `rag models pull {preset.name}` while online"
-        if runtime_for(preset.name, choice).runtime == "llama.cpp":
-            runtime = "llama.cpp (the GGUF's own weights)"
-            note = note.replace(" and converts it", "")
-        else:
-            runtime = f"{RUNTIME} {dtype}" + (" (GGUF dequantised)" if gguf is not None or preset.chunked else "")
+        runtime = f"{RUNTIME} {dtype}" + (" (GGUF dequantised)" if gguf is not None or preset.chunked else "")
+        try:
+            if runtime_for(preset.name, choice).runtime == "llama.cpp":
+                runtime = "llama.cpp (the GGUF's own weights)"
+                note = note.replace(" and converts it", "")
+        except RagError:  # $RAG_RUNTIME=llama.cpp without the extra: loading it says so in one line
+            runtime = f"llama.cpp, not installed ({INSTALL})"
         memory = f"{4 * preset.params / 2**30:.1f} / {2 * preset.params / 2**30:.1f} GiB"
         rows.append(
             ModelInfo(preset.name, preset.family, source, preset.size, available, note, preset.licence, runtime, memory)

@@ -1,15 +1,14 @@
-"""Which runtime computes a generator on this CPU: transformers, or llama.cpp where it was measured
-to answer faster with the very same greedy tokens.
+"""Which runtime computes a generator: transformers, or llama.cpp when asked for.
 
-The rule is a measurement, not a guess (`benchmarks/llama_cpp_speed.py --passages 5`, RAG-sized
-prompts; BENCHMARKS.md, issue 21): on CPUs without native bfloat16, llama.cpp runs qwen2.5-1.5b's
-4-bit GGUF faster end to end than transformers' float32 copy, with identical greedy answers, in a
-third of the memory and with no float32 conversion. For every other preset it was slower, or
-faster with other answers, so transformers stays. On a CPU with native bfloat16, transformers
-computes in bfloat16 and llama.cpp was not measured there: transformers stays.
-
-`$RAG_RUNTIME` (auto, transformers, llama.cpp) overrides; llama.cpp needs the optional extra
-`rag[llama-cpp]` and a GGUF model.
+The per-CPU rule the project set for choosing llama.cpp on its own: it must answer faster end to
+end *and* give the very same greedy answers, measured on RAG-sized prompts
+(`benchmarks/llama_cpp_speed.py --passages 5`, `rag bench`; BENCHMARKS.md, issue 21). No preset
+meets it on the CPUs measured (AMD EPYC Zen 1 and Zen 3, AVX2): qwen2.5-0.5b and smollm2 answer
+slower through llama.cpp, gemma3-270m faster but with other answers for half the questions, and
+qwen2.5-1.5b 1.18x faster in a third of the memory but with 2 of 20 answers changed. So `auto` is
+transformers everywhere, and llama.cpp is offered where it was measured to pay: `rag models` says
+so on a CPU like the one measured, and `$RAG_RUNTIME=llama.cpp` (auto, transformers, llama.cpp)
+runs any GGUF model on it with the optional extra `rag[llama-cpp]` installed.
 """
 
 from __future__ import annotations
@@ -24,10 +23,10 @@ from rag.errors import RagError
 RUNTIMES = ("auto", "transformers", "llama.cpp")
 INSTALL = "pip install 'rag[llama-cpp]'"
 
-# preset -> what was measured (whole answers, greedy tokens, memory; the CPU it was measured on)
-LLAMA_CPP_FASTER = {
-    "qwen2.5-1.5b": "1.12x faster with the same greedy tokens (10/10) in 1.9 GB instead of 6.6 "
-    "(measured on an AMD EPYC, AVX2)",
+# preset -> what llama.cpp measured against transformers float32 on a CPU without native bfloat16
+LLAMA_CPP_MEASURED = {
+    "qwen2.5-1.5b": "llama.cpp answered it 1.18x faster in 2.4 GB instead of 7.0, F1 the same, "
+    "but 2 of 20 answers changed (AMD EPYC, AVX2)",
 }
 
 
@@ -63,15 +62,14 @@ def choose_runtime(
     if value == "transformers":
         return RuntimeChoice("transformers", f"{where} transformers")
     if value == "llama.cpp":
-        if not gguf:
-            raise RagError(f"{where} is llama.cpp, which runs GGUF files only: {preset or 'this model'} is not one")
+        if not gguf:  # a preference for every model: the others still answer
+            return RuntimeChoice("transformers", f"{where} llama.cpp runs GGUF files only: transformers for this one")
         if not installed:
             raise RagError(f"{where} is llama.cpp but llama-cpp-python is not installed: {INSTALL}")
         return RuntimeChoice("llama.cpp", f"{where} llama.cpp")
-    measured = LLAMA_CPP_FASTER.get(preset or "")
+    measured = LLAMA_CPP_MEASURED.get(preset or "")
     native = any(f in (cpu or this_cpu()).flags for f in NATIVE_BF16)
-    if measured and gguf and not native and dtype.dtype == "float32":
-        if installed:
-            return RuntimeChoice("llama.cpp", f"auto: without native bfloat16, llama.cpp runs {preset} {measured}")
-        return RuntimeChoice("transformers", f"auto: llama.cpp would run {preset} faster on this CPU ({INSTALL})")
+    if measured and gguf and not native and dtype.dtype == "float32":  # shown by `rag models`, not chosen
+        how = "$RAG_RUNTIME=llama.cpp" + ("" if installed else f" after {INSTALL}")
+        return RuntimeChoice("transformers", f"auto: {measured}; {how} to use it")
     return RuntimeChoice("transformers", "auto")
