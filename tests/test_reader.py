@@ -173,7 +173,6 @@ def test_onnx_and_torch_pick_the_same_span(tiny_qa, tmp_path):
         assert int8_reader.read(question, passages).candidates
 
 
-
 def test_a_passages_reading_does_not_depend_on_the_other_passages(tiny_qa, tmp_path):
     """int8 quantises activations per run: batched, a window's logits (and so the answer and the
     decision to decline) would move with the passages read beside it."""
