@@ -11,7 +11,6 @@ Needs the optional extra `rag[llama-cpp]` (llama-cpp-python, built from source o
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -155,11 +154,11 @@ def gguf_tokenizer(gguf: Path) -> tuple[Any, Any]:
     small one of their own under `$RAG_CACHE/gguf-tokenizer/`, written once (a temporary folder
     renamed into place, so a killed write leaves nothing half made)."""
     import shutil
-    import tempfile
 
     from transformers import AutoConfig, AutoTokenizer
 
     from rag.config import cache_dir
+    from rag.generators.loading import write_new_folder
     from rag.generators.presets import gguf_cache_folder, gguf_converted
 
     saved = gguf_converted(gguf) or cache_dir() / "gguf-tokenizer" / gguf_cache_folder(gguf).name
@@ -174,16 +173,10 @@ def gguf_tokenizer(gguf: Path) -> tuple[Any, Any]:
                 shutil.rmtree(saved, ignore_errors=True)
     config = AutoConfig.from_pretrained(str(gguf.parent), gguf_file=gguf.name, local_files_only=True)
     tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name, local_files_only=True)
-    tmp = None
     try:
-        saved.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{saved.name}.tmp-", dir=saved.parent))  # new, so ours to remove
-        config.save_pretrained(tmp)
-        tokenizer.save_pretrained(tmp)
-        os.rename(tmp, saved)
+        write_new_folder(saved, lambda tmp: (config.save_pretrained(tmp), tokenizer.save_pretrained(tmp)))
     except OSError:  # another process won the race, or the cache is read-only: only the speed-up is lost
-        if tmp is not None:
-            shutil.rmtree(tmp, ignore_errors=True)
+        pass
     return config, tokenizer
 
 

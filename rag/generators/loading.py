@@ -336,14 +336,12 @@ def convert_gguf(gguf_path: str | os.PathLike) -> tuple[Any, Any, Any]:
 
 
 def _save_converted(gguf_path: Path, model: Any, tokenizer: Any, seconds: float) -> None:
-    """Write to a temporary folder and rename it into place, so a crash leaves no half cache."""
+    """Cache the converted model (written whole or not at all: `write_new_folder`)."""
     target = gguf_cache_folder(gguf_path)
     if target.exists():  # finished by another process, or not rag's: either way left as it is
         return
-    tmp = None
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))  # new, so ours to remove
+
+    def write(tmp: Path) -> None:
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
         st = gguf_path.stat()
@@ -354,12 +352,28 @@ def _save_converted(gguf_path: Path, model: Any, tokenizer: Any, seconds: float)
             "convert_seconds": round(seconds, 1),
         }
         (tmp / CONVERTED_MARKER).write_text(json.dumps(marker, indent=2))
-        os.rename(tmp, target)
+
+    try:
+        write_new_folder(target, write)
     except OSError as e:  # another process won the race, or the cache is read-only
-        if tmp is not None:
-            shutil.rmtree(tmp, ignore_errors=True)
         if gguf_converted(gguf_path) is None:
             logger.warning("could not cache the converted model in %s: %s", target, e)
+
+
+def write_new_folder(target: Path, write: Any) -> None:
+    """`write(folder)` into a new temporary folder beside `target`, then rename it into place, so
+    a crash leaves no half-written cache. On OSError (a race lost, a read-only cache) the
+    temporary folder, which is ours, is removed and the error raised."""
+    tmp = None
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))  # new, so ours to remove
+        write(tmp)
+        os.rename(tmp, target)
+    except OSError:
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
+        raise
 
 
 # --------------------------------------------------------------------------- listing and pulling
