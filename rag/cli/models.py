@@ -30,7 +30,7 @@ def models(ctx: click.Context) -> None:
         f"\nThis CPU: {this_cpu().describe()}: generators compute in {choice.dtype} "
         f"({choice.reason}); --dtype or $RAG_DTYPE chooses."
     )
-    from ..generators.loading import runtime_for
+    from ..generators.runtime import runtime_for
 
     for m in infos:  # where llama.cpp was measured against transformers on a CPU like this
         try:

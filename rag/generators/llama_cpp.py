@@ -1,7 +1,7 @@
 """llama.cpp as a generator's runtime: the GGUF's own quantised weights, no float32 copy.
 
-Only where it was measured to answer faster with the very same greedy tokens (`rag.generators.
-runtime` says where). Everything but the forward pass stays rag's: the tokenizer, the prompt
+Chosen by `$RAG_RUNTIME=llama.cpp` (`rag.generators.runtime`: never by itself, since no preset
+gave the very same answers faster). Everything but the forward pass stays rag's: the tokenizer, the prompt
 template and its fitting, the stop rules, extractive decoding. `LlamaCppModel` stands in for the
 transformers model inside `HFGenerator.generate`, doing the part of `model.generate` rag uses, so
 an answer is computed the same way on both runtimes, token for token.
@@ -158,7 +158,7 @@ def gguf_tokenizer(gguf: Path) -> tuple[Any, Any]:
     from transformers import AutoConfig, AutoTokenizer
 
     from rag.config import cache_dir
-    from rag.generators.loading import write_new_folder
+    from rag.generators.cache_folder import write_new_folder
     from rag.generators.presets import gguf_cache_folder, gguf_converted
 
     saved = gguf_converted(gguf) or cache_dir() / "gguf-tokenizer" / gguf_cache_folder(gguf).name

@@ -13,8 +13,6 @@ import difflib
 import json
 import logging
 import os
-import shutil
-import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -142,6 +140,8 @@ def load_generator(
 
     if is_reader(name_or_path):  # an encoder-only span reader answers in the same contract
         return load_reader(name_or_path)
+    from rag.generators.runtime import runtime_for
+
     choice = choose_dtype(dtype)
     runtime = runtime_for(name_or_path, choice) if device == "cpu" else None
     key = (name_or_path, device, context_window, choice.dtype, runtime.runtime if runtime else None)
@@ -150,15 +150,6 @@ def load_generator(
         source = resolve(name_or_path)
         generator = _LOADED[key] = _load(source, device, context_window, allow_download, choice, runtime)
     return generator
-
-
-def runtime_for(name_or_path: str, choice: Any) -> Any:
-    """The runtime (`rag.generators.runtime`) for a preset name or a path, on this CPU."""
-    from rag.generators.runtime import choose_runtime
-
-    preset = PRESETS.get(name_or_path)
-    gguf = bool(preset.chunked or preset.gguf_package) if preset is not None else name_or_path.lower().endswith(".gguf")
-    return choose_runtime(preset.name if preset is not None else None, gguf, choice)
 
 
 def clear_loaded() -> None:
@@ -353,27 +344,13 @@ def _save_converted(gguf_path: Path, model: Any, tokenizer: Any, seconds: float)
         }
         (tmp / CONVERTED_MARKER).write_text(json.dumps(marker, indent=2))
 
+    from rag.generators.cache_folder import write_new_folder
+
     try:
         write_new_folder(target, write)
     except OSError as e:  # another process won the race, or the cache is read-only
         if gguf_converted(gguf_path) is None:
             logger.warning("could not cache the converted model in %s: %s", target, e)
-
-
-def write_new_folder(target: Path, write: Any) -> None:
-    """`write(folder)` into a new temporary folder beside `target`, then rename it into place, so
-    a crash leaves no half-written cache. On OSError (a race lost, a read-only cache) the
-    temporary folder, which is ours, is removed and the error raised."""
-    tmp = None
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))  # new, so ours to remove
-        write(tmp)
-        os.rename(tmp, target)
-    except OSError:
-        if tmp is not None:
-            shutil.rmtree(tmp, ignore_errors=True)
-        raise
 
 
 # --------------------------------------------------------------------------- listing and pulling
@@ -384,7 +361,7 @@ def list_models() -> list[ModelInfo]:
     (file checks only, no torch)."""
     from rag.cpu import choose_dtype
     from rag.errors import RagError
-    from rag.generators.runtime import INSTALL, choose_runtime
+    from rag.generators.runtime import INSTALL, choose_runtime, runtime_for
     from rag.readers.loading import list_readers
 
     rows, choice = list_readers(), choose_dtype()

@@ -73,3 +73,12 @@ def choose_runtime(
         how = "$RAG_RUNTIME=llama.cpp" + ("" if installed else f" after {INSTALL}")
         return RuntimeChoice("transformers", f"auto: {measured}; {how} to use it")
     return RuntimeChoice("transformers", "auto")
+
+
+def runtime_for(name_or_path: str, dtype: DtypeChoice) -> RuntimeChoice:
+    """The runtime for a preset name or a model path, on this CPU."""
+    from rag.generators.presets import PRESETS
+
+    preset = PRESETS.get(name_or_path)
+    gguf = bool(preset.chunked or preset.gguf_package) if preset is not None else name_or_path.lower().endswith(".gguf")
+    return choose_runtime(preset.name if preset is not None else None, gguf, dtype)
