@@ -4,6 +4,9 @@ does not build: its session is played here by a tiny transformers model)."""
 
 from __future__ import annotations
 
+import json
+import shutil
+
 import pytest
 
 from rag.cpu import Cpu, DtypeChoice
@@ -209,6 +212,49 @@ def test_load_generator_loads_a_gguf_on_llama_cpp_when_chosen(tmp_path, monkeypa
     assert calls == [(gguf, str(gguf))]
     assert generator.dtype_reason == "$RAG_RUNTIME llama.cpp"
     assert gguf.read_bytes() == b"GGUF"  # read, never converted or written
+
+
+def test_the_tokenizer_cache_replaces_only_its_own_damaged_folder(tmp_path, monkeypatch):
+    """Read once from the GGUF and cached; a damaged cached folder of rag's (marked) is read again
+    and replaced; a folder at that path rag did not write is left byte for byte and read around."""
+    from conftest import folder_bytes
+    from tiny_models import build_tiny_gpt2
+    from transformers import AutoConfig, AutoTokenizer
+
+    import rag.generators.llama_cpp as llama_cpp
+    from rag.generators.presets import gguf_cache_folder
+
+    tiny = build_tiny_gpt2(tmp_path / "m")
+    reads = []
+
+    def read(gguf):
+        reads.append(gguf)
+        return AutoConfig.from_pretrained(tiny), AutoTokenizer.from_pretrained(tiny)
+
+    monkeypatch.setenv("RAG_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(llama_cpp, "read_gguf_tokenizer", read)
+    gguf = tmp_path / "model.gguf"
+    gguf.write_bytes(b"GGUF")
+    saved = tmp_path / "cache" / "gguf-tokenizer" / gguf_cache_folder(gguf).name
+
+    for _ in range(2):
+        _, tokenizer = llama_cpp.gguf_tokenizer(gguf)
+        assert tokenizer.encode("hello") == AutoTokenizer.from_pretrained(tiny).encode("hello")
+    assert len(reads) == 1 and (saved / llama_cpp.TOKENIZER_MARKER).is_file()
+
+    (saved / "config.json").write_text("{damaged")
+    llama_cpp.gguf_tokenizer(gguf)
+    assert len(reads) == 2 and json.loads((saved / "config.json").read_text())  # read again, replaced
+
+    shutil.rmtree(saved)
+    saved.mkdir()
+    (saved / "config.json").write_text("a user's own file")  # shaped like a tokenizer folder, not marked
+    (saved / "tokenizer_config.json").write_text("another")
+    before = folder_bytes(saved)
+    for _ in range(2):
+        llama_cpp.gguf_tokenizer(gguf)
+    assert len(reads) == 4 and folder_bytes(saved) == before  # not rag's: never read, replaced or removed
+    assert [p.name for p in saved.parent.iterdir()] == [saved.name]  # no temporary folder left beside it
 
 
 def test_rag_models_says_where_llama_cpp_was_measured_and_shows_it_when_chosen(monkeypatch):

@@ -30,15 +30,15 @@ def models(ctx: click.Context) -> None:
         f"\nThis CPU: {this_cpu().describe()}: generators compute in {choice.dtype} "
         f"({choice.reason}); --dtype or $RAG_DTYPE chooses."
     )
-    from ..generators.runtime import runtime_for
+    from ..generators.runtime import LLAMA_CPP_MEASURED, runtime_for
 
-    for m in infos:  # where llama.cpp was measured against transformers on a CPU like this
+    for name in LLAMA_CPP_MEASURED:  # what llama.cpp measured, where this CPU is like the one measured
         try:
-            runtime = runtime_for(m.name, choice)
+            runtime = runtime_for(name, choice)
         except RagError:  # $RAG_RUNTIME=llama.cpp without the extra: the table's runtime column says so
             continue
         if runtime.reason.startswith("auto: "):
-            click.echo(f"  {m.name}: {runtime.reason.removeprefix('auto: ')}.")
+            click.echo(f"  {name}: {runtime.reason.removeprefix('auto: ')}.")
     from ..rerankers.loading import default_reranker, list_rerankers
 
     click.echo(

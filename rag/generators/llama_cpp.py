@@ -148,11 +148,16 @@ def load_llama_cpp(gguf: Path, name: str, *, context_window: int | None, prompt:
     )
 
 
+TOKENIZER_MARKER = "rag-gguf-tokenizer.json"  # written last: a folder with it is rag's and whole
+
+
 def gguf_tokenizer(gguf: Path) -> tuple[Any, Any]:
     """(config, tokenizer) as transformers reads them from the GGUF's header (~25 s for
     qwen2.5-1.5b), from a folder rag saved: the float32 conversion's, where one exists, else a
-    small one of their own under `$RAG_CACHE/gguf-tokenizer/`, written once (a temporary folder
-    renamed into place, so a killed write leaves nothing half made)."""
+    small one of their own under `$RAG_CACHE/gguf-tokenizer/`, written once (whole or not at all,
+    `write_new_folder`). A damaged folder of our own (marked) is replaced; anything else found
+    at that path is left as it is, and read around."""
+    import json
     import shutil
 
     from transformers import AutoConfig, AutoTokenizer
@@ -161,23 +166,41 @@ def gguf_tokenizer(gguf: Path) -> tuple[Any, Any]:
     from rag.generators.cache_folder import write_new_folder
     from rag.generators.presets import gguf_cache_folder, gguf_converted
 
-    saved = gguf_converted(gguf) or cache_dir() / "gguf-tokenizer" / gguf_cache_folder(gguf).name
-    if (saved / "config.json").is_file() and (saved / "tokenizer_config.json").is_file():
+    converted = gguf_converted(gguf)
+    saved = converted or cache_dir() / "gguf-tokenizer" / gguf_cache_folder(gguf).name
+    ours = converted is None and (saved / TOKENIZER_MARKER).is_file()
+    if converted is not None or ours:
         try:
             return (
                 AutoConfig.from_pretrained(saved, local_files_only=True),
                 AutoTokenizer.from_pretrained(saved, local_files_only=True),
             )
-        except Exception:  # damaged: read the GGUF again below; a damaged tokenizer folder of our own is replaced
-            if saved.parent.name == "gguf-tokenizer":
+        except Exception:  # damaged: read the GGUF again below
+            if ours:
                 shutil.rmtree(saved, ignore_errors=True)
-    config = AutoConfig.from_pretrained(str(gguf.parent), gguf_file=gguf.name, local_files_only=True)
-    tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name, local_files_only=True)
+    config, tokenizer = read_gguf_tokenizer(gguf)
+
+    def write(tmp: Path) -> None:
+        config.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        (tmp / TOKENIZER_MARKER).write_text(json.dumps({"gguf": str(gguf)}) + "\n", encoding="utf-8")
+
     try:
-        write_new_folder(saved, lambda tmp: (config.save_pretrained(tmp), tokenizer.save_pretrained(tmp)))
-    except OSError:  # another process won the race, or the cache is read-only: only the speed-up is lost
+        write_new_folder(saved, write)
+    except OSError:  # taken (another process, or not ours), or the cache is read-only: only the speed-up is lost
         pass
     return config, tokenizer
+
+
+def read_gguf_tokenizer(gguf: Path) -> tuple[Any, Any]:
+    """(config, tokenizer) read by transformers from the GGUF file itself (slow: see above)."""
+    from transformers import AutoConfig, AutoTokenizer
+
+    folder, file = str(gguf.parent), gguf.name
+    return (
+        AutoConfig.from_pretrained(folder, gguf_file=file, local_files_only=True),
+        AutoTokenizer.from_pretrained(folder, gguf_file=file, local_files_only=True),
+    )
 
 
 def n_params(llm: Any) -> int:
