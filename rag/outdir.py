@@ -18,6 +18,11 @@ def claim_out(out: Path, tool: str) -> Path:
     return the marker's path. A file, or a non-empty folder without the marker, is refused with
     one line and nothing in it is touched."""
     marker = out / f"rag-{tool}.json"
+    if out.is_symlink() and not out.exists():
+        raise RagError(
+            f"--out {out} is a symbolic link to {out.readlink()}, which does not exist: "
+            "give a new or empty folder for the results (the link was left as it is)"
+        )
     if out.exists() and not out.is_dir():
         raise RagError(f"--out {out} is a file: give a new or empty folder for the results")
     if out.is_dir():

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import folder_bytes, write_qa_set
-from tiny_models import build_tiny_qa, squad_file
+from tiny_models import build_tiny_qa, tiny_towns
 
 from rag.documents import Passage
 from rag.readers.features import Window, label, span_text, windows
@@ -203,23 +203,7 @@ def test_a_passages_reading_does_not_depend_on_the_other_passages(tiny_qa, tmp_p
 
 @pytest.fixture(scope="module")
 def tiny_squad(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("data")
-    articles = {}
-    for a, town in enumerate(["Paris", "Lyon", "Nice"]):
-        articles[town] = [
-            (
-                f"{town} has {a + 3} bridges and a river called the R{a}. The mayor of {town} is Ms {town}son.",
-                [
-                    (f"How many bridges does {town} have?", f"{a + 3} bridges"),
-                    (f"Who is the mayor of {town}?", f"Ms {town}son"),
-                ],
-            ),
-            (
-                f"The museum of {town} opened in {1900 + a}. It holds {a + 10} paintings.",
-                [(f"When did the museum of {town} open?", f"{1900 + a}")],
-            ),
-        ]
-    return squad_file(root / "tiny.json", articles)
+    return tiny_towns(tmp_path_factory.mktemp("data") / "tiny.json")
 
 
 def _settings(tiny_qa, **kw):

@@ -221,6 +221,26 @@ def squad_file(path: Path, articles: dict[str, list[tuple[str, list[tuple[str, s
     return path
 
 
+def tiny_towns(path: Path) -> Path:
+    """A SQuAD file of three articles (towns), two paragraphs and three questions each."""
+    articles = {}
+    for a, town in enumerate(["Paris", "Lyon", "Nice"]):
+        articles[town] = [
+            (
+                f"{town} has {a + 3} bridges and a river called the R{a}. The mayor of {town} is Ms {town}son.",
+                [
+                    (f"How many bridges does {town} have?", f"{a + 3} bridges"),
+                    (f"Who is the mayor of {town}?", f"Ms {town}son"),
+                ],
+            ),
+            (
+                f"The museum of {town} opened in {1900 + a}. It holds {a + 10} paintings.",
+                [(f"When did the museum of {town} open?", f"{1900 + a}")],
+            ),
+        ]
+    return squad_file(path, articles)
+
+
 def build_tiny_cross_encoder(folder: Path, seed: int = 0) -> Path:
     """A tiny random-weight BERT with a one-logit head (a CrossEncoder's shape) and the packaged MiniLM's tokenizer."""
     return _tiny_bert("BertForSequenceClassification", folder, seed, num_labels=1)

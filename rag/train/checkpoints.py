@@ -15,6 +15,8 @@ import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
+from rag.errors import RagError
+
 CHECKPOINT = "checkpoint"
 STATE = "state.json"
 MODEL_DIR = "model"
@@ -65,10 +67,46 @@ def recover_checkpoint(out: Path) -> None:
 
 
 def read_state(folder: Path) -> dict | None:
+    """A checkpoint folder's state, or None where it has none or a damaged one (see `checkpoint_state`)."""
     try:
-        return json.loads((folder / STATE).read_text(encoding="utf-8"))
+        state = json.loads((folder / STATE).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
+    return state if _valid_state(state) else None
+
+
+def _valid_state(state) -> bool:
+    return (
+        isinstance(state, dict)
+        and isinstance(state.get("step"), int)
+        and not isinstance(state.get("step"), bool)
+        and state["step"] >= 0
+        and isinstance(state.get("settings"), dict)
+    )
+
+
+def checkpoint_state(out: Path) -> dict | None:
+    """The state of `out`'s checkpoint; None where the run has none yet. A checkpoint folder whose
+    state.json is missing or damaged is an error naming it: starting over would overwrite hours of
+    progress with step 0, so the user decides."""
+    folder = out / CHECKPOINT
+    if not folder.exists():
+        return None
+    path = folder / STATE
+    try:
+        state = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        problem = "is missing"
+    except (OSError, ValueError) as e:
+        problem = f"cannot be read ({(str(e).splitlines() or [type(e).__name__])[0][:100]})"
+    else:
+        if _valid_state(state):
+            return state
+        problem = "is damaged (no step or settings)"
+    raise RagError(
+        f"{path} {problem}: the run's progress cannot be read, so it is not resumed or overwritten; "
+        f"move {folder} away to start this run over (the rest of --out is kept)"
+    )
 
 
 def save_checkpoint(
@@ -80,6 +118,7 @@ def save_checkpoint(
     fingerprint: str = "",
     seconds: float = 0.0,
     seen: int = 0,
+    cpu_seconds: float = 0.0,
 ) -> None:
     """Write the checkpoint to a new folder, then swap it in: a kill leaves the old one or the new one."""
     import torch
@@ -109,6 +148,7 @@ def save_checkpoint(
                 "data": fingerprint,
                 "seconds": round(seconds, 1),
                 "windows_seen": seen,
+                "cpu_seconds": round(cpu_seconds, 1),
             },
             indent=1,
         )

@@ -11,11 +11,15 @@ from rag.errors import RagError
 
 
 def _command(params: dict, data: Path, what: str = "reader") -> str:
-    """The command that reproduces this run, every setting spelled out (for the model card)."""
-    words = ["rag", "train", what, "--data", str(data)]
+    """The command that reproduces this run, every setting spelled out (for the model card). Paths are
+    relative: a data file given by an absolute path is named alone, and --out by its folder's name,
+    so a card never records a path of the machine it was trained on."""
+    words = ["rag", "train", what, "--data", data.name if data.is_absolute() else str(data)]
     for key, value in params.items():
-        if key in ("data", "quiet") or value is None or value is False:
+        if key in ("data", "quiet", "curve") or value is None or value is False or value == "":
             continue
+        if key == "out":
+            value = Path(value).name
         words += [f"--{key.replace('_', '-')}"] + ([] if value is True else [str(value)])
     return shlex.join(words)
 
@@ -69,6 +73,18 @@ def _data(data: Path | None) -> Path:
     return data
 
 
+def _curve(text: str) -> list[int]:
+    try:
+        points = sorted({int(p) for p in text.replace(" ", "").split(",") if p})
+    except ValueError:
+        raise click.BadParameter(
+            f"{text!r}: give numbers of questions, e.g. 5000,10000,20000", param_hint="--curve"
+        ) from None
+    if any(p <= 0 for p in points):
+        raise click.BadParameter(f"{text!r}: numbers of questions are positive", param_hint="--curve")
+    return points
+
+
 @click.group()
 def train_command() -> None:
     """Train an encoder-only model here (on this CPU) from the packaged all-MiniLM-L6-v2."""
@@ -86,12 +102,20 @@ def train_command() -> None:
 @click.option("--epochs", type=click.FloatRange(min=0, min_open=True), default=2.0, show_default=True)
 @click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=1e-4, show_default=True)
 @click.option("--batch-size", type=click.IntRange(min=1), default=16, show_default=True)
+@click.option(
+    "--curve",
+    default="",
+    metavar="N,N,...",
+    help="A learning curve: after N questions trained on, evaluate on the held-in articles and keep "
+    "the model (OUT/curve.jsonl, OUT/curve/Nq). E.g. 5000,10000,20000,40000.",
+)
 @_end_options
-def reader(data, out, base, held_in, negatives, epochs, lr, batch_size, seed, threads, no_onnx, quiet) -> None:
+def reader(data, out, base, held_in, negatives, epochs, lr, batch_size, curve, seed, threads, no_onnx, quiet) -> None:
     """Fine-tune an encoder with a span head (extractive QA); resumes after a kill with the same command."""
     from rag.train.reader import TrainSettings
     from rag.train.run_reader import train_reader
 
+    points = _curve(curve)
     data = _data(data)
     settings = TrainSettings(base=base, epochs=epochs, lr=lr, batch_size=batch_size, seed=seed, negatives=negatives)
     command = _command(click.get_current_context().params, data)
@@ -105,6 +129,7 @@ def reader(data, out, base, held_in, negatives, epochs, lr, batch_size, seed, th
         progress=not quiet,
         command=command,
         evaluate_int8=not no_onnx,
+        curve=points,
         say=say,
     )
     held = run.metrics.get("held_in")

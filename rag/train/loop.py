@@ -23,11 +23,11 @@ from rag.train.checkpoints import (
     CHECKPOINT_SECONDS,
     MODEL_DIR,
     batch_order,
+    checkpoint_state,
     load_optimizer,
     load_rng,
     lr_at,
     progress_bar,
-    read_state,
     recover_checkpoint,
     save_checkpoint,
     save_model,
@@ -66,7 +66,7 @@ def open_run(out: Path, settings, source: str, model_class: str, threads: int | 
     if threads:
         torch.set_num_threads(threads)
     recover_checkpoint(out)
-    state = read_state(out / CHECKPOINT)
+    state = checkpoint_state(out)
     if state is not None and state["settings"] != settings.key():
         changed = sorted(k for k, v in settings.key().items() if state["settings"].get(k) != v)
         raise RagError(
@@ -77,9 +77,18 @@ def open_run(out: Path, settings, source: str, model_class: str, threads: int | 
     torch.manual_seed(settings.seed)  # before loading: the new head's initial weights are drawn there
     try:
         tokenizer = AutoTokenizer.from_pretrained(source, use_fast=True)
-        model = getattr(transformers, model_class).from_pretrained(str(start_from), **model_args)
     except OSError as e:
         raise RagError(f"cannot load base model {settings.base!r}: {str(e).splitlines()[0]}") from None
+    try:
+        model = getattr(transformers, model_class).from_pretrained(str(start_from), **model_args)
+    except Exception as e:  # noqa: BLE001 - safetensors, JSON and OS errors alike: name what is damaged
+        first = (str(e).splitlines() or [type(e).__name__])[0][:160]
+        if state is None:
+            raise RagError(f"cannot load base model {settings.base!r}: {first}") from None
+        raise RagError(
+            f"{start_from} is damaged ({first}): the run cannot resume from it; move that folder away "
+            "to start this run over (the rest of --out is kept)"
+        ) from None
     model.train()
     return Run(out, model, tokenizer, state)
 
@@ -97,11 +106,18 @@ def train_loop(
     progress: bool = True,
     checkpoint_seconds: float = CHECKPOINT_SECONDS,
     stop_after: int | None = None,
+    milestones: Sequence[int] = (),
+    at_milestone: Callable[[int, dict], None] | None = None,
     say: Callable[[str], None] = print,
 ) -> LoopResult:
     """Train `run.model` to the settings' epochs (or `stop_after` more steps); `batch_loss(ids)` gives
     one batch's loss and how many examples it held. `mismatch` names what changed when the data's
-    fingerprint differs from the checkpoint's; `rate` is the log's throughput key."""
+    fingerprint differs from the checkpoint's; `rate` is the log's throughput key.
+
+    At each step in `milestones` a checkpoint is saved first, then `at_milestone(step, clock)` runs
+    (a learning curve's evaluation; `clock` holds the training seconds, CPU seconds and examples
+    seen so far). A run killed during that evaluation resumes at that very checkpoint and runs it
+    again; `at_milestone` itself skips steps it has already recorded."""
     import torch
 
     out, model, state = run.out, run.model, run.state
@@ -132,10 +148,18 @@ def train_loop(
     resumed_from = step
     before_seconds = float(state.get("seconds", 0.0)) if state else 0.0
     before_seen = int(state.get("windows_seen", 0)) if state else 0
+    before_cpu = float(state.get("cpu_seconds", 0.0)) if state else 0.0
+    points = set(milestones)
+    if at_milestone is not None and step in points and state is not None:
+        # killed during this milestone's evaluation: the checkpoint is that step's model
+        at_milestone(step, {"seconds": before_seconds, "cpu_seconds": before_cpu, "seen": before_seen})
+        model.train()
 
     bar = progress_bar(total, step, progress)
     last_save = time.monotonic()
     started = time.monotonic()
+    cpu_started = time.process_time()
+    paused = paused_cpu = 0.0  # time spent in milestone evaluations: not training
     seen = 0
     log = (out / "train-log.jsonl").open("a", encoding="utf-8")
     try:
@@ -162,16 +186,38 @@ def train_loop(
                     log.write(json.dumps(record) + "\n")
                     log.flush()
                 end_of_epoch = step % per_epoch == 0
-                if end_of_epoch or step == total or time.monotonic() - last_save >= checkpoint_seconds:
-                    spent = before_seconds + time.monotonic() - started
-                    save_checkpoint(model, optimizer, out, step, settings, fingerprint, spent, before_seen + seen)
+                milestone = at_milestone is not None and step in points
+                if milestone or end_of_epoch or step == total or time.monotonic() - last_save >= checkpoint_seconds:
+                    clock = {
+                        "seconds": before_seconds + time.monotonic() - started - paused,
+                        "cpu_seconds": before_cpu + time.process_time() - cpu_started - paused_cpu,
+                        "seen": before_seen + seen,
+                    }
+                    save_checkpoint(
+                        model,
+                        optimizer,
+                        out,
+                        step,
+                        settings,
+                        fingerprint,
+                        clock["seconds"],
+                        clock["seen"],
+                        clock["cpu_seconds"],
+                    )
                     last_save = time.monotonic()
+                    if milestone:
+                        wall, cpu = time.monotonic(), time.process_time()
+                        at_milestone(step, clock)
+                        model.train()
+                        paused += time.monotonic() - wall
+                        paused_cpu += time.process_time() - cpu
+                        last_save = time.monotonic()
                 if stop_after is not None and step - resumed_from >= stop_after:
                     break
     finally:
         bar.close()
         log.close()
-    seconds = before_seconds + (time.monotonic() - started if step > resumed_from else 0.0)
+    seconds = before_seconds + (time.monotonic() - started - paused if step > resumed_from else 0.0)
     if step >= total and (step > resumed_from or not (out / MODEL_DIR).is_dir()):  # a finished run's model stays
         save_model(model, run.tokenizer, out / MODEL_DIR)
     return LoopResult(step, seconds, seen + before_seen, resumed_from)

@@ -73,7 +73,8 @@ def base_folder(name: str) -> str:
 
 
 def training_windows(tokenizer, examples: Sequence[Example], settings: TrainSettings) -> list[Window]:
-    """Every example's windows, labelled; then each example's negatives' windows, labelled no-answer."""
+    """Every example's windows, labelled; then each example's negatives' windows, labelled no-answer.
+    Each window's `passage` is the index of the example it belongs to."""
     out = windows(
         tokenizer,
         [e.question for e in examples],
@@ -85,6 +86,7 @@ def training_windows(tokenizer, examples: Sequence[Example], settings: TrainSett
         e = examples[w.passage]
         label(w, e.answer_start, e.answer)
     pairs = [(e.question, n) for e in examples for n in e.negatives]
+    owners = [i for i, e in enumerate(examples) for _ in e.negatives]
     if pairs:
         negative = windows(
             tokenizer,
@@ -95,6 +97,7 @@ def training_windows(tokenizer, examples: Sequence[Example], settings: TrainSett
         )
         for w in negative:
             label(w, None, None)
+            w.passage = owners[w.passage]
         out += negative
     return out
 
@@ -108,10 +111,16 @@ def train(
     progress: bool = True,
     checkpoint_seconds: float = CHECKPOINT_SECONDS,
     stop_after: int | None = None,
+    curve: Sequence[int] = (),
+    at_point: Callable[[int, dict, object, object], None] | None = None,
     say: Callable[[str], None] = lambda line: print(line, file=sys.stderr),
 ) -> TrainResult:
     """Train (or resume) into `out` (claimed with `rag.outdir.claim_out`); the model folder is
-    `out/model`. `stop_after` stops after that many steps in this call (tests)."""
+    `out/model`. `stop_after` stops after that many steps in this call (tests).
+
+    `curve` lists numbers of questions: at the first step by which that many distinct questions
+    have been trained on, `at_point(questions, clock)` runs on the model of that step (a learning
+    curve, evaluated at checkpoints of this one run; see `train_loop`), given the model and tokenizer."""
     import torch
 
     run = open_run(out, settings, base_folder(settings.base), "AutoModelForQuestionAnswering", threads)
@@ -126,6 +135,13 @@ def train(
         starts, ends = torch.tensor([w.start for w in batch]), torch.tensor([w.end for w in batch])
         return model(**feeds, start_positions=starts, end_positions=ends).loss, len(batch)
 
+    points = (
+        curve_steps([len(w) for w in data], [w.passage for w in data], settings, curve) if at_point is not None else {}
+    )
+
+    def at_milestone(step: int, clock: dict) -> None:
+        at_point(points[step], {**clock, "step": step}, model, tokenizer)
+
     result = train_loop(
         run,
         settings,
@@ -137,6 +153,8 @@ def train(
         progress=progress,
         checkpoint_seconds=checkpoint_seconds,
         stop_after=stop_after,
+        milestones=sorted(points),
+        at_milestone=at_milestone if points else None,
         say=say,
     )
     return TrainResult(
@@ -147,6 +165,35 @@ def train(
         len(data),
         result.resumed_from,
     )
+
+
+def curve_steps(
+    lengths: Sequence[int], owners: Sequence[int], settings: TrainSettings, questions: Sequence[int]
+) -> dict[int, int]:
+    """{step: questions}: the first step of the run's batch order by which each number of distinct
+    questions (owners of the windows trained on) has been seen. Numbers beyond the run are dropped;
+    of numbers reached at the same step, the largest names it."""
+    import math
+
+    per_epoch = math.ceil(len(lengths) / settings.batch_size)
+    total = max(1, int(per_epoch * settings.epochs))
+    wanted = sorted(set(q for q in questions if q > 0))
+    out: dict[int, int] = {}
+    seen: set[int] = set()
+    step = 0
+    epoch = 0
+    while wanted and step < total:
+        for ids in batch_order(lengths, settings.batch_size, settings.seed * 1000 + epoch)[: total - step]:
+            step += 1
+            seen.update(owners[i] for i in ids)
+            while wanted and len(seen) >= wanted[0]:
+                out[step] = wanted.pop(0)
+            if not wanted:
+                break
+        epoch += 1
+        if len(seen) == len(set(owners)):
+            break  # every question seen: later numbers are never reached
+    return out
 
 
 def data_fingerprint(data: Sequence[Window]) -> str:

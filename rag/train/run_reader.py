@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import platform
 import sys
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -21,7 +22,9 @@ from rag.readers.base import MARKER
 from rag.train.data import Example, load_examples, split_by_article
 from rag.train.reader import MODEL_DIR, TrainSettings, train
 
-DEFAULT_DATA = Path("../shared/datasets/squad/dev-v1.1-part-a.json")
+# SQuAD's training set: part A of the development set is for evaluation only (BENCHMARKS.md).
+DEFAULT_DATA = Path("../shared/datasets/squad/train-v1.0.json")
+CURVE = "curve.jsonl"
 DEFAULT_HELD_IN = 4
 PASSAGES = 5
 SPLIT_SEED = 0  # which articles are held in: fixed, so runs with other training seeds compare
@@ -53,8 +56,63 @@ def retrieval_for(
 
     _, index, info = dataset_index(BenchConfig(dataset=data, progress=progress, echo=say, warn=say))
     say(f"retrieving {depth} passages for {len(questions)} questions from {info['path']}")
-    found = index.search_many([q.question for q in questions], depth, retriever=Retriever("hybrid"))
-    return {q.id: passages for q, passages in zip(questions, found)}
+    found = []
+    batch = 2000
+    bar = None
+    if progress and len(questions) > batch:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(questions), desc="retrieving", unit="q", dynamic_ncols=True)
+    for i in range(0, len(questions), batch):
+        part = questions[i : i + batch]
+        found += index.search_many([q.question for q in part], depth, retriever=Retriever("hybrid"))
+        if bar is not None:
+            bar.update(len(part))
+    if bar is not None:
+        bar.close()
+    return {q.id: [Retrieved(p.doc_path, p.text) for p in passages] for q, passages in zip(questions, found)}
+
+
+@dataclass
+class Retrieved:
+    """What training and held-in evaluation use of a retrieved passage."""
+
+    doc_path: str
+    text: str
+
+
+RETRIEVAL = "retrieval.json"
+
+
+def cached_retrieval(
+    out: Path, key: dict, compute: Callable[[], dict[str, list]], say: Callable[[str], None]
+) -> dict[str, list]:
+    """The run's retrieved passages, computed once and kept in out/retrieval.json (key: the data's
+    hash, the questions and the depth), so a resumed run trains on the very same no-answer passages
+    even if the index was rebuilt meanwhile (its fingerprint check would refuse others)."""
+    import os
+
+    path = out / RETRIEVAL
+    try:
+        cached = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        cached = None
+    except (OSError, ValueError) as e:
+        say(f"{path} cannot be read ({str(e)[:80]}): retrieving again")
+        cached = None
+    if isinstance(cached, dict) and cached.get("key") == key and isinstance(cached.get("ranked"), dict):
+        try:
+            return {qid: [Retrieved(d, t) for d, t in items] for qid, items in cached["ranked"].items()}
+        except (TypeError, ValueError):
+            say(f"{path} is damaged: retrieving again")
+    ranked = compute()
+    work = out / f".{RETRIEVAL}.tmp"
+    work.write_text(
+        json.dumps({"key": key, "ranked": {q: [[p.doc_path, p.text] for p in v] for q, v in ranked.items()}}),
+        encoding="utf-8",
+    )
+    os.replace(work, path)
+    return ranked
 
 
 def holds_answer(text: str, answers: Sequence[str]) -> bool:
@@ -114,18 +172,66 @@ def train_reader(
     command: str = "",
     stop_after: int | None = None,
     evaluate_int8: bool = True,
+    curve: Sequence[int] = (),
     say: Callable[[str], None] = lambda line: print(line, file=sys.stderr),
 ) -> ReaderRun:
+    """`curve`: numbers of questions at which the run's model is evaluated on the held-in articles
+    (gold paragraph and 5 retrieved passages) and kept, one line each in `out/curve.jsonl`."""
+    from rag.outdir import claim_out
+
     data = Path(data)
     train_set, held = split_for_training(data, settings, held_in, say)
+    claim_out(out, "train")  # before retrieval and training: a folder that is not ours is refused at once
     ranked: dict[str, list] = {}
     if settings.negatives or held:
-        ranked = retrieval_for(data, [*train_set, *held] if settings.negatives else held, 30, progress, say)
+        asked = [*train_set, *held] if settings.negatives else held
+        depth = 30
+        # Only what is used is kept: the top `depth` for held-in questions (evaluation), and for
+        # training questions the passages that qualify as negatives (`add_negatives`), at most a few.
+        key = {
+            "data_sha256": settings.data_sha256,
+            "held_in": settings.held_in,
+            "depth": depth,
+            "negatives": settings.negatives,
+            "questions": len(asked),
+        }
+
+        def compute() -> dict[str, list]:
+            found = retrieval_for(data, asked, depth, progress, say)
+            held_ids = {q.id for q in held}
+            for q in train_set:
+                if q.id in found:
+                    keep = [
+                        p
+                        for p in found[q.id]
+                        if p.doc_path != q.doc
+                        and not holds_answer(p.text, q.answers)
+                        and article_of(p.doc_path, set(settings.held_in)) is None
+                    ]
+                    found[q.id] = keep[: settings.negatives]
+            return {k: v for k, v in found.items() if k in held_ids or settings.negatives}
+
+        ranked = cached_retrieval(out, key, compute, say)
     if settings.negatives:
         say(
             f"{add_negatives(train_set, ranked, settings.negatives, settings.held_in)} no-answer passages added from retrieval"
         )
-    result = train(train_set, out, settings, threads=threads, progress=progress, stop_after=stop_after, say=say)
+    at_point = None
+    if curve and held:
+        at_point = curve_point(out, held, ranked, threads, progress, say)
+    elif curve:
+        say("no held-in articles (--held-in 0): the learning curve is not measured")
+    result = train(
+        train_set,
+        out,
+        settings,
+        threads=threads,
+        progress=progress,
+        stop_after=stop_after,
+        curve=curve,
+        at_point=at_point,
+        say=say,
+    )
     finished = (out / MODEL_DIR).is_dir() and result.steps >= 1 and stop_after is None
     metrics: dict = {}
     if not finished:
@@ -158,6 +264,69 @@ def train_reader(
             say(f"held-in, int8 ONNX: {json.dumps(metrics['held_in_int8'])}")
             write_card(out / MODEL_DIR, settings, metrics, margin, command, len(train_set), len(held))
     return ReaderRun(out / MODEL_DIR, True, metrics, result.seconds, result.examples_per_second)
+
+
+def curve_point(
+    out: Path, held: Sequence[Example], ranked: dict[str, list], threads: int | None, progress: bool, say
+) -> Callable:
+    """The learning curve's evaluation at a checkpoint: the live model read through rag's own
+    SpanReader (fp32), gold paragraph and 5 retrieved passages per held-in question; one JSON line
+    in out/curve.jsonl, and the model kept as out/curve/<questions>q (for later evaluations). A
+    point already recorded is not measured again (a resumed run passes it by)."""
+    import torch
+
+    def recorded() -> set[int]:
+        try:
+            lines = (out / CURVE).read_text(encoding="utf-8").splitlines()
+        except FileNotFoundError:
+            return set()
+        done = set()
+        for line in lines:
+            try:
+                done.add(int(json.loads(line)["questions"]))
+            except (ValueError, KeyError, TypeError):
+                continue  # a line cut by a kill: that point is measured again
+        return done
+
+    def at_point(questions: int, clock: dict, model, tokenizer) -> None:
+        from rag.readers.backends import TorchLogits
+        from rag.readers.evaluate import evaluate
+        from rag.readers.reader import SpanReader
+        from rag.train.checkpoints import save_model
+
+        if questions in recorded():
+            return
+        say(f"learning curve: {questions} questions seen (step {clock['step']}): evaluating on {len(held)} held-in")
+        started = time.monotonic()
+        reader = SpanReader("curve", tokenizer, TorchLogits(model, threads), pad_id=tokenizer.pad_token_id or 0)
+        retrieved = {q.id: passages_for(q, ranked)[0] for q in held}
+        bar = None
+        if progress:
+            from tqdm.auto import tqdm
+
+            bar = lambda items: tqdm(items, desc=f"held-in at {questions}q", unit="q")  # noqa: E731
+        with torch.inference_mode():
+            summary = evaluate(reader, held, retrieved, None, bar).summary()
+        keep = out / "curve" / f"{questions}q"
+        keep.parent.mkdir(exist_ok=True)
+        save_model(model, tokenizer, keep)
+        record = {
+            "questions": questions,
+            "step": clock["step"],
+            "windows_seen": clock["seen"],
+            "train_seconds": round(clock["seconds"], 2),
+            "train_cpu_seconds": round(clock["cpu_seconds"], 2),
+            "threads": torch.get_num_threads(),
+            **{k: v for k, v in summary.items() if k != "questions"},
+            "held_in_questions": summary["questions"],
+            "eval_seconds": round(time.monotonic() - started, 1),
+            "model": str(keep.relative_to(out)),
+        }
+        with (out / CURVE).open("a", encoding="utf-8") as f:
+            f.write(json.dumps(record) + "\n")
+        say(f"learning curve: {json.dumps(record)}")
+
+    return at_point
 
 
 def held_in_examples(reader: str) -> tuple[Path, list[Example]]:

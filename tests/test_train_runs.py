@@ -1,0 +1,229 @@
+"""Training runs that keep their progress: the learning curve at checkpoints of one run, damaged
+checkpoints named in one line (never restarted over), and `--out` and the card's command.
+
+Every model is tiny (two layers of 32) and trained for a few steps: the tests check what is on
+disk and what is said, never quality.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import folder_bytes
+from tiny_models import build_tiny_qa, tiny_towns
+
+from rag.errors import RagError
+
+
+@pytest.fixture(scope="module")
+def tiny_qa(tmp_path_factory) -> Path:
+    return build_tiny_qa(tmp_path_factory.mktemp("models") / "tiny-qa")
+
+
+@pytest.fixture(scope="module")
+def towns(tmp_path_factory) -> Path:
+    return tiny_towns(tmp_path_factory.mktemp("data") / "towns.json")
+
+
+def _settings(tiny_qa, **kw):
+    from rag.train.reader import TrainSettings
+
+    return TrainSettings(
+        base=str(tiny_qa), epochs=kw.pop("epochs", 3), batch_size=2, lr=1e-3, max_length=64, stride=16, **kw
+    )
+
+
+def _quiet(line: str) -> None:
+    pass
+
+
+# --- the learning curve ---------------------------------------------------------------------------
+
+
+def test_curve_steps_are_where_that_many_distinct_questions_have_been_seen(tiny_qa):
+    from rag.train.checkpoints import batch_order
+    from rag.train.reader import curve_steps
+
+    settings = _settings(tiny_qa, epochs=1)
+    owners = [0, 0, 1, 2, 3, 4, 5, 5, 6, 7]  # ten windows of eight questions (two have two windows)
+    lengths = [10, 12, 30, 31, 5, 6, 7, 8, 9, 40]
+    points = curve_steps(lengths, owners, settings, [2, 5, 8, 100])
+    order = batch_order(lengths, settings.batch_size, settings.seed * 1000)
+    for step, questions in points.items():
+        seen = {owners[i] for ids in order[:step] for i in ids}
+        before = {owners[i] for ids in order[: step - 1] for i in ids}
+        assert len(seen) >= questions > len(before)
+    assert sorted(points.values()) == [2, 5, 8]  # 100 is never reached: dropped
+
+
+def test_a_curve_is_measured_at_checkpoints_and_a_resumed_run_neither_repeats_nor_changes_it(tiny_qa, towns, tmp_path):
+    from safetensors.numpy import load_file
+
+    from rag.train.data import load_examples
+    from rag.train.reader import train
+
+    examples = load_examples(towns)
+    calls: list[int] = []
+
+    def at_point(questions, clock, model, tokenizer):
+        model.eval()  # as rag's evaluation does (TorchLogits)
+        calls.append(questions)
+
+    whole = train(examples, tmp_path / "whole", _settings(tiny_qa), threads=1, progress=False)
+    out = tmp_path / "curve"
+    first = train(
+        examples,
+        out,
+        _settings(tiny_qa),
+        threads=1,
+        progress=False,
+        checkpoint_seconds=0,
+        stop_after=3,
+        curve=[2, 6, 9],
+        at_point=at_point,
+        say=_quiet,
+    )
+    assert first.steps == 3
+    state = json.loads((out / "checkpoint" / "state.json").read_text())
+    assert state["step"] == 3 and state["cpu_seconds"] > 0
+    second = train(
+        examples, out, _settings(tiny_qa), threads=1, progress=False, curve=[2, 6, 9], at_point=at_point, say=_quiet
+    )
+    assert second.steps == whole.steps
+    assert sorted(calls) == [2, 6, 9] and len(calls) == 3  # each point once, across the kill
+    # training goes on in train mode: evaluating at points changes no weight of the end model
+    a, b = load_file(str(whole.folder / "model.safetensors")), load_file(str(second.folder / "model.safetensors"))
+    for key in a:
+        np.testing.assert_allclose(a[key], b[key], atol=1e-5, err_msg=key)
+
+
+def test_a_run_killed_during_a_curve_evaluation_measures_that_point_on_resume(tiny_qa, towns, tmp_path):
+    from rag.train.data import load_examples
+    from rag.train.reader import curve_steps, train, training_windows
+
+    examples = load_examples(towns)
+    settings = _settings(tiny_qa)
+    from transformers import AutoTokenizer
+
+    data = training_windows(AutoTokenizer.from_pretrained(str(tiny_qa)), examples, settings)
+    points = curve_steps([len(w) for w in data], [w.passage for w in data], settings, [4])
+    (step,) = points
+
+    def killed(questions, clock, model, tokenizer):
+        raise KeyboardInterrupt  # as if the process died mid-evaluation
+
+    out = tmp_path / "run"
+    with pytest.raises(KeyboardInterrupt):
+        train(examples, out, settings, threads=1, progress=False, curve=[4], at_point=killed, say=_quiet)
+    assert json.loads((out / "checkpoint" / "state.json").read_text())["step"] == step  # saved before evaluating
+    seen = []
+    train(
+        examples,
+        out,
+        settings,
+        threads=1,
+        progress=False,
+        stop_after=1,
+        curve=[4],
+        at_point=lambda q, clock, m, t: seen.append((q, clock["step"])),
+        say=_quiet,
+    )
+    assert seen == [(4, step)]
+
+
+def test_rag_train_reader_curve_writes_one_line_per_point_and_keeps_those_models(tiny_qa, towns, tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from rag.cli import main
+
+    monkeypatch.setenv("RAG_CACHE", str(tmp_path / "cache"))
+    out = tmp_path / "run"
+    args = ["train", "reader", "--data", str(towns), "--out", str(out), "--base", str(tiny_qa)]
+    args += ["--held-in", "1", "--negatives", "1", "--epochs", "1", "--batch-size", "2", "--curve", "1,4"]
+    result = CliRunner().invoke(main, [*args, "--no-onnx", "--quiet"])
+    assert result.exit_code == 0, result.output
+    lines = [json.loads(line) for line in (out / "curve.jsonl").read_text().splitlines()]
+    assert [line["questions"] for line in lines] == [1, 4]
+    for line in lines:
+        assert 0 <= line["gold_f1"] <= 1 and 0 <= line["retrieved_f1"] <= 1
+        assert (out / line["model"] / "model.safetensors").is_file()
+    assert 0 <= lines[0]["train_seconds"] <= lines[1]["train_seconds"] and lines[0]["step"] < lines[1]["step"]
+    assert (out / "retrieval.json").is_file()
+    record = json.loads((out / "model" / "rag-reader.json").read_text())
+    assert str(tmp_path) not in record["command"] and "--out run" in record["command"]
+    again = CliRunner().invoke(main, [*args, "--no-onnx", "--quiet"])  # finished: nothing is measured twice
+    assert again.exit_code == 0, again.output
+    assert len((out / "curve.jsonl").read_text().splitlines()) == 2
+
+
+@pytest.mark.parametrize("value", ["5k", "0,100", "-3"])
+def test_a_bad_curve_is_one_line_before_any_work(value, towns, tmp_path):
+    from click.testing import CliRunner
+
+    from rag.cli import main
+
+    result = CliRunner().invoke(
+        main, ["train", "reader", "--data", str(towns), "--out", str(tmp_path / "o"), "--curve", value, "-q"]
+    )
+    assert result.exit_code == 2 and "--curve" in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "o").exists()
+
+
+# --- damaged checkpoints: one line naming the file, and never a restart that overwrites -------------
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        ("state.json", b""),
+        ("state.json", b"{garbage"),
+        ("state.json", b'{"step": "seven"}'),
+        ("state.json", None),
+        ("model.safetensors", "truncate"),
+        ("config.json", b"{not json"),
+    ],
+)
+def test_a_damaged_checkpoint_is_one_line_naming_the_file_and_nothing_is_overwritten(tiny_qa, towns, tmp_path, damage):
+    from rag.train.data import load_examples
+    from rag.train.reader import CHECKPOINT, train
+
+    examples = load_examples(towns)
+    out = tmp_path / "run"
+    train(examples, out, _settings(tiny_qa), threads=1, progress=False, checkpoint_seconds=0, stop_after=4)
+    name, content = damage
+    target = out / CHECKPOINT / name
+    if content is None:
+        target.unlink()
+    elif content == "truncate":
+        target.write_bytes(target.read_bytes()[:100])
+    else:
+        target.write_bytes(content)
+    before = folder_bytes(out)
+    with pytest.raises(RagError) as caught:
+        train(examples, out, _settings(tiny_qa), threads=1, progress=False, say=_quiet)
+    line = str(caught.value)
+    assert "\n" not in line and str(out / CHECKPOINT) in line and "move" in line
+    assert folder_bytes(out) == before  # the later checkpoint is kept: no restart from step 0 over it
+
+
+# --- --out ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("command", [["train", "reader"], ["train", "reranker"], ["bench"], ["cost"]])
+def test_out_naming_a_dangling_link_is_one_line_and_the_link_is_left(command, towns, tmp_path):
+    from click.testing import CliRunner
+
+    from rag.cli import main
+
+    link = tmp_path / "out"
+    link.symlink_to(tmp_path / "nowhere")
+    args = {"bench": [*command, str(towns)], "cost": command}.get(
+        command[0], [*command, "--data", str(towns), "--held-in", "1"]
+    )
+    result = CliRunner().invoke(main, [*args, "--out", str(link), "-q"])
+    assert result.exit_code != 0 and "Traceback" not in result.output, result.output
+    assert "symbolic link" in result.output and str(link) in result.output
+    assert link.is_symlink() and not (tmp_path / "nowhere").exists()
