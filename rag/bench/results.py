@@ -34,14 +34,18 @@ class JsonlLog:
                 f.truncate(end)
             data = data[:end]
         records = []
-        for lineno, line in enumerate(data.decode("utf-8", errors="replace").splitlines(), start=1):
+        # Lines end at "\n" only: a JSON string may hold U+2028, U+2029 or U+0085 raw (valid JSON,
+        # written so by ensure_ascii=False), which str.splitlines() would split inside.
+        for lineno, raw in enumerate(data.split(b"\n"), start=1):
+            line = raw.decode("utf-8", errors="replace")
             if not line.strip():
                 continue
             try:
                 record = json.loads(line)
             except json.JSONDecodeError:
                 raise RagError(
-                    f"{self.path}:{lineno} is not valid JSON: delete that line to resume, or choose another --out"
+                    f"{self.path}:{lineno} is not valid JSON (damaged): move that file aside to answer every "
+                    "question again, or choose another --out (nothing was changed)"
                 ) from None
             if not isinstance(record, dict):
                 raise RagError(f"{self.path}:{lineno} is not a JSON object: choose another --out")

@@ -277,7 +277,7 @@ def curve_point(
 
     def recorded() -> set[int]:
         try:
-            lines = (out / CURVE).read_text(encoding="utf-8").splitlines()
+            lines = (out / CURVE).read_text(encoding="utf-8").split("\n")
         except FileNotFoundError:
             return set()
         done = set()
@@ -285,7 +285,7 @@ def curve_point(
             try:
                 done.add(int(json.loads(line)["questions"]))
             except (ValueError, KeyError, TypeError):
-                continue  # a line cut by a kill: that point is measured again
+                continue  # a line cut by a kill (or empty): that point is measured again
         return done
 
     def at_point(questions: int, clock: dict, model, tokenizer) -> None:
