@@ -4,7 +4,6 @@ and what repairs it, or in a correct result; never a traceback, silence, or lost
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
