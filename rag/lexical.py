@@ -25,6 +25,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from tokenize import TokenError
 
 import numpy as np
 
@@ -165,8 +166,11 @@ class Postings:
                 arrays[name[:-4]] = np.load(target / name, mmap_mode="r", allow_pickle=False)
             except FileNotFoundError:
                 raise
-            except (OSError, ValueError) as e:
-                raise DamagedFile(f"{folder.name}/{FOLDER}/{name}", str(e) or type(e).__name__) from None
+            except (OSError, ValueError, SyntaxError, TokenError) as e:
+                # numpy parses a .npy header as a Python literal: damage there is a SyntaxError or a
+                # TokenError as often as a ValueError
+                why = (str(e).splitlines() or [""])[0][:100] or type(e).__name__
+                raise DamagedFile(f"{folder.name}/{FOLDER}/{name}", f"not a readable array ({why})") from None
         return cls(**arrays, name=f"{folder.parent.name}/{folder.name}/{FOLDER}")
 
     def __len__(self) -> int:

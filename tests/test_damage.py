@@ -4,11 +4,13 @@ and what repairs it, or in a correct result; never a traceback, silence, or lost
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 from conftest import write_qa_set
+from test_index import age, build, corpus  # noqa: F401 (corpus: a fixture)
 from tiny_models import build_tiny_qa
 
 from rag.bench.results import JsonlLog
@@ -59,3 +61,72 @@ def test_a_damaged_results_line_is_one_line_that_never_advises_deleting_results(
     line = str(caught.value)
     assert "\n" not in line and f"{path}:2" in line and "delete" not in line
     assert path.read_bytes() == before
+
+
+# --- the index: BM25 arrays with a damaged header, permissions ------------------------------------
+
+
+def _flip(path: Path, offset: int, bit: int = 0x01) -> None:
+    data = bytearray(path.read_bytes())
+    data[offset] ^= bit
+    path.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize("segment", ["base-000", "delta"])
+def test_a_bm25_array_with_a_damaged_header_is_one_line_and_rag_index_repairs_it(segment, corpus, tmp_path, embedder):
+    import shutil
+
+    from test_index_recovery import cli, one_line
+
+    from rag import lexical, store
+
+    idx = tmp_path / "idx"
+    build(corpus, idx, embedder)
+    (corpus / "zz-new.md").write_text("Okapis live in the Ituri rainforest of Congo.\n", encoding="utf-8")
+    age(corpus)
+    build(corpus, idx, embedder)  # a small update: the new chunk goes to the delta segment
+    gen = store.gen_dir(idx, max(store.gen_dirs(idx)))
+    pristine = tmp_path / "pristine"
+    shutil.copytree(idx, pristine)
+    # one flipped bit in each header field's text: numpy raises ValueError, SyntaxError or TokenError
+    for name in lexical.FILES:
+        for offset, bit in ((12, 0x01), (13, 0x20), (20, 0x04), (40, 0x08), (55, 0x02)):
+            shutil.rmtree(idx)
+            shutil.copytree(pristine, idx)
+            target = gen / segment / lexical.FOLDER / name
+            _flip(target, offset, bit)
+            where = f"{gen.name}/{segment}/{lexical.FOLDER}/{name}"
+            one_line(cli("search", "okapi", "--index", idx, "--retriever", "hybrid"), where, "rag index FOLDER")
+            one_line(cli("info", "--index", idx, "--check"), where, "rag index FOLDER")
+    repaired = cli("index", corpus, "--index", idx)
+    assert repaired.exit_code == 0, repaired.output
+    assert "damaged" in repaired.output and name in repaired.output  # the user is told what was repaired
+    found = cli("search", "okapi", "--index", idx, "--retriever", "hybrid")
+    assert found.exit_code == 0 and "zz-new.md" in found.output
+
+
+def test_an_index_file_this_user_may_not_read_is_reported_and_never_rebuilt(corpus, tmp_path, embedder, monkeypatch):
+    from test_index_recovery import cli
+
+    from rag import faiss_index, store
+
+    idx = tmp_path / "idx"
+    build(corpus, idx, embedder)
+    gen = store.gen_dir(idx, 1)
+    denied = gen / "base-000" / faiss_index.FILE
+    real_sha, real_access = store.file_sha256, os.access
+
+    def sha(path, *a, **kw):  # chmod 000 would not stop root, which CI may be
+        if Path(path) == denied:
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_sha(path, *a, **kw)
+
+    monkeypatch.setattr(store, "file_sha256", sha)
+    monkeypatch.setattr(os, "access", lambda p, mode, *a, **kw: Path(p) != denied and real_access(p, mode, *a, **kw))
+    (corpus / "zz-new.md").write_text("Okapis live in the Ituri rainforest of Congo.\n", encoding="utf-8")
+    age(corpus)
+    result = cli("index", corpus, "--index", idx)
+    errors = [line for line in result.output.splitlines() if not line.startswith("warning: ")]
+    assert result.exit_code == 1 and len(errors) == 1 and "Traceback" not in result.output, result.output
+    assert "permission denied" in errors[0] and str(denied) in errors[0]
+    assert sorted(store.gen_dirs(idx)) == [1]  # no new generation was written around it

@@ -86,6 +86,13 @@ def files_intact(path: Path, prev: Manifest, warn: Callable[[str], None]) -> boo
                 raise OSError("its size differs from the one recorded")
             if store.file_sha256(folder / name) != info.get("sha256"):
                 raise OSError("its checksum differs from the one recorded")
+        except PermissionError:
+            # not damage: rebuilding around a file this user may not read would hide the problem
+            store.check_access(folder / name)
+            raise store.IndexPermission(
+                f"permission denied: this user may not read {folder / name}: run as the user who built "
+                "the index or ask them to grant access; the index itself is not damaged"
+            ) from None
         except OSError as e:
             why = e.strerror or str(e)
             warn(
