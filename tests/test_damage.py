@@ -4,6 +4,7 @@ and what repairs it, or in a correct result; never a traceback, silence, or lost
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -130,3 +131,69 @@ def test_an_index_file_this_user_may_not_read_is_reported_and_never_rebuilt(corp
     assert result.exit_code == 1 and len(errors) == 1 and "Traceback" not in result.output, result.output
     assert "permission denied" in errors[0] and str(denied) in errors[0]
     assert sorted(store.gen_dirs(idx)) == [1]  # no new generation was written around it
+
+
+# --- a model folder's rag record ------------------------------------------------------------------
+
+
+RECORD_DAMAGE = [
+    b"",
+    b"{not json",
+    b"\xff\xfe garbage",
+    b"[]",
+    b'{"format": "rag-reader"}',
+    b'{"format": "rag-reader", "margin": "-2", "max_length": 384, "stride": 128, "max_answer_tokens": 30}',
+    b'{"format": "rag-reader", "margin": -2, "max_length": true, "stride": 128, "max_answer_tokens": 30}',
+    b'{"format": "rag-reader", "margin": -2, "max_length": 384, "stride": -1, "max_answer_tokens": 30}',
+]
+
+
+@pytest.mark.parametrize("content", RECORD_DAMAGE)
+def test_a_damaged_reader_record_is_one_line_and_never_a_reader_that_cannot_decline(content, tiny_qa, tmp_path):
+    import shutil
+
+    from rag.generators.base import ModelNotAvailable
+    from rag.readers.loading import clear_loaded, load_reader
+
+    folder = tmp_path / "reader"
+    shutil.copytree(tiny_qa, folder)
+    (folder / "rag-reader.json").write_bytes(content)
+    clear_loaded()
+    with pytest.raises(ModelNotAvailable) as caught:
+        load_reader(str(folder), backend="torch")
+    line = str(caught.value)
+    assert "\n" not in line and str(folder / "rag-reader.json") in line and "rag train reader" in line
+    result = CliRunner().invoke(main, ["ask", "Where?", "-g", str(folder), "--index", str(tmp_path / "none")])
+    assert result.exit_code != 0 and "Traceback" not in result.output
+
+
+def test_a_whole_reader_record_loads_with_its_margin_and_none_means_no_calibration(tiny_qa, tmp_path):
+    import shutil
+
+    from rag.readers.loading import clear_loaded, load_reader
+
+    folder = tmp_path / "reader"
+    shutil.copytree(tiny_qa, folder)
+    record = {"format": "rag-reader", "margin": -1.5, "max_length": 128, "stride": 32, "max_answer_tokens": 20}
+    (folder / "rag-reader.json").write_text(json.dumps(record))
+    clear_loaded()
+    reader = load_reader(str(folder), backend="torch")
+    assert (reader.margin, reader.max_length, reader.stride, reader.max_answer_tokens) == (-1.5, 128, 32, 20)
+    (folder / "rag-reader.json").write_text(json.dumps({**record, "margin": None}))
+    clear_loaded()
+    assert load_reader(str(folder), backend="torch").margin == float("-inf")
+
+
+@pytest.mark.parametrize("content", [b"{oops", b'{"format": "rag-reranker", "max_length": "256"}', b"{}"])
+def test_a_damaged_reranker_record_is_one_line(content, tmp_path):
+    from tiny_models import build_tiny_cross_encoder
+
+    from rag.generators.base import ModelNotAvailable
+    from rag.rerankers.loading import clear_loaded, load_reranker
+
+    folder = build_tiny_cross_encoder(tmp_path / "reranker")
+    (folder / "rag-reranker.json").write_bytes(content)
+    clear_loaded()
+    with pytest.raises(ModelNotAvailable) as caught:
+        load_reranker(str(folder), backend="torch")
+    assert "\n" not in str(caught.value) and "rag-reranker.json" in str(caught.value)

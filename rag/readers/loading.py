@@ -60,10 +60,10 @@ def _is_reader(folder: Path) -> bool:
 
 
 def settings(folder: Path) -> dict:
-    try:
-        return json.loads((folder / MARKER).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
+    """The folder's rag-reader.json, checked ({} where it has none); one line where it is damaged."""
+    from rag.models.record import read_record
+
+    return read_record(folder, MARKER, "reader")
 
 
 _LOADED: dict[tuple, object] = {}
@@ -152,12 +152,17 @@ def list_readers() -> list:
     rows = []
     for name, folder in PRESETS.items():
         available = preset_available(name)
-        info = settings(folder)
+        try:
+            info, damage = settings(folder), ""
+        except ModelNotAvailable as e:
+            info, damage, available = {}, str(e), False
         held = (info.get("metrics") or {}).get("held_in") or {}
         note = "span reader trained by `rag train reader`, shipped with rag"
         if held.get("gold_f1") is not None:
             note += f" (held-in SQuAD F1 {held['gold_f1']:.2f} on the gold paragraph)"
-        if not available:
+        if damage:
+            note = damage
+        elif not available:
             note = "not installed with this copy of rag: train one with `rag train reader`"
         onnx = onnx_file(folder)
         runtime = "onnxruntime " + ("int8" if onnx is not None and onnx.name == ONNX_INT8 else "float32")

@@ -87,10 +87,10 @@ def default_reranker() -> str | None:
 
 
 def settings(folder: Path) -> dict:
-    try:
-        return json.loads((folder / MARKER).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
+    """The folder's rag-reranker.json, checked ({} where it has none); one line where it is damaged."""
+    from rag.models.record import read_record
+
+    return read_record(folder, MARKER, "reranker")
 
 
 _LOADED: dict[tuple, object] = {}
@@ -152,7 +152,10 @@ def list_rerankers() -> list[tuple[str, str, str]]:
         runtime = (
             f"onnxruntime {'int8' if onnx.name == ONNX_INT8 else 'float32'}, {onnx.stat().st_size / 2**20:.0f} MiB"
         )
-        held = (settings(folder).get("metrics") or {}).get("held_in_int8") or {}
+        try:
+            held = (settings(folder).get("metrics") or {}).get("held_in_int8") or {}
+        except ModelNotAvailable:
+            held = {}  # loading it says what is damaged
         note = "cross-encoder trained by `rag train reranker`, shipped with rag"
         if held:
             note += f" (held-in SQuAD recall@1 {held['retriever']['recall@1']:.3f} -> {held['chosen']['recall@1']:.3f})"
