@@ -277,6 +277,11 @@ class Index:
                 problems.append(f"{store.META}: {'; '.join(r[0] for r in result[:3])}")
         except sqlite3.DatabaseError as e:
             return [f"{store.META}: {e}"]
+        if not store.gen_marker_ok(self.folder, g):
+            problems.append(
+                f"{self.folder.name}/{store.GEN_MARKER}: missing or damaged (the generation's folder is not marked "
+                "as rag's; `rag index FOLDER` writes it again)"
+            )
         for name, info in sorted(self.manifest.files.items()):
             path = self.folder / name
             try:

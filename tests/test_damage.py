@@ -16,6 +16,7 @@ from tiny_models import build_tiny_qa
 
 from rag.bench.results import JsonlLog
 from rag.cli import main
+from rag.index import Index
 
 
 @pytest.fixture(scope="module")
@@ -197,3 +198,52 @@ def test_a_damaged_reranker_record_is_one_line(content, tmp_path):
     with pytest.raises(ModelNotAvailable) as caught:
         load_reranker(str(folder), backend="torch")
     assert "\n" not in str(caught.value) and "rag-reranker.json" in str(caught.value)
+
+
+# --- a generation's marker ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("damage", [None, b"", b"{garbage", b'{"format": "rag-index-generation", "generation": 99}'])
+def test_a_generation_marker_damaged_is_found_by_check_repaired_by_index_and_retired_later(
+    damage, corpus, tmp_path, embedder
+):
+    from test_index_recovery import cli
+
+    from rag import store
+
+    idx = tmp_path / "idx"
+    build(corpus, idx, embedder)
+    marker = store.gen_dir(idx, 1) / store.GEN_MARKER
+    if damage is None:
+        marker.unlink()
+    else:
+        marker.write_bytes(damage)
+    checked = cli("info", "--index", idx, "--check")
+    assert checked.exit_code != 0 and "gen-000001/rag-generation.json" in checked.output, checked.output
+    repaired = cli("index", corpus, "--index", idx)
+    assert repaired.exit_code == 0 and "rag-generation.json was missing or damaged" in repaired.output
+    assert store.gen_marker_ok(store.gen_dir(idx, 1), 1)
+    assert cli("info", "--index", idx, "--check").exit_code == 0
+    for n in range(3):  # later updates: the first generation is retired like any superseded one
+        (corpus / f"zz-{n}.md").write_text(f"Update number {n} mentions okapis.\n", encoding="utf-8")
+        age(corpus)
+        build(corpus, idx, embedder)
+    assert sorted(store.gen_dirs(idx)) == [3, 4]
+
+
+def test_a_generation_folder_holding_a_users_file_is_never_marked_or_removed(corpus, tmp_path, embedder):
+    from rag import store
+
+    idx = tmp_path / "idx"
+    build(corpus, idx, embedder)
+    folder = store.gen_dir(idx, 1)
+    (folder / store.GEN_MARKER).unlink()
+    (folder / "my-notes.txt").write_text("mine")
+    warnings: list[str] = []
+    Index.build(corpus, idx, embedder=embedder, warn=warnings.append, notify=lambda m: None)
+    assert any("holds files rag did not write" in w for w in warnings)
+    for n in range(3):
+        (corpus / f"zz-{n}.md").write_text(f"Update number {n} mentions okapis.\n", encoding="utf-8")
+        age(corpus)
+        build(corpus, idx, embedder)
+    assert (folder / "my-notes.txt").read_text() == "mine" and not (folder / store.GEN_MARKER).exists()

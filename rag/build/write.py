@@ -100,4 +100,15 @@ def files_intact(path: Path, prev: Manifest, warn: Callable[[str], None]) -> boo
                 "written again from the stored vectors (nothing is embedded again)"
             )
             return False
+    if not store.gen_marker_ok(folder, prev.generation):
+        if store.restore_gen_marker(folder, prev.generation, prev.files):
+            warn(
+                f"{folder / store.GEN_MARKER} was missing or damaged: written again (every file of "
+                f"{folder.name} checks out against {store.META})"
+            )
+        else:
+            warn(
+                f"{folder / store.GEN_MARKER} is missing or damaged and {folder.name} holds files rag did not "
+                "write: it is left as it is (and not removed when it is superseded)"
+            )
     return True
