@@ -38,3 +38,7 @@ def require_utf8(text: str, what: str) -> str:
             "(check the terminal's encoding or the shell's locale, e.g. LANG=C.UTF-8)"
         ) from None
     return text
+
+
+class NothingToIndex(RagError):
+    """The folder holds no document rag can index (a first build leaves no index behind)."""

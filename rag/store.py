@@ -262,6 +262,21 @@ def new_gen_dir(index_dir: Path, gen: int) -> Path:
     return folder
 
 
+def remove_unbuilt(index_dir: Path, created: bool) -> None:
+    """Remove what a first build made before it found nothing to index: rag's own files (marker,
+    meta.sqlite, lock), only where the folder holds no generation, and the folder if this build
+    created it and nothing else is in it."""
+    if gen_dirs(index_dir) or not is_ours(index_dir):
+        return
+    for name in (META, META + "-journal", LOCK, MARKER):
+        (index_dir / name).unlink(missing_ok=True)
+    if created:
+        try:
+            index_dir.rmdir()  # only if empty: anything else there stays
+        except OSError:
+            pass
+
+
 def gen_marker_ok(folder: Path, gen: int) -> bool:
     marker = _read_marker(folder / GEN_MARKER, FORMAT + "-generation")
     return marker is not None and marker.get("generation") == gen

@@ -247,3 +247,22 @@ def test_a_generation_folder_holding_a_users_file_is_never_marked_or_removed(cor
         age(corpus)
         build(corpus, idx, embedder)
     assert (folder / "my-notes.txt").read_text() == "mine" and not (folder / store.GEN_MARKER).exists()
+
+
+# --- smaller lines ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("existing", [False, True])
+def test_indexing_an_empty_folder_leaves_no_half_made_index(existing, tmp_path):
+    from test_index_recovery import cli, one_line
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "data.json").write_text("{}")  # not a supported document
+    idx = tmp_path / "idx"
+    if existing:
+        idx.mkdir()
+    one_line(cli("index", empty, "--index", idx), "no supported documents")
+    assert (idx.is_dir() and list(idx.iterdir()) == []) if existing else not idx.exists()
+    searched = cli("search", "anything", "--index", idx)
+    assert searched.exit_code != 0 and "interrupted" not in searched.output

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from .. import store
 from ..embedders import default_backend, is_embedder, load_embedder
-from ..errors import RagError
+from ..errors import NothingToIndex, RagError
 from . import embed, plan, write
 from .ledger import Ledger
 from .report import BuildReport
@@ -29,8 +29,10 @@ def build(sources: Callable[[], Iterable[Source]], index_dir: Path, source: str,
 
         require_ray()  # one line naming the extra, before anything is touched
     path = store.resolve(index_dir)
+    created = not path.exists()
     store.claim(path)
     warn = options.warn or (lambda message: print(f"warning: {message}", file=sys.stderr))
+    unbuilt: NothingToIndex | None = None
     with store.write_lock(path):
         ledger = Ledger(path, warn)
         try:
@@ -50,8 +52,16 @@ def build(sources: Callable[[], Iterable[Source]], index_dir: Path, source: str,
             if store.is_disk_full(e):
                 raise ledger.disk_full() from None
             raise
+        except NothingToIndex as e:
+            ledger.close()
+            if not ledger.fresh:
+                raise
+            unbuilt = e
         finally:
             ledger.close()
+    if unbuilt is not None:  # a first build with nothing to index leaves no half-made index (lock released)
+        store.remove_unbuilt(path, created)
+        raise unbuilt
     report.seconds = time.perf_counter() - started
     return report
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from .. import progress
 from ..chunking import chunk_stream
 from ..documents import Chunk
-from ..errors import LoadError, RagError
+from ..errors import LoadError, NothingToIndex
 from ..loaders import SUPPORTED_SUFFIXES, TEXT_SUFFIXES, stream_text
 from .ledger import Ledger
 from .settings import Settings
@@ -164,9 +164,9 @@ def plan(
     changes.replaced += gone
     report.removed = len(gone)
     if not seen and not old_docs:
-        raise RagError(f"no supported documents in {source}: rag reads {', '.join(sorted(SUPPORTED_SUFFIXES))}")
+        raise NothingToIndex(f"no supported documents in {source}: rag reads {', '.join(sorted(SUPPORTED_SUFFIXES))}")
     if ledger.pending == 0 and not old_docs and report.skipped and len(report.skipped) == len(seen):
-        raise RagError(f"none of the {len(seen)} supported files in {source} could be read (see the warnings)")
+        raise NothingToIndex(f"none of the {len(seen)} supported files in {source} could be read (see the warnings)")
     return changes
 
 
