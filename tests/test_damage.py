@@ -266,3 +266,17 @@ def test_indexing_an_empty_folder_leaves_no_half_made_index(existing, tmp_path):
     assert (idx.is_dir() and list(idx.iterdir()) == []) if existing else not idx.exists()
     searched = cli("search", "anything", "--index", idx)
     assert searched.exit_code != 0 and "interrupted" not in searched.output
+
+
+@pytest.mark.parametrize("variable", ["RAG_DTYPE", "RAG_RUNTIME"])
+def test_a_bad_answer_setting_is_one_line_even_where_the_answerer_reads_none(variable, tmp_path, monkeypatch):
+    from test_index_recovery import one_line
+
+    monkeypatch.setenv(variable, "bogus")
+    result = CliRunner().invoke(main, ["ask", "Where?", "-g", "minilm-reader", "--index", str(tmp_path / "none")])
+    one_line(result, f"${variable} is 'bogus'")
+
+
+def test_a_rerank_pool_of_zero_is_refused_without_a_reranker_too(tmp_path):
+    result = CliRunner().invoke(main, ["search", "x", "--rerank-pool", "0", "--index", str(tmp_path / "none")])
+    assert result.exit_code == 2 and "--rerank-pool" in result.output

@@ -148,7 +148,7 @@ def retriever_options(command: F) -> F:
 
     f = click.option(
         "--rerank-pool",
-        type=int,
+        type=click.IntRange(min=1),
         default=DEFAULT_RERANK_POOL,
         show_default=True,
         help="Candidates the reranker reads (the rest keep the retriever's order after them).",
@@ -199,6 +199,22 @@ def retriever_options(command: F) -> F:
     return f  # type: ignore[return-value]
 
 
+def check_answer_env() -> None:
+    """$RAG_DTYPE and $RAG_RUNTIME checked wherever an answering command runs, whether or not the
+    answerers it runs read them (a reader reads neither): a bad setting is one line, never ignored."""
+    import os
+
+    from ..errors import RagError
+    from ..generators.runtime import RUNTIMES
+
+    dtype = os.environ.get("RAG_DTYPE", "").strip().lower()
+    if dtype and dtype not in DTYPES:
+        raise RagError(f"$RAG_DTYPE is {dtype!r}: use one of {', '.join(DTYPES)}")
+    runtime = os.environ.get("RAG_RUNTIME", "").strip().lower()
+    if runtime and runtime not in RUNTIMES:
+        raise RagError(f"$RAG_RUNTIME is {runtime!r}: use one of {', '.join(RUNTIMES)}")
+
+
 def dtype_option(f: F) -> F:
     """--dtype: what generators compute in. Checked at once (one line for a bad value), then the
     dtype of every generator this process loads (`rag.cpu.prefer`)."""
@@ -206,6 +222,7 @@ def dtype_option(f: F) -> F:
     def remember(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
         if value is not None:
             prefer(value)  # a bad value is one line
+        check_answer_env()
         return value
 
     return click.option(
