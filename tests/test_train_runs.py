@@ -227,3 +227,31 @@ def test_out_naming_a_dangling_link_is_one_line_and_the_link_is_left(command, to
     assert result.exit_code != 0 and "Traceback" not in result.output, result.output
     assert "symbolic link" in result.output and str(link) in result.output
     assert link.is_symlink() and not (tmp_path / "nowhere").exists()
+
+
+def test_training_says_its_new_head_in_one_line_not_transformers_load_table(tiny_qa, towns, tmp_path, capfd):
+    from rag.train.data import load_examples
+    from rag.train.reader import train
+
+    lines: list[str] = []
+    base = tmp_path / "base"
+    import shutil
+
+    shutil.copytree(tiny_qa, base)
+    # a base without the span head, as the packaged MiniLM is: its weights are new
+    from safetensors.torch import load_file, save_file
+
+    weights = load_file(str(base / "model.safetensors"))
+    save_file({k: v for k, v in weights.items() if not k.startswith("qa_outputs")}, str(base / "model.safetensors"))
+    train(
+        load_examples(towns),
+        tmp_path / "run",
+        _settings(base),
+        threads=1,
+        progress=False,
+        stop_after=1,
+        say=lines.append,
+    )
+    captured = capfd.readouterr()
+    assert "MISSING" not in captured.err + captured.out and "LOAD REPORT" not in captured.err + captured.out
+    assert any(line.startswith("new weights, initialised at random") and "qa_outputs" in line for line in lines)

@@ -14,6 +14,7 @@ import json
 import math
 import time
 from collections.abc import Callable, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -52,7 +53,15 @@ class LoopResult:
     resumed_from: int
 
 
-def open_run(out: Path, settings, source: str, model_class: str, threads: int | None = None, **model_args) -> Run:
+def open_run(
+    out: Path,
+    settings,
+    source: str,
+    model_class: str,
+    threads: int | None = None,
+    say: Callable[[str], None] = lambda line: None,
+    **model_args,
+) -> Run:
     """Claim `out` (a new or empty folder, or one `rag train` made: anything else is refused
     untouched, since a run replaces its own checkpoint and model folders there), check what it
     holds against `settings`, seed, and load the tokenizer and the model."""
@@ -80,7 +89,10 @@ def open_run(out: Path, settings, source: str, model_class: str, threads: int | 
     except OSError as e:
         raise RagError(f"cannot load base model {settings.base!r}: {str(e).splitlines()[0]}") from None
     try:
-        model = getattr(transformers, model_class).from_pretrained(str(start_from), **model_args)
+        with quiet_transformers():
+            model, info = getattr(transformers, model_class).from_pretrained(
+                str(start_from), output_loading_info=True, **model_args
+            )
     except Exception as e:  # noqa: BLE001 - safetensors, JSON and OS errors alike: name what is damaged
         first = (str(e).splitlines() or [type(e).__name__])[0][:160]
         if state is None:
@@ -89,8 +101,28 @@ def open_run(out: Path, settings, source: str, model_class: str, threads: int | 
             f"{start_from} is damaged ({first}): the run cannot resume from it; move that folder away "
             "to start this run over (the rest of --out is kept)"
         ) from None
+    new = sorted({k.rsplit(".", 1)[0] for k in info.get("missing_keys", [])})
+    if new and state is None:
+        say(f"new weights, initialised at random (seed {settings.seed}): {', '.join(new)}")
     model.train()
     return Run(out, model, tokenizer, state)
+
+
+@contextmanager
+def quiet_transformers():
+    """transformers' load report (a table of MISSING/UNEXPECTED keys) and its progress bars off
+    while rag loads a model to train: a new head's missing keys are expected, and said in one line."""
+    from transformers.utils import logging
+
+    level, bars = logging.get_verbosity(), logging.is_progress_bar_enabled()
+    logging.set_verbosity_error()
+    logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        logging.set_verbosity(level)
+        if bars:
+            logging.enable_progress_bar()
 
 
 def train_loop(

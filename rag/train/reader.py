@@ -123,7 +123,7 @@ def train(
     curve, evaluated at checkpoints of this one run; see `train_loop`), given the model and tokenizer."""
     import torch
 
-    run = open_run(out, settings, base_folder(settings.base), "AutoModelForQuestionAnswering", threads)
+    run = open_run(out, settings, base_folder(settings.base), "AutoModelForQuestionAnswering", threads, say)
     tokenizer, model = run.tokenizer, run.model
     data = training_windows(tokenizer, examples, settings)
     inputs = forward_inputs(model)

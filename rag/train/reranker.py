@@ -127,7 +127,7 @@ def train(
     if not groups:
         raise RagError("no training questions with a positive and enough hard negatives: check --data")
     source = base_folder(settings.base)
-    run = open_run(out, settings, source, "AutoModelForSequenceClassification", threads, num_labels=1)
+    run = open_run(out, settings, source, "AutoModelForSequenceClassification", threads, say, num_labels=1)
     tokenizer, model = run.tokenizer, run.model
     encoded = encode_groups(tokenizer, groups, settings.max_length)
     inputs = forward_inputs(model)
