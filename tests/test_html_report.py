@@ -120,6 +120,21 @@ def test_render_of_a_record_with_an_error(bench_page):
     assert "error: the context budget &lt;is&gt; too small" in page
 
 
+@pytest.mark.parametrize("mask", [0o022, 0o027, 0o077])
+def test_pages_are_written_with_the_mode_the_umask_gives(mask, tmp_path, bench_page):
+    import os
+
+    from rag.bench.html import write_page
+
+    previous = os.umask(mask)
+    try:
+        write_page(tmp_path / "page.html", "<!doctype html><title>t</title>")
+    finally:
+        os.umask(previous)
+    assert (tmp_path / "page.html").stat().st_mode & 0o777 == 0o666 & ~mask
+    assert (bench_page / HTML).stat().st_mode & 0o777 == (bench_page / "summary.json").stat().st_mode & 0o777
+
+
 def test_compare_html_writes_the_view_and_refuses_a_foreign_file(tmp_path, corpus_index, models):
     target = tmp_path / "compare.html"
     args = [
@@ -201,3 +216,21 @@ def test_the_page_in_a_real_browser(tmp_path, bench_page):
     expected = [s for s in sections if not all(f'data-{k}="1"' in s for k in ("missed", "wrong", "disagree"))]
     assert len(sections) == 3 and hidden == expected and hidden
     assert re.search(r"\d of 3 shown", filtered)
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="no Chromium (.ci/run installs it)")
+def test_an_unbroken_5000_character_question_stays_inside_the_page(tmp_path, bench_page):
+    summary = json.loads((bench_page / "summary.json").read_text())
+    records = read_jsonl(bench_page / "results.jsonl")
+    long = "x" * 5000
+    records = [{**r, "question": long} if "question" in r else r for r in records]
+    page = render(summary, records)
+    assert long in page
+    probe = (
+        "<script>window.addEventListener('load', function () { document.body.setAttribute('data-wide', "
+        "String(document.documentElement.scrollWidth > window.innerWidth)); });</script></body>"
+    )
+    target = tmp_path / "long.html"
+    target.write_text(page.replace("</body>", probe), encoding="utf-8")
+    dom = chromium(tmp_path, "--window-size=1280,900", "--dump-dom", target.resolve().as_uri()).stdout
+    assert 'data-wide="false"' in dom, dom[:300]

@@ -134,6 +134,9 @@ def assemble(spec: ChunkedGGUF, name: str, notify: Callable[[str], None] | None 
         )
     fd, name_tmp = tempfile.mkstemp(prefix=f".{target.name}.tmp-", dir=target.parent)  # new, so ours to remove
     tmp = Path(name_tmp)
+    from rag.filemode import as_umask_allows
+
+    as_umask_allows(fd)
     if notify:
         notify(
             f"assembling {spec.filename} from {len(pieces)} packages (once; {spec.size / 1e6:.0f} MB into {target.parent})"
