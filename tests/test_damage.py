@@ -280,3 +280,21 @@ def test_a_bad_answer_setting_is_one_line_even_where_the_answerer_reads_none(var
 def test_a_rerank_pool_of_zero_is_refused_without_a_reranker_too(tmp_path):
     result = CliRunner().invoke(main, ["search", "x", "--rerank-pool", "0", "--index", str(tmp_path / "none")])
     assert result.exit_code == 2 and "--rerank-pool" in result.output
+
+
+def test_file_names_that_are_not_utf8_are_indexed_cited_and_printed_as_the_shell_quotes_them(tmp_path, embedder):
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    latin = os.path.join(os.fsencode(docs), b"caf\xe9.txt")
+    with open(latin, "wb") as f:
+        f.write(b"The okapi lives in the Ituri rainforest.\n")
+    with open(os.path.join(os.fsencode(docs), b"empty\xfe\x01.txt"), "wb"):
+        pass
+    age(docs)
+    warnings: list[str] = []
+    index = Index.build(docs, tmp_path / "idx", embedder=embedder, warn=warnings.append, notify=lambda m: None)
+    assert index.documents() == ["$'caf\\xe9.txt'"]
+    assert "skipped $'empty\\xfe\\x01.txt': empty file" in warnings
+    assert index.search("okapi", k=1)[0].doc_path == "$'caf\\xe9.txt'"
+    again = Index.build(docs, tmp_path / "idx", embedder=embedder, warn=warnings.append, notify=lambda m: None)
+    assert again.build_report.unchanged == 1 and again.build_report.chunks_embedded == 0

@@ -4,6 +4,7 @@ documents."""
 
 from __future__ import annotations
 
+import os
 import stat
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -65,7 +66,7 @@ def folder_sources(
     a symbolic link not followed; a folder that cannot be read yields a `folder` source."""
     limit = None if max_file_mb is None else int(max_file_mb * 1e6)
     for found in walk_relative(folder, tuple(skip), follow_symlinks):
-        rel = found.path
+        rel = shell_name(found.path)
         if found.problem is not None:
             yield Source(rel, -1, -1, problem=found.problem, folder=found.folder)
             continue
@@ -86,6 +87,31 @@ def folder_sources(
             )
         else:
             yield Source(rel, info.st_size, info.st_mtime_ns, file=found.entry.path)
+
+
+def shell_name(path: str) -> str:
+    """A relative path as rag stores and prints it: as it is when it is UTF-8 text without control
+    characters; else quoted as bash quotes it ($'caf\\xe9.txt'), so a name whose bytes are not UTF-8
+    (it reaches Python as lone surrogates, which SQLite and the terminal refuse) is indexed and cited
+    in a form a user can paste into a shell, the same on every update."""
+    if path.isprintable():
+        try:
+            path.encode("utf-8")
+            return path
+        except UnicodeEncodeError:
+            pass
+    out = []
+    for char in os.fsencode(path).decode("utf-8", "surrogateescape"):
+        code = ord(char)
+        if 0xDC80 <= code <= 0xDCFF:  # an undecodable byte
+            out.append(f"\\x{code - 0xDC00:02x}")
+        elif char in "\\'":
+            out.append("\\" + char)
+        elif not char.isprintable():
+            out.append("".join(f"\\x{b:02x}" for b in char.encode("utf-8")))
+        else:
+            out.append(char)
+    return "$'" + "".join(out) + "'"
 
 
 def document_sources(documents: Iterable[Document]) -> Iterable[Source]:
