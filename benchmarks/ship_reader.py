@@ -52,9 +52,10 @@ def main() -> None:
     for f in FILES:
         shutil.copyfile(source / f, TARGET / f)
     if args.held_in_run is not None:
+        from rag.integrity import seal
         from rag.train.run_reader import model_card
 
-        (TARGET / "rag-reader.json").write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+        (TARGET / "rag-reader.json").write_text(json.dumps(seal(record), indent=2) + "\n", encoding="utf-8")
         (TARGET / "README.md").write_text(model_card(record), encoding="utf-8")
     print(f"shipped {size / 2**20:.1f} MB to {TARGET}")
 

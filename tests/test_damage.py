@@ -52,17 +52,20 @@ def test_results_lines_end_at_newlines_only(separator, tmp_path):
     assert log.read() == records
 
 
-def test_a_damaged_results_line_is_one_line_that_never_advises_deleting_results(tmp_path):
-    from rag.errors import RagError
-
+def test_a_damaged_results_line_is_set_aside_said_in_one_line_and_the_rest_kept(tmp_path):
     path = tmp_path / "results.jsonl"
-    path.write_text('{"answer": "kept"}\n{garbage\n{"answer": "also kept"}\n', encoding="utf-8")
-    before = path.read_bytes()
-    with pytest.raises(RagError) as caught:
-        JsonlLog(path).read()
-    line = str(caught.value)
-    assert "\n" not in line and f"{path}:2" in line and "delete" not in line
-    assert path.read_bytes() == before
+    warnings: list[str] = []
+    log = JsonlLog(path, warnings.append)
+    for answer in ("kept", "changed", "also kept"):
+        log.append({"answer": answer})
+    lines = path.read_bytes().split(b"\n")
+    lines[1] = lines[1].replace(b"changed", b"chanGed")  # same size, still valid JSON
+    path.write_bytes(b"\n".join(lines) + b"{garbage\n")
+    assert log.read() == [{"answer": "kept"}, {"answer": "also kept"}]
+    assert [w.split(" was damaged")[0] for w in warnings] == [f"{path}:2", f"{path}:4"]
+    aside = path.with_name("results.jsonl.damaged").read_bytes()
+    assert b"chanGed" in aside and b"{garbage" in aside  # nothing is lost
+    assert log.read() == [{"answer": "kept"}, {"answer": "also kept"}] and len(warnings) == 2  # said once
 
 
 # --- the index: BM25 arrays with a damaged header, permissions ------------------------------------

@@ -86,7 +86,7 @@ def run_bench(config: BenchConfig) -> BenchRun:
     config.echo(
         f"bench: {len(questions)} of {len(bench.questions)} questions from {bench.name} ({bench.format}); writing to {out}"
     )
-    results, sessions = JsonlLog(out / RESULTS), JsonlLog(out / SESSIONS)
+    results, sessions = JsonlLog(out / RESULTS, config.warn), JsonlLog(out / SESSIONS, config.warn)
     existing = results.read()
 
     emb = bench_embedder(config)

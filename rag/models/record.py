@@ -14,6 +14,7 @@ import math
 from pathlib import Path
 
 from rag.generators.base import ModelNotAvailable
+from rag.integrity import seal_ok
 
 # field -> (accepted types, whether None is allowed, a check of the value)
 _INT = (int,)
@@ -47,6 +48,8 @@ def read_record(folder: Path, marker: str, role: str) -> dict:
         raise _damaged(path, role, f"not JSON ({str(e)[:60]})") from None
     if not isinstance(record, dict) or record.get("format") != kind:
         raise _damaged(path, role, f'not a {kind} record (no "format": "{kind}")')
+    if not seal_ok(record):
+        raise _damaged(path, role, "its content differs from its checksum")
     for name, (types, nullable, valid) in _FIELDS[kind].items():
         if name not in record:
             raise _damaged(path, role, f"{name} is missing")

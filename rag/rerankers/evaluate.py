@@ -19,6 +19,7 @@ from pathlib import Path
 
 from rag.bench.metrics import dedupe, mrr_at_k, recall_at_k
 from rag.config import DEFAULT_RERANK_C, DEFAULT_RERANK_POOL, DEFAULT_RERANK_WEIGHT
+from rag.integrity import seal
 from rag.rerankers.base import MARKER
 from rag.rerankers.fusion import rerank_order
 
@@ -109,7 +110,7 @@ def write_card(folder: Path, settings, metrics: dict, command: str, groups: int,
         "groups_trained": groups,
         "questions_held_in": held,
     }
-    (folder / MARKER).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+    (folder / MARKER).write_text(json.dumps(seal(record), indent=2) + "\n", encoding="utf-8")
     (folder / "README.md").write_text(model_card(record), encoding="utf-8")
 
 

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from rag.errors import RagError
+from rag.integrity import seal, seal_ok
 
 CHECKPOINT = "checkpoint"
 STATE = "state.json"
@@ -100,13 +101,35 @@ def checkpoint_state(out: Path) -> dict | None:
     except (OSError, ValueError) as e:
         problem = f"cannot be read ({(str(e).splitlines() or [type(e).__name__])[0][:100]})"
     else:
-        if _valid_state(state):
-            return state
-        problem = "is damaged (no step or settings)"
+        if not _valid_state(state):
+            problem = "is damaged (no step or settings)"
+        elif not seal_ok(state):
+            problem = "is damaged (its content differs from its checksum)"
+        else:
+            damaged = _damaged_file(folder, state.get("files") or {})
+            if damaged is None:
+                return state
+            path, problem = folder / damaged[0], damaged[1]
     raise RagError(
         f"{path} {problem}: the run's progress cannot be read, so it is not resumed or overwritten; "
         f"move {folder} away to start this run over (the rest of --out is kept)"
     )
+
+
+def _damaged_file(folder: Path, files: dict) -> tuple[str, str] | None:
+    """(name, what is wrong) of the first checkpoint file that is missing or differs from the
+    checksum recorded when it was written; None when all match."""
+    from rag.store import file_sha256
+
+    for name, digest in sorted(files.items()):
+        try:
+            if file_sha256(folder / name) != digest:
+                return name, "is damaged (its checksum differs from the one recorded when it was written)"
+        except FileNotFoundError:
+            return name, "is missing"
+        except OSError as e:
+            return name, f"cannot be read ({e.strerror or e})"
+    return None
 
 
 def save_checkpoint(
@@ -140,19 +163,19 @@ def save_checkpoint(
     save_file(tensors, str(work / "optimizer.safetensors"))
     save_file({"rng": torch.get_rng_state()}, str(work / "rng.safetensors"))
     (work / "optimizer.json").write_text(json.dumps({"param_groups": groups}))
-    (work / STATE).write_text(
-        json.dumps(
-            {
-                "step": step,
-                "settings": settings.key(),
-                "data": fingerprint,
-                "seconds": round(seconds, 1),
-                "windows_seen": seen,
-                "cpu_seconds": round(cpu_seconds, 1),
-            },
-            indent=1,
-        )
-    )
+    from rag.store import file_sha256
+
+    files = {p.name: file_sha256(p) for p in sorted(work.iterdir()) if p.is_file()}
+    state = {
+        "step": step,
+        "settings": settings.key(),
+        "data": fingerprint,
+        "seconds": round(seconds, 1),
+        "windows_seen": seen,
+        "cpu_seconds": round(cpu_seconds, 1),
+        "files": files,  # checked on resume: damage that keeps a file's size is found, not trained on
+    }
+    (work / STATE).write_text(json.dumps(seal(state), indent=1))
     old = out / f".{CHECKPOINT}.old"
     if old.exists():
         shutil.rmtree(old)

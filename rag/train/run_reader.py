@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from rag.bench.metrics import normalize_answer
+from rag.integrity import seal
 from rag.readers.base import MARKER
 from rag.train.data import Example, load_examples, split_by_article
 from rag.train.reader import MODEL_DIR, TrainSettings, train
@@ -403,7 +404,7 @@ def write_card(
         "questions_trained": trained,
         "questions_held_in": held,
     }
-    (folder / MARKER).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+    (folder / MARKER).write_text(json.dumps(seal(record), indent=2) + "\n", encoding="utf-8")
     (folder / "README.md").write_text(model_card(record), encoding="utf-8")
 
 
