@@ -301,3 +301,13 @@ def test_file_names_that_are_not_utf8_are_indexed_cited_and_printed_as_the_shell
     assert index.search("okapi", k=1)[0].doc_path == "$'caf\\xe9.txt'"
     again = Index.build(docs, tmp_path / "idx", embedder=embedder, warn=warnings.append, notify=lambda m: None)
     assert again.build_report.unchanged == 1 and again.build_report.chunks_embedded == 0
+
+
+def test_a_bench_where_no_answerer_can_run_says_its_reason_once(tmp_path, monkeypatch):
+    monkeypatch.setenv("RAG_CACHE", str(tmp_path / "cache"))
+    docs = {"okapi.txt": "The okapi lives in the Ituri rainforest.\n"}
+    questions = [{"id": "q1", "question": "Where?", "answer": "Ituri rainforest", "doc": "okapi.txt"}]
+    qa = write_qa_set(tmp_path, docs, questions)
+    result = CliRunner().invoke(main, ["bench", str(qa), "-g", "no-such-model-x", "--out", str(tmp_path / "o"), "-q"])
+    assert result.exit_code == 1 and result.output.count("is not available offline") == 1, result.output
+    assert result.output.strip().splitlines()[-1].startswith("Error: no question was answered")

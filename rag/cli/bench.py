@@ -176,5 +176,7 @@ def bench(
     click.echo(text_table(run.summary))
     click.echo(f"\nWrote {', '.join(p.name for p in run.files)} in {run.out}")
     if run.nothing_answered:
-        failed = "; ".join(f"{name}: {why}" for name, why in run.errors.items())
-        raise RagError(f"no question was answered: none of the answerers could run ({failed})")
+        raise RagError(
+            f"no question was answered: none of the answerers could run ({', '.join(run.errors)}: "
+            "each one's reason is under the table above)"
+        )
