@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from .errors import RagError
 
 INSTALL = "pip install -e '.[ray]'"
+_WATCHDOGS: list = []  # `rag.ray_watchdog` processes of the clusters this process started
 
 
 @dataclass
@@ -37,6 +38,10 @@ def connect(options: RayOptions):
         address = options.address or os.environ.get("RAY_ADDRESS") or None
         kwargs = {} if address else {"num_cpus": max(options.workers, 1), "include_dashboard": False}
         ray.init(address=address, log_to_driver=False, logging_level="ERROR", **kwargs)
+        if not address:  # a cluster rag started: stopped with rag, also when rag is killed
+            from .ray_watchdog import start
+
+            _WATCHDOGS.append(start(os.getpid()))  # kept: its pipe closing is what says rag died
     context = ray.data.DataContext.get_current()
     context.execution_options.preserve_order = True  # results in the order of the files: the same chunk ids
     context.enable_progress_bars = False

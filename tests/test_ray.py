@@ -10,6 +10,7 @@ import shutil
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -196,3 +197,38 @@ def test_bench_on_ray_answers_as_a_local_run_and_resumes(cluster, tmp_path, embe
     assert all("Ray actors" in s["memory_method"] and s["load_s"] > 0 for s in sessions)
     again = run_bench(config(qa, tmp_path / "ray", embedder, generators=names, ray=ray_options(workers=1)))
     assert answers(again) == answers(on_ray)  # resumed: every answer kept, none appended
+
+
+def test_a_killed_driver_leaves_no_process_of_the_cluster_it_started(tmp_path):
+    import json
+    import signal
+    import time
+
+    from rag.ray_watchdog import _stat, descendants
+
+    script = textwrap.dedent(f"""
+        import json, os, sys, time
+        sys.path.insert(0, {str(ROOT)!r})
+        from rag.cluster import RayOptions, connect
+        from rag.ray_watchdog import descendants
+        connect(RayOptions(workers=1))
+        time.sleep(3)  # the agents start after init returns
+        print(json.dumps(descendants(os.getpid())), flush=True)
+        time.sleep(600)
+    """)
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True, env=env)
+    try:
+        started = {int(pid): t for pid, t in json.loads(proc.stdout.readline()).items()}
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    assert len(started) >= 3  # the cluster's processes (and the watchdog)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        left = [pid for pid, t in started.items() if (_stat(pid) or (0, None))[1] == t]
+        if not left:
+            break
+        time.sleep(0.5)
+    assert not left, [Path(f"/proc/{pid}/cmdline").read_bytes()[:80] for pid in left]
+    assert descendants(proc.pid) == {}

@@ -12,6 +12,9 @@ def cpu_session(path: str | Path, threads: int | None = None):
 
     from rag.threads import ort_spinning
 
+    # Warnings of the process-wide logger come before any session's own level applies (an
+    # ANSI-coloured telemetry line when run as another user, for one): errors only, as for sessions.
+    ort.set_default_logger_severity(3)
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads or os.cpu_count() or 1
     options.inter_op_num_threads = 1
