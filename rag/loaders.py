@@ -55,7 +55,8 @@ def walk_relative(folder: Path, skip: tuple[Path, ...] = (), follow_symlinks: bo
     skip_resolved = {str(p.resolve()) for p in skip}
     visited: set[tuple[int, int]] = set()
     # Each stack entry is an iterator over one folder's remaining findings, deepest last.
-    stack: list[Iterator[tuple[str, str] | Found]] = [iter([(os.fspath(folder), "")])]
+    start = os.fspath(folder)
+    stack: list[Iterator[tuple[str, str, str] | Found]] = [iter([(start, "", os.path.realpath(start))])]
     while stack:
         item = next(stack[-1], None)
         if item is None:
@@ -67,10 +68,12 @@ def walk_relative(folder: Path, skip: tuple[Path, ...] = (), follow_symlinks: bo
 
 
 def _entries(
-    directory: str, prefix: str, visited: set, skip_resolved: set[str], follow_symlinks: bool
-) -> Iterator[tuple[str, str] | Found]:
+    directory: str, prefix: str, real: str, visited: set, skip_resolved: set[str], follow_symlinks: bool
+) -> Iterator[tuple[str, str, str] | Found]:
     """One folder's findings in sorted order: files and problems as `Found`, subfolders to
-    enter as (path, prefix)."""
+    enter as (path, prefix, real path). `real` is the folder's resolved path, carried down rather
+    than resolved again per subfolder: `realpath` walks every component, so a folder nested
+    thousands of levels deep cost time growing with the cube of its depth."""
     try:
         info = os.stat(directory)
         if (info.st_dev, info.st_ino) in visited:
@@ -101,7 +104,8 @@ def _entries(
                 )
             continue
         if is_dir:
-            if os.path.realpath(entry.path) in skip_resolved:
+            sub_real = os.path.realpath(entry.path) if link else os.path.join(real, name)
+            if sub_real in skip_resolved:
                 continue
             if os.path.exists(os.path.join(entry.path, INDEX_MARKER)) and is_index_folder(Path(entry.path)):
                 yield Found(
@@ -110,7 +114,7 @@ def _entries(
                     folder=True,
                 )
                 continue
-            yield (entry.path, prefix + name + "/")
+            yield (entry.path, prefix + name + "/", sub_real)
         elif _supported(name):
             yield Found(prefix + name, entry)
 

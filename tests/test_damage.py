@@ -311,3 +311,24 @@ def test_a_bench_where_no_answerer_can_run_says_its_reason_once(tmp_path, monkey
     result = CliRunner().invoke(main, ["bench", str(qa), "-g", "no-such-model-x", "--out", str(tmp_path / "o"), "-q"])
     assert result.exit_code == 1 and result.output.count("is not available offline") == 1, result.output
     assert result.output.strip().splitlines()[-1].startswith("Error: no question was answered")
+
+
+def test_walking_a_deep_folder_resolves_paths_once_not_per_level(tmp_path, monkeypatch):
+    from rag import loaders
+    from rag.build.sources import folder_sources
+
+    cur = tmp_path / "deep"
+    root = cur
+    for i in range(60):
+        cur.mkdir()
+        (cur / f"f{i}.txt").write_text(f"level {i}\n")
+        cur = cur / "d"
+    (tmp_path / "outside").mkdir()
+    (tmp_path / "outside" / "far.txt").write_text("far\n")
+    (root / "link").symlink_to(tmp_path / "outside", target_is_directory=True)
+    calls: list[str] = []
+    real = loaders.os.path.realpath
+    monkeypatch.setattr(loaders.os.path, "realpath", lambda p, *a, **kw: calls.append(p) or real(p, *a, **kw))
+    found = [s.path for s in folder_sources(root, follow_symlinks=True)]
+    assert len(found) == 61 and "link/far.txt" in found
+    assert len(calls) <= 2  # the root and the one link: time proportional to the files, not depth cubed
