@@ -33,6 +33,7 @@ def main() -> None:
     parser.add_argument("--depth", type=int, default=1200)
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
+    sys.setrecursionlimit(max(sys.getrecursionlimit(), 4 * args.depth + 1000))  # shutil.rmtree recurses
     os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
     from rag.build.sources import folder_sources
     from rag.cpu import this_cpu
