@@ -42,6 +42,9 @@ def connect(options: RayOptions):
             from .ray_watchdog import start
 
             _WATCHDOGS.append(start(os.getpid()))  # kept: its pipe closing is what says rag died
+    import logging
+
+    logging.getLogger("ray.data").setLevel(logging.WARNING)  # no "Dataset ... execution finished" lines
     context = ray.data.DataContext.get_current()
     context.execution_options.preserve_order = True  # results in the order of the files: the same chunk ids
     context.enable_progress_bars = False
