@@ -255,3 +255,22 @@ def test_training_says_its_new_head_in_one_line_not_transformers_load_table(tiny
     captured = capfd.readouterr()
     assert "MISSING" not in captured.err + captured.out and "LOAD REPORT" not in captured.err + captured.out
     assert any(line.startswith("new weights, initialised at random") and "qa_outputs" in line for line in lines)
+
+
+def test_a_foreign_out_is_refused_before_any_retrieval(tiny_qa, towns, tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from rag.cli import main
+    from rag.train import run_reader
+
+    def retrieval(*args, **kwargs):
+        raise AssertionError("retrieval ran before --out was checked")
+
+    monkeypatch.setattr(run_reader, "retrieval_for", retrieval)
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "thesis.txt").write_text("mine")
+    args = ["train", "reader", "--data", str(towns), "--out", str(out), "--base", str(tiny_qa), "--held-in", "1", "-q"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 1 and "did not write" in result.output, result.output
+    assert [p.name for p in out.iterdir()] == ["thesis.txt"]
