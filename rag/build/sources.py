@@ -90,16 +90,16 @@ def folder_sources(
 
 
 def shell_name(path: str) -> str:
-    """A relative path as rag stores and prints it: as it is when it is UTF-8 text without control
-    characters; else quoted as bash quotes it ($'caf\\xe9.txt'), so a name whose bytes are not UTF-8
-    (it reaches Python as lone surrogates, which SQLite and the terminal refuse) is indexed and cited
-    in a form a user can paste into a shell, the same on every update."""
-    if path.isprintable():
-        try:
-            path.encode("utf-8")
-            return path
-        except UnicodeEncodeError:
-            pass
+    """A relative path as rag stores it: as it is when it is Unicode text (control characters are
+    escaped where they are shown, and JSON keeps the real name); a name whose bytes are not UTF-8
+    (it reaches Python as lone surrogates, which SQLite and the terminal refuse) is quoted as bash
+    quotes it ($'caf\\xe9.txt'), so it is indexed and cited in a form a user can paste into a
+    shell, the same on every update."""
+    try:
+        path.encode("utf-8")
+        return path
+    except UnicodeEncodeError:
+        pass
     out = []
     for char in os.fsencode(path).decode("utf-8", "surrogateescape"):
         code = ord(char)
