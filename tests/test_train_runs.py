@@ -154,6 +154,7 @@ def test_rag_train_reader_curve_writes_one_line_per_point_and_keeps_those_models
     assert (out / "retrieval.json").is_file()
     record = json.loads((out / "model" / "rag-reader.json").read_text())
     assert str(tmp_path) not in record["command"] and "--out run" in record["command"]
+    assert not Path(record["settings"]["data"]).is_absolute()  # a card names no path of this machine
     again = CliRunner().invoke(main, [*args, "--no-onnx", "--quiet"])  # finished: nothing is measured twice
     assert again.exit_code == 0, again.output
     assert len((out / "curve.jsonl").read_text().splitlines()) == 2

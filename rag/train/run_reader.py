@@ -330,12 +330,25 @@ def curve_point(
     return at_point
 
 
+REPO = Path(__file__).resolve().parents[2]
+
+
+def repo_relative(path: str) -> str:
+    """`path` relative to the project's root (../shared/datasets/... for the shared data), so a
+    model's record names no absolute path of the machine it was trained on."""
+    import os
+
+    return os.path.relpath(path, REPO) if path else path
+
+
 def held_in_examples(reader: str) -> tuple[Path, list[Example]]:
     """(the data a reader was trained from, its held-in questions), from its rag-reader.json."""
     from rag.readers.loading import reader_folder, settings
 
     record = settings(reader_folder(reader))["settings"]
     data = Path(record["data"])
+    if not data.is_absolute():  # recorded relative to the project's root (a card names no machine's path)
+        data = REPO / data
     held = set(record["held_in"])
     return data, [e for e in load_examples(data) if e.article in held]
 
@@ -395,7 +408,7 @@ def write_card(
         "max_answer_tokens": 30,
         "max_length": settings.max_length,
         "stride": settings.stride,
-        "settings": settings.key(),
+        "settings": {**settings.key(), "data": repo_relative(settings.data)},
         "metrics": metrics,
         "command": command,
         "cpu": cpu.model,
