@@ -19,6 +19,7 @@ from .documents import Document, Passage
 from .embedders import Embedder, is_embedder, query_embedder
 from .embedders.names import canonical_name
 from .errors import IndexError_, RagError, require_utf8
+from .generation_marker import gen_marker_ok
 from .manifest import Manifest
 from .retrieve import Hits, Retriever, as_retriever, rank
 from .segments import Generation, check_postings, open_generation
@@ -277,7 +278,7 @@ class Index:
                 problems.append(f"{store.META}: {'; '.join(r[0] for r in result[:3])}")
         except sqlite3.DatabaseError as e:
             return [f"{store.META}: {e}"]
-        if not store.gen_marker_ok(self.folder, g):
+        if not gen_marker_ok(self.folder, g):
             problems.append(
                 f"{self.folder.name}/{store.GEN_MARKER}: missing or damaged (the generation's folder is not marked "
                 "as rag's; `rag index FOLDER` writes it again)"

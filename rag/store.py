@@ -262,46 +262,6 @@ def new_gen_dir(index_dir: Path, gen: int) -> Path:
     return folder
 
 
-def remove_unbuilt(index_dir: Path, created: bool) -> None:
-    """Remove what a first build made before it found nothing to index: rag's own files (marker,
-    meta.sqlite, lock), only where the folder holds no generation, and the folder if this build
-    created it and nothing else is in it."""
-    if gen_dirs(index_dir) or not is_ours(index_dir):
-        return
-    for name in (META, META + "-journal", LOCK, MARKER):
-        (index_dir / name).unlink(missing_ok=True)
-    if created:
-        try:
-            index_dir.rmdir()  # only if empty: anything else there stays
-        except OSError:
-            pass
-
-
-def gen_marker_ok(folder: Path, gen: int) -> bool:
-    marker = _read_marker(folder / GEN_MARKER, FORMAT + "-generation")
-    return marker is not None and marker.get("generation") == gen
-
-
-def restore_gen_marker(folder: Path, gen: int, files: dict) -> bool:
-    """Write a generation's missing or damaged marker again, only where the folder is proven the
-    generation's: it holds nothing but the files its manifest lists (checked by the caller against
-    their checksums), so it can later be retired like any other. Returns whether it was written."""
-    tops = {name.split("/", 1)[0] for name in files} | {GEN_MARKER, GEN_MARKER + ".tmp"}
-    try:
-        entries = {p.name for p in folder.iterdir()}
-    except OSError:
-        return False
-    if not entries <= tops:
-        return False
-    path = folder / GEN_MARKER
-    tmp = path.with_name(path.name + ".tmp")
-    data = {"format": FORMAT + "-generation", "format_version": FORMAT_VERSION, "generation": gen}
-    tmp.write_text(json.dumps(data) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
-    fsync_dir(folder)
-    return True
-
-
 def gen_dirs(index_dir: Path) -> dict[int, Path]:
     """Generation folders that carry rag's marker, by number."""
     found = {}

@@ -213,6 +213,7 @@ def test_a_generation_marker_damaged_is_found_by_check_repaired_by_index_and_ret
     from test_index_recovery import cli
 
     from rag import store
+    from rag.generation_marker import gen_marker_ok
 
     idx = tmp_path / "idx"
     build(corpus, idx, embedder)
@@ -225,7 +226,7 @@ def test_a_generation_marker_damaged_is_found_by_check_repaired_by_index_and_ret
     assert checked.exit_code != 0 and "gen-000001/rag-generation.json" in checked.output, checked.output
     repaired = cli("index", corpus, "--index", idx)
     assert repaired.exit_code == 0 and "rag-generation.json was missing or damaged" in repaired.output
-    assert store.gen_marker_ok(store.gen_dir(idx, 1), 1)
+    assert gen_marker_ok(store.gen_dir(idx, 1), 1)
     assert cli("info", "--index", idx, "--check").exit_code == 0
     for n in range(3):  # later updates: the first generation is retired like any superseded one
         (corpus / f"zz-{n}.md").write_text(f"Update number {n} mentions okapis.\n", encoding="utf-8")

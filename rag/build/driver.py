@@ -60,7 +60,7 @@ def build(sources: Callable[[], Iterable[Source]], index_dir: Path, source: str,
         finally:
             ledger.close()
     if unbuilt is not None:  # a first build with nothing to index leaves no half-made index (lock released)
-        store.remove_unbuilt(path, created)
+        remove_unbuilt(path, created)
         raise unbuilt
     report.seconds = time.perf_counter() - started
     return report
@@ -131,3 +131,18 @@ def build_folder(folder: Path, index_dir: Path, options: BuildOptions) -> BuildR
         str(folder.resolve()),
         options,
     )
+
+
+def remove_unbuilt(index_dir: Path, created: bool) -> None:
+    """Remove what a first build made before it found nothing to index: rag's own files (marker,
+    meta.sqlite, lock), only where the folder holds no generation, and the folder if this build
+    created it and nothing else is in it."""
+    if store.gen_dirs(index_dir) or not store.is_ours(index_dir):
+        return
+    for name in (store.META, store.META + "-journal", store.LOCK, store.MARKER):
+        (index_dir / name).unlink(missing_ok=True)
+    if created:
+        try:
+            index_dir.rmdir()  # only if empty: anything else there stays
+        except OSError:
+            pass

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from .. import lexical, store
 from ..errors import IndexError_
+from ..generation_marker import gen_marker_ok, restore_gen_marker
 from ..manifest import Manifest
 from ..segments import SegmentWriter
 from .ledger import Ledger, now
@@ -100,8 +101,8 @@ def files_intact(path: Path, prev: Manifest, warn: Callable[[str], None]) -> boo
                 "written again from the stored vectors (nothing is embedded again)"
             )
             return False
-    if not store.gen_marker_ok(folder, prev.generation):
-        if store.restore_gen_marker(folder, prev.generation, prev.files):
+    if not gen_marker_ok(folder, prev.generation):
+        if restore_gen_marker(folder, prev.generation, prev.files):
             warn(
                 f"{folder / store.GEN_MARKER} was missing or damaged: written again (every file of "
                 f"{folder.name} checks out against {store.META})"
