@@ -24,15 +24,18 @@ __all__ = [
     "Pipeline",
     "Answer",
     "load_generator",
+    "load_answerer",
     "Retriever",
 ]
 
 if TYPE_CHECKING:
+    from .answerers import load_answerer
+    from .answers import Answer
     from .build import BuildReport
     from .documents import Chunk, Document, Passage
     from .embedders import Embedder
     from .errors import RagError
-    from .generators import Answer, load_generator
+    from .generators import load_generator
     from .index import Index
     from .pipeline import Pipeline
     from .retrieve import Retriever
@@ -46,8 +49,9 @@ _LAZY = {
     "Embedder": "embedders",
     "RagError": "errors",
     "Pipeline": "pipeline",
-    "Answer": "generators",
+    "Answer": "answers",
     "load_generator": "generators",
+    "load_answerer": "answerers",
     "Retriever": "retrieve",
 }
 

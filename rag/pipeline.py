@@ -127,10 +127,10 @@ def settings_for(label: str, settings: GenerationSettings | None) -> tuple[str, 
 
 def default_comparison() -> list[str]:
     """One generator of each family whose weights are here, best first (for `rag compare`)."""
-    from .generators import list_models
+    from .answerers import list_answerers
 
     chosen: dict[str, str] = {}
-    for info in list_models():
+    for info in list_answerers():
         if info.available and info.family not in chosen:
             chosen[info.family] = info.name
     return list(chosen.values())
@@ -161,9 +161,9 @@ def compare(
 
     A generator whose weights are missing is reported with its one-line reason; the others still run.
     """
-    from .generators import load_generator
+    from .answerers import load_answerer
 
-    load = load or load_generator
+    load = load or load_answerer
     start = time.perf_counter()
     passages = index.search(question, k, retriever=retriever)
     retrieval_ms = (time.perf_counter() - start) * 1000

@@ -177,14 +177,15 @@ def test_the_larger_preset_is_the_default_only_where_bfloat16_is_native(monkeypa
     import rag.cpu
     import rag.generators.loading as loading
     import rag.readers.loading as readers
+    from rag.answerers import default_answerer_name
 
     monkeypatch.setattr(loading, "preset_available", lambda preset: preset.name in ("qwen2.5-1.5b", "qwen2.5-0.5b"))
     monkeypatch.setattr(readers, "preset_available", lambda name: False)
     monkeypatch.setattr(rag.cpu, "this_cpu", lambda: parse_cpuinfo(XEON_AMX))
-    assert loading.default_generator_name() == "qwen2.5-1.5b"
+    assert default_answerer_name() == "qwen2.5-1.5b"
     monkeypatch.setattr(rag.cpu, "this_cpu", lambda: parse_cpuinfo(EPYC_AVX2))
-    assert loading.default_generator_name() == "qwen2.5-0.5b"  # float32 here: three times slower, so not by default
+    assert default_answerer_name() == "qwen2.5-0.5b"  # float32 here: three times slower, so not by default
     monkeypatch.setattr(readers, "preset_available", lambda name: True)
-    assert loading.default_generator_name() == "minilm-reader"  # the reader before the 0.5B
+    assert default_answerer_name() == "minilm-reader"  # the reader before the 0.5B
     monkeypatch.setattr(rag.cpu, "this_cpu", lambda: parse_cpuinfo(XEON_AMX))
-    assert loading.default_generator_name() == "qwen2.5-1.5b"  # opted in, and bfloat16 is native: quality first
+    assert default_answerer_name() == "qwen2.5-1.5b"  # opted in, and bfloat16 is native: quality first

@@ -216,7 +216,10 @@ def test_pull_model(tiny_gpt2, monkeypatch):
 
 
 def test_list_models():
-    rows = list_models()
+    from rag.answerers import default_answerer_name, list_answerers
+
+    rows = list_answerers()
+    assert [r.name for r in list_models()] == [r.name for r in rows if r.name in PRESETS]  # generators only
     assert all(isinstance(r, ModelInfo) for r in rows)
     by_name = {r.name: r for r in rows}
     from rag.readers.loading import PRESETS as READERS
@@ -245,7 +248,8 @@ def test_list_models():
     eligible = [
         r.name for r in rows if r.name in PRESETS and r.available and (bf16 or not PRESETS[r.name].default_needs_bf16)
     ]
-    assert default_generator_name() == (opted_in + readers + eligible + ["flan-t5-small"])[0]
+    assert default_answerer_name() == (opted_in + readers + eligible + ["flan-t5-small"])[0]
+    assert default_generator_name() == (opted_in + eligible + ["flan-t5-small"])[0]
 
 
 def test_default_generator_follows_the_preference_order(monkeypatch):
@@ -255,7 +259,9 @@ def test_default_generator_follows_the_preference_order(monkeypatch):
     def only(*names):
         monkeypatch.setattr(loading, "preset_available", lambda preset: preset.name in names)
         monkeypatch.setattr(readers, "preset_available", lambda name: name in names)
-        return loading.default_generator_name()
+        from rag.answerers import default_answerer_name
+
+        return default_answerer_name()
 
     assert only("gpt2", "smollm2", "distilgpt2") == "smollm2"
     assert only("gpt2", "t5-small") == "t5-small"
@@ -267,7 +273,8 @@ def test_default_generator_follows_the_preference_order(monkeypatch):
 
 def test_listing_does_not_import_torch():
     code = (
-        "import sys, rag.generators as g; g.list_models(); g.default_generator_name(); "
+        "import sys, rag.generators as g, rag.answerers as a; g.list_models(); g.default_generator_name(); "
+        "a.list_answerers(); a.default_answerer_name(); "
         "assert 'torch' not in sys.modules and 'transformers' not in sys.modules, 'heavy import'"
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=os.path.dirname(os.path.dirname(__file__)))

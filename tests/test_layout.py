@@ -157,3 +157,18 @@ def test_the_query_side_never_imports_the_build():
 def test_no_module_grows_past_what_one_reading_holds():
     sizes = {name: len(path.read_text(encoding="utf-8").splitlines()) for name, path in modules().items()}
     assert {name: n for name, n in sizes.items() if n > MAX_LINES} == {}
+
+
+def test_the_answerer_roles_never_import_each_other_and_evaluate_below_the_bench():
+    """Readers and generators share only what lives below both (`rag.answers`); resolving a name to
+    either is `rag.answerers`, above both. Readers and rerankers score with `rag.metrics`, never by
+    importing the bench above them."""
+    edges = graph()
+    for name, targets in edges.items():
+        for role, other in (("rag.generators", "rag.readers"), ("rag.readers", "rag.generators")):
+            if name == role or name.startswith(role + "."):
+                assert not [t for t in targets if t == other or t.startswith(other + ".")], (name, targets)
+        if name.startswith(("rag.readers", "rag.rerankers")):
+            assert not [t for t in targets if t == "rag.bench" or t.startswith("rag.bench.")], name
+    for low in ("rag.answers", "rag.metrics"):
+        assert not [t for t in edges[low] if t.startswith(("rag.readers", "rag.generators", "rag.bench"))], low

@@ -16,9 +16,9 @@ class Answerer:
     and memory, and its answers. `rag.bench.on_ray.RayAnswerer` is the same over actors."""
 
     def __init__(self, load: Callable[[str], object], name: str, settings) -> None:
+        from rag.answerers import clear_loaded
         from rag.bench.resume import prompt_key
         from rag.bench.system import PeakMemory, model_info
-        from rag.generators import clear_loaded
 
         self.settings, self.memory = settings, PeakMemory()
         clear_loaded()  # a model loaded earlier in this process would make the load time 0
@@ -53,7 +53,7 @@ class Answerer:
         }
 
     def close(self) -> None:
-        from rag.generators import clear_loaded
+        from rag.answerers import clear_loaded
 
         del self.generator
         clear_loaded()  # free it before the next generator, so each peak is its own

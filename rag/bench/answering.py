@@ -34,8 +34,9 @@ def run_generator(
 
     `name` is a label: "smollm2+extractive" loads smollm2 and answers in extractive mode.
     """
+    from rag.answerers import load_answerer
+    from rag.answers import ModelNotAvailable
     from rag.bench.resume import reusable
-    from rag.generators import ModelNotAvailable, load_generator
     from rag.generators.base import fid_refusal
     from rag.pipeline import GenerationSettings, settings_for
 
@@ -49,7 +50,7 @@ def run_generator(
 
             answerer = RayAnswerer(config.ray, name, settings)
         else:
-            answerer = Answerer(config.load or load_generator, name, settings)
+            answerer = Answerer(config.load or load_answerer, name, settings)
     except ModelNotAvailable as e:
         return str(e)
     try:

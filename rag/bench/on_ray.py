@@ -18,11 +18,11 @@ class AnswerActor:
     """One answering worker: loads the answerer once, answers one question per call."""
 
     def __init__(self, name: str, settings) -> None:
+        from rag.answerers import load_answerer
         from rag.bench.answerer import Answerer
-        from rag.generators import load_generator
 
         # Threads: Ray sets OMP_NUM_THREADS to the actor's one CPU, which torch follows.
-        self.answerer = Answerer(load_generator, name, settings)
+        self.answerer = Answerer(load_answerer, name, settings)
 
     def describe(self) -> dict:
         a = self.answerer

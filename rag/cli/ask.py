@@ -54,10 +54,11 @@ def _check_question(question: str, k: int) -> None:
 
 
 def _load_generator(name: str) -> Generator:
-    from ..generators import ModelNotAvailable, load_generator
+    from ..answerers import load_answerer
+    from ..answers import ModelNotAvailable
 
     try:
-        return load_generator(name)
+        return load_answerer(name)
     except ModelNotAvailable as e:
         raise RagError(str(e)) from None
 
@@ -96,15 +97,15 @@ def ask(
     as_json: bool,
 ) -> None:
     """Answer QUESTION from the indexed documents, citing its sources."""
-    from ..generators import BudgetError, default_generator_name
-    from ..generators.base import ENCODER_ONLY
+    from ..answerers import default_answerer_name
+    from ..answers import ENCODER_ONLY, BudgetError
     from ..index import Index
     from ..pipeline import MODES, Pipeline, settings_for
 
     _check_question(question, k)
     settings = _settings(max_new_tokens, temperature, seed, extractive, fid)
     index = Index.load(index_dir)
-    name, settings = settings_for(generator or default_generator_name(), settings)  # "name+extractive" works too
+    name, settings = settings_for(generator or default_answerer_name(), settings)  # "name+extractive" works too
     extractive = settings.extractive
     gen = _load_generator(name)
     if not as_json:

@@ -13,10 +13,10 @@ def models(ctx: click.Context) -> None:
     """List generator presets: family, source, size, and whether each is available here."""
     if ctx.invoked_subcommand is not None:
         return
+    from ..answerers import list_answerers
     from ..cpu import choose_dtype, this_cpu
-    from ..generators import list_models
 
-    infos = list_models()
+    infos = list_answerers()
     choice = choose_dtype()
     rows = [("name", "family", "size", "weights fp32 / bf16", "available", "licence", "runtime", "source")]
     rows += [

@@ -136,10 +136,6 @@ def load_generator(
     bfloat16; None reads $RAG_DTYPE (see `rag.cpu`). Weights are converted as they load.
     """
     from rag.cpu import choose_dtype
-    from rag.readers.loading import is_reader, load_reader
-
-    if is_reader(name_or_path):  # an encoder-only span reader answers in the same contract
-        return load_reader(name_or_path)
     from rag.generators.runtime import runtime_for
 
     choice = choose_dtype(dtype)
@@ -153,11 +149,9 @@ def load_generator(
 
 
 def clear_loaded() -> None:
-    """Forget loaded generators and readers (tests and benchmarks that time loading)."""
-    from rag.readers.loading import clear_loaded as clear_readers
-
+    """Forget loaded generators (tests and benchmarks that time loading; `rag.answerers.clear_loaded`
+    forgets readers too)."""
     _LOADED.clear()
-    clear_readers()
 
 
 def _load(
@@ -362,9 +356,8 @@ def list_models() -> list[ModelInfo]:
     from rag.cpu import choose_dtype
     from rag.errors import RagError
     from rag.generators.runtime import INSTALL, choose_runtime, runtime_for
-    from rag.readers.loading import list_readers
 
-    rows, choice = list_readers(), choose_dtype()
+    rows, choice = [], choose_dtype()
     dtype = choice.dtype
     choose_runtime(None, False, choice)  # a bad $RAG_RUNTIME is one line here too
     ordered = [PRESETS[n] for n in PREFERENCE] + [p for n, p in PRESETS.items() if n not in PREFERENCE]
@@ -402,23 +395,27 @@ def list_models() -> list[ModelInfo]:
     return rows
 
 
-def default_generator_name() -> str:
-    """The opt-in qwen2.5-1.5b where it is installed and bfloat16 is native; else the shipped reader
-    where it is installed (`rag.readers.loading.DEFAULT_READER`, chosen by measurement); else the
-    best generator preset that can load offline right now; flan-t5-small if none can (its error
-    then says how to pull it). A preset that is the default only where bfloat16 is native
-    (`Preset.default_needs_bf16`) is passed over on other CPUs."""
+def opted_in_default() -> str | None:
+    """A preset that is the default only where bfloat16 is native (`Preset.default_needs_bf16`:
+    the opt-in qwen2.5-1.5b), where it is installed and this CPU computes bfloat16; else None."""
     from rag.cpu import choose_dtype
-    from rag.readers import loading as readers
 
-    bf16 = choose_dtype().dtype == "bfloat16"
-    # The opt-in 1.5B, where the user installed it and bfloat16 is native, answers better than the
-    # reader (F1 0.63 against 0.50) at 3.9 s against 0.15: installing it asked for quality.
-    opted_in = [n for n in PREFERENCE if PRESETS[n].default_needs_bf16 and bf16 and preset_available(PRESETS[n])]
+    if choose_dtype().dtype != "bfloat16":
+        return None
+    return next((n for n in PREFERENCE if PRESETS[n].default_needs_bf16 and preset_available(PRESETS[n])), None)
+
+
+def default_generator_name() -> str:
+    """The generator to use where none is named: the opt-in one where `opted_in_default` says so,
+    else the best generator preset that can load offline right now (a preset that needs native
+    bfloat16 is passed over on other CPUs); flan-t5-small if none can (its error then says how to
+    pull it). `rag.answerers.default_answerer_name` puts the shipped reader before the presets."""
+    from rag.cpu import choose_dtype
+
+    opted_in = opted_in_default()
     if opted_in:
-        return opted_in[0]
-    if readers.DEFAULT_READER and readers.preset_available(readers.DEFAULT_READER):
-        return readers.DEFAULT_READER
+        return opted_in
+    bf16 = choose_dtype().dtype == "bfloat16"
     for name in PREFERENCE:
         preset = PRESETS[name]
         if (bf16 or not preset.default_needs_bf16) and preset_available(preset):

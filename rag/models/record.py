@@ -13,7 +13,7 @@ import json
 import math
 from pathlib import Path
 
-from rag.generators.base import ModelNotAvailable
+from rag.answers import ModelNotAvailable
 from rag.integrity import seal_ok
 
 # field -> (accepted types, whether None is allowed, a check of the value)

@@ -7,7 +7,7 @@ and returns the best span, or says the answer is not in the documents.
 
 from __future__ import annotations
 
-from rag.generators.base import ENCODER_ONLY  # noqa: F401 - the role's family, defined beside the others
+from rag.answers import ENCODER_ONLY  # noqa: F401 - the role's family, defined beside the others
 
 NOT_FOUND = "Not in the documents."
 MARKER = "rag-reader.json"  # in a model folder: how rag reads it (margin, max answer length, metrics)

@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from rag.bench.metrics import exact_match, f1
+from rag.metrics import exact_match, f1
 
 
 @dataclass

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from rag.generators.base import ModelNotAvailable
+from rag.answers import ModelNotAvailable
 from rag.models.weights import ONNX_INT8, onnx_file, weights_key
 from rag.readers.base import MARKER
 
@@ -146,7 +146,7 @@ def load_reader(name: str, *, backend: str | None = None, threads: int | None = 
 
 def list_readers() -> list:
     """`rag models` rows for the reader presets (file checks only)."""
-    from rag.generators.base import ENCODER_ONLY
+    from rag.answers import ENCODER_ONLY
     from rag.models.info import ModelInfo
 
     rows = []

@@ -13,8 +13,8 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from rag.answers import ENCODER_ONLY, WHOLE, Answer, BudgetItem, ModeNotSupported, Span
 from rag.documents import Passage
-from rag.generators.base import ENCODER_ONLY, WHOLE, Answer, BudgetItem, ModeNotSupported, Span
 from rag.readers.base import NOT_FOUND
 from rag.readers.features import MAX_LENGTH, STRIDE, pad, windows
 from rag.readers.spans import MAX_ANSWER_TOKENS, Candidate, best_spans

@@ -17,9 +17,9 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
-from rag.bench.metrics import dedupe, mrr_at_k, recall_at_k
 from rag.config import DEFAULT_RERANK_C, DEFAULT_RERANK_POOL, DEFAULT_RERANK_WEIGHT
 from rag.integrity import seal
+from rag.metrics import dedupe, mrr_at_k, recall_at_k
 from rag.rerankers.base import MARKER
 from rag.rerankers.fusion import rerank_order
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from rag.generators.base import ModelNotAvailable
+from rag.answers import ModelNotAvailable
 from rag.models.weights import ONNX_INT8, onnx_file, weights_key
 from rag.rerankers.base import MARKER
 

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from rag.bench.metrics import normalize_answer
 from rag.integrity import seal
+from rag.metrics import normalize_answer
 from rag.readers.base import MARKER
 from rag.train.data import Example, load_examples, split_by_article
 from rag.train.reader import MODEL_DIR, TrainSettings, train
