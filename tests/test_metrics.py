@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from rag.bench.metrics import (
+from rag.metrics import (
     answer_in_passages,
     dedupe,
     exact_match,

@@ -316,28 +316,9 @@ def test_every_command_takes_its_retrieval_defaults_from_config():
 
 @pytest.fixture(scope="module")
 def tiny_squad(tmp_path_factory) -> Path:
-    from tiny_models import squad_file
+    from tiny_models import tiny_towns
 
-    articles = {}
-    for a, town in enumerate(["Paris", "Lyon", "Nice", "Metz"]):
-        articles[town] = [
-            (
-                f"{town} has {a + 3} bridges and a river called the R{a}. The mayor of {town} is Ms {town}son.",
-                [
-                    (f"How many bridges does {town} have?", f"{a + 3} bridges"),
-                    (f"Who is the mayor of {town}?", f"Ms {town}son"),
-                ],
-            ),
-            (
-                f"The museum of {town} opened in {1900 + a}. It holds {a + 10} paintings.",
-                [(f"When did the museum of {town} open?", f"{1900 + a}")],
-            ),
-            (
-                f"The stadium of {town} seats {a + 20} thousand people.",
-                [(f"How many seats has the stadium of {town}?", f"{a + 20} thousand")],
-            ),
-        ]
-    return squad_file(tmp_path_factory.mktemp("data") / "tiny.json", articles)
+    return tiny_towns(tmp_path_factory.mktemp("data") / "tiny.json", ("Paris", "Lyon", "Nice", "Metz"), stadium=True)
 
 
 def test_rag_train_reranker_refuses_a_foreign_out_folder_and_leaves_it_intact(tiny, tiny_squad, tmp_path):

@@ -221,10 +221,11 @@ def squad_file(path: Path, articles: dict[str, list[tuple[str, list[tuple[str, s
     return path
 
 
-def tiny_towns(path: Path) -> Path:
-    """A SQuAD file of three articles (towns), two paragraphs and three questions each."""
+def tiny_towns(path: Path, towns: tuple[str, ...] = ("Paris", "Lyon", "Nice"), stadium: bool = False) -> Path:
+    """A SQuAD file of one article per town: two paragraphs and three questions each (a third
+    paragraph and question on its stadium with `stadium`)."""
     articles = {}
-    for a, town in enumerate(["Paris", "Lyon", "Nice"]):
+    for a, town in enumerate(towns):
         articles[town] = [
             (
                 f"{town} has {a + 3} bridges and a river called the R{a}. The mayor of {town} is Ms {town}son.",
@@ -238,6 +239,13 @@ def tiny_towns(path: Path) -> Path:
                 [(f"When did the museum of {town} open?", f"{1900 + a}")],
             ),
         ]
+        if stadium:
+            articles[town].append(
+                (
+                    f"The stadium of {town} seats {a + 20} thousand people.",
+                    [(f"How many seats has the stadium of {town}?", f"{a + 20} thousand")],
+                )
+            )
     return squad_file(path, articles)
 
 
