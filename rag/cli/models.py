@@ -2,15 +2,27 @@
 
 from __future__ import annotations
 
+import textwrap
+
 import click
 
 from ..errors import RagError
 
+WIDTH = 100  # `rag models` fits a 100-column terminal; --verbose adds each model's details below
+
+
+def _say(text: str, indent: str = "") -> None:
+    """One message wrapped at WIDTH (long notes, package lists), continued under its indent."""
+    click.echo(
+        textwrap.fill(text, WIDTH, initial_indent=indent, subsequent_indent=indent + "    ", break_on_hyphens=False)
+    )
+
 
 @click.group(invoke_without_command=True)
+@click.option("--verbose", "-v", is_flag=True, help="Also each model's licence, memory, source and notes.")
 @click.pass_context
-def models(ctx: click.Context) -> None:
-    """List generator presets: family, source, size, and whether each is available here."""
+def models(ctx: click.Context, verbose: bool) -> None:
+    """List the answerers (readers and generator presets): family, size, and whether each runs here."""
     if ctx.invoked_subcommand is not None:
         return
     from ..answerers import list_answerers
@@ -18,16 +30,26 @@ def models(ctx: click.Context) -> None:
 
     infos = list_answerers()
     choice = choose_dtype()
-    rows = [("name", "family", "size", "weights fp32 / bf16", "available", "licence", "runtime", "source")]
-    rows += [
-        (m.name, m.family, m.size, m.memory, "yes" if m.available else "no", m.licence, m.runtime, m.source)
-        for m in infos
-    ]
+    rows = [("name", "family", "size", "available", "runtime")]
+    rows += [(m.name, m.family, m.size, "yes" if m.available else "no", m.runtime) for m in infos]
     widths = [max(len(str(r[i])) for r in rows) for i in range(len(rows[0]))]
     for row in rows:
-        click.echo("  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip())
-    click.echo(
-        f"\nThis CPU: {this_cpu().describe()}: generators compute in {choice.dtype} "
+        line = "  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip()
+        click.echo(line if len(line) <= WIDTH else line[: WIDTH - 1] + "…")
+    if any(m.runtime == "llama.cpp, not installed" for m in infos):
+        from ..generators.runtime import INSTALL
+
+        _say(f"($RAG_RUNTIME=llama.cpp asks for llama.cpp, which is not installed: {INSTALL})")
+    if verbose:
+        for m in infos:
+            click.echo("")
+            _say(f"{m.name}: {m.family}, {m.size} parameters, licence {m.licence}")
+            _say(f"weights: {m.memory}" + (" (fp32 / bf16)" if "/" in m.memory else ""), "  ")
+            _say(f"source: {m.source}", "  ")
+            _say(f"note: {m.note}", "  ")
+    click.echo("")
+    _say(
+        f"This CPU: {this_cpu().describe()}: generators compute in {choice.dtype} "
         f"({choice.reason}); --dtype or $RAG_DTYPE chooses."
     )
     from ..generators.runtime import LLAMA_CPP_MEASURED, runtime_for
@@ -38,20 +60,22 @@ def models(ctx: click.Context) -> None:
         except RagError:  # $RAG_RUNTIME=llama.cpp without the extra: the table's runtime column says so
             continue
         if runtime.reason.startswith("auto: "):
-            click.echo(f"  {name}: {runtime.reason.removeprefix('auto: ')}.")
+            _say(f"{name}: {runtime.reason.removeprefix('auto: ')}.", "  ")
     from ..rerankers.loading import default_reranker, list_rerankers
 
-    click.echo(
-        "\nRerankers (--reranker NAME on search, ask, compare and bench; any CrossEncoder folder or Hub id too):"
-    )
+    click.echo("")
+    _say("Rerankers (--reranker NAME on search, ask, compare and bench; any CrossEncoder folder or Hub id too):")
     for name, runtime, note in list_rerankers():
-        click.echo(f"  {name}  {runtime}  {note}")
+        _say(f"{name}  {runtime}  {note}", "  ")
     click.echo(f"  default: {default_reranker() or 'none'}")
     missing = [m for m in infos if not m.available]
     if missing:
-        click.echo(f"\nNot available offline: {', '.join(m.name for m in missing)}.")
+        click.echo("")
+        _say(f"Not available offline: {', '.join(m.name for m in missing)}.")
         for m in missing:
-            click.echo(f"  {m.name}: {m.note.rsplit('; ', 1)[-1]}")
+            _say(f"{m.name}: {m.note.rsplit('; ', 1)[-1]}", "  ")
+    if not verbose:
+        click.echo("\n(rag models --verbose: each model's licence, memory, source and notes)")
 
 
 @models.command()

@@ -355,7 +355,7 @@ def list_models() -> list[ModelInfo]:
     (file checks only, no torch)."""
     from rag.cpu import choose_dtype
     from rag.errors import RagError
-    from rag.generators.runtime import INSTALL, choose_runtime, runtime_for
+    from rag.generators.runtime import choose_runtime, runtime_for
 
     rows, choice = [], choose_dtype()
     dtype = choice.dtype
@@ -387,7 +387,7 @@ def list_models() -> list[ModelInfo]:
                 runtime = "llama.cpp (the GGUF's own weights)"
                 note = note.replace(" and converts it", "")
         except RagError:  # $RAG_RUNTIME=llama.cpp without the extra: loading it says so in one line
-            runtime = f"llama.cpp, not installed ({INSTALL})"
+            runtime = "llama.cpp, not installed"
         memory = f"{4 * preset.params / 2**30:.1f} / {2 * preset.params / 2**30:.1f} GiB"
         rows.append(
             ModelInfo(preset.name, preset.family, source, preset.size, available, note, preset.licence, runtime, memory)
