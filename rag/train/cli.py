@@ -106,7 +106,7 @@ def train_command() -> None:
     "--curve",
     default="",
     metavar="N,N,...",
-    help="A learning curve: after N questions trained on, evaluate on the held-in articles and keep "
+    help="A learning curve: after N questions' worth of windows trained on, evaluate on the held-in articles and keep "
     "the model (OUT/curve.jsonl, OUT/curve/Nq). E.g. 5000,10000,20000,40000.",
 )
 @_end_options

@@ -118,8 +118,8 @@ def train(
     """Train (or resume) into `out` (claimed with `rag.outdir.claim_out`); the model folder is
     `out/model`. `stop_after` stops after that many steps in this call (tests).
 
-    `curve` lists numbers of questions: at the first step by which that many distinct questions
-    have been trained on, `at_point(questions, clock)` runs on the model of that step (a learning
+    `curve` lists numbers of questions: at the first step by which that many questions' worth of
+    windows has been trained on (`curve_steps`), `at_point(questions, clock)` runs on the model of that step (a learning
     curve, evaluated at checkpoints of this one run; see `train_loop`), given the model and tokenizer."""
     import torch
 
@@ -135,9 +135,7 @@ def train(
         starts, ends = torch.tensor([w.start for w in batch]), torch.tensor([w.end for w in batch])
         return model(**feeds, start_positions=starts, end_positions=ends).loss, len(batch)
 
-    points = (
-        curve_steps([len(w) for w in data], [w.passage for w in data], settings, curve) if at_point is not None else {}
-    )
+    points = curve_steps(len(data), len(examples), settings, curve) if at_point is not None else {}
 
     def at_milestone(step: int, clock: dict) -> None:
         at_point(points[step], {**clock, "step": step}, model, tokenizer)
@@ -167,32 +165,20 @@ def train(
     )
 
 
-def curve_steps(
-    lengths: Sequence[int], owners: Sequence[int], settings: TrainSettings, questions: Sequence[int]
-) -> dict[int, int]:
-    """{step: questions}: the first step of the run's batch order by which each number of distinct
-    questions (owners of the windows trained on) has been seen. Numbers beyond the run are dropped;
-    of numbers reached at the same step, the largest names it."""
+def curve_steps(windows: int, questions: int, settings: TrainSettings, points: Sequence[int]) -> dict[int, int]:
+    """{step: N}: the first step by which N questions' worth of windows has been trained on
+    (windows seen x questions / windows: a question brings its answer's window and its no-answer
+    passages', which the shuffle spreads over the epoch). Points beyond the run are dropped; of
+    points that fall on the same step, the largest names it."""
     import math
 
-    per_epoch = math.ceil(len(lengths) / settings.batch_size)
+    per_epoch = math.ceil(windows / settings.batch_size)
     total = max(1, int(per_epoch * settings.epochs))
-    wanted = sorted(set(q for q in questions if q > 0))
     out: dict[int, int] = {}
-    seen: set[int] = set()
-    step = 0
-    epoch = 0
-    while wanted and step < total:
-        for ids in batch_order(lengths, settings.batch_size, settings.seed * 1000 + epoch)[: total - step]:
-            step += 1
-            seen.update(owners[i] for i in ids)
-            while wanted and len(seen) >= wanted[0]:
-                out[step] = wanted.pop(0)
-            if not wanted:
-                break
-        epoch += 1
-        if len(seen) == len(set(owners)):
-            break  # every question seen: later numbers are never reached
+    for n in sorted(set(p for p in points if p > 0)):
+        step = math.ceil(n * windows / max(questions, 1) / settings.batch_size)
+        if step <= total:
+            out[max(step, 1)] = n
     return out
 
 
