@@ -18,7 +18,6 @@ ids are never reused, so a reader's ids always mean what they meant when it load
 
 from __future__ import annotations
 
-import errno
 import hashlib
 import json
 import os
@@ -27,6 +26,7 @@ import sqlite3
 from contextlib import contextmanager
 from pathlib import Path
 
+from .durable import file_sha256, fsync_dir, fsync_tree, is_disk_full  # noqa: F401 - re-exported
 from .errors import IndexError_, IndexLocked, IndexPermission, RagError
 
 FORMAT = "rag-index"
@@ -277,46 +277,6 @@ def remove_gen_dir(folder: Path) -> None:
     if _read_marker(folder / GEN_MARKER, FORMAT + "-generation") is None:
         return
     shutil.rmtree(folder, ignore_errors=True)
-
-
-# -- durability ---------------------------------------------------------------------------------
-
-
-def fsync_dir(folder: Path) -> None:
-    """Make renames and new entries in `folder` survive power loss."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass  # some filesystems cannot fsync a directory
-    finally:
-        os.close(fd)
-
-
-def fsync_tree(folder: Path) -> None:
-    for path in folder.rglob("*"):
-        if path.is_file():
-            with open(path, "rb") as f:
-                os.fsync(f.fileno())
-    for path in [folder, *(p for p in folder.rglob("*") if p.is_dir())]:
-        fsync_dir(path)
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def is_disk_full(error: BaseException) -> bool:
-    if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT):
-        return True
-    return isinstance(error, sqlite3.OperationalError) and "full" in str(error)
 
 
 # -- SQLite -------------------------------------------------------------------------------------

@@ -6,11 +6,10 @@ kept during the run, so a resumed run reports exactly what a run in one go would
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from statistics import fmean
 
+from rag.bench.formatting import _clean, _f, _latency, _md_table, _mean, _plain, _signed
 from rag.bench.metrics import answer_in_passages, percentile
 
 SUMMARY = "summary.json"
@@ -197,26 +196,6 @@ def generator_summary(
     return entry
 
 
-def _mean(values) -> float | None:
-    values = [float(v) for v in values]
-    return fmean(values) if values else None
-
-
-def _latency(values: Sequence[float]) -> dict:
-    return {"p50": percentile(values, 50), "p95": percentile(values, 95), "n": len(values)}
-
-
-def _clean(value):
-    """NaN and infinities become null, so summary.json is strict JSON."""
-    if isinstance(value, float):
-        return None if math.isnan(value) or math.isinf(value) else value
-    if isinstance(value, dict):
-        return {k: _clean(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_clean(v) for v in value]
-    return value
-
-
 # --- tables ----------------------------------------------------------------------------------
 
 GENERATOR_COLUMNS = (
@@ -317,10 +296,6 @@ def _paired_text(summary: dict) -> str:
     return text
 
 
-def _signed(value: float | None) -> str:
-    return "-" if value is None else f"{value:+.3f}"
-
-
 def _retriever_text(settings: dict) -> str:
     from rag.retrieve import Retriever
 
@@ -333,12 +308,6 @@ def _rerank_lines(summary: dict) -> list[str]:
 
     line = rerank_line(summary)
     return [line + "."] if line else []
-
-
-def _f(value, digits: int = 3) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "-"
-    return f"{value:.{digits}f}"
 
 
 def text_table(summary: dict) -> str:
@@ -356,17 +325,6 @@ def text_table(summary: dict) -> str:
     return "\n".join(lines)
 
 
-def _plain(header: list[str], rows: list[list[str]]) -> list[str]:
-    widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
-
-    def line(cells):
-        return "  ".join(
-            str(c).ljust(w) if i == 0 else str(c).rjust(w) for i, (c, w) in enumerate(zip(cells, widths))
-        ).rstrip()
-
-    return [line(header), "  ".join("-" * w for w in widths), *(line(r) for r in rows)]
-
-
 def _headline(summary: dict) -> str:
     d, s, st = summary["dataset"], summary["sample"], summary["settings"]
     mode = {
@@ -379,15 +337,6 @@ def _headline(summary: dict) -> str:
         f"{d['name']} ({d['format']}): {s['questions']} of {d['questions']} questions{sample}; {mode}; "
         f"retriever {_retriever_text(st)}"
     )
-
-
-def _md_table(header: list[str], rows: list[list[str]], numeric_from: int = 1) -> list[str]:
-    align = ["---" if i < numeric_from else "---:" for i in range(len(header))]
-    return [
-        "| " + " | ".join(header) + " |",
-        "| " + " | ".join(align) + " |",
-        *("| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in rows),
-    ]
 
 
 DEFINITIONS = """\

@@ -19,10 +19,10 @@ from rag.generators.loading import (
     default_generator_name,
     list_models,
     load_generator,
-    pull_model,
     resolve,
 )
 from rag.generators.presets import PRESETS, Preset, cache_dir
+from rag.generators.pull import pull_model
 
 __all__ = [
     "Answer",

@@ -18,10 +18,18 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from rag.integrity import seal
-from rag.metrics import normalize_answer
 from rag.readers.base import MARKER
 from rag.train.data import Example, load_examples, split_by_article
 from rag.train.reader import MODEL_DIR, TrainSettings, train
+from rag.train.retrieved import (  # noqa: F401 - re-exported: the reranker's run uses them too
+    RETRIEVAL,
+    Retrieved,
+    add_negatives,
+    article_of,
+    cached_retrieval,
+    holds_answer,
+    retrieval_for,
+)
 
 # SQuAD's training set: part A of the development set is for evaluation only (BENCHMARKS.md).
 DEFAULT_DATA = Path("../shared/datasets/squad/train-v1.0.json")
@@ -44,105 +52,6 @@ def _sha256(path: Path) -> str:
     from rag.store import file_sha256
 
     return file_sha256(path)
-
-
-def retrieval_for(
-    data: Path, questions: Sequence[Example], depth: int, progress: bool, say: Callable[[str], None]
-) -> dict[str, list]:
-    """Each question's ranked passages (hybrid retrieval) from rag's index of the data's paragraphs,
-    built or reused as `rag bench` builds it."""
-    from rag.bench.config import BenchConfig
-    from rag.bench.corpus import dataset_index
-    from rag.retrieve import Retriever
-
-    _, index, info = dataset_index(BenchConfig(dataset=data, progress=progress, echo=say, warn=say))
-    say(f"retrieving {depth} passages for {len(questions)} questions from {info['path']}")
-    found = []
-    batch = 2000
-    bar = None
-    if progress and len(questions) > batch:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=len(questions), desc="retrieving", unit="q", dynamic_ncols=True)
-    for i in range(0, len(questions), batch):
-        part = questions[i : i + batch]
-        found += index.search_many([q.question for q in part], depth, retriever=Retriever("hybrid"))
-        if bar is not None:
-            bar.update(len(part))
-    if bar is not None:
-        bar.close()
-    return {q.id: [Retrieved(p.doc_path, p.text) for p in passages] for q, passages in zip(questions, found)}
-
-
-@dataclass
-class Retrieved:
-    """What training and held-in evaluation use of a retrieved passage."""
-
-    doc_path: str
-    text: str
-
-
-RETRIEVAL = "retrieval.json"
-
-
-def cached_retrieval(
-    out: Path, key: dict, compute: Callable[[], dict[str, list]], say: Callable[[str], None]
-) -> dict[str, list]:
-    """The run's retrieved passages, computed once and kept in out/retrieval.json (key: the data's
-    hash, the questions and the depth), so a resumed run trains on the very same no-answer passages
-    even if the index was rebuilt meanwhile (its fingerprint check would refuse others)."""
-    import os
-
-    path = out / RETRIEVAL
-    try:
-        cached = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        cached = None
-    except (OSError, ValueError) as e:
-        say(f"{path} cannot be read ({str(e)[:80]}): retrieving again")
-        cached = None
-    if isinstance(cached, dict) and cached.get("key") == key and isinstance(cached.get("ranked"), dict):
-        try:
-            return {qid: [Retrieved(d, t) for d, t in items] for qid, items in cached["ranked"].items()}
-        except (TypeError, ValueError):
-            say(f"{path} is damaged: retrieving again")
-    ranked = compute()
-    work = out / f".{RETRIEVAL}.tmp"
-    work.write_text(
-        json.dumps({"key": key, "ranked": {q: [[p.doc_path, p.text] for p in v] for q, v in ranked.items()}}),
-        encoding="utf-8",
-    )
-    os.replace(work, path)
-    return ranked
-
-
-def holds_answer(text: str, answers: Sequence[str]) -> bool:
-    norm = f" {normalize_answer(text)} "
-    return any(f" {normalize_answer(a)} " in norm for a in answers if normalize_answer(a))
-
-
-def article_of(doc_path: str, articles: set[str]) -> str | None:
-    """The article a retrieved document belongs to: a SQuAD "<title>/<n>" or a JSONL document itself."""
-    if doc_path in articles:
-        return doc_path
-    head = doc_path.rsplit("/", 1)[0]
-    return head if head in articles else None
-
-
-def add_negatives(examples: Sequence[Example], ranked: dict[str, list], n: int, held_in: Sequence[str] = ()) -> int:
-    """Give each example up to `n` retrieved passages that are not its paragraph, do not hold any
-    of its answers (hard negatives: what the retriever confuses with the answer) and are not from a
-    held-in article (whose text must stay unseen). Returns how many."""
-    held = set(held_in)
-    count = 0
-    for e in examples:
-        e.negatives = [
-            p.text
-            for p in ranked.get(e.id, [])
-            if p.doc_path != e.doc and not holds_answer(p.text, e.answers) and article_of(p.doc_path, held) is None
-        ][:n]
-        count += len(e.negatives)
-    return count
 
 
 def split_for_training(
