@@ -8,13 +8,11 @@ retries before it fails.) A GGUF file is dequantised once and cached as safetens
 
 from __future__ import annotations
 
-import contextlib
 import difflib
 import json
 import logging
 import os
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,6 +31,7 @@ from rag.generators.presets import (
     preset_gguf,
 )
 from rag.models.info import ModelInfo
+from rag.models.logs import quiet_transformers
 
 logger = logging.getLogger("rag.generators")
 
@@ -260,24 +259,6 @@ def _first_line(e: BaseException) -> str:
 def _is_connection_error(e: BaseException) -> bool:
     text = str(e).lower()
     return "connect" in text or "offline" in text or "resolve" in text
-
-
-@contextlib.contextmanager
-def quiet_transformers(progress: bool = False) -> Iterator[None]:
-    """Silence transformers' warnings and progress bars while loading (the CLI prints its own)."""
-    from transformers.utils import logging as hf_logging
-
-    verbosity = hf_logging.get_verbosity()
-    bars = hf_logging.is_progress_bar_enabled()
-    hf_logging.set_verbosity_error()
-    if not progress:
-        hf_logging.disable_progress_bar()
-    try:
-        yield
-    finally:
-        hf_logging.set_verbosity(verbosity)
-        if bars:
-            hf_logging.enable_progress_bar()
 
 
 # --------------------------------------------------------------------------- GGUF

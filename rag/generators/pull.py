@@ -10,10 +10,10 @@ from rag.generators.loading import (
     ModelSource,
     _first_line,
     convert_gguf,
-    quiet_transformers,
     resolve,
 )
 from rag.generators.presets import gguf_converted, hub_cached
+from rag.models.logs import quiet_transformers
 
 # Only what loading needs: no TF/Flax/ONNX copies, no duplicate .bin when safetensors exist.
 _PULL_PATTERNS = ["*.json", "*.safetensors", "*.model", "*.txt", "*.jinja", "tokenizer*"]

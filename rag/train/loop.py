@@ -14,11 +14,11 @@ import json
 import math
 import time
 from collections.abc import Callable, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from rag.errors import RagError
+from rag.models.logs import quiet_transformers
 from rag.train.checkpoints import (
     CHECKPOINT,
     CHECKPOINT_SECONDS,
@@ -106,23 +106,6 @@ def open_run(
         say(f"new weights, initialised at random (seed {settings.seed}): {', '.join(new)}")
     model.train()
     return Run(out, model, tokenizer, state)
-
-
-@contextmanager
-def quiet_transformers():
-    """transformers' load report (a table of MISSING/UNEXPECTED keys) and its progress bars off
-    while rag loads a model to train: a new head's missing keys are expected, and said in one line."""
-    from transformers.utils import logging
-
-    level, bars = logging.get_verbosity(), logging.is_progress_bar_enabled()
-    logging.set_verbosity_error()
-    logging.disable_progress_bar()
-    try:
-        yield
-    finally:
-        logging.set_verbosity(level)
-        if bars:
-            logging.enable_progress_bar()
 
 
 def train_loop(

@@ -98,17 +98,24 @@ def article_of(doc_path: str, articles: set[str]) -> str | None:
     return head if head in articles else None
 
 
+def negatives_of(example: Example, passages: Sequence, held: set[str]) -> list:
+    """The retrieved passages that may be trained on as no-answer for `example`, in rank order: not
+    its paragraph, not holding any of its answers (hard negatives: what the retriever confuses with
+    the answer) and not from a held-in article (whose text must stay unseen)."""
+    return [
+        p
+        for p in passages
+        if p.doc_path != example.doc
+        and not holds_answer(p.text, example.answers)
+        and article_of(p.doc_path, held) is None
+    ]
+
+
 def add_negatives(examples: Sequence[Example], ranked: dict[str, list], n: int, held_in: Sequence[str] = ()) -> int:
-    """Give each example up to `n` retrieved passages that are not its paragraph, do not hold any
-    of its answers (hard negatives: what the retriever confuses with the answer) and are not from a
-    held-in article (whose text must stay unseen). Returns how many."""
+    """Give each example up to `n` of its `negatives_of` passages' texts. Returns how many."""
     held = set(held_in)
     count = 0
     for e in examples:
-        e.negatives = [
-            p.text
-            for p in ranked.get(e.id, [])
-            if p.doc_path != e.doc and not holds_answer(p.text, e.answers) and article_of(p.doc_path, held) is None
-        ][:n]
+        e.negatives = [p.text for p in negatives_of(e, ranked.get(e.id, []), held)][:n]
         count += len(e.negatives)
     return count

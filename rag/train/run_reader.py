@@ -28,6 +28,7 @@ from rag.train.retrieved import (  # noqa: F401 - re-exported: the reranker's ru
     article_of,
     cached_retrieval,
     holds_answer,
+    negatives_of,
     retrieval_for,
 )
 
@@ -108,17 +109,10 @@ def train_reader(
 
         def compute() -> dict[str, list]:
             found = retrieval_for(data, asked, depth, progress, say)
-            held_ids = {q.id for q in held}
+            held_ids, held_articles = {q.id for q in held}, set(settings.held_in)
             for q in train_set:
                 if q.id in found:
-                    keep = [
-                        p
-                        for p in found[q.id]
-                        if p.doc_path != q.doc
-                        and not holds_answer(p.text, q.answers)
-                        and article_of(p.doc_path, set(settings.held_in)) is None
-                    ]
-                    found[q.id] = keep[: settings.negatives]
+                    found[q.id] = negatives_of(q, found[q.id], held_articles)[: settings.negatives]
             return {k: v for k, v in found.items() if k in held_ids or settings.negatives}
 
         ranked = cached_retrieval(out, key, compute, say)
