@@ -32,7 +32,13 @@ def _settings(tiny_qa, **kw):
     from rag.train.reader import TrainSettings
 
     return TrainSettings(
-        base=str(tiny_qa), epochs=kw.pop("epochs", 3), batch_size=2, lr=1e-3, max_length=64, stride=16, **kw
+        base=str(tiny_qa),
+        epochs=kw.pop("epochs", 3),
+        batch_size=2,
+        lr=kw.pop("lr", 1e-3),
+        max_length=64,
+        stride=16,
+        **kw,
     )
 
 
@@ -272,3 +278,116 @@ def test_a_foreign_out_is_refused_before_any_retrieval(tiny_qa, towns, tmp_path,
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 1 and "did not write" in result.output, result.output
     assert [p.name for p in out.iterdir()] == ["thesis.txt"]
+
+
+# --- a cooldown: finishing a long run early from its checkpoint -------------------------------------
+
+
+def test_a_cooldown_schedule_starts_at_the_runs_rate_and_reaches_zero_at_its_finish(tiny_qa):
+    from rag.train.checkpoints import lr_at
+    from rag.train.loop import schedule
+
+    settings = _settings(tiny_qa, epochs=1)
+    total, rate = schedule(settings, 100)
+    assert total == 100 and rate(50) == lr_at(50, 100, settings)
+    settings.cooldown = {"from_step": 40, "questions": 60}
+    total, rate = schedule(settings, 100, finish_step=60)
+    assert total == 60
+    assert rate(40) == pytest.approx(lr_at(40, 100, settings))  # no jump at the branch point
+    rates = [rate(s) for s in range(40, 60)]
+    assert all(a > b for a, b in zip(rates, rates[1:])) and rate(59) == pytest.approx(rate(40) / 20)
+    for bad in (40, 30, 101):  # at or before the branch point, or past the run's own end
+        with pytest.raises(RagError, match="--finish-at 60"):
+            schedule(settings, 100, finish_step=bad)
+
+
+def _reader_run(tiny_qa, towns, out, settings=None, **kw):
+    from rag.train.run_reader import train_reader
+
+    settings = settings or _settings(tiny_qa)
+    kw = {"held_in": 0, "threads": 1, "progress": False, "evaluate_int8": False, "checkpoint_seconds": 0, **kw}
+    return train_reader(towns, out, settings, say=_quiet, **kw)
+
+
+def _cooldown(tiny_qa, towns, out, source, finish_at, **kw):
+    return _reader_run(tiny_qa, towns, out, from_run=source, finish_at=finish_at, **kw)
+
+
+def test_a_cooldown_continues_a_runs_checkpoint_in_its_own_folder_and_leaves_the_run_untouched(
+    tiny_qa, towns, tmp_path
+):
+    source = tmp_path / "long"
+    _reader_run(tiny_qa, towns, source, stop_after=4)
+    before = folder_bytes(source)
+    out = tmp_path / "cool"
+    # killed in the middle of the cooldown, the long run meanwhile going on: the cooldown resumes from its own checkpoint
+    first = _cooldown(tiny_qa, towns, out, source, 12, stop_after=1)
+    assert not first.finished and folder_bytes(source) == before
+    state = json.loads((out / "checkpoint" / "state.json").read_text())
+    assert state["step"] == 5 and state["settings"]["cooldown"] == {"from_step": 4, "questions": 12}
+    _reader_run(tiny_qa, towns, source, stop_after=3)
+    done = _cooldown(tiny_qa, towns, out, source, 12)
+    assert done.finished and (out / "model" / "model.safetensors").is_file()
+    state = json.loads((out / "checkpoint" / "state.json").read_text())
+    assert state["settings"]["cooldown"]["from_step"] == 4  # not the long run's later step 7
+    assert state["step"] == done.metrics["training"]["steps"] < 15  # finished early: the run's epochs end at 15
+    card = (out / "model" / "README.md").read_text()
+    assert "Finished early (a cooldown): continued from step 4" in card
+    record = json.loads((out / "model" / "rag-reader.json").read_text())
+    assert record["settings"]["cooldown"] == {"from_step": 4, "questions": 12}
+
+
+def test_a_cooldown_of_a_run_with_other_settings_or_none_is_one_line_and_writes_nothing_of_it(tiny_qa, towns, tmp_path):
+    from rag.train.run_reader import train_reader
+
+    source = tmp_path / "long"
+    _reader_run(tiny_qa, towns, source, _settings(tiny_qa, lr=5e-4), stop_after=4)
+    with pytest.raises(RagError, match="other settings .*lr") as caught:
+        _cooldown(tiny_qa, towns, tmp_path / "cool", source, 12)
+    assert "\n" not in str(caught.value)
+    assert not (tmp_path / "cool" / "checkpoint").exists()  # nothing copied: the right command starts clean
+    with pytest.raises(RagError, match="no training checkpoint there") as caught:
+        _cooldown(tiny_qa, towns, tmp_path / "cool2", tmp_path / "nothing", 12)
+    with pytest.raises(RagError, match="is --out itself"):
+        train_reader(towns, source, _settings(tiny_qa, lr=5e-4), held_in=0, from_run=source, finish_at=12, say=_quiet)
+    with pytest.raises(RagError, match="--finish-at 2"):  # before the branch point
+        _reader_run(tiny_qa, towns, tmp_path / "cool3", _settings(tiny_qa, lr=5e-4), from_run=source, finish_at=2)
+
+
+@pytest.mark.parametrize(
+    "extra", [["--from-run", "x"], ["--finish-at", "5"], ["--from-run", "x", "--finish-at", "5", "--curve", "3"]]
+)
+def test_a_cooldown_given_by_halves_is_a_usage_line(extra, towns, tmp_path):
+    from click.testing import CliRunner
+
+    from rag.cli import main
+
+    args = ["train", "reader", "--data", str(towns), "--out", str(tmp_path / "o"), *extra, "-q"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 2 and "Traceback" not in result.output, result.output
+    assert not (tmp_path / "o").exists()
+
+
+def test_a_checkpoint_copied_while_its_run_swaps_it_is_taken_again(tiny_qa, towns, tmp_path, monkeypatch):
+    import shutil
+
+    from rag.train import checkpoints
+
+    source = tmp_path / "long"
+    _reader_run(tiny_qa, towns, source, stop_after=2)
+    real, calls = shutil.copytree, []
+
+    def copy_mid_swap(src, dst, **kw):
+        real(src, dst, **kw)
+        calls.append(dst)
+        if len(calls) == 1:  # the first copy caught a half-written model: same size, other bytes
+            weights = Path(dst) / "model.safetensors"
+            data = bytearray(weights.read_bytes())
+            data[-8:] = b"\xff" * 8
+            weights.write_bytes(bytes(data))
+
+    monkeypatch.setattr(checkpoints.shutil, "copytree", copy_mid_swap)
+    state = checkpoints.branch_checkpoint(source, tmp_path)
+    assert len(calls) == 2 and state["step"] == 2
+    assert checkpoints.checkpoint_state(tmp_path)["step"] == 2  # the copy in place is whole
+    assert not (tmp_path / checkpoints.BRANCH_TMP).exists()

@@ -41,6 +41,7 @@ def batch_order(lengths: Sequence[int], batch_size: int, seed: int) -> list[list
 
 
 def lr_at(step: int, total: int, settings) -> float:
+    """Linear warm-up over the settings' share of `total` steps, then linear decay to 0 at `total`."""
     warm = max(1, int(total * settings.warmup))
     if step < warm:
         return settings.lr * (step + 1) / warm
@@ -93,27 +94,62 @@ def checkpoint_state(out: Path) -> dict | None:
     folder = out / CHECKPOINT
     if not folder.exists():
         return None
-    path = folder / STATE
-    try:
-        state = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        problem = "is missing"
-    except (OSError, ValueError) as e:
-        problem = f"cannot be read ({(str(e).splitlines() or [type(e).__name__])[0][:100]})"
-    else:
-        if not _valid_state(state):
-            problem = "is damaged (no step or settings)"
-        elif not seal_ok(state):
-            problem = "is damaged (its content differs from its checksum)"
-        else:
-            damaged = _damaged_file(folder, state.get("files") or {})
-            if damaged is None:
-                return state
-            path, problem = folder / damaged[0], damaged[1]
+    state, path, problem = _checked_state(folder)
+    if state is not None:
+        return state
     raise RagError(
         f"{path} {problem}: the run's progress cannot be read, so it is not resumed or overwritten; "
         f"move {folder} away to start this run over (the rest of --out is kept)"
     )
+
+
+def _checked_state(folder: Path) -> tuple[dict | None, Path, str]:
+    """(state, None, None) for a checkpoint folder whose state and files are intact; else (None, the
+    file at fault, what is wrong with it)."""
+    path = folder / STATE
+    try:
+        state = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None, path, "is missing"
+    except (OSError, ValueError) as e:
+        return None, path, f"cannot be read ({(str(e).splitlines() or [type(e).__name__])[0][:100]})"
+    if not _valid_state(state):
+        return None, path, "is damaged (no step or settings)"
+    if not seal_ok(state):
+        return None, path, "is damaged (its content differs from its checksum)"
+    damaged = _damaged_file(folder, state.get("files") or {})
+    if damaged is not None:
+        return None, folder / damaged[0], damaged[1]
+    return state, path, ""
+
+
+BRANCH_TMP = ".branch.tmp"
+
+
+def branch_checkpoint(source: Path, out: Path, tries: int = 3) -> dict:
+    """Copy `source`'s latest checkpoint into `out` (claimed, holding no checkpoint) to continue it
+    there, e.g. as a cooldown; returns its state. `source` is only read, and may be training: a copy
+    caught in the middle of its checkpoint's swap fails the checksums and is taken again."""
+    source = Path(source)
+    if not (source / CHECKPOINT).is_dir():
+        raise RagError(f"{source}: no training checkpoint there: --from-run names an earlier run's --out")
+    work = out / BRANCH_TMP
+    problem = ""
+    for _ in range(tries):
+        if work.exists():
+            shutil.rmtree(work)  # ours: inside our claimed --out, with our name
+        try:
+            shutil.copytree(source / CHECKPOINT, work)
+        except (OSError, shutil.Error) as e:  # the source swapped its checkpoint while it was copied
+            problem = f"cannot be copied ({str(e).splitlines()[0][:100]})"
+            continue
+        state, path, problem = _checked_state(work)
+        if state is not None:
+            os.replace(work, out / CHECKPOINT)
+            return state
+        problem = f"{path.name} {problem}"
+    shutil.rmtree(work, ignore_errors=True)
+    raise RagError(f"{source / CHECKPOINT}: {problem}: it cannot be continued; try again, or resume {source} first")
 
 
 def _damaged_file(folder: Path, files: dict) -> tuple[str, str] | None:

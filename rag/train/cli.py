@@ -18,7 +18,7 @@ def _command(params: dict, data: Path, what: str = "reader") -> str:
     for key, value in params.items():
         if key in ("data", "quiet", "curve") or value is None or value is False or value == "":
             continue
-        if key == "out":
+        if key in ("out", "from_run"):
             value = Path(value).name
         words += [f"--{key.replace('_', '-')}"] + ([] if value is True else [str(value)])
     return shlex.join(words)
@@ -109,13 +109,47 @@ def train_command() -> None:
     help="A learning curve: after N questions' worth of windows trained on, evaluate on the held-in articles and keep "
     "the model (OUT/curve.jsonl, OUT/curve/Nq). E.g. 5000,10000,20000,40000.",
 )
+@click.option(
+    "--from-run",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=None,
+    help="Finish a long run early (a cooldown): continue that run's latest checkpoint in --out, same settings, "
+    "the learning rate decaying linearly to 0 at --finish-at. The run itself is only read.",
+)
+@click.option(
+    "--finish-at",
+    type=click.IntRange(min=1),
+    default=None,
+    metavar="N",
+    help="With --from-run: the questions' worth of windows at which the cooldown ends.",
+)
 @_end_options
-def reader(data, out, base, held_in, negatives, epochs, lr, batch_size, curve, seed, threads, no_onnx, quiet) -> None:
+def reader(
+    data,
+    out,
+    base,
+    held_in,
+    negatives,
+    epochs,
+    lr,
+    batch_size,
+    curve,
+    from_run,
+    finish_at,
+    seed,
+    threads,
+    no_onnx,
+    quiet,
+) -> None:
     """Fine-tune an encoder with a span head (extractive QA); resumes after a kill with the same command."""
     from rag.train.reader import TrainSettings
     from rag.train.run_reader import train_reader
 
     points = _curve(curve)
+    if (from_run is None) != (finish_at is None):
+        raise click.UsageError("--from-run and --finish-at go together: the run to finish, and where")
+    if from_run is not None and points:
+        raise click.UsageError("--curve is measured on the run itself, not on a cooldown (--from-run)")
     data = _data(data)
     settings = TrainSettings(base=base, epochs=epochs, lr=lr, batch_size=batch_size, seed=seed, negatives=negatives)
     command = _command(click.get_current_context().params, data)
@@ -130,6 +164,8 @@ def reader(data, out, base, held_in, negatives, epochs, lr, batch_size, curve, s
         command=command,
         evaluate_int8=not no_onnx,
         curve=points,
+        from_run=from_run,
+        finish_at=finish_at,
         say=say,
     )
     held = run.metrics.get("held_in")

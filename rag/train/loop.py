@@ -76,7 +76,7 @@ def open_run(
         torch.set_num_threads(threads)
     recover_checkpoint(out)
     state = checkpoint_state(out)
-    if state is not None and state["settings"] != settings.key():
+    if state is not None and state["settings"] != settings.key() and not _branch_point(state, settings):
         changed = sorted(k for k, v in settings.key().items() if state["settings"].get(k) != v)
         raise RagError(
             f"{out} holds a training run with other settings ({', '.join(changed)}): "
@@ -108,6 +108,33 @@ def open_run(
     return Run(out, model, tokenizer, state)
 
 
+def _branch_point(state: dict, settings) -> bool:
+    """Whether `state` is the checkpoint a cooldown branched from: the main run's settings, at the
+    very step the branch's settings name."""
+    key = dict(settings.key())
+    cooldown = key.pop("cooldown", None)
+    return bool(cooldown) and state["settings"] == key and state["step"] == cooldown.get("from_step")
+
+
+def schedule(settings, per_epoch: int, finish_step: int | None = None) -> tuple[int, Callable[[int], float]]:
+    """(total steps, the learning rate at each step). Normally warm-up, then linear decay to zero at
+    the end of the settings' epochs. A cooldown (`settings.cooldown`, WSD-style: Hägele et al. 2024)
+    continues a long run's checkpoint from its step with the rate decaying linearly from its value
+    there to zero at `finish_step`, so a run can be finished early without training it again."""
+    total = max(1, int(per_epoch * settings.epochs))
+    cooldown = getattr(settings, "cooldown", None)
+    if not cooldown:
+        return total, lambda step: lr_at(step, total, settings)
+    start = int(cooldown["from_step"])
+    if finish_step is None or not start < finish_step <= total:
+        raise RagError(
+            f"--finish-at {cooldown['questions']}: the run's checkpoint is at step {start} and its epochs end at "
+            f"step {total}; finish at a step between them (that point is step {finish_step})"
+        )
+    top = lr_at(start, total, settings)
+    return finish_step, lambda step: top * max(0.0, (finish_step - step) / (finish_step - start))
+
+
 def train_loop(
     run: Run,
     settings,
@@ -123,6 +150,7 @@ def train_loop(
     stop_after: int | None = None,
     milestones: Sequence[int] = (),
     at_milestone: Callable[[int, dict], None] | None = None,
+    finish_step: int | None = None,
     say: Callable[[str], None] = print,
 ) -> LoopResult:
     """Train `run.model` to the settings' epochs (or `stop_after` more steps); `batch_loss(ids)` gives
@@ -141,7 +169,7 @@ def train_loop(
             f"{out} was trained on other {mismatch}: resume it with the same data and index, or give another --out"
         )
     per_epoch = math.ceil(len(lengths) / settings.batch_size)
-    total = max(1, int(per_epoch * settings.epochs))
+    total, rate_at = schedule(settings, per_epoch, finish_step)
     decay = [p for n, p in model.named_parameters() if not (n.endswith("bias") or "LayerNorm" in n)]
     no_decay = [p for n, p in model.named_parameters() if n.endswith("bias") or "LayerNorm" in n]
     optimizer = torch.optim.AdamW(
@@ -185,7 +213,7 @@ def train_loop(
                 if step >= total:
                     break
                 for group in optimizer.param_groups:
-                    group["lr"] = lr_at(step, total, settings)
+                    group["lr"] = rate_at(step)
                 loss, count = batch_loss(ids)
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -196,7 +224,7 @@ def train_loop(
                 bar.update(1)
                 bar.set_postfix(loss=f"{loss.item():.3f}", epoch=f"{step / per_epoch:.2f}")
                 if step % log_every == 0 or step == total:
-                    record = {"step": step, "loss": round(loss.item(), 4), "lr": lr_at(step - 1, total, settings)}
+                    record = {"step": step, "loss": round(loss.item(), 4), "lr": rate_at(step - 1)}
                     record[rate] = round(seen / (time.monotonic() - started), 2)
                     log.write(json.dumps(record) + "\n")
                     log.flush()

@@ -48,9 +48,15 @@ class TrainSettings:
     data: str = ""
     data_sha256: str = ""
     held_in: list[str] = field(default_factory=list)  # articles left out of training
+    # A cooldown branched from a longer run: {"from_step": its checkpoint's step, "questions": where
+    # the rate reaches zero} (see rag.train.loop.schedule); absent from the key of an ordinary run.
+    cooldown: dict | None = None
 
     def key(self) -> dict:
-        return asdict(self)
+        key = asdict(self)
+        if key["cooldown"] is None:
+            key.pop("cooldown")
+        return key
 
 
 @dataclass
@@ -136,6 +142,9 @@ def train(
         return model(**feeds, start_positions=starts, end_positions=ends).loss, len(batch)
 
     points = curve_steps(len(data), len(examples), settings, curve) if at_point is not None else {}
+    finish_step = None
+    if settings.cooldown:
+        finish_step = questions_step(len(data), len(examples), settings, settings.cooldown["questions"])
 
     def at_milestone(step: int, clock: dict) -> None:
         at_point(points[step], {**clock, "step": step}, model, tokenizer)
@@ -153,6 +162,7 @@ def train(
         stop_after=stop_after,
         milestones=sorted(points),
         at_milestone=at_milestone if points else None,
+        finish_step=finish_step,
         say=say,
     )
     return TrainResult(
@@ -176,10 +186,17 @@ def curve_steps(windows: int, questions: int, settings: TrainSettings, points: S
     total = max(1, int(per_epoch * settings.epochs))
     out: dict[int, int] = {}
     for n in sorted(set(p for p in points if p > 0)):
-        step = math.ceil(n * windows / max(questions, 1) / settings.batch_size)
+        step = questions_step(windows, questions, settings, n)
         if step <= total:
-            out[max(step, 1)] = n
+            out[step] = n
     return out
+
+
+def questions_step(windows: int, questions: int, settings: TrainSettings, n: int) -> int:
+    """The first step by which `n` questions' worth of windows has been trained on."""
+    import math
+
+    return max(1, math.ceil(n * windows / max(questions, 1) / settings.batch_size))
 
 
 def data_fingerprint(data: Sequence[Window]) -> str:

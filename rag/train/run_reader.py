@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from rag.errors import RagError
 from rag.integrity import seal
 from rag.readers.base import MARKER
 from rag.train.data import Example, load_examples, split_by_article
@@ -84,15 +85,24 @@ def train_reader(
     stop_after: int | None = None,
     evaluate_int8: bool = True,
     curve: Sequence[int] = (),
+    from_run: Path | None = None,
+    finish_at: int | None = None,
+    checkpoint_seconds: float | None = None,
     say: Callable[[str], None] = lambda line: print(line, file=sys.stderr),
 ) -> ReaderRun:
     """`curve`: numbers of questions at which the run's model is evaluated on the held-in articles
-    (gold paragraph and 5 retrieved passages) and kept, one line each in `out/curve.jsonl`."""
+    (gold paragraph and 5 retrieved passages) and kept, one line each in `out/curve.jsonl`.
+
+    `from_run` and `finish_at`: a cooldown. The latest checkpoint of the run in `from_run` (same
+    settings, possibly still training) is continued in `out`, its learning rate decaying linearly
+    to zero by `finish_at` questions' worth; that run is only read."""
     from rag.outdir import claim_out
 
     data = Path(data)
     train_set, held = split_for_training(data, settings, held_in, say)
     claim_out(out, "train")  # before retrieval and training: a folder that is not ours is refused at once
+    if from_run is not None:
+        settings.cooldown = branch(Path(from_run), out, finish_at, settings, say)
     ranked: dict[str, list] = {}
     if settings.negatives or held:
         asked = [*train_set, *held] if settings.negatives else held
@@ -135,6 +145,7 @@ def train_reader(
         curve=curve,
         at_point=at_point,
         say=say,
+        **({} if checkpoint_seconds is None else {"checkpoint_seconds": checkpoint_seconds}),
     )
     finished = (out / MODEL_DIR).is_dir() and result.steps >= 1 and stop_after is None
     metrics: dict = {}
@@ -168,6 +179,38 @@ def train_reader(
             say(f"held-in, int8 ONNX: {json.dumps(metrics['held_in_int8'])}")
             write_card(out / MODEL_DIR, settings, metrics, margin, command, len(train_set), len(held))
     return ReaderRun(out / MODEL_DIR, True, metrics, result.seconds, result.examples_per_second)
+
+
+def branch(from_run: Path, out: Path, finish_at: int | None, settings: TrainSettings, say) -> dict:
+    """The cooldown's settings; on its first call, `from_run`'s checkpoint (and its cached retrieval,
+    which takes minutes to compute) copied into `out`, once its settings are found to be these. A
+    resumed cooldown keeps its branch point."""
+    import shutil
+
+    from rag.train.checkpoints import CHECKPOINT, branch_checkpoint, checkpoint_state
+
+    if finish_at is None:
+        raise RagError("--from-run needs --finish-at N: the questions' worth at which the learning rate reaches zero")
+    if from_run.resolve() == out.resolve():
+        raise RagError(f"--from-run {from_run} is --out itself: a cooldown goes in a folder of its own")
+    state = checkpoint_state(out)
+    if state is None:
+        source = checkpoint_state(from_run) if (from_run / CHECKPOINT).is_dir() else None
+        if source is not None and source["settings"] != settings.key():
+            changed = sorted(k for k, v in settings.key().items() if source["settings"].get(k) != v)
+            raise RagError(
+                f"{from_run} was trained with other settings ({', '.join(changed)}): give its own to finish it"
+            )
+        state = branch_checkpoint(from_run, out)
+        if (from_run / RETRIEVAL).is_file() and not (out / RETRIEVAL).exists():
+            shutil.copyfile(from_run / RETRIEVAL, out / RETRIEVAL)
+        say(
+            f"cooldown: continuing {from_run} from its step {state['step']}, the learning rate decaying to 0 by {finish_at} questions"
+        )
+        start = state["step"]
+    else:
+        start = (state["settings"].get("cooldown") or {}).get("from_step", state["step"])
+    return {"from_step": int(start), "questions": int(finish_at)}
 
 
 def curve_point(
@@ -349,6 +392,7 @@ def model_card(record: dict) -> str:
         f"  windows of {s['max_length']} tokens, stride {s['stride']}.",
         f"- CPU: {record['cpu']}; {m.get('training', {}).get('seconds', '?')} s, "
         f"{m.get('training', {}).get('windows_per_second', '?')} windows/s.",
+        *cooldown_lines(s, m),
         "",
         "## Metrics",
     ]
@@ -370,6 +414,18 @@ def model_card(record: dict) -> str:
         ]
     lines += ["", "## Licence", "Apache-2.0 (weights, as the base model); trained on CC BY-SA 4.0 data.", ""]
     return "\n".join(lines)
+
+
+def cooldown_lines(s: dict, m: dict) -> list[str]:
+    """The card's lines for a run finished early by a cooldown."""
+    cooldown = s.get("cooldown")
+    if not cooldown:
+        return []
+    return [
+        f"- Finished early (a cooldown): continued from step {cooldown['from_step']} of a run with these settings",
+        f"  (`--from-run`), the learning rate decaying linearly from its value there to 0 at {cooldown['questions']}",
+        f"  questions' worth of windows (step {m.get('training', {}).get('steps', '?')}); times count both runs.",
+    ]
 
 
 def held_in_lines(m: dict) -> list[str]:
