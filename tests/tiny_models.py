@@ -252,3 +252,8 @@ def tiny_towns(path: Path, towns: tuple[str, ...] = ("Paris", "Lyon", "Nice"), s
 def build_tiny_cross_encoder(folder: Path, seed: int = 0) -> Path:
     """A tiny random-weight BERT with a one-logit head (a CrossEncoder's shape) and the packaged MiniLM's tokenizer."""
     return _tiny_bert("BertForSequenceClassification", folder, seed, num_labels=1)
+
+
+def build_tiny_encoder(folder: Path, seed: int = 0) -> Path:
+    """A tiny random-weight BERT body without a head (as the packaged MiniLM is) and MiniLM's tokenizer."""
+    return _tiny_bert("BertModel", folder, seed)

@@ -101,7 +101,17 @@ class ChatPrompt(PromptStyle):
         return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
 
 
-STYLES = {"flan": FlanPrompt, "t5-qa": T5QAPrompt, "completion": CompletionPrompt, "chat": ChatPrompt}
+class QuestionPassagePrompt(PromptStyle):
+    """The layout rag's MiniLM generators were trained on: `question [SEP] passage [SEP] passage`
+    ([CLS] before and [SEP] after come from the tokenizer)."""
+
+    name = "question-passage"
+
+    def render(self, question: str, texts: Sequence[str]) -> str:
+        return " [SEP] ".join([question.strip(), *texts])
+
+
+STYLES = {"flan": FlanPrompt, "t5-qa": T5QAPrompt, "completion": CompletionPrompt, "chat": ChatPrompt, "question-passage": QuestionPassagePrompt}
 
 
 def choose_prompt(family: str, tokenizer: Any, preferred: str | None = None) -> PromptStyle:

@@ -87,7 +87,7 @@ def _curve(text: str) -> list[int]:
 
 @click.group()
 def train_command() -> None:
-    """Train an encoder-only model here (on this CPU) from the packaged all-MiniLM-L6-v2."""
+    """Train a model here (on this CPU) from the packaged all-MiniLM-L6-v2: a reader, a reranker or a generator."""
 
 
 @train_command.command("reader")
@@ -222,3 +222,113 @@ def reranker(data, out, base, held_in, group, loss, epochs, lr, batch_size, seed
             f"{best['recall@1']:.3f} reranking the top {best['pool']} (fusion weight {best['weight']:g})"
         )
     click.echo(f"search with it: rag search QUESTION --reranker {run.folder}")
+
+
+@train_command.command("generator")
+@_run_options
+@click.option(
+    "--family",
+    type=click.Choice(["encoder-decoder", "decoder-only"]),
+    required=True,
+    help="encoder-decoder: MiniLM as encoder and (with new cross-attention) decoder, weights shared; "
+    "decoder-only: MiniLM as one stack with an LM head.",
+)
+@click.option(
+    "--attention",
+    type=click.Choice(["prefix", "causal"]),
+    default="prefix",
+    show_default=True,
+    help="decoder-only: read the prompt bidirectionally and the answer causally (prefix, UniLM), or all causally.",
+)
+@click.option("--epochs", type=click.FloatRange(min=0, min_open=True), default=1.0, show_default=True)
+@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=1e-4, show_default=True)
+@click.option(
+    "--new-lr",
+    type=click.FloatRange(min=0, min_open=True),
+    default=1e-3,
+    show_default=True,
+    help="Peak rate of the new weights (cross-attention, the LM head's transform).",
+)
+@click.option("--batch-size", type=click.IntRange(min=1), default=16, show_default=True)
+@click.option("--max-input", type=click.IntRange(min=32, max=512), default=256, show_default=True)
+@click.option(
+    "--curve",
+    default="",
+    metavar="N,N,...",
+    help="A learning curve: after N questions trained on, answer the held-in questions and keep the model "
+    "(OUT/curve.jsonl, OUT/curve/Nq).",
+)
+@click.option(
+    "--from-run",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=None,
+    help="Finish a long run early (a cooldown), as `rag train reader --from-run`.",
+)
+@click.option("--finish-at", type=click.IntRange(min=1), default=None, metavar="N")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--threads", type=click.IntRange(min=1), default=None, help="torch threads (default: all cores).")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
+def generator(
+    data,
+    out,
+    base,
+    held_in,
+    family,
+    attention,
+    epochs,
+    lr,
+    new_lr,
+    batch_size,
+    max_input,
+    curve,
+    from_run,
+    finish_at,
+    seed,
+    threads,
+    quiet,
+) -> None:
+    """Train a generator from MiniLM: the encoder-decoder or decoder-only family, on the reader's data
+    and split, so it compares with the reader on equal terms; resumes after a kill with the same command."""
+    from rag.train.generator import GenSettings
+    from rag.train.run_generator import train_generator
+
+    points = _curve(curve)
+    if (from_run is None) != (finish_at is None):
+        raise click.UsageError("--from-run and --finish-at go together: the run to finish, and where")
+    if from_run is not None and points:
+        raise click.UsageError("--curve is measured on the run itself, not on a cooldown (--from-run)")
+    data = _data(data)
+    settings = GenSettings(
+        family=family,
+        attention=attention if family == "decoder-only" else "",
+        base=base,
+        epochs=epochs,
+        lr=lr,
+        new_lr=new_lr,
+        batch_size=batch_size,
+        max_input=max_input,
+        seed=seed,
+    )
+    command = _command(click.get_current_context().params, data, "generator")
+    say = (lambda line: None) if quiet else (lambda line: click.echo(line, err=True))
+    run = train_generator(
+        data,
+        out,
+        settings,
+        held_in=held_in,
+        threads=threads,
+        progress=not quiet,
+        command=command,
+        curve=points,
+        from_run=from_run,
+        finish_at=finish_at,
+        say=say,
+    )
+    click.echo(f"model: {run.folder} ({run.train_seconds:.0f} s, {run.examples_per_second:.1f} questions/s)")
+    held = run.metrics.get("held_in")
+    if held:
+        click.echo(
+            f"held-in ({held['questions']} questions): gold paragraph F1 {held['gold_f1']:.3f} EM {held['gold_em']:.3f}; "
+            f"5 retrieved passages F1 {held['retrieved_f1']:.3f}"
+        )
+    click.echo(f"ask with it: rag ask QUESTION -g {run.folder}")

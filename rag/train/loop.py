@@ -57,7 +57,7 @@ def open_run(
     out: Path,
     settings,
     source: str,
-    model_class: str,
+    model_class: str | type,
     threads: int | None = None,
     say: Callable[[str], None] = lambda line: None,
     **model_args,
@@ -90,7 +90,8 @@ def open_run(
         raise RagError(f"cannot load base model {settings.base!r}: {str(e).splitlines()[0]}") from None
     try:
         with quiet_transformers():
-            model, info = getattr(transformers, model_class).from_pretrained(
+            cls = getattr(transformers, model_class) if isinstance(model_class, str) else model_class
+            model, info = cls.from_pretrained(
                 str(start_from), output_loading_info=True, **model_args
             )
     except Exception as e:  # noqa: BLE001 - safetensors, JSON and OS errors alike: name what is damaged
@@ -106,6 +107,22 @@ def open_run(
         say(f"new weights, initialised at random (seed {settings.seed}): {', '.join(new)}")
     model.train()
     return Run(out, model, tokenizer, state)
+
+
+def param_groups(model, weight_decay: float, lr_scales: dict[str, float]) -> list[dict]:
+    """AdamW's groups: weight decay except on biases and LayerNorms; parameters named in
+    `lr_scales` (new weights) in groups of their own whose rate is scaled by it."""
+    groups: dict[tuple[bool, float], list] = {}
+    for name, p in model.named_parameters():
+        decays = not (name.endswith("bias") or "LayerNorm" in name)
+        groups.setdefault((decays, lr_scales.get(name, 1.0)), []).append(p)
+    out = []
+    for (decays, scale), params in sorted(groups.items(), key=lambda kv: (not kv[0][0], kv[0][1])):
+        group = {"params": params, "weight_decay": weight_decay if decays else 0.0}
+        if scale != 1.0:
+            group["lr_scale"] = scale
+        out.append(group)
+    return out
 
 
 def _branch_point(state: dict, settings) -> bool:
@@ -151,6 +168,7 @@ def train_loop(
     milestones: Sequence[int] = (),
     at_milestone: Callable[[int, dict], None] | None = None,
     finish_step: int | None = None,
+    lr_scales: dict[str, float] | None = None,
     say: Callable[[str], None] = print,
 ) -> LoopResult:
     """Train `run.model` to the settings' epochs (or `stop_after` more steps); `batch_loss(ids)` gives
@@ -170,12 +188,7 @@ def train_loop(
         )
     per_epoch = math.ceil(len(lengths) / settings.batch_size)
     total, rate_at = schedule(settings, per_epoch, finish_step)
-    decay = [p for n, p in model.named_parameters() if not (n.endswith("bias") or "LayerNorm" in n)]
-    no_decay = [p for n, p in model.named_parameters() if n.endswith("bias") or "LayerNorm" in n]
-    optimizer = torch.optim.AdamW(
-        [{"params": decay, "weight_decay": settings.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-        lr=settings.lr,
-    )
+    optimizer = torch.optim.AdamW(param_groups(model, settings.weight_decay, lr_scales or {}), lr=settings.lr)
     step = 0
     if state is not None:
         step = int(state["step"])
@@ -213,7 +226,7 @@ def train_loop(
                 if step >= total:
                     break
                 for group in optimizer.param_groups:
-                    group["lr"] = rate_at(step)
+                    group["lr"] = rate_at(step) * group.get("lr_scale", 1.0)
                 loss, count = batch_loss(ids)
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)

@@ -1,0 +1,249 @@
+"""`rag train generator`: the encoder-decoder and decoder-only families trained from a MiniLM-shaped
+encoder. Models are tiny (two layers of 32, random weights): the tests check masks, features,
+decoding against a plain greedy loop, resumable training and what lands on disk, never quality.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from tiny_models import build_tiny_encoder, tiny_towns
+
+from rag.errors import RagError
+
+
+@pytest.fixture(scope="module")
+def encoder(tmp_path_factory) -> Path:
+    return build_tiny_encoder(tmp_path_factory.mktemp("models") / "tiny-encoder")
+
+
+@pytest.fixture(scope="module")
+def towns(tmp_path_factory) -> Path:
+    return tiny_towns(tmp_path_factory.mktemp("data") / "towns.json")
+
+
+def _settings(encoder, family, **kw):
+    from rag.train.generator import GenSettings
+
+    attention = kw.pop("attention", "prefix" if family == "decoder-only" else "")
+    kw = {"epochs": 3, "batch_size": 2, "lr": 1e-3, "new_lr": 1e-2, "max_input": 64, **kw}
+    return GenSettings(family=family, attention=attention, base=str(encoder), **kw)
+
+
+def _quiet(line: str) -> None:
+    pass
+
+
+def test_a_prefix_mask_reads_the_prompt_both_ways_and_the_answer_left_to_right():
+    import torch
+
+    from rag.generators.minilm import prefix_mask
+
+    keep = torch.tensor([[1, 1, 1, 1, 1, 0], [1, 1, 1, 1, 1, 1]])
+    allowed = prefix_mask(keep, [3, 2])[:, 0] == 0  # (batch, query, key)
+    assert allowed[0, 0, 2] and allowed[0, 2, 0]  # prompt tokens see each other, forwards too
+    assert not allowed[0, 0, 3] and not allowed[0, 2, 4]  # no prompt token sees the answer
+    assert allowed[0, 4, 3] and not allowed[0, 3, 4]  # the answer reads left to right
+    assert not allowed[0, :, 5].any()  # padding is seen by no one
+    assert allowed[1, 1, 0] and allowed[1, 0, 1] and not allowed[1, 1, 2]  # row 2's prefix is 2 long
+
+
+def test_features_are_the_prompt_the_model_answers_from_and_the_answer_then_sep(encoder, towns):
+    from transformers import AutoTokenizer
+
+    from rag.generators.prompts import QuestionPassagePrompt
+    from rag.train.data import load_examples
+    from rag.train.generator import features
+
+    tokenizer = AutoTokenizer.from_pretrained(str(encoder))
+    examples = load_examples(towns)
+    data = features(tokenizer, examples, _settings(encoder, "encoder-decoder"))
+    e, g = examples[0], data[0]
+    assert g.prompt == tokenizer.encode(QuestionPassagePrompt()(e.question, [e.context]))
+    assert g.prompt[0] == tokenizer.cls_token_id and tokenizer.sep_token_id in g.prompt[1:-1]
+    assert g.target == tokenizer.encode(e.answer, add_special_tokens=False) + [tokenizer.sep_token_id]
+    # a passage longer than the prompt's room is cut to a window that still holds the answer
+    from dataclasses import replace
+
+    filler = "The weather was mild and the streets were quiet that year. " * 40
+    long = replace(e, context=filler + e.context + " " + filler, answer_start=len(filler) + e.answer_start)
+    (cut,) = features(tokenizer, [long], _settings(encoder, "encoder-decoder", max_input=48))
+    assert len(cut.prompt) <= 48
+    assert tokenizer.decode(cut.prompt).count(e.answer.lower()) >= 1
+
+
+def _greedy_prefix(model, prompt: list[int], steps: int, sep: int) -> list[int]:
+    import torch
+
+    from rag.generators.minilm import prefix_mask
+
+    seq = list(prompt)
+    for _ in range(steps):
+        ids = torch.tensor([seq])
+        mask = prefix_mask(torch.ones_like(ids), [len(prompt)])
+        hidden = model.bert(input_ids=ids, attention_mask=mask).last_hidden_state
+        seq.append(int(model.cls(hidden[:, -1]).argmax()))
+        if seq[-1] == sep:
+            break
+    return seq[len(prompt) :]
+
+
+def _greedy_seq2seq(model, prompt: list[int], steps: int, start: int, sep: int) -> list[int]:
+    import torch
+
+    from rag.generators.minilm import open_mask
+
+    src = torch.tensor([prompt])
+    states = model.bert(input_ids=src, attention_mask=open_mask(torch.ones_like(src))).last_hidden_state
+    seq = [start]
+    for _ in range(steps):
+        hidden = model.bert(input_ids=torch.tensor([seq]), encoder_hidden_states=states).last_hidden_state
+        seq.append(int(model.cls(hidden[:, -1]).argmax()))
+        if seq[-1] == sep:
+            break
+    return seq[1:]
+
+
+@pytest.mark.parametrize("family", ["encoder-decoder", "decoder-only"])
+def test_rag_decodes_a_trained_family_as_a_plain_greedy_loop_over_its_masks_does(family, encoder, towns, tmp_path):
+    import torch
+
+    from rag.documents import Passage
+    from rag.generators.minilm import model_class
+    from rag.train.generator import train
+    from rag.train.data import load_examples
+    from rag.train.run_generator import as_generator
+
+    examples = load_examples(towns)
+    out = tmp_path / "run"
+    train(examples, out, _settings(encoder, family), threads=1, progress=False, say=_quiet)
+    model = model_class(family).from_pretrained(str(out / "model")).eval()
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(str(out / "model"))
+    generator = as_generator("t", model, tokenizer, family)
+    assert generator.family == family
+    e = examples[0]
+    passage = Passage(0, e.doc, e.context, 0, len(e.context), 1, 1, 0.0, 1)
+    answer = generator.generate(e.question, [passage], max_new_tokens=6)
+    prompt = generator.encode(generator.prompt_style(e.question, [e.context]))
+    with torch.inference_mode():
+        if family == "decoder-only":
+            expected = _greedy_prefix(model, prompt, 6, tokenizer.sep_token_id)
+        else:
+            expected = _greedy_seq2seq(model, prompt, 6, tokenizer.cls_token_id, tokenizer.sep_token_id)
+    assert expected and answer.output_tokens == len(expected)
+    assert answer.text == tokenizer.decode(expected, skip_special_tokens=True).strip()
+    assert answer.family == family and answer.passages[0].text == e.context
+    if family == "encoder-decoder":  # Fusion-in-Decoder: each passage encoded with the question on its own
+        fid = generator.generate(e.question, [passage, passage], max_new_tokens=6, fid=True)
+        assert fid.fid and len(fid.passages) == 2
+
+
+def test_cross_attention_starts_as_each_layers_self_attention_and_new_weights_learn_faster(encoder, towns, tmp_path):
+    import torch
+
+    from rag.generators.minilm import init_cross_attention, model_args, model_class
+    from rag.train.generator import new_weight_names
+    from rag.train.loop import param_groups
+
+    model = model_class("encoder-decoder").from_pretrained(str(encoder), **model_args("encoder-decoder"))
+    assert init_cross_attention(model) == 2
+    layer = model.bert.encoder.layer[1]
+    for name, value in layer.attention.state_dict().items():
+        assert torch.equal(layer.crossattention.state_dict()[name], value), name
+    new = new_weight_names(model, "encoder-decoder")
+    assert any(".crossattention." in n for n in new) and not any(".attention.self." in n for n in new)
+    groups = param_groups(model, 0.01, {n: 10.0 for n in new})
+    scaled = {id(p) for g in groups if g.get("lr_scale") == 10.0 for p in g["params"]}
+    named = dict(model.named_parameters())
+    assert scaled == {id(named[n]) for n in new}
+    assert sum(len(g["params"]) for g in groups) == len(named)
+
+
+@pytest.mark.parametrize(
+    "family,attention", [("encoder-decoder", ""), ("decoder-only", "prefix"), ("decoder-only", "causal")]
+)
+def test_each_family_trains_resumes_where_it_stopped_and_keeps_its_curve(family, attention, encoder, towns, tmp_path):
+    from safetensors.numpy import load_file
+
+    from rag.train.data import load_examples
+    from rag.train.generator import train
+
+    examples = load_examples(towns)
+    settings = lambda: _settings(encoder, family, attention=attention)  # noqa: E731
+    whole = train(examples, tmp_path / "whole", settings(), threads=1, progress=False, say=_quiet)
+    out = tmp_path / "run"
+    seen = []
+    first = train(
+        examples, out, settings(), threads=1, progress=False, checkpoint_seconds=0, stop_after=4, say=_quiet
+    )
+    assert first.steps == 4 and not (out / "model").exists()
+    second = train(
+        examples,
+        out,
+        settings(),
+        threads=1,
+        progress=False,
+        curve=[12],
+        at_point=lambda q, clock, m, t: seen.append((q, clock["step"])),
+        say=_quiet,
+    )
+    assert second.steps == whole.steps == 15 and second.resumed_from == 4
+    assert seen == [(12, 6)]  # 12 questions in batches of 2, one example each
+    a, b = load_file(str(whole.folder / "model.safetensors")), load_file(str(second.folder / "model.safetensors"))
+    import numpy as np
+
+    for key in a:  # a kill and a resume train the same model as one call
+        np.testing.assert_allclose(a[key], b[key], atol=1e-5, err_msg=key)
+    log = [json.loads(line) for line in (tmp_path / "whole" / "train-log.jsonl").read_text().splitlines()]
+    assert log[-1]["step"] == 15
+
+
+def test_a_generator_run_refuses_other_settings_in_one_line(encoder, towns, tmp_path):
+    from rag.train.data import load_examples
+    from rag.train.generator import train
+
+    examples = load_examples(towns)
+    out = tmp_path / "run"
+    train(examples, out, _settings(encoder, "decoder-only"), threads=1, progress=False, checkpoint_seconds=0, stop_after=1)
+    with pytest.raises(RagError, match="other settings .*attention") as caught:
+        train(examples, out, _settings(encoder, "decoder-only", attention="causal"), threads=1, progress=False)
+    assert "\n" not in str(caught.value)
+
+
+def test_rag_train_generator_writes_a_model_its_card_and_held_in_figures(encoder, towns, tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from rag.cli import main
+    from rag.generators.minilm import MARKER
+
+    monkeypatch.setenv("RAG_CACHE", str(tmp_path / "cache"))
+    out = tmp_path / "run"
+    args = ["train", "generator", "--family", "encoder-decoder", "--data", str(towns), "--out", str(out)]
+    args += ["--base", str(encoder), "--held-in", "1", "--epochs", "1", "--batch-size", "2", "--curve", "2", "-q"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    assert "held-in (3 questions): gold paragraph F1" in result.output
+    record = json.loads((out / "model" / MARKER).read_text())
+    assert record["family"] == "encoder-decoder" and record["questions_held_in"] == 3
+    assert 0 <= record["metrics"]["held_in"]["gold_f1"] <= 1
+    assert str(tmp_path) not in record["command"] and "--family encoder-decoder" in record["command"]
+    assert not Path(record["settings"]["data"]).is_absolute()
+    card = (out / "model" / "README.md").read_text()
+    assert "encoder-decoder" in card and "cross-attention" in card and str(tmp_path) not in card
+    (point,) = [json.loads(line) for line in (out / "curve.jsonl").read_text().splitlines()]
+    assert point["questions"] == 2 and (out / point["model"] / "model.safetensors").is_file()
+
+
+@pytest.mark.parametrize("extra", [["--family", "sideways"], ["--family", "decoder-only", "--max-input", "4096"]])
+def test_bad_generator_options_are_one_usage_line(extra, towns, tmp_path):
+    from click.testing import CliRunner
+
+    from rag.cli import main
+
+    result = CliRunner().invoke(main, ["train", "generator", "--data", str(towns), "--out", str(tmp_path / "o"), *extra])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert not (tmp_path / "o").exists()
