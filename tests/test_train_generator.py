@@ -247,3 +247,68 @@ def test_bad_generator_options_are_one_usage_line(extra, towns, tmp_path):
     result = CliRunner().invoke(main, ["train", "generator", "--data", str(towns), "--out", str(tmp_path / "o"), *extra])
     assert result.exit_code == 2 and "Traceback" not in result.output
     assert not (tmp_path / "o").exists()
+
+
+@pytest.fixture(scope="module")
+def trained(encoder, towns, tmp_path_factory) -> dict[str, Path]:
+    """A finished run of each family (no held-in articles), its folder as `rag train generator` leaves it."""
+    from rag.train.run_generator import train_generator
+
+    out = {}
+    for family in ("encoder-decoder", "decoder-only"):
+        folder = tmp_path_factory.mktemp("runs") / family
+        run = train_generator(
+            towns, folder, _settings(encoder, family), held_in=0, threads=1, progress=False, say=_quiet
+        )
+        assert run.finished
+        out[family] = run.folder
+    return out
+
+
+@pytest.mark.parametrize("family", ["encoder-decoder", "decoder-only"])
+def test_a_trained_generator_answers_through_rag_by_its_folder_and_from_int8_weights_alone(family, trained, towns, tmp_path):
+    import shutil
+
+    import torch
+    from safetensors.torch import load_file
+
+    from rag.answerers import clear_loaded, load_answerer
+    from rag.documents import Passage
+    from rag.generators.int8_weights import WEIGHTS, load_int8
+    from rag.train.data import load_examples
+
+    folder = trained[family]
+    full = load_file(str(folder / "model.safetensors"))
+    stored = load_int8(folder / WEIGHTS)
+    for name, value in stored.items():  # each weight within half a step of its row's scale
+        step = value.abs().amax(dim=-1, keepdim=True) / 127 if value.dim() == 2 else torch.zeros(1)
+        assert (full[name] - value).abs().le(step / 2 + 1e-7).all(), name
+    shipped = tmp_path / "shipped"  # as it ships: int8 weights, config, tokenizer, record, card
+    shutil.copytree(folder, shipped, ignore=shutil.ignore_patterns("model.safetensors"))
+    assert (folder / WEIGHTS).stat().st_size < (folder / "model.safetensors").stat().st_size / 3
+    clear_loaded()
+    e = load_examples(towns)[0]
+    passage = Passage(0, e.doc, e.context, 0, len(e.context), 1, 1, 0.0, 1)
+    answers = []
+    for where in (folder, shipped):
+        generator = load_answerer(str(where))
+        assert generator.family == family and generator.prompt_style.name == "question-passage"
+        answers.append(generator.generate(e.question, [passage], max_new_tokens=4))
+    assert all(a.family == family and a.output_tokens >= 1 for a in answers)
+
+
+def test_a_damaged_generator_record_is_one_line_naming_it(trained, tmp_path):
+    import shutil
+
+    from rag.answerers import clear_loaded, load_answerer
+    from rag.answers import ModelNotAvailable
+
+    folder = tmp_path / "g"
+    shutil.copytree(trained["decoder-only"], folder)
+    record = json.loads((folder / "rag-generator.json").read_text())
+    record["family"] = "sideways"
+    (folder / "rag-generator.json").write_text(json.dumps(record))
+    clear_loaded()
+    with pytest.raises(ModelNotAvailable) as caught:
+        load_answerer(str(folder))
+    assert "rag-generator.json is damaged" in str(caught.value) and "\n" not in str(caught.value)

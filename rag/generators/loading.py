@@ -177,6 +177,12 @@ def _load(
         generator.load_seconds = time.perf_counter() - t0
         generator.dtype_reason = runtime.reason
         return generator
+    if source.kind == LOCAL:
+        trained = _load_trained(source, device)
+        if trained is not None:
+            trained.load_seconds = time.perf_counter() - t0
+            trained.dtype_reason = "float32: rag's trained MiniLM generators run in float32"
+            return trained
     bf16 = choice is not None and choice.dtype == "bfloat16" and device == "cpu"
     with quiet_transformers():
         config, model, tokenizer = _load_parts(source, device, allow_download, bf16)
@@ -201,6 +207,22 @@ def _load(
         generator.dtype_reason = choice.reason
     logger.info("loaded %r in %.1f s", generator, generator.load_seconds)
     return generator
+
+
+def _load_trained(source: ModelSource, device: str) -> Generator | None:
+    """A generator `rag train generator` made (its rag-generator.json), else None."""
+    from rag.generators.minilm import MARKER, load_minilm_generator
+    from rag.models.record import read_record
+
+    folder = Path(source.location)
+    record = read_record(folder, MARKER, "generator")
+    if not record:
+        return None
+    try:
+        with quiet_transformers():
+            return load_minilm_generator(folder, source.name, record, device)
+    except Exception as e:  # noqa: BLE001 - missing or damaged weights: one line naming the folder
+        raise ModelNotAvailable(f"Cannot load model '{source.name}': {_first_line(e)}") from None
 
 
 def _load_parts(source: ModelSource, device: str, allow_download: bool, bf16: bool = False) -> tuple[Any, Any, Any]:

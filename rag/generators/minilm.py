@@ -19,6 +19,7 @@ forward pass (the prompt's mask) and the encoder pass are rag's.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from rag.generators.base import DECODER_ONLY, ENCODER_DECODER
@@ -155,3 +156,40 @@ def init_cross_attention(model: Any) -> int:
 def family_of(config: Any) -> str:
     """A trained MiniLM generator's family, from its config (cross-attention = encoder-decoder)."""
     return ENCODER_DECODER if getattr(config, "add_cross_attention", False) else DECODER_ONLY
+
+
+def load_minilm_generator(folder: Path, name: str, record: dict, device: str = "cpu", int8: bool = False):
+    """A trained MiniLM generator folder (its rag-generator.json read and checked by the caller)
+    as a Generator: float32 weights from model.safetensors, or (where that is absent, as in a
+    shipped folder, or with `int8`) int8-stored ones dequantised."""
+    from transformers import AutoConfig, AutoTokenizer
+
+    from rag.generators.causal import CausalGenerator
+    from rag.generators.int8_weights import WEIGHTS, load_int8
+    from rag.generators.prompts import QuestionPassagePrompt
+    from rag.generators.seq2seq import Seq2SeqGenerator
+
+    cls = model_class(record["family"], record["attention"] or "prefix")
+    if (folder / "model.safetensors").is_file() and not int8:
+        model = cls.from_pretrained(str(folder))
+    else:
+        config = AutoConfig.from_pretrained(str(folder))
+        model = cls(config)
+        state = load_int8(folder / WEIGHTS)
+        missing, unexpected = model.load_state_dict(state, strict=False)
+        model.tie_weights()
+        untied = [k for k in missing if not k.startswith("cls.predictions.decoder")]
+        if untied or unexpected:
+            raise ValueError(f"{folder / WEIGHTS} does not match its config ({(untied or unexpected)[0]})")
+    tokenizer = AutoTokenizer.from_pretrained(str(folder))
+    model.eval()
+    generator_cls = Seq2SeqGenerator if record["family"] == ENCODER_DECODER else CausalGenerator
+    return generator_cls(
+        name,
+        model,
+        tokenizer,
+        context_window=record["window"],
+        prompt_style=QuestionPassagePrompt(),
+        device=device,
+        source=str(folder),
+    )

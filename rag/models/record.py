@@ -1,4 +1,4 @@
-"""A model folder's rag record (rag-reader.json, rag-reranker.json): read whole and checked, or
+"""A model folder's rag record (rag-reader.json, rag-reranker.json, rag-generator.json): read whole and checked, or
 refused in one line.
 
 The record says how rag reads the model (the no-answer margin, window lengths). A record that
@@ -27,6 +27,12 @@ _FIELDS = {
     },
     "rag-reranker": {
         "max_length": (_INT, False, lambda v: 16 <= v <= 8192),
+    },
+    "rag-generator": {
+        "family": ((str,), False, lambda v: v in ("encoder-decoder", "decoder-only")),
+        "attention": ((str,), False, lambda v: v in ("", "prefix", "causal")),
+        "window": (_INT, False, lambda v: 16 <= v <= 8192),
+        "max_new_tokens": (_INT, False, lambda v: v >= 1),
     },
 }
 

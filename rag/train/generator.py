@@ -76,7 +76,7 @@ class GenResult:
 
 def _cut_passage(tokenizer, e: Example, room: int) -> str:
     """The passage, or where its tokens exceed `room`, a window of them around the answer."""
-    enc = tokenizer(e.context, add_special_tokens=False, return_offsets_mapping=True)
+    enc = tokenizer(e.context, add_special_tokens=False, return_offsets_mapping=True, verbose=False)
     offsets = enc["offset_mapping"]
     if len(offsets) <= room:
         return e.context

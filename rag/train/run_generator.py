@@ -140,16 +140,23 @@ def train_generator(
             "resumed_from_step": result.resumed_from,
         }
     }
+    from rag.generators.int8_weights import WEIGHTS, save_int8
+    from rag.generators.minilm import load_minilm_generator, model_class
+
+    model = model_class(settings.family, settings.attention).from_pretrained(str(out / MODEL_DIR))
+    metrics["training"]["int8_bytes"] = save_int8(model, out / MODEL_DIR / WEIGHTS)
     if held:
         from transformers import AutoTokenizer
 
-        from rag.generators.minilm import model_class
-
-        model = model_class(settings.family, settings.attention).from_pretrained(str(out / MODEL_DIR))
         tokenizer = AutoTokenizer.from_pretrained(str(out / MODEL_DIR))
         generator = as_generator("held-in", model, tokenizer, settings.family)
         metrics["held_in"] = held_in_scores(generator, held, ranked, progress, "held-in")
         say(f"held-in: {json.dumps(metrics['held_in'])}")
+        # and as it would ship: the int8-stored weights, dequantised (rag.generators.int8_weights)
+        record = {"family": settings.family, "attention": settings.attention, "window": WINDOW}
+        shipped = load_minilm_generator(out / MODEL_DIR, "held-in-int8", record, int8=True)
+        metrics["held_in_int8"] = held_in_scores(shipped, held, ranked, progress, "held-in, int8 weights")
+        say(f"held-in, int8-stored weights: {json.dumps(metrics['held_in_int8'])}")
     write_card(out / MODEL_DIR, settings, metrics, command, len(train_set), len(held))
     return GeneratorRun(out / MODEL_DIR, True, metrics, result.seconds, result.examples_per_second)
 
@@ -277,6 +284,9 @@ def model_card(record: dict) -> str:
             f"- gold paragraph: F1 {held['gold_f1']}, EM {held['gold_em']}",
             f"- 5 retrieved passages (hybrid): F1 {held['retrieved_f1']}, EM {held['retrieved_em']}",
         ]
+        if "held_in_int8" in m:
+            q = m["held_in_int8"]
+            lines.append(f"- weights stored in int8 (as shipped): gold F1 {q['gold_f1']}, retrieved F1 {q['retrieved_f1']}")
     else:
         lines.append("No held-in articles (`--held-in 0`): no held-in numbers.")
     lines += ["", "## Licence", "Apache-2.0 (weights, as the base model); trained on CC BY-SA 4.0 data.", ""]
