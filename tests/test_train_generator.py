@@ -112,8 +112,8 @@ def test_rag_decodes_a_trained_family_as_a_plain_greedy_loop_over_its_masks_does
 
     from rag.documents import Passage
     from rag.generators.minilm import model_class
-    from rag.train.generator import train
     from rag.train.data import load_examples
+    from rag.train.generator import train
     from rag.train.run_generator import as_generator
 
     examples = load_examples(towns)
@@ -177,9 +177,7 @@ def test_each_family_trains_resumes_where_it_stopped_and_keeps_its_curve(family,
     whole = train(examples, tmp_path / "whole", settings(), threads=1, progress=False, say=_quiet)
     out = tmp_path / "run"
     seen = []
-    first = train(
-        examples, out, settings(), threads=1, progress=False, checkpoint_seconds=0, stop_after=4, say=_quiet
-    )
+    first = train(examples, out, settings(), threads=1, progress=False, checkpoint_seconds=0, stop_after=4, say=_quiet)
     assert first.steps == 4 and not (out / "model").exists()
     second = train(
         examples,
@@ -208,7 +206,9 @@ def test_a_generator_run_refuses_other_settings_in_one_line(encoder, towns, tmp_
 
     examples = load_examples(towns)
     out = tmp_path / "run"
-    train(examples, out, _settings(encoder, "decoder-only"), threads=1, progress=False, checkpoint_seconds=0, stop_after=1)
+    train(
+        examples, out, _settings(encoder, "decoder-only"), threads=1, progress=False, checkpoint_seconds=0, stop_after=1
+    )
     with pytest.raises(RagError, match="other settings .*attention") as caught:
         train(examples, out, _settings(encoder, "decoder-only", attention="causal"), threads=1, progress=False)
     assert "\n" not in str(caught.value)
@@ -244,7 +244,9 @@ def test_bad_generator_options_are_one_usage_line(extra, towns, tmp_path):
 
     from rag.cli import main
 
-    result = CliRunner().invoke(main, ["train", "generator", "--data", str(towns), "--out", str(tmp_path / "o"), *extra])
+    result = CliRunner().invoke(
+        main, ["train", "generator", "--data", str(towns), "--out", str(tmp_path / "o"), *extra]
+    )
     assert result.exit_code == 2 and "Traceback" not in result.output
     assert not (tmp_path / "o").exists()
 
@@ -266,7 +268,9 @@ def trained(encoder, towns, tmp_path_factory) -> dict[str, Path]:
 
 
 @pytest.mark.parametrize("family", ["encoder-decoder", "decoder-only"])
-def test_a_trained_generator_answers_through_rag_by_its_folder_and_from_int8_weights_alone(family, trained, towns, tmp_path):
+def test_a_trained_generator_answers_through_rag_by_its_folder_and_from_int8_weights_alone(
+    family, trained, towns, tmp_path
+):
     import shutil
 
     import torch

@@ -68,7 +68,11 @@ def _classes() -> dict[str, Any]:
 
         def forward(self, input_ids=None, attention_mask=None, **kwargs):
             cache = kwargs.get("cache", kwargs.get("past_key_values"))
-            if attention_mask is not None and attention_mask.dim() == 2 and (cache is None or cache.get_seq_length() == 0):
+            if (
+                attention_mask is not None
+                and attention_mask.dim() == 2
+                and (cache is None or cache.get_seq_length() == 0)
+            ):
                 attention_mask = open_mask(attention_mask)
             return super().forward(input_ids=input_ids, attention_mask=attention_mask, **kwargs)
 
@@ -124,7 +128,13 @@ _CLASSES: dict[str, Any] = {}
 
 def model_class(family: str, attention: str = "prefix") -> Any:
     """The class a family's weights load into."""
-    name = ENCODER_DECODER_CLASS if family == ENCODER_DECODER else PREFIX_LM_CLASS if attention == "prefix" else CAUSAL_LM_CLASS
+    name = (
+        ENCODER_DECODER_CLASS
+        if family == ENCODER_DECODER
+        else PREFIX_LM_CLASS
+        if attention == "prefix"
+        else CAUSAL_LM_CLASS
+    )
     return _classes()[name]
 
 

@@ -111,7 +111,13 @@ class QuestionPassagePrompt(PromptStyle):
         return " [SEP] ".join([question.strip(), *texts])
 
 
-STYLES = {"flan": FlanPrompt, "t5-qa": T5QAPrompt, "completion": CompletionPrompt, "chat": ChatPrompt, "question-passage": QuestionPassagePrompt}
+STYLES = {
+    "flan": FlanPrompt,
+    "t5-qa": T5QAPrompt,
+    "completion": CompletionPrompt,
+    "chat": ChatPrompt,
+    "question-passage": QuestionPassagePrompt,
+}
 
 
 def choose_prompt(family: str, tokenizer: Any, preferred: str | None = None) -> PromptStyle:

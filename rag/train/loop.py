@@ -91,9 +91,7 @@ def open_run(
     try:
         with quiet_transformers():
             cls = getattr(transformers, model_class) if isinstance(model_class, str) else model_class
-            model, info = cls.from_pretrained(
-                str(start_from), output_loading_info=True, **model_args
-            )
+            model, info = cls.from_pretrained(str(start_from), output_loading_info=True, **model_args)
     except Exception as e:  # noqa: BLE001 - safetensors, JSON and OS errors alike: name what is damaged
         first = (str(e).splitlines() or [type(e).__name__])[0][:160]
         if state is None:

@@ -286,7 +286,9 @@ def model_card(record: dict) -> str:
         ]
         if "held_in_int8" in m:
             q = m["held_in_int8"]
-            lines.append(f"- weights stored in int8 (as shipped): gold F1 {q['gold_f1']}, retrieved F1 {q['retrieved_f1']}")
+            lines.append(
+                f"- weights stored in int8 (as shipped): gold F1 {q['gold_f1']}, retrieved F1 {q['retrieved_f1']}"
+            )
     else:
         lines.append("No held-in articles (`--held-in 0`): no held-in numbers.")
     lines += ["", "## Licence", "Apache-2.0 (weights, as the base model); trained on CC BY-SA 4.0 data.", ""]
