@@ -130,9 +130,7 @@ def train(
 ) -> GenResult:
     """Train (or resume) a generator of `settings.family` into `out`; `curve` and `at_point` as for
     the reader (`rag.train.reader.train`), counting questions (one example each)."""
-    import torch
-
-    from rag.generators.minilm import init_cross_attention, model_args, model_class, prefix_mask
+    from rag.generators.minilm import init_cross_attention, model_args, model_class
     from rag.train.reader import base_folder
 
     cls = model_class(settings.family, settings.attention)
@@ -149,52 +147,7 @@ def train(
     if run.state is None and settings.family == ENCODER_DECODER:
         say(f"cross-attention of {init_cross_attention(model)} layers initialised from their self-attention")
     data = features(tokenizer, examples, settings)
-    pad = tokenizer.pad_token_id or 0
-
-    def padded(rows: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
-        longest = max(len(r) for r in rows)
-        ids = torch.full((len(rows), longest), pad, dtype=torch.long)
-        keep = torch.zeros_like(ids)
-        for b, r in enumerate(rows):
-            ids[b, : len(r)] = torch.tensor(r)
-            keep[b, : len(r)] = 1
-        return ids, keep
-
-    def head_loss(hidden, rows, cols, targets):
-        logits = model.cls(hidden[rows, cols])
-        return torch.nn.functional.cross_entropy(logits, torch.tensor(targets))
-
-    def encoder_decoder_loss(batch: list[GenExample]):
-        src, src_keep = padded([g.prompt for g in batch])
-        from rag.generators.minilm import open_mask
-
-        states = model.bert(input_ids=src, attention_mask=open_mask(src_keep), use_cache=False).last_hidden_state
-        tgt, tgt_keep = padded([[tokenizer.cls_token_id] + g.target[:-1] for g in batch])
-        hidden = model.bert(
-            input_ids=tgt,
-            attention_mask=tgt_keep,
-            encoder_hidden_states=states,
-            encoder_attention_mask=src_keep,
-            use_cache=False,
-        ).last_hidden_state
-        rows = [b for b, g in enumerate(batch) for _ in g.target]
-        cols = [j for g in batch for j in range(len(g.target))]
-        return head_loss(hidden, rows, cols, [t for g in batch for t in g.target])
-
-    def decoder_only_loss(batch: list[GenExample]):
-        seqs = [g.prompt + g.target[:-1] for g in batch]
-        ids, keep = padded(seqs)
-        mask = prefix_mask(keep, [len(g.prompt) for g in batch]) if settings.attention == "prefix" else keep
-        hidden = model.bert(input_ids=ids, attention_mask=mask, use_cache=False).last_hidden_state
-        rows = [b for b, g in enumerate(batch) for _ in g.target]
-        cols = [len(g.prompt) - 1 + j for g in batch for j in range(len(g.target))]
-        return head_loss(hidden, rows, cols, [t for g in batch for t in g.target])
-
-    loss_of = encoder_decoder_loss if settings.family == ENCODER_DECODER else decoder_only_loss
-
-    def batch_loss(ids: list[int]):
-        batch = [data[i] for i in ids]
-        return loss_of(batch), len(batch)
+    batch_loss = make_batch_loss(model, tokenizer, settings, data)
 
     from rag.train.reader import questions_step
 
@@ -237,6 +190,56 @@ def train(
         len(data),
         result.resumed_from,
     )
+
+
+def make_batch_loss(model, tokenizer, settings: GenSettings, data: Sequence[GenExample]) -> Callable:
+    """`batch_loss(ids)` for the loop: (the mean loss over the answers' tokens, examples)."""
+    import torch
+
+    from rag.generators.minilm import open_mask, prefix_mask
+
+    pad = tokenizer.pad_token_id or 0
+
+    def padded(rows: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
+        longest = max(len(r) for r in rows)
+        ids = torch.full((len(rows), longest), pad, dtype=torch.long)
+        keep = torch.zeros_like(ids)
+        for b, r in enumerate(rows):
+            ids[b, : len(r)] = torch.tensor(r)
+            keep[b, : len(r)] = 1
+        return ids, keep
+
+    def head_loss(hidden, batch: list[GenExample], cols: list[int]):
+        rows = [b for b, g in enumerate(batch) for _ in g.target]
+        logits = model.cls(hidden[rows, cols])  # the LM head only where the loss is taken
+        return torch.nn.functional.cross_entropy(logits, torch.tensor([t for g in batch for t in g.target]))
+
+    def encoder_decoder_loss(batch: list[GenExample]):
+        src, src_keep = padded([g.prompt for g in batch])
+        states = model.bert(input_ids=src, attention_mask=open_mask(src_keep), use_cache=False).last_hidden_state
+        tgt, tgt_keep = padded([[tokenizer.cls_token_id] + g.target[:-1] for g in batch])
+        hidden = model.bert(
+            input_ids=tgt,
+            attention_mask=tgt_keep,
+            encoder_hidden_states=states,
+            encoder_attention_mask=src_keep,
+            use_cache=False,
+        ).last_hidden_state
+        return head_loss(hidden, batch, [j for g in batch for j in range(len(g.target))])
+
+    def decoder_only_loss(batch: list[GenExample]):
+        ids, keep = padded([g.prompt + g.target[:-1] for g in batch])
+        mask = prefix_mask(keep, [len(g.prompt) for g in batch]) if settings.attention == "prefix" else keep
+        hidden = model.bert(input_ids=ids, attention_mask=mask, use_cache=False).last_hidden_state
+        return head_loss(hidden, batch, [len(g.prompt) - 1 + j for g in batch for j in range(len(g.target))])
+
+    loss_of = encoder_decoder_loss if settings.family == ENCODER_DECODER else decoder_only_loss
+
+    def batch_loss(ids: list[int]):
+        batch = [data[i] for i in ids]
+        return loss_of(batch), len(batch)
+
+    return batch_loss
 
 
 def fingerprint(data: Sequence[GenExample]) -> str:
