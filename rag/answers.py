@@ -90,6 +90,7 @@ class Answer:
     found: bool | None = None  # a reader: False when it found no span worth pointing at ("not in the documents")
     score: float | None = None  # a reader: the best span's score above the no-answer score
     candidates: list[dict] = field(default_factory=list)  # a reader: the best spans, best first
+    questions_trained: int | None = None  # a model rag trained: how many questions it learnt from
 
     @property
     def source(self) -> str | None:
@@ -126,6 +127,7 @@ class Answer:
             "dtype": self.dtype,
             "dtype_reason": self.dtype_reason,
             "span": asdict(self.span) if self.span is not None else None,
+            "questions_trained": self.questions_trained,
             **(
                 {"found": self.found, "score": self.score, "candidates": self.candidates}
                 if self.found is not None

@@ -316,3 +316,29 @@ def test_a_damaged_generator_record_is_one_line_naming_it(trained, tmp_path):
     with pytest.raises(ModelNotAvailable) as caught:
         load_answerer(str(folder))
     assert "rag-generator.json is damaged" in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_the_family_and_training_questions_of_a_trained_generator_show_in_bench_and_compare(trained, towns):
+    from rag.answerers import clear_loaded, load_answerer
+    from rag.bench.html import render_compare
+    from rag.bench.report import generator_rows
+    from rag.bench.system import model_info
+    from rag.documents import Passage
+    from rag.pipeline import Comparison
+    from rag.train.data import load_examples
+
+    clear_loaded()
+    generator = load_answerer(str(trained["encoder-decoder"]))
+    record = json.loads((trained["encoder-decoder"] / "rag-generator.json").read_text())
+    assert model_info(generator)["questions_trained"] == record["questions_trained"] == 9
+    e = load_examples(towns)[0]
+    answer = generator.generate(e.question, [Passage(0, e.doc, e.context, 0, len(e.context), 1, 1, 0.0, 1)])
+    assert answer.to_dict()["questions_trained"] == 9
+    page = render_compare(e.question, answer.passages, [Comparison("mine", answer=answer)], "hybrid", {})
+    assert "encoder-decoder (trained on 9 q)" in page
+    summary = {"generators": [{"name": "mine", "status": "ok", "family": "encoder-decoder", "questions_trained": 9}]}
+    summary["generators"][0].update(
+        em=0.0, f1=0.0, answer_in_passages=1.0, prediction_supported=0.0, empty_rate=0.0, tokens_per_s=1.0,
+        generation_ms={"p50": 1, "p95": 1}, prompt_tokens={"mean": 10}, passages_cut_mean=0.0,
+    )  # fmt: skip
+    assert generator_rows(summary)[0][1] == "encoder-decoder (trained on 9 q)"

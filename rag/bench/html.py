@@ -24,6 +24,7 @@ from rag.bench.report import (
     _paired_text,
     _rerank_lines,
     _retriever_text,
+    family_text,
     generator_rows,
     paired_rows,
     retrieval_rows,
@@ -164,7 +165,7 @@ def render_compare(question: str, retrieved: Sequence, results: Sequence, retrie
         rows.append(
             [
                 r.name,
-                family,
+                family_text(family, a.questions_trained) if a is not None else "-",
                 "-" if a is None else f"{a.timings.get('generation_ms', 0):.0f}",
                 "-" if a is None else str(a.prompt_tokens),
                 "-" if a is None else str(a.passages_cut),

@@ -155,6 +155,7 @@ def generator_summary(
             "revision",
             "context_window",
             "prompt_style",
+            "questions_trained",
         ):
             entry[key] = session.get(key)
     if not records:
@@ -216,6 +217,13 @@ GENERATOR_COLUMNS = (
 )
 
 
+def family_text(family: str | None, questions_trained: int | None = None) -> str:
+    """An answerer's family, and for a model rag trained, how many questions it learnt from."""
+    if not family:
+        return "-"
+    return f"{family} (trained on {questions_trained:,} q)" if questions_trained else family
+
+
 def generator_rows(summary: dict) -> list[list[str]]:
     rows = []
     for g in summary["generators"]:
@@ -225,7 +233,7 @@ def generator_rows(summary: dict) -> list[list[str]]:
         rows.append(
             [
                 g["name"] + ("" if g["status"] == "ok" else f" ({g['status']})"),
-                g.get("family") or "-",
+                family_text(g.get("family"), g.get("questions_trained")),
                 _f(g["em"]),
                 _f(g["f1"]),
                 _f(g["answer_in_passages"]),

@@ -137,6 +137,7 @@ def model_info(generator: Any) -> dict[str, Any]:
         "prompt_style": getattr(getattr(generator, "prompt_style", None), "name", None),
         "runtime": getattr(generator, "runtime", None),
         "dtype_reason": getattr(generator, "dtype_reason", None) or None,
+        "questions_trained": getattr(generator, "questions_trained", None),
     }
     try:
         info["dtype"] = str(generator.dtype)

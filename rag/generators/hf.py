@@ -28,6 +28,7 @@ class HFGenerator:
 
     family: str = ""
     load_seconds: float = 0.0  # set by load_generator
+    questions_trained: int | None = None  # set where rag trained the model (rag-generator.json)
     dtype_reason: str = ""  # set by load_generator: why its weights compute in `dtype` on this CPU
 
     def __init__(
@@ -218,6 +219,7 @@ class HFGenerator:
             runtime=self.runtime,
             dtype=self.dtype,
             dtype_reason=self.dtype_reason,
+            questions_trained=self.questions_trained,
             timings={
                 "prompt_ms": (t1 - t0) * 1000,
                 "generation_ms": seconds * 1000,

@@ -194,7 +194,7 @@ def load_minilm_generator(folder: Path, name: str, record: dict, device: str = "
     tokenizer = AutoTokenizer.from_pretrained(str(folder))
     model.eval()
     generator_cls = Seq2SeqGenerator if record["family"] == ENCODER_DECODER else CausalGenerator
-    return generator_cls(
+    generator = generator_cls(
         name,
         model,
         tokenizer,
@@ -203,3 +203,6 @@ def load_minilm_generator(folder: Path, name: str, record: dict, device: str = "
         device=device,
         source=str(folder),
     )
+    trained = record.get("questions_trained")
+    generator.questions_trained = trained if isinstance(trained, int) and not isinstance(trained, bool) else None
+    return generator

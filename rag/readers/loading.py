@@ -139,6 +139,7 @@ def load_reader(name: str, *, backend: str | None = None, threads: int | None = 
         pad_id=pad_id,
     )
     reader.source = str(folder)
+    reader.questions_trained = info.get("questions_trained")
     reader.weights_key = weights_key(folder, onnx, MARKER)
     _LOADED[key] = reader
     return reader

@@ -41,6 +41,7 @@ class SpanReader:
     """An encoder-only reader over any logits backend (`rag.readers.backends`)."""
 
     family = ENCODER_ONLY
+    questions_trained: int | None = None  # set from a trained reader's rag-reader.json
 
     def __init__(
         self,
@@ -131,6 +132,7 @@ class SpanReader:
             runtime=self.runtime,
             dtype=self.dtype,
             span=span,
+            questions_trained=self.questions_trained,
             found=reading.found,
             score=above[0] if above else None,
             candidates=[
