@@ -236,6 +236,8 @@ def test_rag_train_generator_writes_a_model_its_card_and_held_in_figures(encoder
     assert "encoder-decoder" in card and "cross-attention" in card and str(tmp_path) not in card
     (point,) = [json.loads(line) for line in (out / "curve.jsonl").read_text().splitlines()]
     assert point["questions"] == 2 and (out / point["model"] / "model.safetensors").is_file()
+    kept = json.loads((out / point["model"] / MARKER).read_text())  # a curve point loads and is labelled as a model
+    assert kept["questions_trained"] == 2 and kept["metrics"]["held_in"]["gold_f1"] == point["gold_f1"]
 
 
 @pytest.mark.parametrize("extra", [["--family", "sideways"], ["--family", "decoder-only", "--max-input", "4096"]])

@@ -115,7 +115,7 @@ def train_generator(
         key = {"data_sha256": settings.data_sha256, "held_in": settings.held_in, "depth": PASSAGES, "negatives": 0}
         key["questions"] = len(held)
         ranked = cached_retrieval(out, key, lambda: retrieval_for(data, held, PASSAGES, progress, say), say)
-    at_point = curve_point(out, settings, held, ranked, progress, say) if curve and held else None
+    at_point = curve_point(out, settings, held, ranked, progress, say, command) if curve and held else None
     result = train(
         train_set,
         out,
@@ -161,9 +161,10 @@ def train_generator(
     return GeneratorRun(out / MODEL_DIR, True, metrics, result.seconds, result.examples_per_second)
 
 
-def curve_point(out: Path, settings: GenSettings, held, ranked, progress: bool, say) -> Callable:
+def curve_point(out: Path, settings: GenSettings, held, ranked, progress: bool, say, command: str = "") -> Callable:
     """As the reader's (`rag.train.run_reader.curve_point`): held-in F1 at a checkpoint, one line
-    in out/curve.jsonl, the model kept in out/curve/<questions>q; a recorded point is not redone."""
+    in out/curve.jsonl, the model kept in out/curve/<questions>q with its record and card (so
+    `rag bench -g RUN/curve/8000q` measures it); a recorded point is not redone."""
     import torch
 
     def recorded() -> set[int]:
@@ -203,11 +204,30 @@ def curve_point(out: Path, settings: GenSettings, held, ranked, progress: bool, 
             "eval_seconds": round(time.monotonic() - started, 1),
             "model": str(keep.relative_to(out)),
         }
+        mark_curve_model(out, settings, record, command, len(held))
         with (out / CURVE).open("a", encoding="utf-8") as f:
             f.write(json.dumps(record) + "\n")
         say(f"learning curve: {json.dumps(record)}")
 
     return at_point
+
+
+def mark_curve_model(out: Path, settings: GenSettings, point: dict, command: str, held: int) -> Path:
+    """The record and card of a model kept at a curve point (out/<point["model"]>): trained on the
+    questions seen by then, still at that step's learning rate (the card says so)."""
+    folder = out / point["model"]
+    metrics = {
+        "training": {
+            "steps": point["step"],
+            "seconds": point["train_seconds"],
+            "cpu_seconds": point["train_cpu_seconds"],
+            "curve_point": True,
+        },
+        "held_in": {k: point[k] for k in ("gold_f1", "gold_em", "retrieved_f1", "retrieved_em") if k in point}
+        | {"questions": point.get("held_in_questions", held)},
+    }
+    write_card(folder, settings, metrics, command, int(point["questions"]), held)
+    return folder
 
 
 def write_card(folder: Path, settings: GenSettings, metrics: dict, command: str, trained: int, held: int) -> None:
