@@ -126,14 +126,21 @@ def settings_for(label: str, settings: GenerationSettings | None) -> tuple[str, 
 
 
 def default_comparison() -> list[str]:
-    """One generator of each family whose weights are here, best first (for `rag compare`)."""
+    """For `rag compare`: one answerer of each family whose weights are here, best first, and every
+    model rag trained and ships (all three families from the same MiniLM, the contrast rag is for)."""
     from .answerers import list_answerers
+    from .generators.presets import PRESETS
 
     chosen: dict[str, str] = {}
     for info in list_answerers():
         if info.available and info.family not in chosen:
             chosen[info.family] = info.name
-    return list(chosen.values())
+    trained = [
+        info.name
+        for info in list_answerers()
+        if info.available and getattr(PRESETS.get(info.name), "packaged", None) and info.name not in chosen.values()
+    ]
+    return list(chosen.values()) + trained
 
 
 @dataclass

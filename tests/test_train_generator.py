@@ -344,3 +344,33 @@ def test_the_family_and_training_questions_of_a_trained_generator_show_in_bench_
         generation_ms={"p50": 1, "p95": 1}, prompt_tokens={"mean": 10}, passages_cut_mean=0.0,
     )  # fmt: skip
     assert generator_rows(summary)[0][1] == "encoder-decoder (trained on 9 q)"
+
+
+def test_a_shipped_trained_generator_is_a_preset_rag_compare_includes_by_default(trained, tmp_path, monkeypatch):
+    import shutil
+
+    from rag.answerers import clear_loaded, load_answerer
+    from rag.answers import ModelNotAvailable
+    from rag.generators import loading, presets
+    from rag.pipeline import default_comparison
+
+    shutil.copytree(
+        trained["encoder-decoder"], tmp_path / "minilm-encdec", ignore=shutil.ignore_patterns("model.safetensors")
+    )
+    preset = presets.Preset(
+        "minilm-encdec", "encoder-decoder", 26_000_000, packaged="minilm-encdec", note="trained here"
+    )
+    monkeypatch.setattr(presets, "PACKAGED", tmp_path)
+    monkeypatch.setitem(presets.PRESETS, preset.name, preset)
+    clear_loaded()
+    generator = load_answerer("minilm-encdec")
+    assert generator.family == "encoder-decoder" and generator.questions_trained == 9
+    (row,) = [r for r in loading.list_models() if r.name == "minilm-encdec"]
+    assert row.available and "shipped with rag" in row.source
+    assert "minilm-encdec" in default_comparison()
+    (tmp_path / "minilm-encdec" / "rag-generator.json").unlink()  # a damaged install: one line, the way out
+    clear_loaded()
+    with pytest.raises(ModelNotAvailable, match="reinstall rag") as caught:
+        load_answerer("minilm-encdec")
+    assert "\n" not in str(caught.value)
+    assert "minilm-encdec" not in default_comparison()

@@ -27,6 +27,7 @@ from rag.generators.presets import (
     Preset,
     gguf_cache_folder,
     gguf_converted,
+    packaged_folder,
     preset_available,
     preset_gguf,
 )
@@ -66,6 +67,14 @@ def resolve(name_or_path: str) -> ModelSource:
     """Preset name, existing path, or Hub id (in that order). Touches only the file system
     (a preset split over chunk packages is assembled into the cache on first use)."""
     preset = PRESETS.get(name_or_path)
+    if preset is not None and preset.packaged:
+        folder = packaged_folder(preset)
+        if folder is None:
+            raise ModelNotAvailable(
+                f"Model '{name_or_path}' is not in this copy of rag (rag/generators/{preset.packaged} is missing "
+                "or incomplete): reinstall rag, or train one with `rag train generator`."
+            )
+        return ModelSource(name_or_path, LOCAL, str(folder), preset)
     if preset is not None and preset.chunked and chunked_available(preset.chunked):
         return ModelSource(name_or_path, GGUF, str(assemble(preset.chunked, name_or_path, _say)), preset)
     if preset is not None:
@@ -367,7 +376,9 @@ def list_models() -> list[ModelInfo]:
         available = preset_available(preset)
         gguf = preset_gguf(preset)
         source = preset.source if gguf is not None or preset.chunked or not preset.repo_id else preset.repo_id
-        if preset.chunked and gguf is None:
+        if preset.packaged:
+            note = preset.note if available else f"{preset.note}; missing from this copy of rag: reinstall it"
+        elif preset.chunked and gguf is None:
             note = (
                 "first load assembles the GGUF (hash-checked) and converts it, then cached"
                 if available
@@ -384,6 +395,8 @@ def list_models() -> list[ModelInfo]:
         else:
             note = f"{preset.note}; run `rag models pull {preset.name}` while online"
         runtime = f"{RUNTIME} {dtype}" + (" (GGUF dequantised)" if gguf is not None or preset.chunked else "")
+        if preset.packaged:
+            runtime = f"{RUNTIME} float32 (int8-stored weights)"
         try:
             if runtime_for(preset.name, choice).runtime == "llama.cpp":
                 runtime = "llama.cpp (the GGUF's own weights)"

@@ -45,9 +45,12 @@ class Preset:
     licence: str = ""
     chunked: ChunkedGGUF | None = None  # a GGUF split over chunk packages (rag/generators/chunked.py)
     default_needs_bf16: bool = False  # the default answerer only where this CPU computes bfloat16 natively
+    packaged: str | None = None  # a model rag trained, shipped in rag/generators/<packaged>/
 
     @property
     def source(self) -> str:
+        if self.packaged:
+            return f"shipped with rag (rag/generators/{self.packaged}, trained by `rag train generator`)"
         if self.chunked:
             return f"{self.chunked.brace} packages (GGUF)"
         if self.gguf_package:
@@ -247,9 +250,22 @@ def preset_gguf(preset: Preset) -> Path | None:
     return packaged_gguf(preset.gguf_package, preset.gguf_filename) if preset.gguf_package else None
 
 
+PACKAGED = Path(__file__).resolve().parent  # where shipped trained generators live
+
+
+def packaged_folder(preset: Preset) -> Path | None:
+    """A shipped trained generator's folder, where it is whole enough to load (its record is there)."""
+    if not preset.packaged:
+        return None
+    folder = PACKAGED / preset.packaged
+    return folder if (folder / "rag-generator.json").is_file() else None
+
+
 def preset_available(preset: Preset) -> bool:
     """Whether the preset can load right now without the network (chunk packages count: the
     first load assembles them)."""
+    if preset.packaged:
+        return packaged_folder(preset) is not None
     if preset_gguf(preset) is not None or (preset.chunked and chunked_available(preset.chunked)):
         return True
     return bool(preset.repo_id) and hub_cached(preset.repo_id)
