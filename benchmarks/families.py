@@ -1,0 +1,218 @@
+"""The three families from one MiniLM, measured alike: the reader, the encoder-decoder and the
+decoder-only generator at the same numbers of training questions, on SQuAD dev part A.
+
+    .venv/bin/python benchmarks/families.py --reader RUN --encdec RUN --deconly RUN \\
+        [--sizes 2000,8000,16000] [--data ../shared/datasets/squad/dev-v1.1-part-a.json] \\
+        [--out ~/runs/families] [--limit N] [--modes gold,hybrid]
+
+For each size, the model each run kept at that curve point (RUN/curve/<N>q, float32, the
+learning rate wherever the schedule had it: the same for all three) answers every question twice
+with `rag bench`: from the gold paragraph (`--oracle`) and from 5 hybrid-retrieved passages (the
+encoder-decoder Fusion-in-Decoder style, `+fid`; the reader reads the five, best span always
+given). Each bench run is resumable (`--out` per size and mode), so a killed run goes on where it
+stopped. Then OUT/families.json gathers F1, EM, paired bootstrap intervals between families,
+latency, tokens/s, peak RSS and parameters, with the training CPU-seconds from each curve.jsonl;
+OUT/families.png plots F1 against training questions and against training CPU-seconds; a
+markdown table goes to stdout. Names the CPU.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+PART_A = ROOT.parent / "shared" / "datasets" / "squad" / "dev-v1.1-part-a.json"
+MODES = {"gold": ["--oracle"], "hybrid": []}
+
+
+def curve_points(run: Path) -> dict[int, dict]:
+    points = {}
+    for line in (run / "curve.jsonl").read_text(encoding="utf-8").splitlines():
+        try:
+            point = json.loads(line)
+        except ValueError:
+            continue
+        points[int(point["questions"])] = point
+    return points
+
+
+def mark_reader_point(run: Path, point: dict) -> Path:
+    """A reader curve point as a model rag loads (rag-reader.json; no margin: it always answers)."""
+    from rag.readers.base import MARKER
+    from rag.train.checkpoints import checkpoint_state
+    from rag.train.reader import TrainSettings
+    from rag.train.run_reader import write_card
+
+    folder = run / point["model"]
+    if not (folder / MARKER).exists():
+        settings = TrainSettings(**checkpoint_state(run)["settings"])
+        metrics = {"training": {"steps": point["step"], "seconds": point["train_seconds"], "curve_point": True}}
+        command = f"rag train reader --out {run.name} (curve point)"
+        write_card(
+            folder, settings, metrics, float("-inf"), command, int(point["questions"]), point["held_in_questions"]
+        )
+    return folder
+
+
+def mark_generator_point(run: Path, point: dict) -> Path:
+    from rag.generators.minilm import MARKER
+    from rag.train.checkpoints import checkpoint_state
+    from rag.train.generator import GenSettings
+    from rag.train.run_generator import mark_curve_model
+
+    folder = run / point["model"]
+    if not (folder / MARKER).exists():
+        settings = GenSettings(**checkpoint_state(run)["settings"])
+        command = f"rag train generator --family {settings.family} --out {run.name} (curve point)"
+        mark_curve_model(run, settings, point, command, point["held_in_questions"])
+    return folder
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--reader", type=Path, required=True)
+    parser.add_argument("--encdec", type=Path, required=True)
+    parser.add_argument("--deconly", type=Path, required=True)
+    parser.add_argument("--sizes", default="2000,8000,16000")
+    parser.add_argument("--data", type=Path, default=PART_A)
+    parser.add_argument("--out", type=Path, default=Path.home() / "runs" / "families")
+    parser.add_argument("--limit", type=int, default=None, help="questions per bench (default: all)")
+    parser.add_argument("--modes", default="gold,hybrid")
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    if not args.data.exists():
+        sys.exit(f"{args.data}: not found (SQuAD dev part A, in ../shared/datasets/squad/)")
+    sizes = [int(s) for s in args.sizes.split(",")]
+    modes = [m for m in args.modes.split(",") if m]
+    runs = {"reader": args.reader, "encoder-decoder": args.encdec, "decoder-only": args.deconly}
+    points = {family: curve_points(run) for family, run in runs.items()}
+    missing = [f"{family} at {n}" for n in sizes for family in runs if n not in points[family]]
+    if missing:
+        sys.exit(f"no curve point for {', '.join(missing)}: the runs have not reached it yet")
+
+    from rag.cpu import this_cpu
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    results: dict = {"cpu": this_cpu().describe(), "threads": args.threads, "data": args.data.name, "sizes": {}}
+    for n in sizes:
+        folders = {
+            "reader": mark_reader_point(args.reader, points["reader"][n]),
+            "encoder-decoder": mark_generator_point(args.encdec, points["encoder-decoder"][n]),
+            "decoder-only": mark_generator_point(args.deconly, points["decoder-only"][n]),
+        }
+        labels = {
+            "reader": str(folders["reader"]),
+            "encoder-decoder": f"{folders['encoder-decoder']}+fid",
+            "decoder-only": str(folders["decoder-only"]),
+        }
+        entry: dict = {"cpu_seconds": {f: points[f][n]["train_cpu_seconds"] for f in runs}}
+        for mode in modes:
+            out = args.out / f"{mode}-{n}q"
+            names = [
+                str(folders[f])
+                if mode == "gold" and f == "encoder-decoder"
+                else labels[f]  # one passage: nothing to fuse
+                for f in runs
+            ]
+            command = [str(Path(sys.executable).parent / "rag"), "bench", str(args.data), "--out", str(out), "--quiet"]
+            command += ["--passages", "5", *MODES[mode], "-g", ",".join(names)]
+            if args.limit:
+                command += ["--limit", str(args.limit)]
+            print(" ".join(command), file=sys.stderr)
+            subprocess.run(command, check=True, env={**os.environ, "OMP_NUM_THREADS": str(args.threads)})
+            summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
+            entry[mode] = summarise(summary, folders)
+        results["sizes"][str(n)] = entry
+    (args.out / "families.json").write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    plot(results, args.out / "families.png", modes)
+    print(table(results, modes))
+
+
+def summarise(summary: dict, folders: dict[str, Path]) -> dict:
+    """Per family: F1, EM, latency, tokens/s, peak RSS, parameters; and the paired F1 intervals."""
+    by_folder = {str(v): k for k, v in folders.items()}
+
+    def family_of(name: str) -> str:
+        return by_folder.get(name.split("+", 1)[0], name)
+
+    out: dict = {"families": {}, "paired": []}
+    for g in summary["generators"]:
+        if "f1" not in g:
+            out["families"][family_of(g["name"])] = {"status": g["status"], "error": g.get("error")}
+            continue
+        out["families"][family_of(g["name"])] = {
+            "f1": g["f1"],
+            "em": g["em"],
+            "questions": g["questions"],
+            "p50_ms": g["generation_ms"]["p50"],
+            "p95_ms": g["generation_ms"]["p95"],
+            "tokens_per_s": g.get("tokens_per_s"),
+            "peak_rss_mb": g.get("peak_rss_mb"),
+            "parameters": g.get("parameters"),
+        }
+    for p in summary.get("paired") or []:
+        keep = {k: v for k, v in p.items() if k not in ("a", "b")}
+        out["paired"].append({"a": family_of(p["a"]), "b": family_of(p["b"]), **keep})
+    return out
+
+
+def table(results: dict, modes: list[str]) -> str:
+    lines = [f"CPU: {results['cpu']}, {results['threads']} threads, {results['data']}", ""]
+    lines.append(
+        "| questions | family | train CPU s | " + " | ".join(f"{m} F1 | {m} EM | {m} p50 ms" for m in modes) + " |"
+    )
+    lines.append("| ---: | --- | ---: | " + " | ".join("---: | ---: | ---:" for _ in modes) + " |")
+    for n, entry in results["sizes"].items():
+        for family, cpu in entry["cpu_seconds"].items():
+            cells = []
+            for m in modes:
+                f = entry[m]["families"].get(family, {})
+                cells += [_n(f.get("f1")), _n(f.get("em")), _n(f.get("p50_ms"), 0)]
+            lines.append(f"| {int(n):,} | {family} | {cpu:,.0f} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _n(value, digits: int = 3) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def plot(results: dict, path: Path, modes: list[str]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    styles = {"gold": "-", "hybrid": "--"}
+    for family in ("reader", "encoder-decoder", "decoder-only"):
+        for mode in modes:
+            xs, cpu, ys = [], [], []
+            for n, entry in results["sizes"].items():
+                f1 = entry[mode]["families"].get(family, {}).get("f1")
+                if f1 is not None:
+                    xs.append(int(n))
+                    cpu.append(entry["cpu_seconds"][family] / 3600)
+                    ys.append(f1)
+            label = f"{family}, {'gold paragraph' if mode == 'gold' else 'hybrid top 5'}"
+            axes[0].plot(xs, ys, styles[mode], marker="o", label=label)
+            axes[1].plot(cpu, ys, styles[mode], marker="o", label=label)
+    axes[0].set_xscale("log", base=2)
+    axes[0].set_xlabel("training questions")
+    axes[1].set_xlabel("training CPU-hours (this CPU)")
+    for ax in axes:
+        ax.set_ylabel("F1 on SQuAD dev part A")
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=7)
+    fig.suptitle(f"Three families from one all-MiniLM-L6-v2 ({results['cpu']})", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+if __name__ == "__main__":
+    main()
