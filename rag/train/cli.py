@@ -332,3 +332,47 @@ def generator(
             f"5 retrieved passages F1 {held['retrieved_f1']:.3f}"
         )
     click.echo(f"ask with it: rag ask QUESTION -g {run.folder}")
+
+
+@train_command.command("embedder")
+@_run_options
+@click.option(
+    "--group",
+    type=click.IntRange(min=2),
+    default=2,
+    show_default=True,
+    help="Passages per question: its own and GROUP-1 hard negatives mined with rag's hybrid and dense retrievers.",
+)
+@click.option("--epochs", type=click.FloatRange(min=0, min_open=True), default=1.0, show_default=True)
+@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=2e-5, show_default=True)
+@click.option(
+    "--batch-size",
+    type=click.IntRange(min=2),
+    default=32,
+    show_default=True,
+    help="Questions per step; every other question's passages are its negatives too.",
+)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--threads", type=click.IntRange(min=1), default=None, help="torch threads (default: all cores).")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
+def embedder(data, out, base, held_in, group, epochs, lr, batch_size, seed, threads, quiet) -> None:
+    """Fine-tune the bi-encoder that embeds passages and questions on your QA pairs (multiple-negatives
+    ranking loss); the result is a sentence-transformers folder for `--embedder`. Resumes after a kill."""
+    from rag.train.embedder import EmbedSettings
+    from rag.train.run_embedder import train_embedder
+
+    data = _data(data)
+    settings = EmbedSettings(base=base, epochs=epochs, lr=lr, batch_size=batch_size, group=group, seed=seed)
+    command = _command(click.get_current_context().params, data, "embedder")
+    say = (lambda line: None) if quiet else (lambda line: click.echo(line, err=True))
+    run = train_embedder(
+        data, out, settings, held_in=held_in, threads=threads, progress=not quiet, command=command, say=say
+    )
+    click.echo(f"model: {run.folder} ({run.train_seconds:.0f} s, {run.questions_per_second:.1f} questions/s)")
+    if "held_in" in run.metrics:
+        base_r, tuned = run.metrics["held_in_base"], run.metrics["held_in"]
+        click.echo(
+            f"held-in ({tuned['questions']} questions, {tuned['passages']} paragraphs): recall@5 "
+            f"{base_r['recall@5']:.3f} -> {tuned['recall@5']:.3f}, recall@1 {base_r['recall@1']:.3f} -> {tuned['recall@1']:.3f}"
+        )
+    click.echo(f"index with it: rag index FOLDER --embedder {run.folder}")
