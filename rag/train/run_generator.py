@@ -167,23 +167,12 @@ def curve_point(out: Path, settings: GenSettings, held, ranked, progress: bool, 
     `rag bench -g RUN/curve/8000q` measures it); a recorded point is not redone."""
     import torch
 
-    def recorded() -> set[int]:
-        try:
-            lines = (out / CURVE).read_text(encoding="utf-8").split("\n")
-        except FileNotFoundError:
-            return set()
-        done = set()
-        for line in lines:
-            try:
-                done.add(int(json.loads(line)["questions"]))
-            except (ValueError, KeyError, TypeError):
-                continue
-        return done
+    from rag.train.run_reader import recorded_points
 
     def at_point(questions: int, clock: dict, model, tokenizer) -> None:
         from rag.train.checkpoints import save_model
 
-        if questions in recorded():
+        if questions in recorded_points(out):
             return
         say(f"learning curve: {questions} questions seen (step {clock['step']}): evaluating on {len(held)} held-in")
         started = time.monotonic()

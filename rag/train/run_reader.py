@@ -222,26 +222,13 @@ def curve_point(
     point already recorded is not measured again (a resumed run passes it by)."""
     import torch
 
-    def recorded() -> set[int]:
-        try:
-            lines = (out / CURVE).read_text(encoding="utf-8").split("\n")
-        except FileNotFoundError:
-            return set()
-        done = set()
-        for line in lines:
-            try:
-                done.add(int(json.loads(line)["questions"]))
-            except (ValueError, KeyError, TypeError):
-                continue  # a line cut by a kill (or empty): that point is measured again
-        return done
-
     def at_point(questions: int, clock: dict, model, tokenizer) -> None:
         from rag.readers.backends import TorchLogits
         from rag.readers.evaluate import evaluate
         from rag.readers.reader import SpanReader
         from rag.train.checkpoints import save_model
 
-        if questions in recorded():
+        if questions in recorded_points(out):
             return
         say(f"learning curve: {questions} questions seen (step {clock['step']}): evaluating on {len(held)} held-in")
         started = time.monotonic()
@@ -274,6 +261,22 @@ def curve_point(
         say(f"learning curve: {json.dumps(record)}")
 
     return at_point
+
+
+def recorded_points(out: Path) -> set[int]:
+    """The curve points out/curve.jsonl holds (a line cut by a kill, or empty, is not one: that
+    point is measured again)."""
+    try:
+        lines = (out / CURVE).read_text(encoding="utf-8").split("\n")
+    except FileNotFoundError:
+        return set()
+    done = set()
+    for line in lines:
+        try:
+            done.add(int(json.loads(line)["questions"]))
+        except (ValueError, KeyError, TypeError):
+            continue
+    return done
 
 
 REPO = Path(__file__).resolve().parents[2]
