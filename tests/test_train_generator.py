@@ -374,3 +374,22 @@ def test_a_shipped_trained_generator_is_a_preset_rag_compare_includes_by_default
         load_answerer("minilm-encdec")
     assert "\n" not in str(caught.value)
     assert "minilm-encdec" not in default_comparison()
+
+
+@pytest.mark.parametrize("family,attention", [("encoder-decoder", ""), ("decoder-only", "prefix")])
+def test_the_prompt_is_read_both_ways_where_the_recipe_says_so(family, attention, encoder):
+    """A decoder config (is_decoder) must not make the encoder pass or a prefix causal: the first
+    token's state changes when a later prompt token does."""
+    import torch
+
+    from rag.generators.minilm import model_args, model_class, open_mask, prefix_mask
+
+    model = model_class(family, attention or "prefix").from_pretrained(str(encoder), **model_args(family)).eval()
+    a, b = torch.tensor([[101, 2054, 2003, 1996, 102]]), torch.tensor([[101, 2054, 2003, 3899, 102]])
+    keep = torch.ones_like(a)
+    mask = open_mask(keep) if family == "encoder-decoder" else prefix_mask(keep, [5])
+    with torch.no_grad():
+        first = [model.bert(input_ids=x, attention_mask=mask).last_hidden_state[0, 0] for x in (a, b)]
+        causal = [model.bert(input_ids=x, attention_mask=keep).last_hidden_state[0, 0] for x in (a, b)]
+    assert not torch.allclose(first[0], first[1])  # read both ways
+    assert torch.allclose(causal[0], causal[1], atol=1e-6)  # and the plain decoder mask is causal
