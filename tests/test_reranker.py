@@ -443,3 +443,36 @@ def test_training_into_a_folder_rag_did_not_make_is_refused_and_it_stays_intact(
     with pytest.raises(RagError, match="did not write"):
         train(GROUPS, out, settings, progress=False)
     assert folder_bytes(out) == before
+
+
+def test_rag_train_reranker_curve_and_cooldown_keep_their_points_and_branch(tiny, tiny_squad, tmp_path, monkeypatch):
+    from conftest import folder_bytes
+
+    monkeypatch.setenv("RAG_CACHE", str(tmp_path / "cache"))
+    out = tmp_path / "run"
+    common = ["--data", str(tiny_squad), "--base", str(tiny), "--held-in", "1", "--group", "3", "--batch-size", "2",
+              "--lr", "1e-3", "--epochs", "2", "--no-onnx", "--quiet"]  # fmt: skip
+    result = CliRunner().invoke(main, ["train", "reranker", "--out", str(out), "--curve", "4,8", *common])
+    assert result.exit_code == 0, result.output
+    points = [json.loads(line) for line in (out / "curve.jsonl").read_text().splitlines()]
+    assert [p["questions"] for p in points] == [4, 8] and [p["step"] for p in points] == [2, 4]
+    for p in points:
+        assert 0 <= p["reranked"]["recall@1"] <= 1 and p["held_in_questions"] == 4
+        assert (out / p["model"] / "model.safetensors").is_file()
+    from rag.train.reranker import RerankSettings
+    from rag.train.run_reranker import train_reranker
+
+    source = tmp_path / "long"  # a run still going: stopped at step 3 of 12
+    settings = RerankSettings(base=str(tiny), epochs=2, lr=1e-3, batch_size=2, group=3)
+    train_reranker(tiny_squad, source, settings, held_in=1, progress=False, stop_after=3, checkpoint_seconds=0,
+                   export=False, say=lambda line: None)  # fmt: skip
+    before = folder_bytes(source)
+    cool = tmp_path / "cool"
+    branched = CliRunner().invoke(
+        main, ["train", "reranker", "--out", str(cool), "--from-run", str(source), "--finish-at", "10", *common]
+    )
+    assert branched.exit_code == 0, branched.output
+    assert folder_bytes(source) == before  # the run it branched from is only read
+    record = json.loads((cool / "model" / "rag-reranker.json").read_text())
+    assert record["settings"]["cooldown"] == {"from_step": 3, "questions": 10}
+    assert json.loads((cool / "checkpoint" / "state.json").read_text())["step"] == 5  # 10 questions, 2 a step

@@ -38,7 +38,7 @@ def ranking_scores(docs: Sequence[str], gold: str) -> dict[str, float]:
     }
 
 
-def _mean(rows: Sequence[dict]) -> dict[str, float]:
+def mean_scores(rows: Sequence[dict]) -> dict[str, float]:
     return {key: round(sum(r[key] for r in rows) / max(1, len(rows)), 4) for key in rows[0]} if rows else {}
 
 
@@ -55,7 +55,7 @@ def held_in_metrics(model: str, held: Sequence, ranked: dict[str, list], backend
         items = tqdm(questions, desc="held-in", unit="q")
     top = max(POOLS)
     scored = {q.id: reranker.score(q.question, [p.text for p in ranked[q.id][:top]]) for q in items}
-    base = _mean([ranking_scores([p.doc_path for p in ranked[q.id]], q.doc) for q in questions])
+    base = mean_scores([ranking_scores([p.doc_path for p in ranked[q.id]], q.doc) for q in questions])
     grid = []
     for pool in POOLS:
         for weight in WEIGHTS:
@@ -65,14 +65,14 @@ def held_in_metrics(model: str, held: Sequence, ranked: dict[str, list], backend
                     passages = ranked[q.id]
                     order = rerank_order(scored[q.id][:pool], len(passages), weight, c)
                     rows.append(ranking_scores([passages[i].doc_path for i in order], q.doc))
-                grid.append({"pool": pool, "weight": weight, "c": c, **_mean(rows)})
+                grid.append({"pool": pool, "weight": weight, "c": c, **mean_scores(rows)})
     rows = []
     for q in questions:
         order = rerank_order(
             scored[q.id][:DEFAULT_RERANK_POOL], len(ranked[q.id]), DEFAULT_RERANK_WEIGHT, DEFAULT_RERANK_C
         )
         rows.append(ranking_scores([ranked[q.id][i].doc_path for i in order], q.doc))
-    chosen = {"pool": DEFAULT_RERANK_POOL, "weight": DEFAULT_RERANK_WEIGHT, "c": DEFAULT_RERANK_C, **_mean(rows)}
+    chosen = {"pool": DEFAULT_RERANK_POOL, "weight": DEFAULT_RERANK_WEIGHT, "c": DEFAULT_RERANK_C, **mean_scores(rows)}
     best = max(grid, key=lambda g: (g["recall@1"], g["mrr@10"], -g["pool"]))
     latency = {}
     for pool in POOLS:

@@ -192,12 +192,47 @@ def reader(
 @click.option("--epochs", type=click.FloatRange(min=0, min_open=True), default=1.0, show_default=True)
 @click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=5e-5, show_default=True)
 @click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True, help="Questions per step.")
+@click.option(
+    "--curve",
+    default="",
+    metavar="N,N,...",
+    help="A learning curve: after N questions, rerank the held-in questions and keep the model (OUT/curve.jsonl, OUT/curve/Nq).",
+)
+@click.option(
+    "--from-run",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=None,
+    help="Finish a long run early (a cooldown), as `rag train reader --from-run`.",
+)
+@click.option("--finish-at", type=click.IntRange(min=1), default=None, metavar="N")
 @_end_options
-def reranker(data, out, base, held_in, group, loss, epochs, lr, batch_size, seed, threads, no_onnx, quiet) -> None:
+def reranker(
+    data,
+    out,
+    base,
+    held_in,
+    group,
+    loss,
+    epochs,
+    lr,
+    batch_size,
+    curve,
+    from_run,
+    finish_at,
+    seed,
+    threads,
+    no_onnx,
+    quiet,
+) -> None:
     """Fine-tune an encoder as a cross-encoder reranker; resumes after a kill with the same command."""
     from rag.train.reranker import RerankSettings
     from rag.train.run_reranker import train_reranker
 
+    points = _curve(curve)
+    if (from_run is None) != (finish_at is None):
+        raise click.UsageError("--from-run and --finish-at go together: the run to finish, and where")
+    if from_run is not None and points:
+        raise click.UsageError("--curve is measured on the run itself, not on a cooldown (--from-run)")
     data = _data(data)
     settings = RerankSettings(base=base, epochs=epochs, lr=lr, batch_size=batch_size, group=group, loss=loss, seed=seed)
     command = _command(click.get_current_context().params, data, "reranker")
@@ -211,6 +246,9 @@ def reranker(data, out, base, held_in, group, loss, epochs, lr, batch_size, seed
         progress=not quiet,
         command=command,
         export=not no_onnx,
+        curve=points,
+        from_run=from_run,
+        finish_at=finish_at,
         say=say,
     )
     click.echo(f"model: {run.folder} ({run.train_seconds:.0f} s, {run.pairs_per_second:.1f} pairs/s)")

@@ -50,9 +50,13 @@ class RerankSettings:
     data: str = ""
     data_sha256: str = ""
     held_in: list[str] = field(default_factory=list)
+    cooldown: dict | None = None  # see rag.train.loop.schedule; absent from an ordinary run's key
 
     def key(self) -> dict:
-        return asdict(self)
+        key = asdict(self)
+        if key["cooldown"] is None:
+            key.pop("cooldown")
+        return key
 
 
 @dataclass
@@ -112,10 +116,13 @@ def train(
     progress: bool = True,
     checkpoint_seconds: float = CHECKPOINT_SECONDS,
     stop_after: int | None = None,
+    curve: Sequence[int] = (),
+    at_point: Callable[[int, dict, object, object], None] | None = None,
     say: Callable[[str], None] = lambda line: print(line, file=sys.stderr),
 ) -> RerankResult:
     """Train (or resume) into `out` (claimed with `rag.outdir.claim_out`); the model folder is `out/model`.
-    `stop_after` stops after that many steps in this call (tests)."""
+    `stop_after` stops after that many steps in this call (tests). `curve`: numbers of questions
+    (one group each) at which `at_point(questions, clock, model, tokenizer)` evaluates the live model."""
     import torch
 
     from rag.models.batch import pad_rows
@@ -140,6 +147,19 @@ def train(
         logits = model(**feeds).logits.view(len(ids), settings.group)
         return group_loss(logits, settings), len(rows)
 
+    import math
+
+    total = max(1, int(math.ceil(len(encoded) / settings.batch_size) * settings.epochs))
+    points = {}
+    if at_point is not None:
+        for n in sorted(set(curve)):
+            if (step := max(1, math.ceil(n / settings.batch_size))) <= total:
+                points[step] = n
+    finish_step = math.ceil(settings.cooldown["questions"] / settings.batch_size) if settings.cooldown else None
+
+    def at_milestone(step: int, clock: dict) -> None:
+        at_point(points[step], {**clock, "step": step}, model, tokenizer)
+
     result = train_loop(
         run,
         settings,
@@ -152,6 +172,9 @@ def train(
         progress=progress,
         checkpoint_seconds=checkpoint_seconds,
         stop_after=stop_after,
+        milestones=sorted(points),
+        at_milestone=at_milestone if points else None,
+        finish_step=finish_step,
         say=say,
     )
     return RerankResult(

@@ -64,17 +64,38 @@ def train_reranker(
     command: str = "",
     stop_after: int | None = None,
     export: bool = True,
+    curve: Sequence[int] = (),
+    from_run: Path | None = None,
+    finish_at: int | None = None,
+    checkpoint_seconds: float | None = None,
     say: Callable[[str], None] = lambda line: print(line, file=sys.stderr),
 ) -> RerankRun:
+    """`curve`, `from_run` and `finish_at` as for the reader (`rag.train.run_reader.train_reader`);
+    a curve point reranks each held-in question's top hybrid chunks as rag does by default."""
     from rag.outdir import claim_out
+    from rag.train.run_reader import branch
 
     data = Path(data)
     train_set, held = split_for_training(data, settings, held_in, say)
     claim_out(out, "train")
+    if from_run is not None:
+        settings.cooldown = branch(Path(from_run), out, finish_at, settings, say)
     hybrid, dense = rankings_for(data, [*train_set, *held], ("hybrid", "dense"), progress, say)
     groups = mine_groups(train_set, [hybrid, dense], settings.group, settings.held_in, settings.seed)
     say(f"{len(groups)} training groups of 1 positive and {settings.group - 1} hard negatives")
-    result = train(groups, out, settings, threads=threads, progress=progress, stop_after=stop_after, say=say)
+    at_point = curve_point(out, held, hybrid, threads, progress, say) if curve and held else None
+    result = train(
+        groups,
+        out,
+        settings,
+        threads=threads,
+        progress=progress,
+        stop_after=stop_after,
+        curve=curve,
+        at_point=at_point,
+        say=say,
+        **({} if checkpoint_seconds is None else {"checkpoint_seconds": checkpoint_seconds}),
+    )
     finished = (out / MODEL_DIR).is_dir() and stop_after is None
     if not finished:
         return RerankRun(out / MODEL_DIR, False, {}, result.seconds, result.pairs_per_second)
@@ -103,3 +124,58 @@ def train_reranker(
             say(f"held-in, int8 ONNX: {json.dumps(metrics['held_in_int8'])}")
             write_card(folder, settings, metrics, command, len(groups), len(held))
     return RerankRun(folder, True, metrics, result.seconds, result.pairs_per_second)
+
+
+def curve_point(out: Path, held: Sequence[Example], ranked: dict[str, list], threads, progress: bool, say) -> Callable:
+    """The learning curve's evaluation at a checkpoint: the live model kept as out/curve/<N>q, the
+    held-in questions' top hybrid chunks reranked as rag reranks by default (pool, fusion), recall@1,
+    recall@5 and MRR@10 beside the retriever's; one line in out/curve.jsonl (a recorded point is not redone)."""
+    import time
+
+    from rag.config import DEFAULT_RERANK_C, DEFAULT_RERANK_POOL, DEFAULT_RERANK_WEIGHT
+    from rag.rerankers.evaluate import mean_scores, ranking_scores
+    from rag.rerankers.fusion import rerank_order
+    from rag.rerankers.loading import load_reranker
+    from rag.train.checkpoints import save_model
+    from rag.train.run_reader import CURVE, recorded_points
+
+    questions = [q for q in held if ranked.get(q.id)]
+
+    def at_point(n: int, clock: dict, model, tokenizer) -> None:
+        if n in recorded_points(out):
+            return
+        say(f"learning curve: {n} questions seen (step {clock['step']}): reranking {len(questions)} held-in")
+        started = time.monotonic()
+        keep = out / "curve" / f"{n}q"
+        keep.parent.mkdir(exist_ok=True)
+        save_model(model, tokenizer, keep)
+        reranker = load_reranker(str(keep), backend="torch", threads=threads)
+        items = questions
+        if progress:
+            from tqdm.auto import tqdm
+
+            items = tqdm(questions, desc=f"held-in at {n}q", unit="q")
+        rows, base = [], []
+        for q in items:
+            passages = ranked[q.id]
+            scores = reranker.score(q.question, [p.text for p in passages[:DEFAULT_RERANK_POOL]])
+            order = rerank_order(scores, len(passages), DEFAULT_RERANK_WEIGHT, DEFAULT_RERANK_C)
+            rows.append(ranking_scores([passages[i].doc_path for i in order], q.doc))
+            base.append(ranking_scores([p.doc_path for p in passages], q.doc))
+        model.train()
+        record = {
+            "questions": n,
+            "step": clock["step"],
+            "train_seconds": round(clock["seconds"], 2),
+            "train_cpu_seconds": round(clock["cpu_seconds"], 2),
+            "reranked": mean_scores(rows),
+            "retriever": mean_scores(base),
+            "held_in_questions": len(questions),
+            "eval_seconds": round(time.monotonic() - started, 1),
+            "model": str(keep.relative_to(out)),
+        }
+        with (out / CURVE).open("a", encoding="utf-8") as f:
+            f.write(json.dumps(record) + "\n")
+        say(f"learning curve: {json.dumps(record)}")
+
+    return at_point
