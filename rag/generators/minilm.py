@@ -184,7 +184,12 @@ def load_minilm_generator(folder: Path, name: str, record: dict, device: str = "
         model = cls.from_pretrained(str(folder))
     else:
         config = AutoConfig.from_pretrained(str(folder))
-        model = cls(config)
+        try:  # every weight is overwritten below: skip drawing random ones (1.5 s of a cold load)
+            from transformers.initialization import no_init_weights
+        except ImportError:  # another transformers: draw them
+            from contextlib import nullcontext as no_init_weights
+        with no_init_weights():
+            model = cls(config)
         state = load_int8(folder / WEIGHTS)
         missing, unexpected = model.load_state_dict(state, strict=False)
         model.tie_weights()
