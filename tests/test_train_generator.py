@@ -301,6 +301,10 @@ def test_a_trained_generator_answers_through_rag_by_its_folder_and_from_int8_wei
         assert generator.family == family and generator.prompt_style.name == "question-passage"
         answers.append(generator.generate(e.question, [passage], max_new_tokens=4))
     assert all(a.family == family and a.output_tokens >= 1 for a in answers)
+    loaded = dict(load_answerer(str(shipped)).model.named_parameters())  # every weight is a stored one, none drawn
+    assert set(loaded) <= set(stored) | {"cls.predictions.decoder.weight", "cls.predictions.decoder.bias"}
+    for name, value in loaded.items():
+        assert torch.equal(value.detach(), stored[name]) if name in stored else torch.isfinite(value).all(), name
 
 
 def test_a_damaged_generator_record_is_one_line_naming_it(trained, tmp_path):
