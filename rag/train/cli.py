@@ -49,7 +49,7 @@ def _run_options(f):
         "--data",
         type=click.Path(path_type=Path),
         default=None,
-        help="SQuAD v1.1 .json or rag QA .jsonl (default: ../shared/datasets/squad/dev-v1.1-part-a.json).",
+        help="SQuAD v1.1 .json or rag QA .jsonl (default: ../shared/datasets/squad/train-v1.0.json, SQuAD's training set).",
     )(f)
 
 
@@ -64,7 +64,7 @@ def _end_options(f):
 
 
 def _data(data: Path | None) -> Path:
-    """The training data: --data, else SQuAD part A in ../shared; one line where it is missing."""
+    """The training data: --data, else SQuAD's training set in ../shared; one line where it is missing."""
     from rag.train.run_reader import DEFAULT_DATA
 
     data = data or DEFAULT_DATA
