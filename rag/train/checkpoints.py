@@ -221,6 +221,38 @@ def save_checkpoint(
     shutil.rmtree(old, ignore_errors=True)
 
 
+def branch(from_run: Path, out: Path, finish_at: int | None, settings, say) -> dict:
+    """The cooldown's settings; on its first call, `from_run`'s checkpoint (and its cached retrieval,
+    which takes minutes to compute) copied into `out`, once its settings are found to be these. A
+    resumed cooldown keeps its branch point."""
+    import shutil
+
+    from rag.train.retrieved import RETRIEVAL
+
+    if finish_at is None:
+        raise RagError("--from-run needs --finish-at N: the questions' worth at which the learning rate reaches zero")
+    if from_run.resolve() == out.resolve():
+        raise RagError(f"--from-run {from_run} is --out itself: a cooldown goes in a folder of its own")
+    state = checkpoint_state(out)
+    if state is None:
+        source = checkpoint_state(from_run) if (from_run / CHECKPOINT).is_dir() else None
+        if source is not None and source["settings"] != settings.key():
+            changed = sorted(k for k, v in settings.key().items() if source["settings"].get(k) != v)
+            raise RagError(
+                f"{from_run} was trained with other settings ({', '.join(changed)}): give its own to finish it"
+            )
+        state = branch_checkpoint(from_run, out)
+        if (from_run / RETRIEVAL).is_file() and not (out / RETRIEVAL).exists():
+            shutil.copyfile(from_run / RETRIEVAL, out / RETRIEVAL)
+        say(
+            f"cooldown: continuing {from_run} from its step {state['step']}, the learning rate decaying to 0 by {finish_at} questions"
+        )
+        start = state["step"]
+    else:
+        start = (state["settings"].get("cooldown") or {}).get("from_step", state["step"])
+    return {"from_step": int(start), "questions": int(finish_at)}
+
+
 def load_optimizer(optimizer, folder: Path) -> None:
     from safetensors.torch import load_file
 

@@ -20,10 +20,10 @@ from pathlib import Path
 
 from rag.generators.base import ENCODER_DECODER
 from rag.integrity import seal
-from rag.train.checkpoints import MODEL_DIR
+from rag.train.checkpoints import MODEL_DIR, branch
 from rag.train.data import Example
 from rag.train.generator import GenSettings, train
-from rag.train.run_reader import CURVE, PASSAGES, branch, repo_relative, split_for_training
+from rag.train.run_reader import CURVE, PASSAGES, repo_relative, split_for_training
 
 MAX_NEW_TOKENS = 32
 WINDOW = 512  # MiniLM's positions

@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from rag.errors import RagError
 from rag.integrity import seal
 from rag.readers.base import MARKER
+from rag.train.checkpoints import branch
 from rag.train.data import Example, load_examples, split_by_article
 from rag.train.reader import MODEL_DIR, TrainSettings, train
 from rag.train.retrieved import (  # noqa: F401 - re-exported: the reranker's run uses them too
@@ -179,38 +179,6 @@ def train_reader(
             say(f"held-in, int8 ONNX: {json.dumps(metrics['held_in_int8'])}")
             write_card(out / MODEL_DIR, settings, metrics, margin, command, len(train_set), len(held))
     return ReaderRun(out / MODEL_DIR, True, metrics, result.seconds, result.examples_per_second)
-
-
-def branch(from_run: Path, out: Path, finish_at: int | None, settings: TrainSettings, say) -> dict:
-    """The cooldown's settings; on its first call, `from_run`'s checkpoint (and its cached retrieval,
-    which takes minutes to compute) copied into `out`, once its settings are found to be these. A
-    resumed cooldown keeps its branch point."""
-    import shutil
-
-    from rag.train.checkpoints import CHECKPOINT, branch_checkpoint, checkpoint_state
-
-    if finish_at is None:
-        raise RagError("--from-run needs --finish-at N: the questions' worth at which the learning rate reaches zero")
-    if from_run.resolve() == out.resolve():
-        raise RagError(f"--from-run {from_run} is --out itself: a cooldown goes in a folder of its own")
-    state = checkpoint_state(out)
-    if state is None:
-        source = checkpoint_state(from_run) if (from_run / CHECKPOINT).is_dir() else None
-        if source is not None and source["settings"] != settings.key():
-            changed = sorted(k for k, v in settings.key().items() if source["settings"].get(k) != v)
-            raise RagError(
-                f"{from_run} was trained with other settings ({', '.join(changed)}): give its own to finish it"
-            )
-        state = branch_checkpoint(from_run, out)
-        if (from_run / RETRIEVAL).is_file() and not (out / RETRIEVAL).exists():
-            shutil.copyfile(from_run / RETRIEVAL, out / RETRIEVAL)
-        say(
-            f"cooldown: continuing {from_run} from its step {state['step']}, the learning rate decaying to 0 by {finish_at} questions"
-        )
-        start = state["step"]
-    else:
-        start = (state["settings"].get("cooldown") or {}).get("from_step", state["step"])
-    return {"from_step": int(start), "questions": int(finish_at)}
 
 
 def curve_point(

@@ -73,7 +73,7 @@ def train_reranker(
     """`curve`, `from_run` and `finish_at` as for the reader (`rag.train.run_reader.train_reader`);
     a curve point reranks each held-in question's top hybrid chunks as rag does by default."""
     from rag.outdir import claim_out
-    from rag.train.run_reader import branch
+    from rag.train.checkpoints import branch
 
     data = Path(data)
     train_set, held = split_for_training(data, settings, held_in, say)
