@@ -301,6 +301,21 @@ def test_a_cooldown_schedule_starts_at_the_runs_rate_and_reaches_zero_at_its_fin
             schedule(settings, 100, finish_step=bad)
 
 
+def test_a_finished_run_names_the_questions_it_trained_on_and_a_cooldown_those_it_finished_at(tiny_qa):
+    from rag.train.loop import questions_trained
+
+    settings = _settings(tiny_qa)
+    assert questions_trained(settings, 86786) == 86786
+    settings.epochs = 0.25
+    assert questions_trained(settings, 86786) == 21696
+    settings.epochs = 2.0  # more epochs: the same distinct questions
+    assert questions_trained(settings, 86786) == 86786
+    settings.cooldown = {"from_step": 2011, "questions": 18500}
+    assert questions_trained(settings, 86786) == 18500
+    settings.cooldown = {"from_step": 2011, "questions": 90000}  # questions' worth of windows past the set
+    assert questions_trained(settings, 86786) == 86786
+
+
 def _reader_run(tiny_qa, towns, out, settings=None, **kw):
     from rag.train.run_reader import train_reader
 

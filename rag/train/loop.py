@@ -131,6 +131,17 @@ def _branch_point(state: dict, settings) -> bool:
     return bool(cooldown) and state["settings"] == key and state["step"] == cooldown.get("from_step")
 
 
+def questions_trained(settings, questions: int) -> int:
+    """The questions a finished run trained on, as its card and `rag bench` name it: all
+    `questions` for an epoch or more, a share of them for fewer, and for a cooldown the
+    questions' worth it finished at (a run branched at 16,000 and finished at 18,500 of 86,786
+    trained on 18,500, not 86,786)."""
+    cooldown = getattr(settings, "cooldown", None)
+    if cooldown:
+        return min(questions, int(cooldown["questions"]))
+    return min(questions, round(questions * settings.epochs))
+
+
 def schedule(settings, per_epoch: int, finish_step: int | None = None) -> tuple[int, Callable[[int], float]]:
     """(total steps, the learning rate at each step). Normally warm-up, then linear decay to zero at
     the end of the settings' epochs. A cooldown (`settings.cooldown`, WSD-style: Hägele et al. 2024)

@@ -23,6 +23,7 @@ from rag.integrity import seal
 from rag.train.checkpoints import MODEL_DIR, branch
 from rag.train.data import Example
 from rag.train.generator import GenSettings, train
+from rag.train.loop import questions_trained
 from rag.train.run_reader import CURVE, PASSAGES, repo_relative, split_for_training
 
 MAX_NEW_TOKENS = 32
@@ -157,7 +158,7 @@ def train_generator(
         shipped = load_minilm_generator(out / MODEL_DIR, "held-in-int8", record, int8=True)
         metrics["held_in_int8"] = held_in_scores(shipped, held, ranked, progress, "held-in, int8 weights")
         say(f"held-in, int8-stored weights: {json.dumps(metrics['held_in_int8'])}")
-    write_card(out / MODEL_DIR, settings, metrics, command, len(train_set), len(held))
+    write_card(out / MODEL_DIR, settings, metrics, command, questions_trained(settings, len(train_set)), len(held))
     return GeneratorRun(out / MODEL_DIR, True, metrics, result.seconds, result.examples_per_second)
 
 

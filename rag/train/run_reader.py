@@ -21,6 +21,7 @@ from rag.integrity import seal
 from rag.readers.base import MARKER
 from rag.train.checkpoints import branch
 from rag.train.data import Example, load_examples, split_by_article
+from rag.train.loop import questions_trained
 from rag.train.reader import MODEL_DIR, TrainSettings, train
 from rag.train.retrieved import (  # noqa: F401 - re-exported: the reranker's run uses them too
     RETRIEVAL,
@@ -167,7 +168,9 @@ def train_reader(
         reader = load_reader(str(out / MODEL_DIR), backend="torch", threads=threads)
         margin, metrics["held_in"] = held_in_metrics(reader, held, ranked, progress)
         say(f"held-in: {json.dumps(metrics['held_in'])}")
-    write_card(out / MODEL_DIR, settings, metrics, margin, command, len(train_set), len(held))
+    write_card(
+        out / MODEL_DIR, settings, metrics, margin, command, questions_trained(settings, len(train_set)), len(held)
+    )
     if evaluate_int8:
         from rag.readers.export import export_reader
 
@@ -177,7 +180,15 @@ def train_reader(
             reader = load_reader(str(out / MODEL_DIR), backend="onnx", threads=threads)
             margin, metrics["held_in_int8"] = held_in_metrics(reader, held, ranked, progress)
             say(f"held-in, int8 ONNX: {json.dumps(metrics['held_in_int8'])}")
-            write_card(out / MODEL_DIR, settings, metrics, margin, command, len(train_set), len(held))
+            write_card(
+                out / MODEL_DIR,
+                settings,
+                metrics,
+                margin,
+                command,
+                questions_trained(settings, len(train_set)),
+                len(held),
+            )
     return ReaderRun(out / MODEL_DIR, True, metrics, result.seconds, result.examples_per_second)
 
 
