@@ -168,9 +168,8 @@ def train_reader(
         reader = load_reader(str(out / MODEL_DIR), backend="torch", threads=threads)
         margin, metrics["held_in"] = held_in_metrics(reader, held, ranked, progress)
         say(f"held-in: {json.dumps(metrics['held_in'])}")
-    write_card(
-        out / MODEL_DIR, settings, metrics, margin, command, questions_trained(settings, len(train_set)), len(held)
-    )
+    trained = questions_trained(settings, len(train_set))
+    write_card(out / MODEL_DIR, settings, metrics, margin, command, trained, len(held))
     if evaluate_int8:
         from rag.readers.export import export_reader
 
@@ -180,15 +179,7 @@ def train_reader(
             reader = load_reader(str(out / MODEL_DIR), backend="onnx", threads=threads)
             margin, metrics["held_in_int8"] = held_in_metrics(reader, held, ranked, progress)
             say(f"held-in, int8 ONNX: {json.dumps(metrics['held_in_int8'])}")
-            write_card(
-                out / MODEL_DIR,
-                settings,
-                metrics,
-                margin,
-                command,
-                questions_trained(settings, len(train_set)),
-                len(held),
-            )
+            write_card(out / MODEL_DIR, settings, metrics, margin, command, trained, len(held))
     return ReaderRun(out / MODEL_DIR, True, metrics, result.seconds, result.examples_per_second)
 
 
