@@ -45,9 +45,9 @@ def prefix_mask(keep: Any, prefix: Sequence[int]) -> Any:
     import torch
 
     batch, length = keep.shape
-    rows = torch.arange(length)[None, :, None]
-    cols = torch.arange(length)[None, None, :]
-    starts = torch.tensor(list(prefix))[:, None, None]
+    rows = torch.arange(length, device=keep.device)[None, :, None]
+    cols = torch.arange(length, device=keep.device)[None, None, :]
+    starts = torch.tensor(list(prefix), device=keep.device)[:, None, None]
     allow = (cols < starts) | (cols <= rows)
     allow &= keep[:, None, :].bool()
     return torch.where(allow, 0.0, torch.finfo(torch.float32).min)[:, None]
@@ -107,16 +107,25 @@ def _classes() -> dict[str, Any]:
                 states = encoder_outputs.last_hidden_state
             if attention_mask is None:
                 attention_mask = torch.ones(states.shape[:2], dtype=torch.long, device=states.device)
-            start = torch.full((states.shape[0], 1), self.config.decoder_start_token_id, dtype=torch.long)
+            start = torch.full(
+                (states.shape[0], 1), self.config.decoder_start_token_id, dtype=torch.long, device=states.device
+            )
+            cache = {_CACHE_ARG: EncoderDecoderCache(DynamicCache(), DynamicCache())}
             return super().generate(
                 input_ids=start,
                 attention_mask=torch.ones_like(start),
                 encoder_hidden_states=states,
                 encoder_attention_mask=attention_mask,
-                cache=EncoderDecoderCache(DynamicCache(), DynamicCache()),
+                **cache,
                 **kwargs,
             )
 
+    import inspect
+
+    global _CACHE_ARG
+    # transformers 5.x renamed the cache argument (past_key_values -> cache) in a minor release:
+    # pass the one this copy's BERT takes.
+    _CACHE_ARG = "cache" if "cache" in inspect.signature(BertLMHeadModel.forward).parameters else "past_key_values"
     _CLASSES.update(
         {PREFIX_LM_CLASS: MiniLMPrefixLM, ENCODER_DECODER_CLASS: MiniLMEncoderDecoder, CAUSAL_LM_CLASS: BertLMHeadModel}
     )
@@ -124,6 +133,7 @@ def _classes() -> dict[str, Any]:
 
 
 _CLASSES: dict[str, Any] = {}
+_CACHE_ARG = "cache"
 
 
 def model_class(family: str, attention: str = "prefix") -> Any:
@@ -197,7 +207,7 @@ def load_minilm_generator(folder: Path, name: str, record: dict, device: str = "
         if untied or unexpected:
             raise ValueError(f"{folder / WEIGHTS} does not match its config ({(untied or unexpected)[0]})")
     tokenizer = AutoTokenizer.from_pretrained(str(folder))
-    model.eval()
+    model.to(device).eval()
     generator_cls = Seq2SeqGenerator if record["family"] == ENCODER_DECODER else CausalGenerator
     generator = generator_cls(
         name,

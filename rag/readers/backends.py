@@ -43,10 +43,11 @@ class TorchLogits:
 
         if self.threads:
             torch.set_num_threads(self.threads)
-        feeds = {k: torch.from_numpy(v) for k, v in arrays.items() if k in self.inputs}
+        device = next(self.model.parameters()).device  # a model trained on a GPU is read there
+        feeds = {k: torch.from_numpy(v).to(device) for k, v in arrays.items() if k in self.inputs}
         with torch.inference_mode():
             out = self.model(**feeds)
-        return out.start_logits.float().numpy(), out.end_logits.float().numpy()
+        return out.start_logits.float().cpu().numpy(), out.end_logits.float().cpu().numpy()
 
 
 class OnnxLogits:

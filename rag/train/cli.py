@@ -63,6 +63,18 @@ def _end_options(f):
     return click.option("--seed", type=int, default=0, show_default=True)(f)
 
 
+def _device_option(f):
+    """--device: where the run computes (the CPU, or a CUDA GPU with bf16 autocast)."""
+    return click.option(
+        "--device",
+        type=click.Choice(["auto", "cpu", "cuda"]),
+        default="auto",
+        show_default=True,
+        help="auto: a CUDA GPU where torch sees one (forward passes in bf16 autocast), else the CPU (float32). "
+        "A checkpoint continues on either.",
+    )(f)
+
+
 def _data(data: Path | None) -> Path:
     """The training data: --data, else SQuAD's training set in ../shared; one line where it is missing."""
     from rag.train.run_reader import DEFAULT_DATA
@@ -123,6 +135,7 @@ def train_command() -> None:
     metavar="N",
     help="With --from-run: the questions' worth of windows at which the cooldown ends.",
 )
+@_device_option
 @_end_options
 def reader(
     data,
@@ -140,6 +153,7 @@ def reader(
     threads,
     no_onnx,
     quiet,
+    device,
 ) -> None:
     """Fine-tune an encoder with a span head (extractive QA); resumes after a kill with the same command."""
     from rag.train.reader import TrainSettings
@@ -154,12 +168,15 @@ def reader(
     settings = TrainSettings(base=base, epochs=epochs, lr=lr, batch_size=batch_size, seed=seed, negatives=negatives)
     command = _command(click.get_current_context().params, data)
     say = (lambda line: None) if quiet else (lambda line: click.echo(line, err=True))
+    from rag.train.device import resolve_device
+
     run = train_reader(
         data,
         out,
         settings,
         held_in=held_in,
         threads=threads,
+        device=resolve_device(device),
         progress=not quiet,
         command=command,
         evaluate_int8=not no_onnx,
@@ -306,6 +323,7 @@ def reranker(
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="torch threads (default: all cores).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
+@_device_option
 def generator(
     data,
     out,
@@ -324,6 +342,7 @@ def generator(
     seed,
     threads,
     quiet,
+    device,
 ) -> None:
     """Train a generator from MiniLM: the encoder-decoder or decoder-only family, on the reader's data
     and split, so it compares with the reader on equal terms; resumes after a kill with the same command."""
@@ -349,12 +368,15 @@ def generator(
     )
     command = _command(click.get_current_context().params, data, "generator")
     say = (lambda line: None) if quiet else (lambda line: click.echo(line, err=True))
+    from rag.train.device import resolve_device
+
     run = train_generator(
         data,
         out,
         settings,
         held_in=held_in,
         threads=threads,
+        device=resolve_device(device),
         progress=not quiet,
         command=command,
         curve=points,

@@ -121,6 +121,7 @@ def train(
     settings: GenSettings,
     *,
     threads: int | None = None,
+    device: str = "cpu",
     progress: bool = True,
     checkpoint_seconds: float = CHECKPOINT_SECONDS,
     stop_after: int | None = None,
@@ -134,7 +135,7 @@ def train(
     from rag.train.reader import base_folder
 
     cls = model_class(settings.family, settings.attention)
-    run = open_run(out, settings, base_folder(settings.base), cls, threads, say, **model_args(settings.family))
+    run = open_run(out, settings, base_folder(settings.base), cls, threads, say, device, **model_args(settings.family))
     tokenizer, model = run.tokenizer, run.model
     config = model.config
     config.decoder_start_token_id = tokenizer.cls_token_id
@@ -197,8 +198,10 @@ def make_batch_loss(model, tokenizer, settings: GenSettings, data: Sequence[GenE
     import torch
 
     from rag.generators.minilm import open_mask, prefix_mask
+    from rag.train.device import device_of
 
     pad = tokenizer.pad_token_id or 0
+    device = device_of(model)
 
     def padded(rows: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
         longest = max(len(r) for r in rows)
@@ -207,12 +210,14 @@ def make_batch_loss(model, tokenizer, settings: GenSettings, data: Sequence[GenE
         for b, r in enumerate(rows):
             ids[b, : len(r)] = torch.tensor(r)
             keep[b, : len(r)] = 1
-        return ids, keep
+        return ids.to(device), keep.to(device)
 
     def head_loss(hidden, batch: list[GenExample], cols: list[int]):
         rows = [b for b, g in enumerate(batch) for _ in g.target]
         logits = model.cls(hidden[rows, cols])  # the LM head only where the loss is taken
-        return torch.nn.functional.cross_entropy(logits, torch.tensor([t for g in batch for t in g.target]))
+        return torch.nn.functional.cross_entropy(
+            logits, torch.tensor([t for g in batch for t in g.target], device=device)
+        )
 
     def encoder_decoder_loss(batch: list[GenExample]):
         src, src_keep = padded([g.prompt for g in batch])

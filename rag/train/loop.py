@@ -43,6 +43,7 @@ class Run:
     model: object
     tokenizer: object
     state: dict | None
+    device: str = "cpu"
 
 
 @dataclass
@@ -60,6 +61,7 @@ def open_run(
     model_class: str | type,
     threads: int | None = None,
     say: Callable[[str], None] = lambda line: None,
+    device: str = "cpu",
     **model_args,
 ) -> Run:
     """Claim `out` (a new or empty folder, or one `rag train` made: anything else is refused
@@ -103,8 +105,9 @@ def open_run(
     new = sorted({k.rsplit(".", 1)[0] for k in info.get("missing_keys", [])})
     if new and state is None:
         say(f"new weights, initialised at random (seed {settings.seed}): {', '.join(new)}")
+    model.to(device)
     model.train()
-    return Run(out, model, tokenizer, state)
+    return Run(out, model, tokenizer, state, device)
 
 
 def param_groups(model, weight_decay: float, lr_scales: dict[str, float]) -> list[dict]:
@@ -190,6 +193,8 @@ def train_loop(
     again; `at_milestone` itself skips steps it has already recorded."""
     import torch
 
+    from rag.train.device import autocast
+
     out, model, state = run.out, run.model, run.state
     if state is not None and state.get("data") not in (None, fingerprint):
         raise RagError(
@@ -236,7 +241,8 @@ def train_loop(
                     break
                 for group in optimizer.param_groups:
                     group["lr"] = rate_at(step) * group.get("lr_scale", 1.0)
-                loss, count = batch_loss(ids)
+                with autocast(run.device):
+                    loss, count = batch_loss(ids)
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
                 optimizer.step()

@@ -114,6 +114,7 @@ def train(
     settings: TrainSettings,
     *,
     threads: int | None = None,
+    device: str = "cpu",
     progress: bool = True,
     checkpoint_seconds: float = CHECKPOINT_SECONDS,
     stop_after: int | None = None,
@@ -129,7 +130,7 @@ def train(
     curve, evaluated at checkpoints of this one run; see `train_loop`), given the model and tokenizer."""
     import torch
 
-    run = open_run(out, settings, base_folder(settings.base), "AutoModelForQuestionAnswering", threads, say)
+    run = open_run(out, settings, base_folder(settings.base), "AutoModelForQuestionAnswering", threads, say, device)
     tokenizer, model = run.tokenizer, run.model
     data = training_windows(tokenizer, examples, settings)
     inputs = forward_inputs(model)
@@ -137,8 +138,9 @@ def train(
     def batch_loss(ids: list[int]):
         batch = [data[i] for i in ids]
         arrays = pad(batch, tokenizer.pad_token_id or 0)
-        feeds = {k: torch.from_numpy(v) for k, v in arrays.items() if k in inputs}
-        starts, ends = torch.tensor([w.start for w in batch]), torch.tensor([w.end for w in batch])
+        feeds = {k: torch.from_numpy(v).to(device) for k, v in arrays.items() if k in inputs}
+        starts = torch.tensor([w.start for w in batch], device=device)
+        ends = torch.tensor([w.end for w in batch], device=device)
         return model(**feeds, start_positions=starts, end_positions=ends).loss, len(batch)
 
     points = curve_steps(len(data), len(examples), settings, curve) if at_point is not None else {}

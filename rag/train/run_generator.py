@@ -40,14 +40,18 @@ class GeneratorRun:
 
 
 def as_generator(name: str, model, tokenizer, family: str):
-    """A trained MiniLM generator behind rag's Generator protocol (greedy decoding by default)."""
+    """A trained MiniLM generator behind rag's Generator protocol (greedy decoding by default),
+    answering on the device its weights are on."""
     from rag.generators.causal import CausalGenerator
     from rag.generators.prompts import QuestionPassagePrompt
     from rag.generators.seq2seq import Seq2SeqGenerator
+    from rag.train.device import device_of
 
     cls = Seq2SeqGenerator if family == ENCODER_DECODER else CausalGenerator
     model.eval()
-    return cls(name, model, tokenizer, context_window=WINDOW, prompt_style=QuestionPassagePrompt())
+    return cls(
+        name, model, tokenizer, context_window=WINDOW, prompt_style=QuestionPassagePrompt(), device=device_of(model)
+    )
 
 
 def held_in_scores(generator, held: Sequence[Example], ranked: dict[str, list], progress: bool, desc: str) -> dict:
@@ -93,6 +97,7 @@ def train_generator(
     *,
     held_in: int = 5,
     threads: int | None = None,
+    device: str = "cpu",
     progress: bool = True,
     command: str = "",
     stop_after: int | None = None,
@@ -122,6 +127,7 @@ def train_generator(
         out,
         settings,
         threads=threads,
+        device=device,
         progress=progress,
         stop_after=stop_after,
         curve=curve,
@@ -150,12 +156,12 @@ def train_generator(
         from transformers import AutoTokenizer
 
         tokenizer = AutoTokenizer.from_pretrained(str(out / MODEL_DIR))
-        generator = as_generator("held-in", model, tokenizer, settings.family)
+        generator = as_generator("held-in", model.to(device), tokenizer, settings.family)
         metrics["held_in"] = held_in_scores(generator, held, ranked, progress, "held-in")
         say(f"held-in: {json.dumps(metrics['held_in'])}")
         # and as it would ship: the int8-stored weights, dequantised (rag.generators.int8_weights)
         record = {"family": settings.family, "attention": settings.attention, "window": WINDOW}
-        shipped = load_minilm_generator(out / MODEL_DIR, "held-in-int8", record, int8=True)
+        shipped = load_minilm_generator(out / MODEL_DIR, "held-in-int8", record, device=device, int8=True)
         metrics["held_in_int8"] = held_in_scores(shipped, held, ranked, progress, "held-in, int8 weights")
         say(f"held-in, int8-stored weights: {json.dumps(metrics['held_in_int8'])}")
     write_card(out / MODEL_DIR, settings, metrics, command, questions_trained(settings, len(train_set)), len(held))
@@ -168,7 +174,7 @@ def curve_point(out: Path, settings: GenSettings, held, ranked, progress: bool, 
     `rag bench -g RUN/curve/8000q` measures it); a recorded point is not redone."""
     import torch
 
-    from rag.train.run_reader import recorded_points
+    from rag.train.run_reader import device_name, recorded_points
 
     def at_point(questions: int, clock: dict, model, tokenizer) -> None:
         from rag.train.checkpoints import save_model
@@ -189,6 +195,7 @@ def curve_point(out: Path, settings: GenSettings, held, ranked, progress: bool, 
             "train_seconds": round(clock["seconds"], 2),
             "train_cpu_seconds": round(clock["cpu_seconds"], 2),
             "threads": torch.get_num_threads(),
+            "device": device_name(model),
             **{k: v for k, v in scores.items() if k != "questions"},
             "held_in_questions": scores["questions"],
             "eval_seconds": round(time.monotonic() - started, 1),

@@ -81,6 +81,7 @@ def train_reader(
     *,
     held_in: int = DEFAULT_HELD_IN,
     threads: int | None = None,
+    device: str = "cpu",
     progress: bool = True,
     command: str = "",
     stop_after: int | None = None,
@@ -141,6 +142,7 @@ def train_reader(
         out,
         settings,
         threads=threads,
+        device=device,
         progress=progress,
         stop_after=stop_after,
         curve=curve,
@@ -166,6 +168,7 @@ def train_reader(
         from rag.readers.loading import load_reader
 
         reader = load_reader(str(out / MODEL_DIR), backend="torch", threads=threads)
+        reader.logits.model.to(device)  # the saved weights, read where they trained
         margin, metrics["held_in"] = held_in_metrics(reader, held, ranked, progress)
         say(f"held-in: {json.dumps(metrics['held_in'])}")
     trained = questions_trained(settings, len(train_set))
@@ -221,6 +224,7 @@ def curve_point(
             "train_seconds": round(clock["seconds"], 2),
             "train_cpu_seconds": round(clock["cpu_seconds"], 2),
             "threads": torch.get_num_threads(),
+            "device": device_name(model),
             **{k: v for k, v in summary.items() if k != "questions"},
             "held_in_questions": summary["questions"],
             "eval_seconds": round(time.monotonic() - started, 1),
@@ -247,6 +251,19 @@ def recorded_points(out: Path) -> set[int]:
         except (ValueError, KeyError, TypeError):
             continue
     return done
+
+
+def device_name(model) -> str:
+    """What trained the model of a curve point: the CPU, or the GPU's name (its seconds are not
+    the CPU's and a curve says which)."""
+    from rag.train.device import device_of
+
+    device = device_of(model)
+    if device.startswith("cuda"):
+        import torch
+
+        return f"cuda ({torch.cuda.get_device_name(torch.device(device))})"
+    return "cpu"
 
 
 REPO = Path(__file__).resolve().parents[2]
