@@ -252,7 +252,7 @@ def write_card(folder: Path, settings: GenSettings, metrics: dict, command: str,
 
 
 def model_card(record: dict) -> str:
-    from rag.train.run_reader import cooldown_lines
+    from rag.train.reader_card import cooldown_lines
 
     s, m = record["settings"], record["metrics"]
     if record["family"] == ENCODER_DECODER:

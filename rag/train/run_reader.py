@@ -9,20 +9,17 @@ numbers of its own, and its card says to read them from the held-in run with the
 from __future__ import annotations
 
 import json
-import platform
 import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 
-from rag.integrity import seal
-from rag.readers.base import MARKER
 from rag.train.checkpoints import branch
 from rag.train.data import Example, load_examples, split_by_article
 from rag.train.loop import questions_trained
 from rag.train.reader import MODEL_DIR, TrainSettings, train
+from rag.train.reader_card import REPO, model_card, repo_relative, write_card  # noqa: F401 - re-exported
 from rag.train.retrieved import (  # noqa: F401 - re-exported: the reranker's run uses them too
     RETRIEVAL,
     Retrieved,
@@ -161,29 +158,64 @@ def train_reader(
             "seconds": round(result.seconds, 1),
             "windows_per_second": round(result.examples_per_second, 2),
             "resumed_from_step": result.resumed_from,
+            "device": device_label(device),
         }
     }
+    trained = questions_trained(settings, len(train_set))
+    finish_reader(
+        out / MODEL_DIR,
+        settings,
+        metrics,
+        held,
+        ranked,
+        command,
+        trained,
+        threads,
+        device,
+        evaluate_int8,
+        progress,
+        say,
+    )
+    return ReaderRun(out / MODEL_DIR, True, metrics, result.seconds, result.examples_per_second)
+
+
+def finish_reader(
+    folder: Path,
+    settings: TrainSettings,
+    metrics: dict,
+    held: Sequence[Example],
+    ranked: dict[str, list],
+    command: str,
+    trained: int,
+    threads: int | None = None,
+    device: str = "cpu",
+    evaluate_int8: bool = True,
+    progress: bool = True,
+    say: Callable[[str], None] = lambda line: None,
+) -> dict:
+    """What follows training, on the model folder: held-in metrics (fp32), the card, then the int8
+    ONNX export and the no-answer margin calibrated on it (what runs by default). Also runs alone on
+    a folder whose run was trained elsewhere and stopped during this step (`benchmarks/finish_reader.py`)."""
     margin = float("-inf")
     if held:
         from rag.readers.loading import load_reader
 
-        reader = load_reader(str(out / MODEL_DIR), backend="torch", threads=threads)
+        reader = load_reader(str(folder), backend="torch", threads=threads)
         reader.logits.model.to(device)  # the saved weights, read where they trained
         margin, metrics["held_in"] = held_in_metrics(reader, held, ranked, progress)
         say(f"held-in: {json.dumps(metrics['held_in'])}")
-    trained = questions_trained(settings, len(train_set))
-    write_card(out / MODEL_DIR, settings, metrics, margin, command, trained, len(held))
+    write_card(folder, settings, metrics, margin, command, trained, len(held))
     if evaluate_int8:
         from rag.readers.export import export_reader
 
-        export_reader(out / MODEL_DIR, say=say)
+        export_reader(folder, say=say)
         if held:
             # The margin the model ships with is calibrated on what runs by default: int8 ONNX.
-            reader = load_reader(str(out / MODEL_DIR), backend="onnx", threads=threads)
+            reader = load_reader(str(folder), backend="onnx", threads=threads)
             margin, metrics["held_in_int8"] = held_in_metrics(reader, held, ranked, progress)
             say(f"held-in, int8 ONNX: {json.dumps(metrics['held_in_int8'])}")
-            write_card(out / MODEL_DIR, settings, metrics, margin, command, trained, len(held))
-    return ReaderRun(out / MODEL_DIR, True, metrics, result.seconds, result.examples_per_second)
+            write_card(folder, settings, metrics, margin, command, trained, len(held))
+    return metrics
 
 
 def curve_point(
@@ -258,23 +290,16 @@ def device_name(model) -> str:
     the CPU's and a curve says which)."""
     from rag.train.device import device_of
 
-    device = device_of(model)
+    return device_label(device_of(model))
+
+
+def device_label(device: str) -> str:
+    """ "cpu", or "cuda (the GPU's name)"."""
     if device.startswith("cuda"):
         import torch
 
         return f"cuda ({torch.cuda.get_device_name(torch.device(device))})"
     return "cpu"
-
-
-REPO = Path(__file__).resolve().parents[2]
-
-
-def repo_relative(path: str) -> str:
-    """`path` relative to the project's root (../shared/datasets/... for the shared data), so a
-    model's record names no absolute path of the machine it was trained on."""
-    import os
-
-    return os.path.relpath(path, REPO) if path else path
 
 
 def held_in_examples(reader: str) -> tuple[Path, list[Example]]:
@@ -329,111 +354,3 @@ def held_in_metrics(
     summary["abstain_answer_in_no_passage"] = round(sum(s.gap < margin for s in without) / max(1, len(without)), 4)
     summary["readings_answer_in_passages"], summary["readings_answer_in_no_passage"] = len(with_answer), len(without)
     return margin, summary
-
-
-def write_card(
-    folder: Path, settings: TrainSettings, metrics: dict, margin: float, command: str, trained: int, held: int
-) -> None:
-    """rag-reader.json (how rag reads the model) and README.md (the model card)."""
-    from rag.cpu import this_cpu
-
-    cpu = this_cpu()
-    record = {
-        "format": "rag-reader",
-        "margin": margin if margin != float("-inf") else None,
-        "max_answer_tokens": 30,
-        "max_length": settings.max_length,
-        "stride": settings.stride,
-        "settings": {**settings.key(), "data": repo_relative(settings.data)},
-        "metrics": metrics,
-        "command": command,
-        "cpu": cpu.model,
-        "python": platform.python_version(),
-        "trained_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "questions_trained": trained,
-        "questions_held_in": held,
-    }
-    (folder / MARKER).write_text(json.dumps(seal(record), indent=2) + "\n", encoding="utf-8")
-    (folder / "README.md").write_text(model_card(record), encoding="utf-8")
-
-
-def model_card(record: dict) -> str:
-    s = record["settings"]
-    m = record["metrics"]
-    held = m.get("held_in")
-    lines = [
-        "# minilm-reader: an encoder-only extractive QA reader, trained by rag",
-        "",
-        "all-MiniLM-L6-v2 (6 layers, 384 hidden, 22.7M parameters) with a span head (start/end logits),",
-        "fine-tuned by `rag train reader` on two CPU cores. It answers by pointing at a span of a passage,",
-        'and says "Not in the documents." when no span beats the no-answer score by its margin.',
-        "",
-        "## Base model and data",
-        f"- Base: {s['base']} (sentence-transformers/all-MiniLM-L6-v2, Apache-2.0).",
-        f"- Data: {Path(s['data']).name} (sha256 {s['data_sha256'][:16]}…): SQuAD v1.1 (Rajpurkar et al., 2016), CC BY-SA 4.0.",
-        f"- {record['questions_trained']} questions trained on; held-in articles (never trained on): "
-        f"{', '.join(s['held_in']) or 'none (every article was trained on)'}.",
-        f"- No-answer passages per question from rag's hybrid retriever: {s['negatives']}.",
-        "",
-        "## How it was trained",
-        f"- Command: `{record['command']}`",
-        f"- Seed {s['seed']}; {s['epochs']} epochs; lr {s['lr']} (AdamW, weight decay {s['weight_decay']}, "
-        f"warm-up {s['warmup']:.0%}, linear decay); batches of {s['batch_size']}, length-grouped, dynamically padded;",
-        f"  windows of {s['max_length']} tokens, stride {s['stride']}.",
-        f"- CPU: {record['cpu']}; {m.get('training', {}).get('seconds', '?')} s, "
-        f"{m.get('training', {}).get('windows_per_second', '?')} windows/s.",
-        *cooldown_lines(s, m),
-        "",
-        "## Metrics",
-    ]
-    run = record.get("held_in_run")
-    if held:
-        lines += held_in_lines(m)
-    elif run:
-        lines += [
-            "Trained on every article, so it has no held-in numbers of its own, and its numbers on SQuAD part A",
-            "mean nothing. Its hyper-parameters, and its no-answer margin, come from the held-in run with the same",
-            f"settings (`{run['command']}`), whose numbers follow: read them as this model's expected quality.",
-            "",
-            *held_in_lines(run["metrics"]),
-        ]
-    else:
-        lines += [
-            "Trained on every article: it has no held-in numbers of its own. Its quality is that of the",
-            "held-in run with the same settings (BENCHMARKS.md); its numbers on SQuAD part A mean nothing.",
-        ]
-    lines += ["", "## Licence", "Apache-2.0 (weights, as the base model); trained on CC BY-SA 4.0 data.", ""]
-    return "\n".join(lines)
-
-
-def cooldown_lines(s: dict, m: dict) -> list[str]:
-    """The card's lines for a run finished early by a cooldown."""
-    cooldown = s.get("cooldown")
-    if not cooldown:
-        return []
-    return [
-        f"- Finished early (a cooldown): continued from step {cooldown['from_step']} of a run with these settings",
-        f"  (`--from-run`), the learning rate decaying linearly from its value there to 0 at {cooldown['questions']}",
-        f"  questions' worth of windows (step {m.get('training', {}).get('steps', '?')}); times count both runs.",
-    ]
-
-
-def held_in_lines(m: dict) -> list[str]:
-    """The card's lines for one run's held-in metrics (fp32, and int8 where measured)."""
-    held = m["held_in"]
-    shipped = m.get("held_in_int8") or held
-    runtime = "int8 ONNX, as shipped" if "held_in_int8" in m else "PyTorch fp32"
-    lines = [
-        f"On the {held['questions']} questions of the held-in articles (official SQuAD v1.1 F1/EM), PyTorch fp32:",
-        f"- gold paragraph: F1 {held['gold_f1']}, EM {held['gold_em']}",
-        f"- 5 retrieved passages (hybrid), best span always given: F1 {held['retrieved_f1']}, EM {held['retrieved_em']}",
-    ]
-    if "held_in_int8" in m:
-        lines.append(f"- int8 ONNX: gold F1 {shipped['gold_f1']}, retrieved F1 {shipped['retrieved_f1']}")
-    lines.append(
-        f'- "Not in the documents." ({runtime}, margin {shipped.get("margin")}, chosen to decline at most 10% of '
-        f"readings whose passages hold the answer): declines {shipped.get('abstain_answer_in_passages')} of those "
-        f"and {shipped.get('abstain_answer_in_no_passage')} of readings whose passages do not hold it; "
-        f"retrieved F1 counting declines as wrong: {shipped.get('retrieved_f1_abstaining')}"
-    )
-    return lines
