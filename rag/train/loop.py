@@ -34,6 +34,8 @@ from rag.train.checkpoints import (
     save_model,
 )
 
+GPU_CHECKPOINT_SECONDS = 60.0
+
 
 @dataclass
 class Run:
@@ -225,6 +227,10 @@ def train_loop(
         at_milestone(step, {"seconds": before_seconds, "cpu_seconds": before_cpu, "seen": before_seen})
         model.train()
 
+    if run.device.startswith("cuda"):
+        # A GPU runs a CPU's hour in a minute, often on a machine lent for minutes: keep at most a
+        # minute's work at risk, as the CPU keeps five (a checkpoint takes about a second there).
+        checkpoint_seconds = min(checkpoint_seconds, GPU_CHECKPOINT_SECONDS)
     bar = progress_bar(total, step, progress)
     last_save = time.monotonic()
     started = time.monotonic()
