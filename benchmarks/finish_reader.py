@@ -16,7 +16,8 @@ does the same in place for RUN_FOLDER/model, a finished run's model whose end-of
 did not happen (trained on a GPU machine that was given back during it, with only the model
 copied here). Its checkpoint stayed on that machine: `--settings-from` names a run of the same
 command whose checkpoint holds the settings (checked: data hash and held-in articles), and
-RUN_FOLDER/training.json what the training machine reported (steps, seconds, windows/s, device).
+RUN_FOLDER/training.json what the training machine reported (the command, questions, steps,
+seconds, windows/s, device, a note).
 """
 
 from __future__ import annotations
@@ -105,10 +106,8 @@ def finish_final(run: Path, settings, held, ranked, threads: int) -> None:
 
     training = json.loads((run / "training.json").read_text(encoding="utf-8"))
     trained = questions_trained(settings, int(training["questions"]))
-    command = f"rag train reader --data {Path(settings.data).name} --held-in {len(settings.held_in)} " + (
-        f"--negatives {settings.negatives} --epochs {settings.epochs:g} --seed {settings.seed} --device {training['command_device']}"
-    )
-    metrics = {"training": {k: v for k, v in training.items() if k not in ("questions", "command_device")}}
+    command = training["command"]  # as it ran there, relative paths only
+    metrics = {"training": {k: v for k, v in training.items() if k not in ("questions", "command")}}
     metrics = finish_reader(run / "model", settings, metrics, held, ranked, command, trained, threads, say=print)
     print(json.dumps({"folder": str(run / "model"), **metrics}, indent=1))
 

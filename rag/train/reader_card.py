@@ -56,7 +56,7 @@ def model_card(record: dict) -> str:
         "# minilm-reader: an encoder-only extractive QA reader, trained by rag",
         "",
         "all-MiniLM-L6-v2 (6 layers, 384 hidden, 22.7M parameters) with a span head (start/end logits),",
-        "fine-tuned by `rag train reader` on two CPU cores. It answers by pointing at a span of a passage,",
+        f"fine-tuned by `rag train reader` on {trained_on(m)}. It answers by pointing at a span of a passage,",
         'and says "Not in the documents." when no span beats the no-answer score by its margin.',
         "",
         "## Base model and data",
@@ -96,12 +96,18 @@ def model_card(record: dict) -> str:
     return "\n".join(lines)
 
 
+def trained_on(m: dict) -> str:
+    device = str(m.get("training", {}).get("device", "cpu"))
+    return f"a GPU ({device.removeprefix('cuda ').strip('()')})" if device.startswith("cuda") else "two CPU cores"
+
+
 def trained_on_lines(record: dict) -> list[str]:
     """The card's line on what trained it: this CPU, or a GPU (then the CPU is where it was evaluated)."""
     training = record["metrics"].get("training", {})
     speed = f"{training.get('seconds', '?')} s, {training.get('windows_per_second', '?')} windows/s"
     if str(training.get("device", "cpu")).startswith("cuda"):
-        return [f"- Trained on {training['device']} ({speed}, bf16 autocast); evaluated on CPU: {record['cpu']}."]
+        lines = [f"- Trained on {training['device']} ({speed}, bf16 autocast); evaluated on CPU: {record['cpu']}."]
+        return lines + ([f"- {training['note']}."] if training.get("note") else [])
     return [f"- CPU: {record['cpu']}; {speed}."]
 
 
