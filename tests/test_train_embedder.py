@@ -129,3 +129,30 @@ def test_bad_embedder_options_are_one_usage_line(extra, towns, tmp_path):
     result = CliRunner().invoke(main, ["train", "embedder", "--data", str(towns), "--out", str(tmp_path / "o"), *extra])
     assert result.exit_code == 2 and "Traceback" not in result.output
     assert not (tmp_path / "o").exists()
+
+
+def test_a_curve_keeps_each_point_as_an_embedder_and_a_resumed_run_does_not_measure_it_again(
+    tiny_st, towns, tmp_path, monkeypatch
+):
+    from click.testing import CliRunner
+    from sentence_transformers import SentenceTransformer
+
+    from rag.cli import main
+
+    monkeypatch.setenv("RAG_CACHE", str(tmp_path / "cache"))
+    out = tmp_path / "run"
+    args = ["train", "embedder", "--data", str(towns), "--out", str(out), "--base", str(tiny_st)]
+    args += ["--held-in", "1", "--batch-size", "2", "--epochs", "1", "--curve", "2,4,1000", "-q"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    lines = [json.loads(line) for line in (out / "curve.jsonl").read_text().splitlines()]
+    assert [p["questions"] for p in lines] == [2, 4]  # 1000 is past the run's end: no point
+    assert [p["step"] for p in lines] == [1, 2]
+    for point in lines:
+        assert point["base"] == lines[0]["base"]  # the base model measured once, beside each point
+        assert 0 <= point["tuned"]["recall@1"] <= point["tuned"]["recall@5"] <= 1
+        model = SentenceTransformer(str(out / point["model"]))  # each point is an embedder rag can index with
+        assert model.encode(["a bridge"]).shape == (1, 32)
+    again = CliRunner().invoke(main, args)
+    assert again.exit_code == 0, again.output
+    assert len((out / "curve.jsonl").read_text().splitlines()) == 2  # finished run: nothing measured twice

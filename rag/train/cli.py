@@ -412,10 +412,16 @@ def generator(
     show_default=True,
     help="Questions per step; every other question's passages are its negatives too.",
 )
+@click.option(
+    "--curve",
+    default="",
+    help="A learning curve: after N questions trained on, keep the model (OUT/curve/Nq) and record held-in "
+    "recall beside the base model's (OUT/curve.jsonl). E.g. 2000,4000,8000.",
+)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="torch threads (default: all cores).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
-def embedder(data, out, base, held_in, group, epochs, lr, batch_size, seed, threads, quiet) -> None:
+def embedder(data, out, base, held_in, group, epochs, lr, batch_size, curve, seed, threads, quiet) -> None:
     """Fine-tune the bi-encoder that embeds passages and questions on your QA pairs (multiple-negatives
     ranking loss); the result is a sentence-transformers folder for `--embedder`. Resumes after a kill."""
     from rag.train.embedder import EmbedSettings
@@ -426,7 +432,15 @@ def embedder(data, out, base, held_in, group, epochs, lr, batch_size, seed, thre
     command = _command(click.get_current_context().params, data, "embedder")
     say = (lambda line: None) if quiet else (lambda line: click.echo(line, err=True))
     run = train_embedder(
-        data, out, settings, held_in=held_in, threads=threads, progress=not quiet, command=command, say=say
+        data,
+        out,
+        settings,
+        held_in=held_in,
+        threads=threads,
+        progress=not quiet,
+        command=command,
+        curve=_curve(curve),
+        say=say,
     )
     click.echo(f"model: {run.folder} ({run.train_seconds:.0f} s, {run.questions_per_second:.1f} questions/s)")
     if "held_in" in run.metrics:

@@ -98,9 +98,14 @@ def train(
     progress: bool = True,
     checkpoint_seconds: float = CHECKPOINT_SECONDS,
     stop_after: int | None = None,
+    curve: Sequence[int] = (),
+    at_point: Callable[[int, dict, object, object], None] | None = None,
     say: Callable[[str], None] = lambda line: print(line, file=sys.stderr),
 ) -> EmbedResult:
-    """Train (or resume) into `out`; the sentence-transformers folder is `out/model`."""
+    """Train (or resume) into `out`; the sentence-transformers folder is `out/model`. `curve`:
+    numbers of questions at which `at_point(questions, clock, model, tokenizer)` evaluates the live model."""
+    import math
+
     import torch
 
     from rag.train.reader import base_folder
@@ -120,6 +125,16 @@ def train(
         passages = mean_pooled(model, *encode(texts))
         return ranking_loss(questions, passages, range(len(chosen))), len(chosen)
 
+    total = max(1, int(math.ceil(len(groups) / settings.batch_size) * settings.epochs))
+    points = {}
+    if at_point is not None:
+        for n in sorted(set(curve)):
+            if (step := max(1, math.ceil(n / settings.batch_size))) <= total:
+                points[step] = n
+
+    def at_milestone(step: int, clock: dict) -> None:
+        at_point(points[step], {**clock, "step": step}, model, tokenizer)
+
     result = train_loop(
         run,
         settings,
@@ -131,6 +146,8 @@ def train(
         progress=progress,
         checkpoint_seconds=checkpoint_seconds,
         stop_after=stop_after,
+        milestones=sorted(points),
+        at_milestone=at_milestone if points else None,
         say=say,
     )
     folder = out / MODEL_DIR

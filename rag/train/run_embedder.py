@@ -80,8 +80,12 @@ def train_embedder(
     command: str = "",
     stop_after: int | None = None,
     checkpoint_seconds: float | None = None,
+    curve: Sequence[int] = (),
     say: Callable[[str], None] = lambda line: print(line, file=sys.stderr),
 ) -> EmbedderRun:
+    """Mine, train (or resume), evaluate held-in against the base and write the card. `curve`:
+    numbers of questions at which the live model is kept (out/curve/<N>q, a sentence-transformers
+    folder) and its held-in recall recorded in out/curve.jsonl."""
     from rag.outdir import claim_out
     from rag.train.reader import base_folder
     from rag.train.reranker import mine_groups
@@ -93,6 +97,7 @@ def train_embedder(
     hybrid, dense = rankings_for(data, train_set, ("hybrid", "dense"), progress, say)
     groups = mine_groups(train_set, [hybrid, dense], settings.group, settings.held_in, settings.seed)
     say(f"{len(groups)} training questions, each with its passage and {settings.group - 1} hard negatives")
+    at_point = curve_point(out, settings, held, train_set, threads, say) if curve and held else None
     result = train(
         groups,
         out,
@@ -100,6 +105,8 @@ def train_embedder(
         threads=threads,
         progress=progress,
         stop_after=stop_after,
+        curve=curve,
+        at_point=at_point,
         say=say,
         **({} if checkpoint_seconds is None else {"checkpoint_seconds": checkpoint_seconds}),
     )
@@ -123,6 +130,51 @@ def train_embedder(
         )
     write_card(folder, settings, metrics, command, len(groups), len(held))
     return EmbedderRun(folder, True, metrics, result.seconds, result.questions_per_second)
+
+
+def curve_point(
+    out: Path, settings: EmbedSettings, held: Sequence[Example], others: Sequence[Example], threads, say
+) -> Callable:
+    """The learning curve's evaluation at a checkpoint: the live model kept as out/curve/<N>q (a
+    sentence-transformers folder `--embedder` loads) and its held-in recall beside the base
+    model's, one line in out/curve.jsonl (a recorded point is not redone)."""
+    import time
+
+    from rag.train.checkpoints import save_model
+    from rag.train.embedder import as_sentence_transformer
+    from rag.train.reader import base_folder
+    from rag.train.run_reader import CURVE, recorded_points
+
+    base: dict = {}
+
+    def at_point(n: int, clock: dict, model, tokenizer) -> None:
+        if n in recorded_points(out):
+            return
+        say(f"learning curve: {n} questions seen (step {clock['step']}): held-in dense retrieval")
+        started = time.monotonic()
+        keep = out / "curve" / f"{n}q"
+        keep.parent.mkdir(exist_ok=True)
+        save_model(model, tokenizer, keep)
+        as_sentence_transformer(Path(base_folder(settings.base)), keep)
+        if not base:
+            base.update(held_in_recall(base_folder(settings.base), held, others, threads))
+        tuned = held_in_recall(str(keep), held, others, threads)
+        model.train()
+        record = {
+            "questions": n,
+            "step": clock["step"],
+            "train_seconds": round(clock["seconds"], 2),
+            "train_cpu_seconds": round(clock["cpu_seconds"], 2),
+            "tuned": tuned,
+            "base": base,
+            "eval_seconds": round(time.monotonic() - started, 1),
+            "model": str(keep.relative_to(out)),
+        }
+        with (out / CURVE).open("a", encoding="utf-8") as f:
+            f.write(json.dumps(record) + "\n")
+        say(f"learning curve: {json.dumps(record)}")
+
+    return at_point
 
 
 def write_card(folder: Path, settings: EmbedSettings, metrics: dict, command: str, trained: int, held: int) -> None:
