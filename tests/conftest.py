@@ -12,6 +12,9 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 # Generators compute in float32 in tests whatever the CPU, so every machine checks the same
 # numbers; tests/test_dtype.py checks the per-CPU choice and the bfloat16 path on their own.
 os.environ.setdefault("RAG_DTYPE", "float32")
+# Likewise training runs in float32 (no bf16 autocast on CPUs that have it); tests/test_train_device.py
+# checks the per-CPU choice and a bf16 run.
+os.environ.setdefault("RAG_TRAIN_PRECISION", "fp32")
 
 ROOT = Path(__file__).resolve().parents[1]
 CORPUS = ROOT / "corpora" / "encoder-roles"

@@ -75,6 +75,30 @@ def _device_option(f):
     )(f)
 
 
+def _precision_option(f):
+    """--precision: bf16 autocast or float32, chosen per CPU by default (`rag.train.device`)."""
+
+    def prefer(ctx, param, value):
+        from click.core import ParameterSource
+
+        from rag.train.device import prefer_precision
+
+        if ctx.get_parameter_source(param.name) != ParameterSource.DEFAULT:
+            prefer_precision(value)  # left unset, the process's own choice (auto) stands
+        return value
+
+    return click.option(
+        "--precision",
+        type=click.Choice(["auto", "fp32", "bf16"]),
+        default="auto",
+        show_default=True,
+        expose_value=False,
+        callback=prefer,
+        help="auto: bf16 autocast on a GPU and on a CPU with native bfloat16 (avx512_bf16, amx_bf16), "
+        "float32 elsewhere; weights stay float32 either way.",
+    )(f)
+
+
 def _data(data: Path | None) -> Path:
     """The training data: --data, else SQuAD's training set in ../shared; one line where it is missing."""
     from rag.train.run_reader import DEFAULT_DATA
@@ -103,6 +127,7 @@ def train_command() -> None:
 
 
 @train_command.command("reader")
+@_precision_option
 @_run_options
 @click.option(
     "--negatives",
@@ -197,6 +222,7 @@ def reader(
 
 
 @train_command.command("reranker")
+@_precision_option
 @_run_options
 @click.option(
     "--group",
@@ -280,6 +306,7 @@ def reranker(
 
 
 @train_command.command("generator")
+@_precision_option
 @_run_options
 @click.option(
     "--family",
@@ -395,6 +422,7 @@ def generator(
 
 
 @train_command.command("embedder")
+@_precision_option
 @_run_options
 @click.option(
     "--group",

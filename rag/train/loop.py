@@ -46,6 +46,7 @@ class Run:
     tokenizer: object
     state: dict | None
     device: str = "cpu"
+    precision: str = "fp32"  # "bf16": forward passes under bf16 autocast (weights stay float32)
 
 
 @dataclass
@@ -109,7 +110,11 @@ def open_run(
         say(f"new weights, initialised at random (seed {settings.seed}): {', '.join(new)}")
     model.to(device)
     model.train()
-    return Run(out, model, tokenizer, state, device)
+    from rag.train.device import resolve_precision
+
+    precision, why = resolve_precision(device)
+    say(f"training in {'bf16 autocast (weights float32)' if precision == 'bf16' else 'float32'}: {why}")
+    return Run(out, model, tokenizer, state, device, precision)
 
 
 def param_groups(model, weight_decay: float, lr_scales: dict[str, float]) -> list[dict]:
@@ -247,7 +252,7 @@ def train_loop(
                     break
                 for group in optimizer.param_groups:
                     group["lr"] = rate_at(step) * group.get("lr_scale", 1.0)
-                with autocast(run.device):
+                with autocast(run.device, run.precision):
                     loss, count = batch_loss(ids)
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -259,6 +264,7 @@ def train_loop(
                 bar.set_postfix(loss=f"{loss.item():.3f}", epoch=f"{step / per_epoch:.2f}")
                 if step % log_every == 0 or step == total:
                     record = {"step": step, "loss": round(loss.item(), 4), "lr": rate_at(step - 1)}
+                    record["precision"] = run.precision
                     record[rate] = round(seen / (time.monotonic() - started), 2)
                     log.write(json.dumps(record) + "\n")
                     log.flush()

@@ -106,9 +106,12 @@ def trained_on_lines(record: dict) -> list[str]:
     training = record["metrics"].get("training", {})
     speed = f"{training.get('seconds', '?')} s, {training.get('windows_per_second', '?')} windows/s"
     if str(training.get("device", "cpu")).startswith("cuda"):
-        lines = [f"- Trained on {training['device']} ({speed}, bf16 autocast); evaluated on CPU: {record['cpu']}."]
+        lines = [
+            f"- Trained on {training['device']} ({speed}, {'float32' if training.get('precision') == 'fp32' else 'bf16 autocast'}); evaluated on CPU: {record['cpu']}."
+        ]
         return lines + ([f"- {training['note']}."] if training.get("note") else [])
-    return [f"- CPU: {record['cpu']}; {speed}."]
+    autocast = ", bf16 autocast" if training.get("precision") == "bf16" else ""
+    return [f"- CPU: {record['cpu']}; {speed}{autocast}."]
 
 
 def cooldown_lines(s: dict, m: dict) -> list[str]:

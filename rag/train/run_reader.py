@@ -159,6 +159,7 @@ def train_reader(
             "windows_per_second": round(result.examples_per_second, 2),
             "resumed_from_step": result.resumed_from,
             "device": device_label(device),
+            "precision": run_precision(out),
         }
     }
     trained = questions_trained(settings, len(train_set))
@@ -283,6 +284,21 @@ def recorded_points(out: Path) -> set[int]:
         except (ValueError, KeyError, TypeError):
             continue
     return done
+
+
+def run_precision(out: Path) -> str:
+    """The precision the run's steps trained in, from its train-log.jsonl ("bf16", "fp32", or
+    "mixed" for a run that changed machines; "fp32" where the log predates the field)."""
+    seen = set()
+    try:
+        for line in (out / "train-log.jsonl").read_text(encoding="utf-8").splitlines():
+            try:
+                seen.add(json.loads(line).get("precision", "fp32"))
+            except (ValueError, AttributeError):
+                continue
+    except FileNotFoundError:
+        pass
+    return seen.pop() if len(seen) == 1 else ("mixed" if seen else "fp32")
 
 
 def device_name(model) -> str:
