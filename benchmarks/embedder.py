@@ -33,7 +33,7 @@ SETS = {
     "encoder-roles": ROOT / "corpora" / "encoder-roles" / "qa.jsonl",
 }
 BASE = "all-MiniLM-L6-v2"
-DEPTH = 10
+DEPTH = 30  # chunks per question: enough distinct documents for nDCG@10 after merging chunks
 KEYS = ("recall@1", "recall@5", "mrr@10", "ndcg@10")
 
 
