@@ -7,7 +7,7 @@ whatever trained it, and a run started on a GPU can continue on a CPU and back).
 
 On a CPU the same bf16 autocast is used where the CPU multiplies bfloat16 natively (`amx_bf16` or
 `avx512_bf16`, decided per CPU at run time by `rag.cpu`): an AMD EPYC Zen 4 trains the reader
-about 1.9x faster so (BENCHMARKS.md). Elsewhere bf16 is emulated and slower, so the CPU trains
+about 1.7x faster so (BENCHMARKS.md). Elsewhere bf16 is emulated and slower, so the CPU trains
 in float32. `--precision fp32|bf16` (or `$RAG_TRAIN_PRECISION`) overrides the choice; the GPU runs matched the CPU's float32
 learning curve within 0.03 F1 under the same autocast.
 """
