@@ -33,6 +33,11 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=6, help="timed steps per recipe per round")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--data", type=Path, default=DATA)
+    parser.add_argument(
+        "--bf16",
+        action="store_true",
+        help="also time each recipe under bf16 autocast (as rag train does on CPUs with native bf16)",
+    )
     args = parser.parse_args()
     if not args.data.exists():
         sys.exit(f"{args.data}: not found (SQuAD's training set, in ../shared/datasets/squad/)")
@@ -93,7 +98,8 @@ def main() -> None:
     recipes["reader (encoder-only)"] = (reader, reader_loss, batch_order([len(w) for w in reader_data], 16, 0), 0.5)
 
     optimizers = {name: torch.optim.AdamW(m.parameters(), lr=1e-5) for name, (m, *_rest) in recipes.items()}
-    rates: dict[str, list[float]] = {name: [] for name in recipes}
+    modes = ["fp32"] + (["bf16"] if args.bf16 else [])
+    rates: dict[str, list[float]] = {f"{name}{'' if m == 'fp32' else ' bf16'}": [] for name in recipes for m in modes}
     mm: list[float] = []
     cursor = 1
     for name, (_model, loss_of, batches, _) in recipes.items():  # warm-up
@@ -103,15 +109,19 @@ def main() -> None:
     for _ in range(args.rounds):
         mm.append(mm_gflops(torch, 16 * 180, 384, 1536, torch.float32))
         for name, (model, loss_of, batches, per_question) in recipes.items():
-            seen, started = 0, time.perf_counter()
-            for ids in batches[cursor : cursor + args.steps]:
-                loss, n = loss_of(ids)
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-                optimizers[name].step()
-                optimizers[name].zero_grad(set_to_none=True)
-                seen += n
-            rates[name].append(seen * per_question / (time.perf_counter() - started))
+            for mode in modes:  # the same batches in each precision, one after the other
+                seen, started = 0, time.perf_counter()
+                for ids in batches[cursor : cursor + args.steps]:
+                    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=mode == "bf16"):
+                        loss, n = loss_of(ids)
+                    loss.backward()
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+                    optimizers[name].step()
+                    optimizers[name].zero_grad(set_to_none=True)
+                    seen += n
+                rates[f"{name}{'' if mode == 'fp32' else ' bf16'}"].append(
+                    seen * per_question / (time.perf_counter() - started)
+                )
         cursor += args.steps
     result = {
         "cpu": cpu.describe(),
@@ -125,7 +135,7 @@ def main() -> None:
     print(json.dumps(result))
     for name, rate in result["questions_per_s"].items():
         print(
-            f"| {cpu.model} | {args.threads} | {name} | {result['parameters_m'][name]} | {rate} | {result['mm_gflops_model_shape']} |"
+            f"| {cpu.model} | {args.threads} | {name} | {result['parameters_m'][name.removesuffix(' bf16')]} | {rate} | {result['mm_gflops_model_shape']} |"
         )
 
 
