@@ -96,6 +96,7 @@ def train_embedder(
     claim_out(out, "train")
     hybrid, dense = rankings_for(data, train_set, ("hybrid", "dense"), progress, say)
     groups = mine_groups(train_set, [hybrid, dense], settings.group, settings.held_in, settings.seed)
+    del hybrid, dense  # 30 passages a question, twice: gigabytes on the whole training set, not needed again
     say(f"{len(groups)} training questions, each with its passage and {settings.group - 1} hard negatives")
     at_point = curve_point(out, settings, held, train_set, threads, say) if curve and held else None
     result = train(
