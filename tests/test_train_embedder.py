@@ -156,3 +156,28 @@ def test_a_curve_keeps_each_point_as_an_embedder_and_a_resumed_run_does_not_meas
     again = CliRunner().invoke(main, args)
     assert again.exit_code == 0, again.output
     assert len((out / "curve.jsonl").read_text().splitlines()) == 2  # finished run: nothing measured twice
+
+
+def test_mined_groups_are_kept_in_the_run_and_read_back_instead_of_mined_again(tmp_path):
+    from rag.train.mined import GROUPS, cached_groups
+    from rag.train.reranker import Group
+
+    calls = []
+
+    def mine(tag="a"):
+        calls.append(tag)
+        return [Group("where is the bridge?", ["the bridge is in Paris", f"a museum {tag}"])]
+
+    lines: list[str] = []
+    key = {"data_sha256": "x", "held_in": ["Botany"], "group": 2, "seed": 0, "questions": 1}
+    first = cached_groups(tmp_path, key, mine, lines.append)
+    again = cached_groups(tmp_path, key, lambda: mine("b"), lines.append)
+    assert calls == ["a"] and again == first  # read back: the same negatives, whatever the index says now
+    assert any("read from" in line for line in lines)
+    other = cached_groups(tmp_path, {**key, "seed": 1}, lambda: mine("c"), lines.append)
+    assert calls == ["a", "c"] and other[0].passages[1] == "a museum c"  # other settings: mined anew
+    (tmp_path / GROUPS).write_text('{"key": ', encoding="utf-8")  # cut by a kill
+    cached_groups(tmp_path, key, lambda: mine("d"), lines.append)
+    assert calls[-1] == "d" and any("cannot be read" in line for line in lines)
+    assert json.loads((tmp_path / GROUPS).read_text())["groups"][0][1][1] == "a museum d"
+    assert not list(tmp_path.glob(".*.tmp"))  # written whole, then moved into place

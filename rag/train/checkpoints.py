@@ -222,11 +222,12 @@ def save_checkpoint(
 
 
 def branch(from_run: Path, out: Path, finish_at: int | None, settings, say) -> dict:
-    """The cooldown's settings; on its first call, `from_run`'s checkpoint (and its cached retrieval,
-    which takes minutes to compute) copied into `out`, once its settings are found to be these. A
+    """The cooldown's settings; on its first call, `from_run`'s checkpoint (and its cached retrieval
+    or mined groups, which take minutes to compute) copied into `out`, once its settings are found to be these. A
     resumed cooldown keeps its branch point."""
     import shutil
 
+    from rag.train.mined import GROUPS
     from rag.train.retrieved import RETRIEVAL
 
     if finish_at is None:
@@ -242,8 +243,9 @@ def branch(from_run: Path, out: Path, finish_at: int | None, settings, say) -> d
                 f"{from_run} was trained with other settings ({', '.join(changed)}): give its own to finish it"
             )
         state = branch_checkpoint(from_run, out)
-        if (from_run / RETRIEVAL).is_file() and not (out / RETRIEVAL).exists():
-            shutil.copyfile(from_run / RETRIEVAL, out / RETRIEVAL)
+        for cached in (RETRIEVAL, GROUPS):
+            if (from_run / cached).is_file() and not (out / cached).exists():
+                shutil.copyfile(from_run / cached, out / cached)
         say(
             f"cooldown: continuing {from_run} from its step {state['step']}, the learning rate decaying to 0 by {finish_at} questions"
         )

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from rag.train.checkpoints import MODEL_DIR
 from rag.train.data import Example
+from rag.train.mined import cached_groups
 from rag.train.reranker import RerankSettings, mine_groups, train
 from rag.train.run_reader import DEFAULT_DATA, split_for_training
 
@@ -80,8 +81,19 @@ def train_reranker(
     claim_out(out, "train")
     if from_run is not None:
         settings.cooldown = branch(Path(from_run), out, finish_at, settings, say)
-    hybrid, dense = rankings_for(data, [*train_set, *held], ("hybrid", "dense"), progress, say)
-    groups = mine_groups(train_set, [hybrid, dense], settings.group, settings.held_in, settings.seed)
+    groups = cached_groups(
+        out,
+        mining_key(settings, len(train_set)),
+        lambda: mine_groups(
+            train_set,
+            rankings_for(data, train_set, ("hybrid", "dense"), progress, say),
+            settings.group,
+            settings.held_in,
+            settings.seed,
+        ),
+        say,
+    )
+    hybrid = rankings_for(data, held, ("hybrid",), progress, say)[0] if held else {}
     say(f"{len(groups)} training groups of 1 positive and {settings.group - 1} hard negatives")
     at_point = curve_point(out, held, hybrid, threads, progress, say) if curve and held else None
     result = train(
@@ -124,6 +136,17 @@ def train_reranker(
             say(f"held-in, int8 ONNX: {json.dumps(metrics['held_in_int8'])}")
             write_card(folder, settings, metrics, command, len(groups), len(held))
     return RerankRun(folder, True, metrics, result.seconds, result.pairs_per_second)
+
+
+def mining_key(settings, questions: int) -> dict:
+    """What a run's mined groups depend on (beside the index, which the cache makes irrelevant)."""
+    return {
+        "data_sha256": settings.data_sha256,
+        "held_in": list(settings.held_in),
+        "group": settings.group,
+        "seed": settings.seed,
+        "questions": questions,
+    }
 
 
 def curve_point(out: Path, held: Sequence[Example], ranked: dict[str, list], threads, progress: bool, say) -> Callable:
