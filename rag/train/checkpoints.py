@@ -21,6 +21,7 @@ from rag.integrity import seal, seal_ok
 CHECKPOINT = "checkpoint"
 STATE = "state.json"
 MODEL_DIR = "model"
+GROUPS = "groups.json"  # a run's mined training groups (rag.train.mined)
 CHECKPOINT_SECONDS = 300.0
 MEGABATCH = 50  # batches per length-sorted group (as transformers' group_by_length)
 
@@ -227,7 +228,6 @@ def branch(from_run: Path, out: Path, finish_at: int | None, settings, say) -> d
     resumed cooldown keeps its branch point."""
     import shutil
 
-    from rag.train.mined import GROUPS
     from rag.train.retrieved import RETRIEVAL
 
     if finish_at is None:

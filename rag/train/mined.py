@@ -14,9 +14,10 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
+from rag.train.checkpoints import GROUPS
 from rag.train.reranker import Group
 
-GROUPS = "groups.json"
+__all__ = ["GROUPS", "cached_groups"]
 
 
 def cached_groups(out: Path, key: dict, mine: Callable[[], list[Group]], say: Callable[[str], None]) -> list[Group]:
