@@ -35,28 +35,8 @@ SETS = {
 BASE = "all-MiniLM-L6-v2"
 DEPTH = 30  # chunks per question: enough distinct documents for nDCG@10 after merging chunks
 KEYS = ("recall@1", "recall@5", "mrr@10", "ndcg@10")
-
-
-def metrics(docs: list[str], gold: dict) -> dict[str, float]:
-    from rag.bench.metrics import dedupe, mrr_at_k, ndcg_at_k, recall_at_k
-
-    ranked = dedupe(docs)
-    return {
-        "recall@1": recall_at_k(ranked, gold, 1),
-        "recall@5": recall_at_k(ranked, gold, 5),
-        "mrr@10": mrr_at_k(ranked, gold, 10),
-        "ndcg@10": ndcg_at_k(ranked, gold, 10),
-    }
-
-
-def paired(a: list[dict], b: list[dict], key: str) -> dict:
-    import numpy as np
-
-    from rag.bench.paired import bootstrap_interval
-
-    diffs = np.array([x[key] - y[key] for x, y in zip(a, b)])
-    low, high = bootstrap_interval(diffs)
-    return {"difference": round(float(diffs.mean()), 4), "low": round(low, 4), "high": round(high, 4)}
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from reranker import metrics, paired  # noqa: E402  (per-document metrics and the paired interval, as there)
 
 
 def per_question(path: Path, embedder: str, kind: str) -> list[dict]:

@@ -87,26 +87,13 @@ def train_embedder(
     numbers of questions at which the live model is kept (out/curve/<N>q, a sentence-transformers
     folder) and its held-in recall recorded in out/curve.jsonl."""
     from rag.outdir import claim_out
-    from rag.train.mined import cached_groups
     from rag.train.reader import base_folder
-    from rag.train.reranker import mine_groups
-    from rag.train.run_reranker import mining_key, rankings_for
+    from rag.train.run_reranker import run_groups
 
     data = Path(data)
     train_set, held = split_for_training(data, settings, held_in, say)
     claim_out(out, "train")
-    groups = cached_groups(
-        out,
-        mining_key(settings, len(train_set)),
-        lambda: mine_groups(
-            train_set,
-            rankings_for(data, train_set, ("hybrid", "dense"), progress, say),
-            settings.group,
-            settings.held_in,
-            settings.seed,
-        ),
-        say,
-    )  # the rankings (gigabytes on the whole training set) are not kept past mining
+    groups = run_groups(data, out, train_set, settings, progress, say)
     say(f"{len(groups)} training questions, each with its passage and {settings.group - 1} hard negatives")
     at_point = curve_point(out, settings, held, train_set, threads, say) if curve and held else None
     result = train(

@@ -81,18 +81,7 @@ def train_reranker(
     claim_out(out, "train")
     if from_run is not None:
         settings.cooldown = branch(Path(from_run), out, finish_at, settings, say)
-    groups = cached_groups(
-        out,
-        mining_key(settings, len(train_set)),
-        lambda: mine_groups(
-            train_set,
-            rankings_for(data, train_set, ("hybrid", "dense"), progress, say),
-            settings.group,
-            settings.held_in,
-            settings.seed,
-        ),
-        say,
-    )
+    groups = run_groups(data, out, train_set, settings, progress, say)
     hybrid = rankings_for(data, held, ("hybrid",), progress, say)[0] if held else {}
     say(f"{len(groups)} training groups of 1 positive and {settings.group - 1} hard negatives")
     at_point = curve_point(out, held, hybrid, threads, progress, say) if curve and held else None
@@ -136,6 +125,26 @@ def train_reranker(
             say(f"held-in, int8 ONNX: {json.dumps(metrics['held_in_int8'])}")
             write_card(folder, settings, metrics, command, len(groups), len(held))
     return RerankRun(folder, True, metrics, result.seconds, result.pairs_per_second)
+
+
+def run_groups(
+    data: Path, out: Path, train_set: Sequence[Example], settings, progress: bool, say: Callable[[str], None]
+) -> list:
+    """The run's training groups: mined once with rag's hybrid and dense retrievers and kept in
+    out/groups.json (`rag.train.mined`); the rankings (gigabytes on the whole training set) are
+    not kept past mining."""
+    return cached_groups(
+        out,
+        mining_key(settings, len(train_set)),
+        lambda: mine_groups(
+            train_set,
+            rankings_for(data, train_set, ("hybrid", "dense"), progress, say),
+            settings.group,
+            settings.held_in,
+            settings.seed,
+        ),
+        say,
+    )
 
 
 def mining_key(settings, questions: int) -> dict:
