@@ -141,7 +141,7 @@ def curve_point(
     from rag.train.checkpoints import save_model
     from rag.train.embedder import as_sentence_transformer
     from rag.train.reader import base_folder
-    from rag.train.run_reader import CURVE, recorded_points
+    from rag.train.run_reader import record_point, recorded_points
 
     base: dict = {}
 
@@ -168,9 +168,7 @@ def curve_point(
             "eval_seconds": round(time.monotonic() - started, 1),
             "model": str(keep.relative_to(out)),
         }
-        with (out / CURVE).open("a", encoding="utf-8") as f:
-            f.write(json.dumps(record) + "\n")
-        say(f"learning curve: {json.dumps(record)}")
+        record_point(out, record, say)
 
     return at_point
 

@@ -24,7 +24,7 @@ from rag.train.checkpoints import MODEL_DIR, branch
 from rag.train.data import Example
 from rag.train.generator import GenSettings, train
 from rag.train.loop import questions_trained
-from rag.train.run_reader import CURVE, PASSAGES, repo_relative, split_for_training
+from rag.train.run_reader import PASSAGES, repo_relative, split_for_training
 
 MAX_NEW_TOKENS = 32
 WINDOW = 512  # MiniLM's positions
@@ -174,7 +174,7 @@ def curve_point(out: Path, settings: GenSettings, held, ranked, progress: bool, 
     `rag bench -g RUN/curve/8000q` measures it); a recorded point is not redone."""
     import torch
 
-    from rag.train.run_reader import device_name, recorded_points
+    from rag.train.run_reader import device_name, record_point, recorded_points
 
     def at_point(questions: int, clock: dict, model, tokenizer) -> None:
         from rag.train.checkpoints import save_model
@@ -202,9 +202,7 @@ def curve_point(out: Path, settings: GenSettings, held, ranked, progress: bool, 
             "model": str(keep.relative_to(out)),
         }
         mark_curve_model(out, settings, record, command, len(held))
-        with (out / CURVE).open("a", encoding="utf-8") as f:
-            f.write(json.dumps(record) + "\n")
-        say(f"learning curve: {json.dumps(record)}")
+        record_point(out, record, say)
 
     return at_point
 

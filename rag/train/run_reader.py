@@ -263,11 +263,16 @@ def curve_point(
             "eval_seconds": round(time.monotonic() - started, 1),
             "model": str(keep.relative_to(out)),
         }
-        with (out / CURVE).open("a", encoding="utf-8") as f:
-            f.write(json.dumps(record) + "\n")
-        say(f"learning curve: {json.dumps(record)}")
+        record_point(out, record, say)
 
     return at_point
+
+
+def record_point(out: Path, record: dict, say: Callable[[str], None]) -> None:
+    """One learning-curve point: a line of out/curve.jsonl (appended whole), and said."""
+    with (out / CURVE).open("a", encoding="utf-8") as f:
+        f.write(json.dumps(record) + "\n")
+    say(f"learning curve: {json.dumps(record)}")
 
 
 def recorded_points(out: Path) -> set[int]:

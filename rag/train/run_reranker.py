@@ -169,7 +169,7 @@ def curve_point(out: Path, held: Sequence[Example], ranked: dict[str, list], thr
     from rag.rerankers.fusion import rerank_order
     from rag.rerankers.loading import load_reranker
     from rag.train.checkpoints import save_model
-    from rag.train.run_reader import CURVE, recorded_points
+    from rag.train.run_reader import record_point, recorded_points
 
     questions = [q for q in held if ranked.get(q.id)]
 
@@ -206,8 +206,6 @@ def curve_point(out: Path, held: Sequence[Example], ranked: dict[str, list], thr
             "eval_seconds": round(time.monotonic() - started, 1),
             "model": str(keep.relative_to(out)),
         }
-        with (out / CURVE).open("a", encoding="utf-8") as f:
-            f.write(json.dumps(record) + "\n")
-        say(f"learning curve: {json.dumps(record)}")
+        record_point(out, record, say)
 
     return at_point
