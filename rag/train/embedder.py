@@ -29,7 +29,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from rag.train.checkpoints import CHECKPOINT_SECONDS, MODEL_DIR
-from rag.train.loop import open_run, train_loop
+from rag.train.loop import curve_steps, open_run, train_loop
 from rag.train.reranker import Group
 
 SCALE = 20.0  # sentence-transformers' default for cosine similarity in this loss
@@ -104,7 +104,6 @@ def train(
 ) -> EmbedResult:
     """Train (or resume) into `out`; the sentence-transformers folder is `out/model`. `curve`:
     numbers of questions at which `at_point(questions, clock, model, tokenizer)` evaluates the live model."""
-    import math
 
     import torch
 
@@ -125,12 +124,7 @@ def train(
         passages = mean_pooled(model, *encode(texts))
         return ranking_loss(questions, passages, range(len(chosen))), len(chosen)
 
-    total = max(1, int(math.ceil(len(groups) / settings.batch_size) * settings.epochs))
-    points = {}
-    if at_point is not None:
-        for n in sorted(set(curve)):
-            if (step := max(1, math.ceil(n / settings.batch_size))) <= total:
-                points[step] = n
+    points = curve_steps(curve, len(groups), settings.batch_size, settings.epochs) if at_point is not None else {}
 
     def at_milestone(step: int, clock: dict) -> None:
         at_point(points[step], {**clock, "step": step}, model, tokenizer)

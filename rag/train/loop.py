@@ -171,6 +171,19 @@ def schedule(settings, per_epoch: int, finish_step: int | None = None) -> tuple[
     return finish_step, lambda step: top * max(0.0, (finish_step - step) / (finish_step - start))
 
 
+def curve_steps(curve, examples: int, batch_size: int, epochs: float) -> dict[int, int]:
+    """step -> number of questions for each learning-curve point a run of `examples` groups (one
+    question each) in batches of `batch_size` over `epochs` reaches; points past its end are dropped."""
+    import math
+
+    total = max(1, int(math.ceil(examples / batch_size) * epochs))
+    points = {}
+    for n in sorted(set(curve)):
+        if (step := max(1, math.ceil(n / batch_size))) <= total:
+            points[step] = n
+    return points
+
+
 def train_loop(
     run: Run,
     settings,

@@ -27,7 +27,7 @@ from pathlib import Path
 
 from rag.errors import RagError
 from rag.train.checkpoints import CHECKPOINT_SECONDS, MODEL_DIR
-from rag.train.loop import open_run, train_loop
+from rag.train.loop import curve_steps, open_run, train_loop
 
 LOSSES = ("listwise", "bce")
 MAX_LENGTH = 256  # question + a 200-token chunk fits; longer passages are cut at the end
@@ -149,12 +149,7 @@ def train(
 
     import math
 
-    total = max(1, int(math.ceil(len(encoded) / settings.batch_size) * settings.epochs))
-    points = {}
-    if at_point is not None:
-        for n in sorted(set(curve)):
-            if (step := max(1, math.ceil(n / settings.batch_size))) <= total:
-                points[step] = n
+    points = curve_steps(curve, len(encoded), settings.batch_size, settings.epochs) if at_point is not None else {}
     finish_step = math.ceil(settings.cooldown["questions"] / settings.batch_size) if settings.cooldown else None
 
     def at_milestone(step: int, clock: dict) -> None:
