@@ -71,7 +71,7 @@ def _device_option(f):
         type=click.Choice(["auto", "cpu", "cuda"]),
         default="auto",
         show_default=True,
-        help="auto: a CUDA GPU where torch sees one (forward passes in bf16 autocast), else the CPU (float32). "
+        help="auto: a CUDA GPU where torch sees one, else the CPU (see --precision for bf16 autocast). "
         "A checkpoint continues on either.",
     )(f)
 

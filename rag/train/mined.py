@@ -9,13 +9,12 @@ a run mines once and every later call, in this session or another, reads the sam
 
 from __future__ import annotations
 
-import json
-import os
 from collections.abc import Callable
 from pathlib import Path
 
 from rag.train.checkpoints import GROUPS
 from rag.train.reranker import Group
+from rag.train.retrieved import read_keyed, write_keyed
 
 __all__ = ["GROUPS", "cached_groups"]
 
@@ -24,22 +23,14 @@ def cached_groups(out: Path, key: dict, mine: Callable[[], list[Group]], say: Ca
     """`mine()`'s groups, computed once per run and kept in out/groups.json under `key` (the data's
     hash, the held-in articles, the group size, the seed); a damaged or other-key file is mined again."""
     path = out / GROUPS
-    try:
-        cached = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        cached = None
-    except (OSError, ValueError) as e:
-        say(f"{path} cannot be read ({str(e)[:80]}): mining again")
-        cached = None
-    if isinstance(cached, dict) and cached.get("key") == key and isinstance(cached.get("groups"), list):
+    cached = read_keyed(path, key, "groups", "mining again", say)
+    if isinstance(cached, list):
         try:
-            groups = [Group(str(q), [str(p) for p in passages]) for q, passages in cached["groups"]]
+            groups = [Group(str(q), [str(p) for p in passages]) for q, passages in cached]
             say(f"{len(groups)} mined groups read from {path}")
             return groups
         except (TypeError, ValueError):
             say(f"{path} is damaged: mining again")
     groups = mine()
-    work = out / f".{GROUPS}.tmp"
-    work.write_text(json.dumps({"key": key, "groups": [[g.question, g.passages] for g in groups]}), encoding="utf-8")
-    os.replace(work, path)
+    write_keyed(path, key, "groups", [[g.question, g.passages] for g in groups])
     return groups

@@ -54,34 +54,45 @@ class Retrieved:
 RETRIEVAL = "retrieval.json"
 
 
+def read_keyed(path: Path, key: dict, field: str, again: str, say: Callable[[str], None]):
+    """`field` of the JSON file `path` if it was written under `key` (else None: absent, other
+    key, or unreadable, said in one line ending in `again`)."""
+    try:
+        cached = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as e:
+        say(f"{path} cannot be read ({str(e)[:80]}): {again}")
+        return None
+    if isinstance(cached, dict) and cached.get("key") == key:
+        return cached.get(field)
+    return None
+
+
+def write_keyed(path: Path, key: dict, field: str, payload) -> None:
+    """Write {"key": key, field: payload} to `path` whole (a temporary file moved into place)."""
+    import os
+
+    work = path.parent / f".{path.name}.tmp"
+    work.write_text(json.dumps({"key": key, field: payload}), encoding="utf-8")
+    os.replace(work, path)
+
+
 def cached_retrieval(
     out: Path, key: dict, compute: Callable[[], dict[str, list]], say: Callable[[str], None]
 ) -> dict[str, list]:
     """The run's retrieved passages, computed once and kept in out/retrieval.json (key: the data's
     hash, the questions and the depth), so a resumed run trains on the very same no-answer passages
     even if the index was rebuilt meanwhile (its fingerprint check would refuse others)."""
-    import os
-
     path = out / RETRIEVAL
-    try:
-        cached = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        cached = None
-    except (OSError, ValueError) as e:
-        say(f"{path} cannot be read ({str(e)[:80]}): retrieving again")
-        cached = None
-    if isinstance(cached, dict) and cached.get("key") == key and isinstance(cached.get("ranked"), dict):
+    ranked = read_keyed(path, key, "ranked", "retrieving again", say)
+    if isinstance(ranked, dict):
         try:
-            return {qid: [Retrieved(d, t) for d, t in items] for qid, items in cached["ranked"].items()}
+            return {qid: [Retrieved(d, t) for d, t in items] for qid, items in ranked.items()}
         except (TypeError, ValueError):
             say(f"{path} is damaged: retrieving again")
     ranked = compute()
-    work = out / f".{RETRIEVAL}.tmp"
-    work.write_text(
-        json.dumps({"key": key, "ranked": {q: [[p.doc_path, p.text] for p in v] for q, v in ranked.items()}}),
-        encoding="utf-8",
-    )
-    os.replace(work, path)
+    write_keyed(path, key, "ranked", {q: [[p.doc_path, p.text] for p in v] for q, v in ranked.items()})
     return ranked
 
 
