@@ -14,6 +14,15 @@ stopped. Then OUT/families.json gathers F1, EM, paired bootstrap intervals betwe
 latency, tokens/s, peak RSS and parameters, with the training CPU-seconds from each curve.jsonl;
 OUT/families.png plots F1 against training questions and against training CPU-seconds; a
 markdown table goes to stdout. Names the CPU.
+
+    .venv/bin/python benchmarks/families.py --answers DIR --reader RUN --encdec RUN --deconly RUN [--sizes ...]
+
+does the same from per-question answers benchmarks/device/eval_families.py wrote on a lent GPU
+(DIR/<family>-<N>q-<mode>.jsonl, the same inputs and scoring as `rag bench`): F1, EM and the
+paired intervals, no latency (that is measured on the CPU). Training CPU-seconds are then what
+those questions cost on two cores of this project's CPUs, from the recipes' measured rates
+(`--rates`: questions a second, benchmarks/generator_throughput.py, 2 threads, bf16 autocast on
+an AVX-512 BF16 EPYC), since the GPU host's CPU-seconds say nothing about a CPU run.
 """
 
 from __future__ import annotations
@@ -85,6 +94,12 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=None, help="questions per bench (default: all)")
     parser.add_argument("--modes", default="gold,hybrid")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--answers", type=Path, help="per-question answers from benchmarks/device/eval_families.py")
+    parser.add_argument(
+        "--rates",
+        default="reader=3.89,encoder-decoder=6.40,decoder-only=7.12",
+        help="training questions/s on two cores, per family (with --answers)",
+    )
     args = parser.parse_args()
     if not args.data.exists():
         sys.exit(f"{args.data}: not found (SQuAD dev part A, in ../shared/datasets/squad/)")
@@ -93,12 +108,19 @@ def main() -> None:
     runs = {"reader": args.reader, "encoder-decoder": args.encdec, "decoder-only": args.deconly}
     points = {family: curve_points(run) for family, run in runs.items()}
     missing = [f"{family} at {n}" for n in sizes for family in runs if n not in points[family]]
-    if missing:
+    if missing and args.answers is None:
         sys.exit(f"no curve point for {', '.join(missing)}: the runs have not reached it yet")
 
     from rag.cpu import this_cpu
 
     args.out.mkdir(parents=True, exist_ok=True)
+    if args.answers is not None:
+        rates = {k: float(v) for k, v in (item.split("=") for item in args.rates.split(","))}
+        results = from_answers(args.answers, sizes, modes, rates, points)
+        (args.out / "families.json").write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+        plot(results, args.out / "families.png", modes)
+        print(table(results, modes))
+        return
     results: dict = {"cpu": this_cpu().describe(), "threads": args.threads, "data": args.data.name, "sizes": {}}
     for n in sizes:
         folders = {
@@ -132,6 +154,44 @@ def main() -> None:
     (args.out / "families.json").write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     plot(results, args.out / "families.png", modes)
     print(table(results, modes))
+
+
+def from_answers(folder: Path, sizes: list[int], modes: list[str], rates: dict, points: dict) -> dict:
+    """families.json's shape from eval_families.py's answers: per size and mode, each family's F1
+    and EM over every question, and the paired intervals between families (rag.bench.paired)."""
+    from rag.bench.paired import compare_all
+
+    results: dict = {
+        "cpu": f"training CPU-seconds: two cores at {rates} questions/s; answers from {folder.name}",
+        "threads": 2,
+        "data": "dev-v1.1-part-a.json",
+        "sizes": {},
+    }
+    for n in sizes:
+        entry: dict = {
+            "cpu_seconds": {f: 2 * n / rates[f] for f in points},
+            "gpu_train_seconds": {f: points[f][n]["train_seconds"] for f in points if n in points[f]},
+        }
+        for mode in modes:
+            records = {}
+            for family in points:
+                path = folder / f"{family}-{n}q-{mode}.jsonl"
+                if path.exists():
+                    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
+                    records[family] = [{"question_id": r["id"], "f1": r["f1"], "em": r["em"]} for r in rows]
+            entry[mode] = {
+                "families": {
+                    f: {
+                        "f1": sum(r["f1"] for r in rs) / len(rs),
+                        "em": sum(r["em"] for r in rs) / len(rs),
+                        "questions": len(rs),
+                    }
+                    for f, rs in records.items()
+                },
+                "paired": compare_all(records),
+            }
+        results["sizes"][str(n)] = entry
+    return results
 
 
 def summarise(summary: dict, folders: dict[str, Path]) -> dict:

@@ -397,3 +397,47 @@ def test_the_prompt_is_read_both_ways_where_the_recipe_says_so(family, attention
         causal = [model.bert(input_ids=x, attention_mask=keep).last_hidden_state[0, 0] for x in (a, b)]
     assert not torch.allclose(first[0], first[1])  # read both ways
     assert torch.allclose(causal[0], causal[1], atol=1e-6)  # and the plain decoder mask is causal
+
+
+@pytest.mark.parametrize("family", ["encoder-decoder", "decoder-only"])
+def test_batched_evaluation_answers_exactly_as_one_question_at_a_time(family, trained, towns):
+    """benchmarks/device/eval_families.py batches questions (the encoder-decoder pads, the
+    decoder-only groups equal lengths): each answer must be the one `generate` gives alone."""
+    import sys
+    from dataclasses import asdict
+
+    from rag.answerers import clear_loaded, load_answerer
+    from rag.documents import Passage
+    from rag.train.data import load_examples
+
+    root = Path(__file__).resolve().parents[1]
+    sys.path[:0] = [str(root / "benchmarks" / "device"), str(root / "benchmarks")]
+    try:
+        import eval_families
+    finally:
+        del sys.path[:2]
+
+    examples = load_examples(towns)
+    contexts = [e.context for e in examples]
+
+    def passage(text: str, rank: int) -> dict:
+        return asdict(Passage(rank, f"doc{rank}", text, 0, len(text), 1, 1, 0.0, rank))
+
+    questions = [  # one to three passages each, of different lengths: rows that pad differently
+        {
+            "question": e.question,
+            "gold": [passage(e.context, 1)],
+            "hybrid": [passage(contexts[(i + j) % len(contexts)][: 40 + 25 * j], j + 1) for j in range(1 + i % 3)],
+        }
+        for i, e in enumerate(examples[:7])
+    ]
+    clear_loaded()
+    generator = load_answerer(str(trained[family]))
+    batched = eval_families.ANSWER[family]
+    for mode in ("gold", "hybrid"):
+        fid = mode == "hybrid" and family == "encoder-decoder"
+        alone = [
+            generator.generate(q["question"], eval_families.passages_of(q[mode]), max_new_tokens=64, fid=fid).text
+            for q in questions
+        ]
+        assert batched(generator, questions, mode, batch=4) == alone

@@ -8,7 +8,8 @@ Writes .dev/minilm/ (all-MiniLM-L6-v2 with its weights in fp16: 45 MB instead of
 back to fp32 there, a rounding of at most 2^-11 relative), .dev/train-v1.0.json.xz (SQuAD's
 training set, 5.8 MB), and each run's retrieval.json as a table of distinct passages plus ids
 (.dev/*-retrieval.json.xz: 83 MB -> 4 MB), so the runs there train on the very passages the runs
-here do. Then unpack.py and train_all.sh (copied next to them) run there:
+here do. benchmarks/device/part_a_inputs.py adds .dev/part-a.json.xz (dev part A's passages, for
+evaluation there). Then unpack.py and train_all.sh (copied next to them) run there:
 
     echo /.dev/ >> .git/info/exclude      # once
     # move the shipped ONNX files out of the tree for the call (the tree travels too), then:
@@ -50,8 +51,10 @@ def main() -> None:
     from rag.embedders.names import packaged_minilm
 
     out = ROOT / ".dev"
-    if out.exists() and not (out / "unpack.py").is_file():
-        raise SystemExit(f"{out} exists and is not a bundle this script made: move it away first")
+    ours = {"unpack.py", "train_all.sh", "minilm", "train-v1.0.json.xz", "marker.json", "part-a.json.xz"}
+    ours |= {"reader-retrieval.json.xz", "gen-retrieval.json.xz"}
+    if out.exists() and any(p.name not in ours for p in out.iterdir()):
+        raise SystemExit(f"{out} holds files this script did not make: move it away first")
     (out / "minilm").mkdir(parents=True, exist_ok=True)
     source = packaged_minilm()
     for p in source.iterdir():
