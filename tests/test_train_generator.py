@@ -441,3 +441,32 @@ def test_batched_evaluation_answers_exactly_as_one_question_at_a_time(family, tr
             for q in questions
         ]
         assert batched(generator, questions, mode, batch=4) == alone
+
+
+def test_ship_generator_copies_a_loadable_int8_folder_and_refuses_a_target_it_did_not_make(trained, tmp_path):
+    import subprocess
+    import sys
+
+    from rag.answerers import clear_loaded, load_answerer
+
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "ship_generator.py"
+    source = tmp_path / "point"  # a curve point: float32 weights only, int8 written on shipping
+    import shutil
+
+    shutil.copytree(trained["encoder-decoder"], source, ignore=shutil.ignore_patterns("model-int8.safetensors"))
+
+    def ship(*args: str) -> subprocess.CompletedProcess:
+        command = [sys.executable, str(script), str(source), "--name", "mine", "--target-root", str(tmp_path / "pkg")]
+        return subprocess.run(command + list(args), capture_output=True, text=True)
+
+    done = ship()
+    assert done.returncode == 0, done.stderr
+    shipped = tmp_path / "pkg" / "mine"
+    assert (shipped / "model-int8.safetensors").is_file() and not (shipped / "model.safetensors").exists()
+    assert not (source / "model-int8.safetensors").exists()  # the source folder is only read
+    clear_loaded()
+    assert load_answerer(str(shipped)).family == "encoder-decoder"
+    (shipped / "notes.txt").write_text("the user's", encoding="utf-8")
+    refused = ship()
+    assert refused.returncode != 0 and "notes.txt" in refused.stderr
+    assert (shipped / "notes.txt").read_text(encoding="utf-8") == "the user's"
