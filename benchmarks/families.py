@@ -116,7 +116,7 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     if args.answers is not None:
         rates = {k: float(v) for k, v in (item.split("=") for item in args.rates.split(","))}
-        results = from_answers(args.answers, sizes, modes, rates, points)
+        results = from_answers(args.answers, sizes, modes, rates, points, args.limit)
         (args.out / "families.json").write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
         plot(results, args.out / "families.png", modes)
         print(table(results, modes))
@@ -156,7 +156,9 @@ def main() -> None:
     print(table(results, modes))
 
 
-def from_answers(folder: Path, sizes: list[int], modes: list[str], rates: dict, points: dict) -> dict:
+def from_answers(
+    folder: Path, sizes: list[int], modes: list[str], rates: dict, points: dict, limit: int | None = None
+) -> dict:
     """families.json's shape from eval_families.py's answers: per size and mode, each family's F1
     and EM over every question, and the paired intervals between families (rag.bench.paired)."""
     from rag.bench.paired import compare_all
@@ -175,7 +177,7 @@ def from_answers(folder: Path, sizes: list[int], modes: list[str], rates: dict, 
         for mode in modes:
             records = {}
             for family in points:
-                path = folder / f"{family}-{n}q-{mode}.jsonl"
+                path = folder / f"{family}-{n}q-{mode}{f'-sample{limit}' if limit else ''}.jsonl"
                 if path.exists():
                     rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
                     records[family] = [{"question_id": r["id"], "f1": r["f1"], "em": r["em"]} for r in rows]

@@ -170,16 +170,20 @@ def main() -> None:
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--device", default="cuda")
     parser.add_argument("--until", type=float, default=None, help="epoch seconds after which no point is awaited")
-    parser.add_argument("--limit", type=int, default=None, help="first N questions only (a dry run)")
+    parser.add_argument("--limit", type=int, default=None, help="the sample `rag bench --limit N` draws")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (1 on a GPU; the cores on a CPU)")
     args = parser.parse_args()
 
     import torch
 
+    from rag.bench.config import DEFAULT_SAMPLE_SEED
+    from rag.bench.runner import sample_questions
     from rag.metrics import exact_match, f1
 
-    torch.set_num_threads(1)
+    torch.set_num_threads(args.threads)
     with lzma.open(args.inputs, "rt") as f:
-        questions = json.load(f)["questions"][: args.limit]
+        questions = sample_questions(json.load(f)["questions"], args.limit, DEFAULT_SAMPLE_SEED)
+    sample = f"-sample{len(questions)}" if args.limit else ""
     args.out.mkdir(parents=True, exist_ok=True)
     until = args.until or time.time() + 3600
     for n in (int(s) for s in args.sizes.split(",")):
@@ -189,7 +193,7 @@ def main() -> None:
             break
         model = None
         for mode in MODES:
-            path = args.out / f"{args.family}-{n}q-{mode}.jsonl"
+            path = args.out / f"{args.family}-{n}q-{mode}{sample}.jsonl"
             if path.exists() and len(path.read_text().splitlines()) == len(questions):
                 continue
             model = model or load(args.family, args.run, point, args.device)
