@@ -171,6 +171,7 @@ def main() -> None:
     parser.add_argument("--device", default="cuda")
     parser.add_argument("--until", type=float, default=None, help="epoch seconds after which no point is awaited")
     parser.add_argument("--limit", type=int, default=None, help="the sample `rag bench --limit N` draws")
+    parser.add_argument("--modes", default=",".join(MODES), help="gold, hybrid or both")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (1 on a GPU; the cores on a CPU)")
     args = parser.parse_args()
 
@@ -192,7 +193,7 @@ def main() -> None:
             print(f"{args.family}: no {n}-question point by the deadline", file=sys.stderr)
             break
         model = None
-        for mode in MODES:
+        for mode in args.modes.split(","):
             path = args.out / f"{args.family}-{n}q-{mode}{sample}.jsonl"
             if path.exists() and len(path.read_text().splitlines()) == len(questions):
                 continue
