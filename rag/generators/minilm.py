@@ -207,6 +207,9 @@ def load_minilm_generator(folder: Path, name: str, record: dict, device: str = "
         if untied or unexpected:
             raise ValueError(f"{folder / WEIGHTS} does not match its config ({(untied or unexpected)[0]})")
     tokenizer = AutoTokenizer.from_pretrained(str(folder))
+    # The prompt budget counts whole candidate prompts before cutting them to the window; without
+    # this, each long one prints transformers' "longer than the maximum sequence length" warning.
+    tokenizer.model_max_length = 1 << 30
     model.to(device).eval()
     generator_cls = Seq2SeqGenerator if record["family"] == ENCODER_DECODER else CausalGenerator
     generator = generator_cls(

@@ -160,6 +160,16 @@ PRESETS: dict[str, Preset] = {
             default_needs_bf16=True,
         ),
         Preset(
+            "minilm-encdec",
+            ENCODER_DECODER,
+            26_300_000,
+            packaged="minilm-encdec",
+            prompt="question-passage",
+            note="trained here from all-MiniLM-L6-v2 (one body as encoder and decoder, cross-attention added) "
+            "on 16,000 SQuAD training questions; int8-stored weights",
+            licence="Apache-2.0 (all-MiniLM-L6-v2); trained on SQuAD (CC BY-SA 4.0)",
+        ),
+        Preset(
             "gemma3-270m",
             DECODER_ONLY,
             268_000_000,

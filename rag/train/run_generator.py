@@ -269,8 +269,13 @@ def model_card(record: dict) -> str:
             )
             + ", its LM head tied to the word embeddings"
         )
+    training = m.get("training", {})
+    rate = training.get("examples_per_second")
+    if rate is None and training.get("seconds"):
+        rate = round(record["questions_trained"] / training["seconds"], 2)
+    article = "An" if record["family"] == ENCODER_DECODER else "A"
     lines = [
-        f"# A {record['family']} generator trained by rag from all-MiniLM-L6-v2",
+        f"# {article} {record['family']} generator trained by rag from all-MiniLM-L6-v2",
         "",
         f"{shape[0].upper()}{shape[1:]}. It writes the answer token by token from `question [SEP] passage`.",
         "",
@@ -286,8 +291,15 @@ def model_card(record: dict) -> str:
         f"{s['weight_decay']}, warm-up {s['warmup']:.0%}, linear decay); batches of {s['batch_size']}, length-grouped;",
         f"  prompts of at most {s['max_input']} tokens (the passage cut around the answer where longer), answers of at "
         f"most {s['max_answer']}; the loss on the answer's tokens only.",
-        f"- CPU: {record['cpu']}; {m.get('training', {}).get('seconds', '?')} s, "
-        f"{m.get('training', {}).get('examples_per_second', '?')} questions/s.",
+        f"- CPU: {record['cpu']}; {training.get('seconds', '?')} s, {rate if rate is not None else '?'} questions/s.",
+        *(
+            [
+                f"- A learning-curve point: the model after {record['questions_trained']} questions of a run planned for "
+                f"{s['epochs']} epoch(s), taken at that step's learning rate (not decayed to zero)."
+            ]
+            if training.get("curve_point")
+            else []
+        ),
         *cooldown_lines(s, m),
         "",
         "## Metrics",
