@@ -165,7 +165,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--inputs", type=Path, required=True)
     parser.add_argument("--family", choices=sorted(ANSWER), required=True)
-    parser.add_argument("--run", type=Path, required=True)
+    parser.add_argument("--run", type=Path, help="a training run: its curve points at --sizes")
+    parser.add_argument("--model", help="instead: one answerer rag loads by name or folder (e.g. minilm-encdec)")
     parser.add_argument("--sizes", default="2000,8000,16000")
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--device", default="cuda")
@@ -179,7 +180,6 @@ def main() -> None:
 
     from rag.bench.config import DEFAULT_SAMPLE_SEED
     from rag.bench.runner import sample_questions
-    from rag.metrics import exact_match, f1
 
     torch.set_num_threads(args.threads)
     with lzma.open(args.inputs, "rt") as f:
@@ -187,29 +187,44 @@ def main() -> None:
     sample = f"-sample{len(questions)}" if args.limit else ""
     args.out.mkdir(parents=True, exist_ok=True)
     until = args.until or time.time() + 3600
+    if args.model:
+        from rag.answerers import load_answerer
+
+        model = load_answerer(args.model) if args.device == "cpu" else load_answerer(args.model, device=args.device)
+        evaluate(model, args.family, Path(args.model).name, questions, args.modes, args.out, sample)
+        return
+    if args.run is None:
+        parser.error("give --run (curve points) or --model")
     for n in (int(s) for s in args.sizes.split(",")):
         point = wait_for_point(args.run, n, until)
         if point is None:
             print(f"{args.family}: no {n}-question point by the deadline", file=sys.stderr)
             break
-        model = None
-        for mode in args.modes.split(","):
-            path = args.out / f"{args.family}-{n}q-{mode}{sample}.jsonl"
-            if path.exists() and len(path.read_text().splitlines()) == len(questions):
-                continue
-            model = model or load(args.family, args.run, point, args.device)
-            t = time.perf_counter()
-            answers = ANSWER[args.family](model, questions, mode)
-            seconds = time.perf_counter() - t
-            lines = [
-                json.dumps({"id": q["id"], "answer": a, "f1": f1(a, q["answers"]), "em": exact_match(a, q["answers"])})
-                for q, a in zip(questions, answers)
-            ]
-            work = path.with_suffix(".tmp")
-            work.write_text("\n".join(lines) + "\n", encoding="utf-8")
-            work.replace(path)
-            mean = sum(json.loads(x)["f1"] for x in lines) / len(lines)
-            print(f"{args.family} {n}q {mode}: F1 {mean:.3f} over {len(lines)} in {seconds:.0f} s", file=sys.stderr)
+        evaluate(None, args.family, f"{n}q", questions, args.modes, args.out, sample, (args.run, point, args.device))
+
+
+def evaluate(model, family: str, label: str, questions: list, modes: str, out: Path, sample: str, lazy=None) -> None:
+    """Answer and score every question in each mode into OUT/<family>-<label>-<mode><sample>.jsonl
+    (a complete file is not redone); `lazy` = (run, point, device) loads the model on first need."""
+    from rag.metrics import exact_match, f1
+
+    for mode in modes.split(","):
+        path = out / f"{family}-{label}-{mode}{sample}.jsonl"
+        if path.exists() and len(path.read_text().splitlines()) == len(questions):
+            continue
+        model = model or load(family, *lazy)
+        t = time.perf_counter()
+        answers = ANSWER[family](model, questions, mode)
+        seconds = time.perf_counter() - t
+        lines = [
+            json.dumps({"id": q["id"], "answer": a, "f1": f1(a, q["answers"]), "em": exact_match(a, q["answers"])})
+            for q, a in zip(questions, answers)
+        ]
+        work = path.with_suffix(".tmp")
+        work.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        work.replace(path)
+        mean = sum(json.loads(x)["f1"] for x in lines) / len(lines)
+        print(f"{family} {label} {mode}: F1 {mean:.3f} over {len(lines)} in {seconds:.0f} s", file=sys.stderr)
 
 
 if __name__ == "__main__":
