@@ -73,11 +73,9 @@ def load(family: str, run: Path, point: dict, device: str):
         reader = load_reader(str(folder), backend="torch", threads=1)
         reader.logits.model.to(device)
         return reader
-    from rag.generators.minilm import MARKER, load_minilm_generator
-    from rag.models.record import read_record
+    from rag.generators.loading import load_generator
 
-    folder = marked(mark_generator_point, run, point)
-    return load_minilm_generator(folder, folder.name, read_record(folder, MARKER, "generator"), device)
+    return load_generator(str(marked(mark_generator_point, run, point)), device=device)
 
 
 def answer_reader(reader, questions: list[dict], mode: str) -> list[str]:
@@ -190,7 +188,7 @@ def main() -> None:
     if args.model:
         from rag.answerers import load_answerer
 
-        model = load_answerer(args.model) if args.device == "cpu" else load_answerer(args.model, device=args.device)
+        model = load_answerer(args.model, device=args.device)  # a reader ignores the device: ONNX on the CPU
         evaluate(model, args.family, Path(args.model).name, questions, args.modes, args.out, sample)
         return
     if args.run is None:

@@ -71,29 +71,23 @@ save_file({k: (v.half() if v.dtype == torch.float32 else v).contiguous() for k, 
 PY
   split -b 15M -d /tmp/reader.fp16.safetensors $OUT/reader.fp16.part-
 fi
-# Each generator's latest model (the epoch's end, else its largest curve point), weights int8-stored.
+# Each generator's latest model (the epoch's end, else its largest curve point), weights int8-stored
+# by benchmarks/ship_generator.py (as it ships them here).
 mkdir -p /tmp/ship
 for n in encdec deconly; do
-  python3 - $n <<'PY'
-import json, shutil, sys
+  SRC=$(python3 - $n <<'PY'
+import json, sys
 from pathlib import Path
 run = Path(sys.argv[1])
-folders = [run / "model"] if (run / "model" / "rag-generator.json").exists() else []
-if not folders and (run / "curve.jsonl").exists():
+if (run / "model" / "rag-generator.json").exists():
+    print(run / "model")
+elif (run / "curve.jsonl").exists():
     points = [json.loads(x) for x in (run / "curve.jsonl").read_text().splitlines() if x.strip()]
-    folders = [run / max(points, key=lambda p: p["questions"])["model"]]
-if folders:
-    from rag.generators.int8_weights import WEIGHTS, save_int8
-    from rag.generators.minilm import model_class
-    src = folders[0]
-    record = json.loads((src / "rag-generator.json").read_text())
-    dst = Path("/tmp/ship") / run.name
-    shutil.rmtree(dst, ignore_errors=True)
-    shutil.copytree(src, dst, ignore=shutil.ignore_patterns("model.safetensors"))
-    model = model_class(record["family"], record["attention"] or "prefix").from_pretrained(str(src))
-    print(run.name, src.name, "int8 bytes", save_int8(model, dst / WEIGHTS))
+    print(run / max(points, key=lambda p: p["questions"])["model"])
 PY
-  [ -d /tmp/ship/$n ] && tar cf /tmp/ship/$n.tar -C /tmp/ship $n && split -b 15M -d /tmp/ship/$n.tar /tmp/ship/$n.tar.part-
+)
+  [ -n "$SRC" ] && python3 $R/benchmarks/ship_generator.py $SRC --name $n --target-root /tmp/ship \
+    && tar cf /tmp/ship/$n.tar -C /tmp/ship $n && split -b 15M -d /tmp/ship/$n.tar /tmp/ship/$n.tar.part-
 done
 ls -la /tmp/ship
 tar czf $OUT/results.tar.gz --exclude='*.safetensors' --exclude=retrieval.json --exclude='.*' \
