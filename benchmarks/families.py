@@ -17,12 +17,15 @@ markdown table goes to stdout. Names the CPU.
 
     .venv/bin/python benchmarks/families.py --answers DIR --reader RUN --encdec RUN --deconly RUN [--sizes ...]
 
-does the same from per-question answers benchmarks/device/eval_families.py wrote on a lent GPU
-(DIR/<family>-<N>q-<mode>.jsonl, the same inputs and scoring as `rag bench`): F1, EM and the
-paired intervals, no latency (that is measured on the CPU). Training CPU-seconds are then what
-those questions cost on two cores of this project's CPUs, from the recipes' measured rates
-(`--rates`: questions a second, benchmarks/generator_throughput.py, 2 threads, bf16 autocast on
-an AVX-512 BF16 EPYC), since the GPU host's CPU-seconds say nothing about a CPU run.
+does the same from per-question answers benchmarks/device/eval_families.py wrote (on a lent GPU, or
+on a CPU core beside the training: DIR/<family>-<N>q-<mode>[-sampleN].jsonl, the same inputs and
+scoring as `rag bench`): F1, EM and the paired intervals, no latency (that is measured on the
+CPU). `--limit hybrid=1000` reads the hybrid answers of rag bench's 1,000-question sample and the
+gold ones over all questions. Training CPU-seconds are each curve point's own where the run
+trained on a CPU; for a GPU run, what those questions cost on two cores of this project's CPUs
+from the recipes' measured rates (`--rates`: questions a second, benchmarks/generator_throughput.py,
+2 threads, bf16 autocast on an AVX-512 BF16 EPYC), since the GPU host's CPU-seconds say nothing
+about a CPU run.
 """
 
 from __future__ import annotations
@@ -91,7 +94,11 @@ def main() -> None:
     parser.add_argument("--sizes", default="2000,8000,16000")
     parser.add_argument("--data", type=Path, default=PART_A)
     parser.add_argument("--out", type=Path, default=Path.home() / "runs" / "families")
-    parser.add_argument("--limit", type=int, default=None, help="questions per bench (default: all)")
+    parser.add_argument(
+        "--limit",
+        default=None,
+        help="questions per bench (default: all); with --answers also per mode, e.g. hybrid=1000",
+    )
     parser.add_argument("--modes", default="gold,hybrid")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--answers", type=Path, help="per-question answers from benchmarks/device/eval_families.py")
@@ -116,7 +123,7 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     if args.answers is not None:
         rates = {k: float(v) for k, v in (item.split("=") for item in args.rates.split(","))}
-        results = from_answers(args.answers, sizes, modes, rates, points, args.limit)
+        results = from_answers(args.answers, sizes, modes, rates, points, limits_by_mode(args.limit, modes))
         (args.out / "families.json").write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
         plot(results, args.out / "families.png", modes)
         print(table(results, modes))
@@ -145,7 +152,7 @@ def main() -> None:
             command = [str(Path(sys.executable).parent / "rag"), "bench", str(args.data), "--out", str(out), "--quiet"]
             command += ["--passages", "5", *MODES[mode], "-g", ",".join(names)]
             if args.limit:
-                command += ["--limit", str(args.limit)]
+                command += ["--limit", str(int(args.limit))]
             print(" ".join(command), file=sys.stderr)
             subprocess.run(command, check=True, env={**os.environ, "OMP_NUM_THREADS": str(args.threads)})
             summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
@@ -156,26 +163,59 @@ def main() -> None:
     print(table(results, modes))
 
 
+def limits_by_mode(text: str | None, modes: list[str]) -> dict[str, int | None]:
+    """`--limit`: "1000" for every mode, or "hybrid=1000[,gold=N]" (a mode not named: all questions)."""
+    if not text:
+        return {m: None for m in modes}
+    if "=" not in text:
+        return {m: int(text) for m in modes}
+    named = {k.strip(): int(v) for k, v in (item.split("=", 1) for item in text.split(",") if item)}
+    unknown = sorted(set(named) - set(modes))
+    if unknown:
+        sys.exit(f"--limit {text}: no mode {', '.join(unknown)} (modes: {', '.join(modes)})")
+    return {m: named.get(m) for m in modes}
+
+
+def training_cpu_seconds(point: dict | None, n: int, rate: float) -> float:
+    """What `n` training questions cost on the CPU: measured where the run trained on one (its
+    curve point's CPU-seconds), else two cores at the recipe's measured rate (a GPU run's host CPU
+    says nothing about a CPU run)."""
+    if point is not None and point.get("device", "cpu") == "cpu" and point.get("train_cpu_seconds") is not None:
+        return float(point["train_cpu_seconds"])
+    return 2 * n / rate
+
+
 def from_answers(
-    folder: Path, sizes: list[int], modes: list[str], rates: dict, points: dict, limit: int | None = None
+    folder: Path,
+    sizes: list[int],
+    modes: list[str],
+    rates: dict,
+    points: dict,
+    limits: dict[str, int | None] | None = None,
 ) -> dict:
     """families.json's shape from eval_families.py's answers: per size and mode, each family's F1
-    and EM over every question, and the paired intervals between families (rag.bench.paired)."""
+    and EM over every question (or the sample `rag bench --limit N` draws, where `limits` names
+    one for that mode), and the paired intervals between families (rag.bench.paired)."""
+    limits = limits or {}
     from rag.bench.paired import compare_all
 
     results: dict = {
-        "cpu": f"training CPU-seconds: two cores at {rates} questions/s; answers from {folder.name}",
+        "cpu": f"training CPU-seconds as measured by CPU runs (GPU runs: two cores at {rates} questions/s); "
+        f"answers from {folder.name}",
         "threads": 2,
         "data": "dev-v1.1-part-a.json",
         "sizes": {},
     }
     for n in sizes:
         entry: dict = {
-            "cpu_seconds": {f: 2 * n / rates[f] for f in points},
-            "gpu_train_seconds": {f: points[f][n]["train_seconds"] for f in points if n in points[f]},
+            "cpu_seconds": {f: training_cpu_seconds(points[f].get(n), n, rates[f]) for f in points},
+            "gpu_train_seconds": {
+                f: points[f][n]["train_seconds"] for f in points if points[f].get(n, {}).get("device", "cpu") != "cpu"
+            },
         }
         for mode in modes:
             records = {}
+            limit = limits.get(mode)
             for family in points:
                 path = folder / f"{family}-{n}q-{mode}{f'-sample{limit}' if limit else ''}.jsonl"
                 if path.exists():
