@@ -3,7 +3,7 @@ decoder-only generator at the same numbers of training questions, on SQuAD dev p
 
     .venv/bin/python benchmarks/families.py --reader RUN --encdec RUN --deconly RUN \\
         [--sizes 2000,8000,16000] [--data ../shared/datasets/squad/dev-v1.1-part-a.json] \\
-        [--out ~/runs/families] [--limit N] [--modes gold,hybrid]
+        [--out ~/runs/families] [--limit N | --limit hybrid=N] [--modes gold,hybrid]
 
 For each size, the model each run kept at that curve point (RUN/curve/<N>q, float32, the
 learning rate wherever the schedule had it: the same for all three) answers every question twice
@@ -97,7 +97,7 @@ def main() -> None:
     parser.add_argument(
         "--limit",
         default=None,
-        help="questions per bench (default: all); with --answers also per mode, e.g. hybrid=1000",
+        help="questions per bench (default: all), or per mode, e.g. hybrid=1000",
     )
     parser.add_argument("--modes", default="gold,hybrid")
     parser.add_argument("--threads", type=int, default=2)
@@ -120,10 +120,11 @@ def main() -> None:
 
     from rag.cpu import this_cpu
 
+    limits = limits_by_mode(args.limit, modes)
     args.out.mkdir(parents=True, exist_ok=True)
     if args.answers is not None:
         rates = {k: float(v) for k, v in (item.split("=") for item in args.rates.split(","))}
-        results = from_answers(args.answers, sizes, modes, rates, points, limits_by_mode(args.limit, modes))
+        results = from_answers(args.answers, sizes, modes, rates, points, limits)
         (args.out / "families.json").write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
         plot(results, args.out / "families.png", modes)
         print(table(results, modes))
@@ -151,8 +152,8 @@ def main() -> None:
             ]
             command = [str(Path(sys.executable).parent / "rag"), "bench", str(args.data), "--out", str(out), "--quiet"]
             command += ["--passages", "5", *MODES[mode], "-g", ",".join(names)]
-            if args.limit:
-                command += ["--limit", str(int(args.limit))]
+            if limits[mode]:
+                command += ["--limit", str(limits[mode])]
             print(" ".join(command), file=sys.stderr)
             subprocess.run(command, check=True, env={**os.environ, "OMP_NUM_THREADS": str(args.threads)})
             summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
@@ -196,10 +197,10 @@ def from_answers(
     """families.json's shape from eval_families.py's answers: per size and mode, each family's F1
     and EM over every question (or the sample `rag bench --limit N` draws, where `limits` names
     one for that mode), and the paired intervals between families (rag.bench.paired)."""
-    limits = limits or {}
     from rag.bench.paired import compare_all
     from rag.cpu import this_cpu
 
+    limits = limits or {}
     results: dict = {
         "cpu": this_cpu().describe(),
         "cpu_seconds_from": f"CPU runs: their own; GPU runs: two cores at {rates} questions/s",
