@@ -46,7 +46,7 @@ def main() -> None:
     from rag.train.checkpoints import CHECKPOINT, checkpoint_state
     from rag.train.data import load_examples, split_by_article
     from rag.train.reader import TrainSettings
-    from rag.train.run_reader import CURVE, RETRIEVAL, SPLIT_SEED, Retrieved, held_in_metrics, write_card
+    from rag.train.run_reader import CURVE, RETRIEVAL, SPLIT_SEED, Retrieved, held_in_metrics, repo_relative, write_card
 
     run, n = args.run, args.questions
     if (n is None) == (not args.final):
@@ -87,7 +87,8 @@ def main() -> None:
             "curve_point": f"curve/{n}q of a run planned for {settings.epochs} epoch(s)",
         }
     }
-    command = f"rag train reader --data {Path(settings.data).name} --held-in {len(settings.held_in)} " + (
+    command = (
+        f"rag train reader --data {repo_relative(settings.data)} --out {run.name} --held-in {len(settings.held_in)} "
         f"--negatives {settings.negatives} --epochs {settings.epochs:g} --seed {settings.seed} --curve ...,{n},..."
     )
     reader = load_reader(str(target), backend="torch", threads=args.threads)

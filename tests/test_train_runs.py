@@ -163,6 +163,41 @@ def test_rag_train_reader_curve_writes_one_line_per_point_and_keeps_those_models
     assert len((out / "curve.jsonl").read_text().splitlines()) == 2
 
 
+def test_a_curve_point_finished_for_shipping_says_so_on_its_card_and_names_no_path_of_this_machine(
+    tiny_qa, towns, tmp_path, monkeypatch
+):
+    import os
+    import subprocess
+    import sys
+
+    from click.testing import CliRunner
+
+    from rag.cli import main
+
+    monkeypatch.setenv("RAG_CACHE", str(tmp_path / "cache"))
+    out = tmp_path / "run"
+    args = ["train", "reader", "--data", str(towns), "--out", str(out), "--base", str(tiny_qa)]
+    args += ["--held-in", "1", "--negatives", "1", "--epochs", "1", "--batch-size", "2", "--curve", "2"]
+    assert CliRunner().invoke(main, [*args, "--no-onnx", "--quiet"]).exit_code == 0
+    curve_model = folder_bytes(out / "curve" / "2q")
+    root = Path(__file__).resolve().parents[1]
+    done = subprocess.run(
+        [sys.executable, str(root / "benchmarks" / "finish_reader.py"), str(out), "2", "--threads", "1"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "RAG_CACHE": str(tmp_path / "cache")},
+    )
+    assert done.returncode == 0, done.stderr
+    candidate = out / "candidate-2q"
+    assert (candidate / "model-int8.onnx").is_file() and folder_bytes(out / "curve" / "2q") == curve_model
+    record = json.loads((candidate / "rag-reader.json").read_text())
+    assert str(tmp_path) not in record["command"] and "--out run " in record["command"]
+    assert record["questions_trained"] == 2 and record["metrics"]["held_in_int8"]["questions"] > 0
+    card = (candidate / "README.md").read_text()
+    assert "A learning-curve point: the model after 2 questions' worth of windows" in card
+    assert str(tmp_path) not in card
+
+
 @pytest.mark.parametrize("value", ["5k", "0,100", "-3"])
 def test_a_bad_curve_is_one_line_before_any_work(value, towns, tmp_path):
     from click.testing import CliRunner

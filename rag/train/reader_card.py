@@ -72,6 +72,7 @@ def model_card(record: dict) -> str:
         f"warm-up {s['warmup']:.0%}, linear decay); batches of {s['batch_size']}, length-grouped, dynamically padded;",
         f"  windows of {s['max_length']} tokens, stride {s['stride']}.",
         *trained_on_lines(record),
+        *curve_point_lines(record),
         *cooldown_lines(s, m),
         "",
         "## Metrics",
@@ -112,6 +113,18 @@ def trained_on_lines(record: dict) -> list[str]:
         return lines + ([f"- {training['note']}."] if training.get("note") else [])
     autocast = ", bf16 autocast" if training.get("precision") == "bf16" else ""
     return [f"- CPU: {record['cpu']}; {speed}{autocast}."]
+
+
+def curve_point_lines(record: dict) -> list[str]:
+    """The card's line for a model taken at a learning-curve point of a longer run."""
+    training = record["metrics"].get("training", {})
+    if not training.get("curve_point"):
+        return []
+    return [
+        f"- A learning-curve point: the model after {record['questions_trained']} questions' worth of windows "
+        f"(step {training.get('steps', '?')}) of a run planned for {record['settings']['epochs']} epoch(s), taken at that "
+        "step's learning rate (not decayed to zero)."
+    ]
 
 
 def cooldown_lines(s: dict, m: dict) -> list[str]:
