@@ -72,7 +72,7 @@ def model_card(record: dict) -> str:
         f"warm-up {s['warmup']:.0%}, linear decay); batches of {s['batch_size']}, length-grouped, dynamically padded;",
         f"  windows of {s['max_length']} tokens, stride {s['stride']}.",
         *trained_on_lines(record),
-        *curve_point_lines(record),
+        *curve_point_lines(record, f"questions' worth of windows (step {m.get('training', {}).get('steps', '?')})"),
         *cooldown_lines(s, m),
         "",
         "## Metrics",
@@ -115,15 +115,14 @@ def trained_on_lines(record: dict) -> list[str]:
     return [f"- CPU: {record['cpu']}; {speed}{autocast}."]
 
 
-def curve_point_lines(record: dict) -> list[str]:
-    """The card's line for a model taken at a learning-curve point of a longer run."""
-    training = record["metrics"].get("training", {})
-    if not training.get("curve_point"):
+def curve_point_lines(record: dict, counted: str) -> list[str]:
+    """The card's line for a model taken at a learning-curve point of a longer run (the reader's and
+    the generators' cards); `counted` says what the number of questions counts."""
+    if not record["metrics"].get("training", {}).get("curve_point"):
         return []
     return [
-        f"- A learning-curve point: the model after {record['questions_trained']} questions' worth of windows "
-        f"(step {training.get('steps', '?')}) of a run planned for {record['settings']['epochs']} epoch(s), taken at that "
-        "step's learning rate (not decayed to zero)."
+        f"- A learning-curve point: the model after {record['questions_trained']} {counted} of a run planned for "
+        f"{record['settings']['epochs']} epoch(s), taken at that step's learning rate (not decayed to zero)."
     ]
 
 

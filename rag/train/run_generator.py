@@ -250,7 +250,7 @@ def write_card(folder: Path, settings: GenSettings, metrics: dict, command: str,
 
 
 def model_card(record: dict) -> str:
-    from rag.train.reader_card import cooldown_lines
+    from rag.train.reader_card import cooldown_lines, curve_point_lines
 
     s, m = record["settings"], record["metrics"]
     if record["family"] == ENCODER_DECODER:
@@ -292,14 +292,7 @@ def model_card(record: dict) -> str:
         f"  prompts of at most {s['max_input']} tokens (the passage cut around the answer where longer), answers of at "
         f"most {s['max_answer']}; the loss on the answer's tokens only.",
         f"- CPU: {record['cpu']}; {training.get('seconds', '?')} s, {rate if rate is not None else '?'} questions/s.",
-        *(
-            [
-                f"- A learning-curve point: the model after {record['questions_trained']} questions of a run planned for "
-                f"{s['epochs']} epoch(s), taken at that step's learning rate (not decayed to zero)."
-            ]
-            if training.get("curve_point")
-            else []
-        ),
+        *curve_point_lines(record, "questions"),
         *cooldown_lines(s, m),
         "",
         "## Metrics",
